@@ -1,0 +1,54 @@
+/* Configuration: every setting declared once in a table (name, type, default, bounds,
+ * help), loaded once from the environment into a const struct. */
+#ifndef SEGMENTD_CORE_CONFIG_H
+#define SEGMENTD_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "core/error.h"
+
+typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+
+typedef struct seg_config {
+    char listen_host[64];
+    int listen_port;
+    char *database_url;          /* NULL: libpq defaults (PG* variables) */
+    int threads;                 /* libmicrohttpd worker threads */
+    int pool_size;               /* PostgreSQL connections */
+    int pool_wait_ms;            /* how long a request waits for a free connection */
+    int statement_timeout_ms;
+    char jwt_alg[8];             /* HS256 … ES384 */
+    unsigned char *jwt_key;      /* HMAC secret or PEM public key bytes */
+    size_t jwt_key_len;
+    char *jwt_issuer;            /* NULL: not checked */
+    char *jwt_audience;          /* NULL: not checked */
+    int jwt_leeway_s;
+    char tenant_claim[64];
+    size_t max_body_bytes;
+    log_level log_level;
+    bool auto_migrate;
+    char *migrations_dir;
+    int idle_timeout_s;
+    int connection_limit;
+    int per_ip_limit;
+    int shutdown_grace_s;
+} seg_config;
+
+/* Looks a variable up by name; returns NULL when unset. getenv fits. */
+typedef const char *(*config_lookup_fn)(const char *name, void *cls);
+
+/* Fills cfg from the lookup. Returns 0, or -1 with one line in err->detail naming
+ * the setting and what is wrong (never the secret's value). Release with config_free. */
+int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *err) MUSTCHECK;
+
+/* Same, from "NAME=value\n" lines (tests and fuzzing). */
+int config_load_from_string(seg_config *cfg, const char *text, seg_error *err) MUSTCHECK;
+
+void config_free(seg_config *cfg);
+
+/* Prints the table of settings, as in `segmentd --help` and the README. */
+void config_print_help(FILE *out);
+
+#endif

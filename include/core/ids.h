@@ -1,0 +1,20 @@
+/* Identifiers the server assigns: uuids (v7, time-ordered for B-tree locality) and
+ * "seg_" ids, both from getrandom(2). */
+#ifndef SEGMENTD_CORE_IDS_H
+#define SEGMENTD_CORE_IDS_H
+
+#include <stddef.h>
+
+#define IDS_SEG_LEN 17 /* "seg_" + 13 base62 */
+
+/* Writes a lower-case uuid (37 bytes with NUL). Returns 0 or -1 (no entropy). */
+int ids_uuid_v7(char out[37]);
+/* Writes "seg_" + 13 base62 characters (18 bytes with NUL). Returns 0 or -1. */
+int ids_seg_id(char out[IDS_SEG_LEN + 1]);
+
+/* base64url without padding; out needs 4 * ceil(len / 3) + 1 bytes. */
+void ids_b64url_encode(const unsigned char *in, size_t len, char *out);
+/* Returns the decoded length, or -1 on a character outside the alphabet. */
+int ids_b64url_decode(const char *in, unsigned char *out, size_t cap);
+
+#endif

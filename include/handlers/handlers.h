@@ -1,0 +1,35 @@
+/* Every route handler, wired into the routing table by main.c. */
+#ifndef SEGMENTD_HANDLERS_H
+#define SEGMENTD_HANDLERS_H
+
+#include <stdbool.h>
+
+#include "core/config.h"
+#include "http/request.h"
+
+/* Settings the operational handlers need (readyz's expected migration version). */
+void handlers_init(const seg_config *cfg);
+
+void h_healthz(http_request *rq);
+void h_readyz(http_request *rq);
+void h_metrics(http_request *rq);
+void h_openapi(http_request *rq);
+
+void h_aud_create(http_request *rq);
+void h_aud_replace(http_request *rq);     /* PATCH /audiences/segments (seed 000) */
+void h_aud_get(http_request *rq);
+void h_aud_merge(http_request *rq);       /* PATCH /audiences/segments/{id} (RFC 7396) */
+void h_aud_delete(http_request *rq);
+void h_aud_list(http_request *rq);
+
+void h_v1_create(http_request *rq);
+void h_v1_patch(http_request *rq);
+void h_v1_get(http_request *rq);
+void h_v1_delete(http_request *rq);
+void h_v1_list(http_request *rq);
+
+/* Path parameter checks for the router. */
+bool h_check_uuid(const char *value, const char **why);
+bool h_check_seg_id(const char *value, const char **why);
+
+#endif

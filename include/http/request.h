@@ -1,0 +1,87 @@
+/* What a handler sees of an HTTP request, and how it answers. No libmicrohttpd types
+ * cross this line, so handlers never include <microhttpd.h>. */
+#ifndef SEGMENTD_HTTP_REQUEST_H
+#define SEGMENTD_HTTP_REQUEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "core/error.h"
+
+typedef struct http_request http_request;
+typedef void (*http_handler)(http_request *rq);
+typedef void (*http_free_fn)(void *cls);
+
+enum http_body_kind { BODY_NONE = 0, BODY_JSON, BODY_MERGE_PATCH };
+
+/* One row of the routing table (declared in main.c). A pattern segment "{id}" matches
+ * one path segment, checked by check_param before the handler runs. */
+typedef struct http_route {
+    const char *method;
+    const char *pattern;
+    http_handler handler;
+    unsigned scope;               /* AUTH_SCOPE_*; 0 = no token needed */
+    enum http_body_kind body;
+    bool (*check_param)(const char *value, const char **why);
+    const char *param_what;       /* "segment id" for messages */
+} http_route;
+
+struct http_request {
+    const http_route *route;
+    const char *method;
+    const char *path;
+    char param[96];               /* the {id} of the path, already checked */
+    const char *body;             /* not NUL-terminated */
+    size_t body_len;
+    auth_principal principal;
+    char request_id[72];
+    seg_error err;                /* handlers fill this to answer with a problem */
+
+    /* the answer */
+    int status;
+    const char *content_type;
+    const char *body_out;
+    size_t body_out_len;
+    http_free_fn body_free;
+    void *body_free_cls;
+    char etag[48];
+    char location[192];
+
+    void *priv;                   /* http/server.c's own state */
+};
+
+/* Answers with a buffer; free_fn(cls) runs once the response is gone (NULL: static). */
+void http_reply(http_request *rq, int status, const char *content_type, const char *body,
+                size_t len, http_free_fn free_fn, void *cls);
+/* Answers with a JSON value (reference stolen), serialised compactly. */
+void http_reply_json(http_request *rq, int status, json_t *owned_body);
+/* Answers with no body (204). */
+void http_reply_empty(http_request *rq, int status);
+
+/* The ETag of the representation: a strong tag quoting the version. */
+void http_set_etag(http_request *rq, long long version);
+void http_set_location(http_request *rq, const char *prefix, const char *id);
+
+/* A request header (case-insensitive name), or NULL. */
+const char *http_header(http_request *rq, const char *name);
+/* A query parameter, or NULL. Sets *bad when present but holding a NUL byte or more
+ * than 1024 bytes: the caller answers 400 for it. */
+const char *http_query(http_request *rq, const char *name, bool *bad);
+/* Names every query parameter not in allowed (NULL-terminated); returns the first
+ * unknown name or NULL. */
+const char *http_unknown_query(http_request *rq, const char *const *allowed);
+
+/* Parses If-Match against the current version. Returns true when the request may go
+ * on: no If-Match, "*", or a list containing the current strong tag. */
+bool http_if_match_ok(http_request *rq, long long current_version);
+/* The version named by a single-tag If-Match, or -1 when absent or "*"; sets *bad
+ * when it is malformed. */
+long long http_if_match_version(http_request *rq, bool *bad);
+
+/* Does the client accept this media type (exactly or by wildcard)? */
+bool http_accepts(http_request *rq, const char *media_type);
+
+#endif

@@ -1,0 +1,59 @@
+/* PostgreSQL access: a bounded connection pool, prepared statements by id, results
+ * handed out as opaque rows, SQLSTATE mapped to HTTP status. No libpq type crosses
+ * this header. */
+#ifndef SEGMENTD_STORE_H
+#define SEGMENTD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "store/statements.h"
+
+typedef struct store_conn store_conn;
+typedef struct store_rows store_rows;
+
+typedef struct store_stats {
+    int size, in_use, connected;
+    unsigned long long acquired, waits, timeouts, errors, reconnects;
+} store_stats;
+
+/* Sets up the pool (connections open lazily). Returns 0 or -1. */
+int store_init(const seg_config *cfg, seg_error *err) MUSTCHECK;
+/* Closes every connection; callers must have released them. */
+void store_close(void);
+
+/* Borrows a connected connection, waiting up to SEGMENTD_POOL_WAIT_MS. NULL with a
+ * 503 (Retry-After) in err when none frees up or PostgreSQL is unreachable. */
+store_conn *store_acquire(seg_error *err) MUSTCHECK;
+void store_release(store_conn *c);
+
+/* Runs a prepared statement with text parameters (NULL = SQL NULL). On success *out
+ * holds the rows (free with store_rows_free). On failure err carries a status mapped
+ * from the SQLSTATE (23505 → 409, 57014 → 503, connection lost → 503 …). */
+int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows **out,
+               seg_error *err) MUSTCHECK;
+
+/* Runs several statements in one transaction on c: store_begin … store_commit. On
+ * any error call store_rollback. */
+int store_begin(store_conn *c, seg_error *err) MUSTCHECK;
+int store_commit(store_conn *c, seg_error *err) MUSTCHECK;
+void store_rollback(store_conn *c);
+
+int store_rows_count(const store_rows *r);
+const char *store_value(const store_rows *r, int row, int col);   /* "" for NULL */
+size_t store_length(const store_rows *r, int row, int col);
+bool store_is_null(const store_rows *r, int row, int col);
+long long store_ll(const store_rows *r, int row, int col);
+void store_rows_free(void *r);   /* void * so it fits http_free_fn */
+
+void store_stats_get(store_stats *s);
+
+/* Applies pending migrations under an advisory lock on a dedicated connection.
+ * Returns the number applied, or -1 with err set. */
+int store_migrate(const seg_config *cfg, seg_error *err) MUSTCHECK;
+/* Highest migration version present in the migrations folder (0 if none). */
+long long store_migrations_expected(const seg_config *cfg);
+
+#endif

@@ -1,0 +1,31 @@
+/* Validation of /audiences/segments bodies (seeds 000 and 001). */
+#ifndef SEGMENTD_VALIDATE_AUDIENCE_H
+#define SEGMENTD_VALIDATE_AUDIENCE_H
+
+#include <jansson.h>
+
+#include "core/error.h"
+#include "core/model.h"
+
+typedef enum {
+    AUD_CREATE,        /* POST: management_type, name, owner_id required */
+    AUD_REPLACE,       /* PATCH /audiences/segments: id too */
+    AUD_WHOLE,         /* the result of a merge patch, validated as a whole */
+} aud_mode;
+
+#define AUD_MAX_PROPERTY_VALUES 1000
+#define AUD_MAX_CODE_CHARS 128
+#define AUD_MAX_NAME_CHARS 255
+#define AUD_MAX_DESCRIPTION_CHARS 4096
+#define AUD_MAX_DEPTH 32
+
+/* Validates root (borrowed; out borrows strings from it, so keep root alive) and
+ * reports every problem at once with JSON Pointers. Returns 0 or -1. Release out
+ * with val_aud_release in both cases. */
+int val_aud_segment(json_t *root, aud_mode mode, aud_segment_in *out, seg_error *err) MUSTCHECK;
+void val_aud_release(aud_segment_in *in);
+
+/* Applies an RFC 7396 merge patch to target in place (patch borrowed). */
+void val_merge_patch(json_t *target, json_t *patch);
+
+#endif

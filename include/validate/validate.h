@@ -1,0 +1,55 @@
+/* Shared validation machinery: JSON body parsing, JSON Pointer tracking while walking
+ * a document, and the small format checks every dialect uses. */
+#ifndef SEGMENTD_VALIDATE_H
+#define SEGMENTD_VALIDATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* The position of the walker in the document, as a JSON Pointer (RFC 6901). */
+typedef struct val_path {
+    seg_error *err;
+    size_t len;
+    char ptr[ERR_POINTER_MAX];
+} val_path;
+
+void val_path_init(val_path *p, seg_error *err);
+/* Push an object key (escaped per RFC 6901) or an array index; both return the old
+ * length to hand back to val_path_pop. */
+size_t val_path_push(val_path *p, const char *key);
+size_t val_path_push_index(val_path *p, size_t index);
+void val_path_pop(val_path *p, size_t old_len);
+/* Record a problem at the current pointer (or at current pointer + "/key"). */
+void val_fail(val_path *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void val_fail_at(val_path *p, const char *key, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Parses a request body (not NUL-terminated) into a JSON object. Duplicate keys,
+ * NUL escapes, trailing data and non-objects are refused. On failure fills err with
+ * 400 "malformed_json" naming line and column, and returns NULL. New reference. */
+json_t *val_parse_body(const char *body, size_t len, seg_error *err) MUSTCHECK;
+
+/* Name of a JSON value's type as an API user would say it ("string", "integer" …). */
+const char *val_type_name(const json_t *v);
+
+/* Number of Unicode code points in a valid UTF-8 string (jansson guarantees validity). */
+size_t val_utf8_chars(const char *s, size_t bytes);
+
+/* true when every character is white space (or the string is empty). */
+bool val_is_blank(const char *s);
+
+/* Strict uuid check (36 chars, 8-4-4-4-12 hex). When it fails and why is not NULL,
+ * *why points to a static sentence saying what is wrong. Accepts upper case. */
+bool val_uuid(const char *s, size_t len, const char **why);
+
+/* RFC 3339 date-time ("2023-11-07T05:31:56Z", fractions and offsets allowed).
+ * On success stores microseconds since the Unix epoch in *us (may be NULL). */
+bool val_rfc3339(const char *s, int64_t *us);
+
+/* Largest depth of nested arrays/objects in v (a scalar has depth 0). */
+int val_depth(const json_t *v);
+
+#endif

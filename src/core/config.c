@@ -1,0 +1,374 @@
+/* Every setting of segmentd is declared here, once: name, type, default, bounds, help. */
+#include "core/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { CF_INT, CF_SIZE, CF_STR, CF_BOOL, CF_LISTEN, CF_LEVEL, CF_ALG } cf_type;
+
+typedef struct cf_entry {
+    const char *name;
+    cf_type type;
+    const char *def;       /* NULL: unset by default */
+    long long min, max;    /* for numbers */
+    const char *help;
+} cf_entry;
+
+#define MIB (1024LL * 1024LL)
+
+static const cf_entry cf_table[] = {
+    {"SEGMENTD_LISTEN", CF_LISTEN, "127.0.0.1:8080", 0, 0, "host:port to listen on"},
+    {"SEGMENTD_DATABASE_URL", CF_STR, NULL, 0, 0,
+     "libpq conninfo or postgresql:// URI (also SEGMENTD_DATABASE_URL_FILE)"},
+    {"SEGMENTD_THREADS", CF_INT, "8", 1, 256, "HTTP worker threads (epoll thread pool)"},
+    {"SEGMENTD_POOL_SIZE", CF_INT, NULL, 1, 256,
+     "PostgreSQL connections (default: one per worker thread)"},
+    {"SEGMENTD_POOL_WAIT_MS", CF_INT, "2000", 1, 60000,
+     "how long a request waits for a free connection before 503"},
+    {"SEGMENTD_STATEMENT_TIMEOUT_MS", CF_INT, "5000", 100, 600000,
+     "PostgreSQL statement_timeout for every statement"},
+    {"SEGMENTD_JWT_ALG", CF_ALG, "HS256", 0, 0,
+     "the only accepted JWT algorithm: HS256/384/512, RS256/384/512, ES256/384"},
+    {"SEGMENTD_JWT_SECRET", CF_STR, NULL, 0, 0,
+     "HMAC secret for HS*, at least 32 bytes (also SEGMENTD_JWT_SECRET_FILE)"},
+    {"SEGMENTD_JWT_PUBLIC_KEY_FILE", CF_STR, NULL, 0, 0, "PEM public key file for RS*/ES*"},
+    {"SEGMENTD_JWT_ISSUER", CF_STR, NULL, 0, 0, "required `iss` claim (unset: not checked)"},
+    {"SEGMENTD_JWT_AUDIENCE", CF_STR, NULL, 0, 0, "required `aud` entry (unset: not checked)"},
+    {"SEGMENTD_JWT_LEEWAY", CF_INT, "30", 0, 600, "seconds of clock skew allowed on exp/nbf/iat"},
+    {"SEGMENTD_TENANT_CLAIM", CF_STR, "tenant", 0, 0, "claim that carries the tenant"},
+    {"SEGMENTD_MAX_BODY_BYTES", CF_SIZE, "1048576", 1024, 64 * MIB, "largest request body"},
+    {"SEGMENTD_LOG_LEVEL", CF_LEVEL, "info", 0, 0, "debug, info, warn or error"},
+    {"SEGMENTD_AUTO_MIGRATE", CF_BOOL, "1", 0, 0, "apply pending migrations when serve starts"},
+    {"SEGMENTD_MIGRATIONS_DIR", CF_STR, SEGMENTD_SOURCE_DIR "/migrations", 0, 0,
+     "folder of NNNN_name.sql migrations"},
+    {"SEGMENTD_IDLE_TIMEOUT", CF_INT, "30", 1, 3600, "seconds before an idle connection is closed"},
+    {"SEGMENTD_CONNECTION_LIMIT", CF_INT, "1000", 8, 100000, "open HTTP connections at most"},
+    {"SEGMENTD_PER_IP_LIMIT", CF_INT, "0", 0, 100000,
+     "open HTTP connections per client address (0: unlimited; keep 0 behind a proxy)"},
+    {"SEGMENTD_SHUTDOWN_GRACE", CF_INT, "10", 0, 600,
+     "seconds SIGTERM waits for requests in flight"},
+};
+
+#define CF_COUNT (sizeof cf_table / sizeof cf_table[0])
+
+/* Reads a whole small file (secrets, keys); strips one trailing newline. */
+static char *read_small_file(const char *path, size_t *len_out, const char *setting,
+                             seg_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 65536, len;
+    if (!f) {
+        err_set(err, 1, "config", "%s: cannot read \"%s\": %s", setting, path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(cap + 1);
+    if (!buf) {
+        fclose(f);
+        err_set(err, 1, "config", "%s: out of memory", setting);
+        return NULL;
+    }
+    len = fread(buf, 1, cap, f);
+    if (!feof(f)) {
+        err_set(err, 1, "config", "%s: \"%s\" is larger than 64 KiB", setting, path);
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    if (len > 0 && buf[len - 1] == '\n')
+        len--;
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+    buf[len] = '\0';
+    *len_out = len;
+    return buf;
+}
+
+static int parse_int(const cf_entry *e, const char *v, long long *out, seg_error *err)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end != '\0') {
+        err_set(err, 1, "config", "%s: \"%s\" is not an integer", e->name, v);
+        return -1;
+    }
+    if (n < e->min || n > e->max) {
+        err_set(err, 1, "config", "%s: %lld is out of range: expected %lld to %lld", e->name, n,
+                e->min, e->max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                   "RS512", "ES256", "ES384"};
+
+static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *err)
+{
+    long long n = 0;
+    switch (e->type) {
+    case CF_INT:
+    case CF_SIZE:
+        if (parse_int(e, v, &n, err))
+            return -1;
+        break;
+    default:
+        break;
+    }
+    const char *name = e->name + strlen("SEGMENTD_");
+    if (!strcmp(name, "LISTEN")) {
+        const char *colon = strrchr(v, ':');
+        char *end;
+        long port;
+        if (!colon || colon == v || (size_t)(colon - v) >= sizeof cfg->listen_host) {
+            err_set(err, 1, "config", "%s: \"%s\" is not host:port", e->name, v);
+            return -1;
+        }
+        errno = 0;
+        port = strtol(colon + 1, &end, 10);
+        if (errno || *end || end == colon + 1 || port < 0 || port > 65535) {
+            err_set(err, 1, "config", "%s: port in \"%s\" is not 0 to 65535", e->name, v);
+            return -1;
+        }
+        memcpy(cfg->listen_host, v, (size_t)(colon - v));
+        cfg->listen_host[colon - v] = '\0';
+        cfg->listen_port = (int)port;
+    } else if (!strcmp(name, "DATABASE_URL")) {
+        free(cfg->database_url);
+        cfg->database_url = strdup(v);
+    } else if (!strcmp(name, "THREADS")) {
+        cfg->threads = (int)n;
+    } else if (!strcmp(name, "POOL_SIZE")) {
+        cfg->pool_size = (int)n;
+    } else if (!strcmp(name, "POOL_WAIT_MS")) {
+        cfg->pool_wait_ms = (int)n;
+    } else if (!strcmp(name, "STATEMENT_TIMEOUT_MS")) {
+        cfg->statement_timeout_ms = (int)n;
+    } else if (!strcmp(name, "JWT_ALG")) {
+        size_t i;
+        for (i = 0; i < sizeof algs / sizeof algs[0]; i++)
+            if (!strcmp(v, algs[i]))
+                break;
+        if (i == sizeof algs / sizeof algs[0]) {
+            err_set(err, 1, "config",
+                    "%s: \"%s\" is not supported: expected HS256, HS384, HS512, RS256, RS384, "
+                    "RS512, ES256 or ES384", e->name, v);
+            return -1;
+        }
+        snprintf(cfg->jwt_alg, sizeof cfg->jwt_alg, "%s", v);
+    } else if (!strcmp(name, "JWT_SECRET")) {
+        free(cfg->jwt_key);
+        cfg->jwt_key = (unsigned char *)strdup(v);
+        cfg->jwt_key_len = strlen(v);
+    } else if (!strcmp(name, "JWT_PUBLIC_KEY_FILE")) {
+        size_t len = 0;
+        char *pem = read_small_file(v, &len, e->name, err);
+        if (!pem)
+            return -1;
+        free(cfg->jwt_key);
+        cfg->jwt_key = (unsigned char *)pem;
+        cfg->jwt_key_len = len;
+    } else if (!strcmp(name, "JWT_ISSUER")) {
+        free(cfg->jwt_issuer);
+        cfg->jwt_issuer = strdup(v);
+    } else if (!strcmp(name, "JWT_AUDIENCE")) {
+        free(cfg->jwt_audience);
+        cfg->jwt_audience = strdup(v);
+    } else if (!strcmp(name, "JWT_LEEWAY")) {
+        cfg->jwt_leeway_s = (int)n;
+    } else if (!strcmp(name, "TENANT_CLAIM")) {
+        if (!*v || strlen(v) >= sizeof cfg->tenant_claim) {
+            err_set(err, 1, "config", "%s: expected 1 to 63 characters", e->name);
+            return -1;
+        }
+        snprintf(cfg->tenant_claim, sizeof cfg->tenant_claim, "%s", v);
+    } else if (!strcmp(name, "MAX_BODY_BYTES")) {
+        cfg->max_body_bytes = (size_t)n;
+    } else if (!strcmp(name, "LOG_LEVEL")) {
+        static const char *const lv[] = {"debug", "info", "warn", "error"};
+        int i;
+        for (i = 0; i < 4; i++)
+            if (!strcmp(v, lv[i]))
+                break;
+        if (i == 4) {
+            err_set(err, 1, "config", "%s: \"%s\" is not one of debug, info, warn, error",
+                    e->name, v);
+            return -1;
+        }
+        cfg->log_level = (log_level)i;
+    } else if (!strcmp(name, "AUTO_MIGRATE")) {
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
+            cfg->auto_migrate = true;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
+            cfg->auto_migrate = false;
+        else {
+            err_set(err, 1, "config", "%s: \"%s\" is not a boolean: expected 1/0, true/false",
+                    e->name, v);
+            return -1;
+        }
+    } else if (!strcmp(name, "MIGRATIONS_DIR")) {
+        free(cfg->migrations_dir);
+        cfg->migrations_dir = strdup(v);
+    } else if (!strcmp(name, "IDLE_TIMEOUT")) {
+        cfg->idle_timeout_s = (int)n;
+    } else if (!strcmp(name, "CONNECTION_LIMIT")) {
+        cfg->connection_limit = (int)n;
+    } else if (!strcmp(name, "PER_IP_LIMIT")) {
+        cfg->per_ip_limit = (int)n;
+    } else if (!strcmp(name, "SHUTDOWN_GRACE")) {
+        cfg->shutdown_grace_s = (int)n;
+    }
+    return 0;
+}
+
+/* Resolves NAME, or NAME_FILE for the settings that may hold secrets. */
+static int lookup_value(const cf_entry *e, config_lookup_fn lookup, void *cls, char **owned,
+                        const char **out, seg_error *err)
+{
+    char file_name[80];
+    const char *v;
+    *owned = NULL;
+    snprintf(file_name, sizeof file_name, "%s_FILE", e->name);
+    if (!strcmp(e->name, "SEGMENTD_DATABASE_URL") || !strcmp(e->name, "SEGMENTD_JWT_SECRET")) {
+        const char *p = lookup(file_name, cls);
+        if (p) {
+            size_t len;
+            char *path = strdup(p);
+            if (!path || lookup(e->name, cls)) {
+                free(path);
+                err_set(err, 1, "config", "%s and %s are both set: set only one", e->name,
+                        file_name);
+                return -1;
+            }
+            *owned = read_small_file(path, &len, file_name, err);
+            free(path);
+            if (!*owned)
+                return -1;
+            if (strlen(*owned) != len) {
+                free(*owned);
+                *owned = NULL;
+                err_set(err, 1, "config", "%s: the file contains a NUL byte", file_name);
+                return -1;
+            }
+            *out = *owned;
+            return 0;
+        }
+    }
+    v = lookup(e->name, cls);
+    *out = v ? v : e->def;
+    return 0;
+}
+
+int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < CF_COUNT; i++) {
+        const cf_entry *e = &cf_table[i];
+        char *owned;
+        const char *v;
+        if (lookup_value(e, lookup, cls, &owned, &v, err))
+            goto fail;
+        if (v) {
+            int rc = apply(cfg, e, v, err);
+            free(owned);
+            if (rc)
+                goto fail;
+        }
+    }
+    if (!cfg->pool_size)
+        cfg->pool_size = cfg->threads;
+    if (cfg->jwt_alg[0] == 'H') {
+        /* libjwt treats an empty key as "no signature check"; RFC 7518 3.2 wants a key
+         * at least as long as the hash output (32 bytes for HS256). */
+        if (!cfg->jwt_key || cfg->jwt_key_len == 0) {
+            err_set(err, 1, "config",
+                    "SEGMENTD_JWT_SECRET: not set: %s needs a secret of at least 32 bytes "
+                    "(or SEGMENTD_JWT_SECRET_FILE)", cfg->jwt_alg);
+            goto fail;
+        }
+        if (cfg->jwt_key_len < 32) {
+            err_set(err, 1, "config", "SEGMENTD_JWT_SECRET: too short: %zu bytes, at least 32 needed",
+                    cfg->jwt_key_len);
+            goto fail;
+        }
+    } else {
+        if (lookup("SEGMENTD_JWT_SECRET", cls) || lookup("SEGMENTD_JWT_SECRET_FILE", cls)) {
+            err_set(err, 1, "config",
+                    "SEGMENTD_JWT_SECRET: must not be set with %s: use SEGMENTD_JWT_PUBLIC_KEY_FILE",
+                    cfg->jwt_alg);
+            goto fail;
+        }
+        if (!cfg->jwt_key || !strstr((const char *)cfg->jwt_key, "-----BEGIN PUBLIC KEY-----")) {
+            err_set(err, 1, "config",
+                    "SEGMENTD_JWT_PUBLIC_KEY_FILE: %s needs a PEM public key file "
+                    "(-----BEGIN PUBLIC KEY-----)", cfg->jwt_alg);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    config_free(cfg);
+    return -1;
+}
+
+typedef struct kv_text {
+    const char *text;
+    char buf[4096];
+} kv_text;
+
+static const char *lookup_text(const char *name, void *cls)
+{
+    kv_text *kv = cls;
+    size_t nlen = strlen(name);
+    const char *p = kv->text;
+    while (p && *p) {
+        const char *eol = strchr(p, '\n');
+        size_t llen = eol ? (size_t)(eol - p) : strlen(p);
+        if (llen > nlen && !strncmp(p, name, nlen) && p[nlen] == '=') {
+            size_t vlen = llen - nlen - 1;
+            if (vlen >= sizeof kv->buf)
+                vlen = sizeof kv->buf - 1;
+            memcpy(kv->buf, p + nlen + 1, vlen);
+            kv->buf[vlen] = '\0';
+            return kv->buf;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    return NULL;
+}
+
+int config_load_from_string(seg_config *cfg, const char *text, seg_error *err)
+{
+    kv_text kv = {.text = text};
+    return config_load(cfg, lookup_text, &kv, err);
+}
+
+void config_free(seg_config *cfg)
+{
+    free(cfg->database_url);
+    if (cfg->jwt_key)
+        memset(cfg->jwt_key, 0, cfg->jwt_key_len);
+    free(cfg->jwt_key);
+    free(cfg->jwt_issuer);
+    free(cfg->jwt_audience);
+    free(cfg->migrations_dir);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+void config_print_help(FILE *out)
+{
+    fprintf(out, "Environment variables:\n");
+    for (size_t i = 0; i < CF_COUNT; i++) {
+        const cf_entry *e = &cf_table[i];
+        fprintf(out, "  %-30s %s", e->name, e->help);
+        if (e->def)
+            fprintf(out, " [default: %s]", e->def);
+        fputc('\n', out);
+    }
+}

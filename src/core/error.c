@@ -1,0 +1,81 @@
+/* Filling the one error type; rendering it lives in http/response.c. */
+#include "core/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void err_clear(seg_error *e)
+{
+    e->status = 0;
+    e->code = NULL;
+    e->title = NULL;
+    e->detail[0] = '\0';
+    e->log_detail[0] = '\0';
+    e->www_authenticate = NULL;
+    e->retry_after = 0;
+    e->n_items = 0;
+    e->truncated = 0;
+}
+
+const char *err_title_for(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+void err_set(seg_error *e, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    e->status = status;
+    e->code = code;
+    e->title = err_title_for(status);
+    va_start(ap, fmt);
+    vsnprintf(e->detail, sizeof e->detail, fmt, ap);
+    va_end(ap);
+}
+
+void err_log(seg_error *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->log_detail, sizeof e->log_detail, fmt, ap);
+    va_end(ap);
+}
+
+void err_add(seg_error *e, const char *pointer, const char *fmt, ...)
+{
+    va_list ap;
+    if (e->status == 0) {
+        e->status = 422;
+        e->code = "validation_failed";
+        e->title = err_title_for(422);
+        snprintf(e->detail, sizeof e->detail, "the request body is not valid; see errors");
+    }
+    if (e->n_items >= ERR_MAX_ITEMS) {
+        e->truncated = 1;
+        return;
+    }
+    err_item *it = &e->items[e->n_items++];
+    snprintf(it->pointer, sizeof it->pointer, "%s", pointer);
+    va_start(ap, fmt);
+    vsnprintf(it->detail, sizeof it->detail, fmt, ap);
+    va_end(ap);
+}

@@ -1,0 +1,94 @@
+/* Server-assigned identifiers and the base64url used by opaque cursors. */
+#include "core/ids.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+static int fill_random(unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int ids_uuid_v7(char out[37])
+{
+    uuid_t u;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) || fill_random(u + 6, 10))
+        return -1;
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)(ts.tv_nsec / 1000000);
+    for (int i = 0; i < 6; i++)
+        u[i] = (unsigned char)(ms >> (40 - 8 * i));
+    u[6] = (unsigned char)((u[6] & 0x0F) | 0x70); /* version 7 (RFC 9562) */
+    u[8] = (unsigned char)((u[8] & 0x3F) | 0x80); /* variant 10 */
+    uuid_unparse_lower(u, out);
+    return 0;
+}
+
+int ids_seg_id(char out[IDS_SEG_LEN + 1])
+{
+    static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    unsigned char buf[32];
+    int n = 0;
+    memcpy(out, "seg_", 4);
+    while (n < 13) {
+        if (fill_random(buf, sizeof buf))
+            return -1;
+        for (size_t i = 0; i < sizeof buf && n < 13; i++)
+            if (buf[i] < 248) /* 248 = 4 * 62: rejection keeps the draw uniform */
+                out[4 + n++] = b62[buf[i] % 62];
+    }
+    out[IDS_SEG_LEN] = '\0';
+    return 0;
+}
+
+static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void ids_b64url_encode(const unsigned char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = b64u[(v >> 18) & 63];
+        out[o++] = b64u[(v >> 12) & 63];
+        if (i + 1 < len)
+            out[o++] = b64u[(v >> 6) & 63];
+        if (i + 2 < len)
+            out[o++] = b64u[v & 63];
+    }
+    out[o] = '\0';
+}
+
+int ids_b64url_decode(const char *in, unsigned char *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (; *in; in++) {
+        const char *p = strchr(b64u, *in);
+        if (!p || !*in)
+            return -1;
+        acc = (acc << 6) | (uint32_t)(p - b64u);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap)
+                return -1;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return (int)o;
+}

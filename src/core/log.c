@@ -1,0 +1,87 @@
+/* JSON-lines logging to stderr; the access log line is assembled by http/server.c. */
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static log_level current_level = LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_set_level(log_level level)
+{
+    current_level = level;
+}
+
+int log_enabled(log_level level)
+{
+    return level >= current_level;
+}
+
+size_t log_json_str(char *buf, size_t len, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (len + 2 >= cap)
+        return len;
+    buf[len++] = '"';
+    for (; s && *s && len + 8 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[len++] = '\\';
+            buf[len++] = (char)c;
+        } else if (c < 0x20) {
+            buf[len++] = '\\';
+            buf[len++] = 'u';
+            buf[len++] = '0';
+            buf[len++] = '0';
+            buf[len++] = hex[c >> 4];
+            buf[len++] = hex[c & 15];
+        } else {
+            buf[len++] = (char)c;
+        }
+    }
+    buf[len++] = '"';
+    buf[len] = '\0';
+    return len;
+}
+
+void log_msg(log_level level, const char *msg, ...)
+{
+    char buf[4096];
+    size_t len;
+    struct timespec ts;
+    struct tm tm;
+    va_list ap;
+    if (level < current_level)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    len = (size_t)snprintf(buf, sizeof buf,
+                           "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":",
+                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                           tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+    len = log_json_str(buf, len, sizeof buf, msg);
+    va_start(ap, msg);
+    for (;;) {
+        const char *k = va_arg(ap, const char *);
+        const char *v;
+        if (!k)
+            break;
+        v = va_arg(ap, const char *);
+        if (len + 4 >= sizeof buf)
+            break;
+        buf[len++] = ',';
+        len = log_json_str(buf, len, sizeof buf, k);
+        buf[len++] = ':';
+        len = log_json_str(buf, len, sizeof buf, v ? v : "");
+    }
+    va_end(ap);
+    if (len + 2 > sizeof buf)
+        len = sizeof buf - 2;
+    buf[len++] = '}';
+    buf[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, len);
+    (void)w;
+}

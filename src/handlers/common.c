@@ -1,0 +1,136 @@
+/* Steps shared by the resource handlers: zero-copy replies from rows, keyset pages,
+ * cursors, If-Match and query-parameter errors. */
+#include "handlers/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ids.h"
+
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 500
+
+void h_reply_row(http_request *rq, int status, store_rows *rows, int col)
+{
+    http_reply(rq, status, "application/json", store_value(rows, 0, col),
+               store_length(rows, 0, col), store_rows_free, rows);
+}
+
+void h_bad_query(http_request *rq, const char *name, const char *fmt, ...)
+{
+    char detail[ERR_DETAIL_MAX], ptr[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (!rq->err.status)
+        err_set(&rq->err, 400, "invalid_query_parameter", "a query parameter is not valid; see errors");
+    snprintf(ptr, sizeof ptr, "/query/%.80s", name);
+    err_add(&rq->err, ptr, "%s", detail);
+}
+
+int h_only_query(http_request *rq, const char *const *allowed)
+{
+    const char *unknown = http_unknown_query(rq, allowed);
+    if (!unknown)
+        return 0;
+    h_bad_query(rq, unknown, "unknown query parameter \"%.60s\"", unknown);
+    return -1;
+}
+
+static void encode_cursor(char kind, const char *key, char *out)
+{
+    char raw[40];
+    int n = snprintf(raw, sizeof raw, "%c:%s", kind, key);
+    ids_b64url_encode((const unsigned char *)raw, (size_t)n, out);
+}
+
+int h_paging(http_request *rq, char kind, int *limit, char before[24])
+{
+    bool bad = false;
+    const char *l = http_query(rq, "limit", &bad);
+    const char *c = http_query(rq, "cursor", &bad);
+    *limit = PAGE_DEFAULT;
+    before[0] = '\0';
+    if (l) {
+        char *end;
+        long v = strtol(l, &end, 10);
+        if (bad || !*l || *end || v < 1 || v > PAGE_MAX)
+            h_bad_query(rq, "limit", "expected an integer from 1 to %d", PAGE_MAX);
+        else
+            *limit = (int)v;
+    }
+    if (c) {
+        unsigned char raw[40];
+        int n = strlen(c) < 48 ? ids_b64url_decode(c, raw, sizeof raw - 1) : -1;
+        bool ok = n > 2 && raw[0] == (unsigned char)kind && raw[1] == ':' && n - 2 < 20;
+        for (int i = 2; ok && i < n; i++)
+            ok = raw[i] >= '0' && raw[i] <= '9';
+        if (bad || !ok) {
+            h_bad_query(rq, "cursor", "not a cursor returned by this list: pass next_cursor as it came");
+        } else {
+            memcpy(before, raw + 2, (size_t)n - 2);
+            before[n - 2] = '\0';
+        }
+    }
+    return rq->err.status ? -1 : 0;
+}
+
+void h_reply_page(http_request *rq, store_rows *rows, int limit, char kind)
+{
+    int n = store_rows_count(rows), shown = n > limit ? limit : n;
+    size_t cap = 64, len = 0;
+    char *buf;
+    for (int i = 0; i < shown; i++)
+        cap += store_length(rows, i, 0) + 1;
+    buf = malloc(cap);
+    if (!buf) {
+        store_rows_free(rows);
+        err_set(&rq->err, 500, "internal", "out of memory");
+        return;
+    }
+    memcpy(buf, "{\"items\":[", 10);
+    len = 10;
+    for (int i = 0; i < shown; i++) {
+        size_t l = store_length(rows, i, 0);
+        if (i)
+            buf[len++] = ',';
+        memcpy(buf + len, store_value(rows, i, 0), l);
+        len += l;
+    }
+    if (n > limit) {
+        char cursor[64];
+        encode_cursor(kind, store_value(rows, shown - 1, 1), cursor);
+        len += (size_t)snprintf(buf + len, cap - len, "],\"next_cursor\":\"");
+        char *grown = realloc(buf, cap + strlen(cursor) + 8);
+        if (!grown) {
+            free(buf);
+            store_rows_free(rows);
+            err_set(&rq->err, 500, "internal", "out of memory");
+            return;
+        }
+        buf = grown;
+        len += (size_t)sprintf(buf + len, "%s\"}", cursor);
+    } else {
+        memcpy(buf + len, "],\"next_cursor\":null}", 21);
+        len += 21;
+    }
+    store_rows_free(rows);
+    http_reply(rq, 200, "application/json", buf, len, free, buf);
+}
+
+int h_if_match(http_request *rq, long long *expected)
+{
+    bool bad = false;
+    long long v = http_if_match_version(rq, &bad);
+    if (bad) {
+        err_set(&rq->err, 400, "invalid_if_match",
+                "If-Match must be \"*\" or an entity tag as sent in ETag, like \"3\"");
+        return -1;
+    }
+    /* -2: a tag that can never match (weak, or not ours): the precondition fails */
+    *expected = v == -2 ? 0 : v;
+    return 0;
+}

@@ -1,0 +1,141 @@
+/* Request counters and latency histograms, updated lock-free with atomics. */
+#include "http/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROUTES 64
+static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 406, 409,
+                               412, 413, 414, 415, 422, 428, 431, 500, 503, 0};
+#define N_STATUS (sizeof statuses / sizeof statuses[0])
+static const double buckets_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                   0.05,   0.1,   0.25,   0.5,   1,    2.5};
+#define N_BUCKETS (sizeof buckets_s / sizeof buckets_s[0])
+
+static const http_route *mroutes;
+static size_t mn;
+/* index 0 = unmatched path */
+static uint64_t counts[MAX_ROUTES + 1][N_STATUS];
+static uint64_t hist[MAX_ROUTES + 1][N_BUCKETS + 1];
+static uint64_t sum_us[MAX_ROUTES + 1];
+
+void metrics_init(const http_route *routes, size_t n_routes)
+{
+    mroutes = routes;
+    mn = n_routes > MAX_ROUTES ? MAX_ROUTES : n_routes;
+}
+
+static size_t route_index(const http_route *r)
+{
+    if (!r || r < mroutes || r >= mroutes + mn)
+        return 0;
+    return (size_t)(r - mroutes) + 1;
+}
+
+void metrics_observe(const http_route *route, int status, uint64_t duration_us)
+{
+    size_t ri = route_index(route), si = N_STATUS - 1, b = 0;
+    for (size_t i = 0; i + 1 < N_STATUS; i++)
+        if (statuses[i] == status) {
+            si = i;
+            break;
+        }
+    while (b < N_BUCKETS && (double)duration_us / 1e6 > buckets_s[b])
+        b++;
+    __atomic_fetch_add(&counts[ri][si], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&hist[ri][b], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sum_us[ri], duration_us, __ATOMIC_RELAXED);
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        if (b->oom)
+            return;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t ncap = b->cap * 2 + (size_t)n;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+}
+
+char *metrics_render(const char *extra)
+{
+    sbuf b = {malloc(16384), 0, 16384, 0};
+    if (!b.p)
+        return NULL;
+    b.p[0] = '\0';
+    sb_printf(&b, "# HELP segmentd_http_requests_total HTTP requests by route, method and status.\n"
+                  "# TYPE segmentd_http_requests_total counter\n");
+    for (size_t r = 0; r <= mn; r++) {
+        const char *route = r ? mroutes[r - 1].pattern : "unmatched";
+        const char *method = r ? mroutes[r - 1].method : "any";
+        for (size_t s = 0; s < N_STATUS; s++) {
+            uint64_t c = __atomic_load_n(&counts[r][s], __ATOMIC_RELAXED);
+            if (!c)
+                continue;
+            if (statuses[s])
+                sb_printf(&b, "segmentd_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
+                          route, method, statuses[s], (unsigned long long)c);
+            else
+                sb_printf(&b, "segmentd_http_requests_total{route=\"%s\",method=\"%s\",status=\"other\"} %llu\n",
+                          route, method, (unsigned long long)c);
+        }
+    }
+    sb_printf(&b, "# HELP segmentd_http_request_duration_seconds Request latency by route.\n"
+                  "# TYPE segmentd_http_request_duration_seconds histogram\n");
+    for (size_t r = 0; r <= mn; r++) {
+        const char *route = r ? mroutes[r - 1].pattern : "unmatched";
+        const char *method = r ? mroutes[r - 1].method : "any";
+        uint64_t cum = 0;
+        for (size_t i = 0; i <= N_BUCKETS; i++)
+            cum += __atomic_load_n(&hist[r][i], __ATOMIC_RELAXED);
+        if (!cum)
+            continue;
+        cum = 0;
+        for (size_t i = 0; i < N_BUCKETS; i++) {
+            cum += __atomic_load_n(&hist[r][i], __ATOMIC_RELAXED);
+            sb_printf(&b, "segmentd_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %llu\n",
+                      route, method, buckets_s[i], (unsigned long long)cum);
+        }
+        cum += __atomic_load_n(&hist[r][N_BUCKETS], __ATOMIC_RELAXED);
+        sb_printf(&b, "segmentd_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %llu\n",
+                  route, method, (unsigned long long)cum);
+        sb_printf(&b, "segmentd_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n",
+                  route, method, (double)__atomic_load_n(&sum_us[r], __ATOMIC_RELAXED) / 1e6);
+        sb_printf(&b, "segmentd_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %llu\n",
+                  route, method, (unsigned long long)cum);
+    }
+    if (extra)
+        sb_printf(&b, "%s", extra);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}

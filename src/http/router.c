@@ -1,0 +1,68 @@
+/* Method + path pattern → handler. Patterns are literal segments and "{name}". */
+#include "http/router.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Matches one pattern; copies the parameter segment. */
+static bool pattern_match(const char *pat, const char *path, char *param, size_t cap)
+{
+    while (*pat && *path) {
+        if (*pat != '/' || *path != '/')
+            return false;
+        pat++;
+        path++;
+        const char *pend = strchr(pat, '/');
+        const char *send = strchr(path, '/');
+        size_t plen = pend ? (size_t)(pend - pat) : strlen(pat);
+        size_t slen = send ? (size_t)(send - path) : strlen(path);
+        if (plen >= 2 && pat[0] == '{') {
+            if (slen == 0)
+                return false;
+            if (param) {
+                if (slen >= cap)
+                    slen = cap - 1; /* over-long ids fail check_param anyway */
+                memcpy(param, path, slen);
+                param[slen] = '\0';
+            }
+        } else if (plen != slen || memcmp(pat, path, plen) != 0) {
+            return false;
+        }
+        pat += plen;
+        path += send ? (size_t)(send - path) : strlen(path);
+    }
+    return *pat == '\0' && *path == '\0';
+}
+
+route_result router_match(const http_route *routes, size_t n, const char *method,
+                          const char *path, const http_route **out, char *param,
+                          size_t param_cap, char *allow, size_t allow_cap, const char **why)
+{
+    bool path_known = false;
+    size_t alen = 0;
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    allow[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (!pattern_match(routes[i].pattern, path, param, param_cap))
+            continue;
+        path_known = true;
+        if (strcmp(routes[i].method, m) == 0) {
+            *out = &routes[i];
+            if (routes[i].check_param && !routes[i].check_param(param, why))
+                return ROUTE_BAD_PARAM;
+            return ROUTE_FOUND;
+        }
+        if (!strstr(allow, routes[i].method)) {
+            int w = snprintf(allow + alen, allow_cap - alen, "%s%s", alen ? ", " : "",
+                             routes[i].method);
+            if (w > 0 && (size_t)w < allow_cap - alen)
+                alen += (size_t)w;
+            if (!strcmp(routes[i].method, "GET") && !strstr(allow, "HEAD")) {
+                w = snprintf(allow + alen, allow_cap - alen, ", HEAD");
+                if (w > 0 && (size_t)w < allow_cap - alen)
+                    alen += (size_t)w;
+            }
+        }
+    }
+    return path_known ? ROUTE_BAD_METHOD : ROUTE_NOT_FOUND;
+}

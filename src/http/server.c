@@ -1,0 +1,642 @@
+/* libmicrohttpd glue: the daemon, the three-phase request lifecycle (headers, body,
+ * final call), early refusals, the access log, and graceful shutdown.
+ *
+ * Threading: MHD's epoll thread pool (SEGMENTD_THREADS workers). Handlers block on
+ * libpq; the pool is oversized against the cores and statement_timeout bounds the
+ * worst case. Measured against thread-per-connection in ../shared/notes/libraries.md
+ * §1.1 (pool: 22.7–26 µs CPU per DB request, TPC: 34–37 µs). */
+#include "http/server.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "http/metrics.h"
+#include "http/response.h"
+#include "http/router.h"
+
+typedef struct rq_priv {
+    struct MHD_Connection *conn;
+    uint64_t start_ns;
+    char *buf;                 /* body bytes received so far */
+    size_t len, cap;
+    size_t drained;
+    bool too_big;
+    bool answered;             /* a response was queued in the first call */
+    bool authenticated;
+    http_request rq;
+} rq_priv;
+
+static struct MHD_Daemon *daemon_;
+static const seg_config *scfg;
+static const http_route *sroutes;
+static size_t sn_routes;
+static volatile int draining;
+static int inflight;
+static int bound_port;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Request ids: 16 hex digits from a per-thread generator seeded by getrandom(2). */
+static void gen_request_id(char *out, size_t cap)
+{
+    static __thread uint64_t state;
+    if (!state) {
+        if (getrandom(&state, sizeof state, 0) != sizeof state || !state)
+            state = now_ns() | 1;
+    }
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    snprintf(out, cap, "%016llx", (unsigned long long)state);
+}
+
+static bool request_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+const char *http_header(http_request *rq, const char *name)
+{
+    rq_priv *p = rq->priv;
+    return MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(http_request *rq, const char *name, bool *bad)
+{
+    rq_priv *p = rq->priv;
+    const char *v = NULL;
+    size_t len = 0;
+    if (MHD_lookup_connection_value_n(p->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+                                      &len) != MHD_YES)
+        return NULL;
+    if (!v)
+        v = "";
+    if (strlen(v) != len || len > 1024)
+        *bad = true;
+    return v;
+}
+
+typedef struct unknown_scan {
+    const char *const *allowed;
+    const char *first;
+} unknown_scan;
+
+static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    unknown_scan *s = cls;
+    for (const char *const *a = s->allowed; *a; a++)
+        if (!strcmp(*a, key))
+            return MHD_YES;
+    s->first = key;
+    return MHD_NO;
+}
+
+const char *http_unknown_query(http_request *rq, const char *const *allowed)
+{
+    rq_priv *p = rq->priv;
+    unknown_scan s = {allowed, NULL};
+    MHD_get_connection_values(p->conn, MHD_GET_ARGUMENT_KIND, scan_query, &s);
+    return s.first;
+}
+
+/* Parses a strong entity tag "123" (optionally W/ – which never matches If-Match). */
+static long long parse_tag(const char **pp, bool *bad)
+{
+    const char *p = *pp;
+    long long v = 0;
+    int digits = 0;
+    bool weak = false;
+    if (!strncmp(p, "W/", 2)) {
+        weak = true;
+        p += 2;
+    }
+    if (*p != '"') {
+        *bad = true;
+        return -1;
+    }
+    p++;
+    while (*p >= '0' && *p <= '9' && digits < 18) {
+        v = v * 10 + (*p - '0');
+        p++;
+        digits++;
+    }
+    if (*p != '"') {
+        /* an opaque tag we never issued: skip it, it matches nothing */
+        const char *q = strchr(p, '"');
+        if (!q) {
+            *bad = true;
+            return -1;
+        }
+        *pp = q + 1;
+        return -2;
+    }
+    *pp = p + 1;
+    return weak || digits == 0 ? -2 : v;
+}
+
+long long http_if_match_version(http_request *rq, bool *bad)
+{
+    const char *h = http_header(rq, "If-Match");
+    long long v;
+    if (!h)
+        return -1;
+    while (*h == ' ')
+        h++;
+    if (!strcmp(h, "*"))
+        return -1;
+    v = parse_tag(&h, bad);
+    while (*h == ' ' || *h == ',') {
+        /* several tags: only exact matching against the current one makes sense */
+        h++;
+        while (*h == ' ')
+            h++;
+        if (*h)
+            parse_tag(&h, bad);
+    }
+    if (*bad)
+        return -1;
+    return v == -1 ? -2 : v;
+}
+
+bool http_if_match_ok(http_request *rq, long long current)
+{
+    const char *h = http_header(rq, "If-Match");
+    bool bad = false;
+    if (!h)
+        return true;
+    while (*h == ' ')
+        h++;
+    if (!strcmp(h, "*"))
+        return true;
+    while (*h && !bad) {
+        if (parse_tag(&h, &bad) == current)
+            return true;
+        while (*h == ' ' || *h == ',')
+            h++;
+    }
+    return false;
+}
+
+bool http_accepts(http_request *rq, const char *media_type)
+{
+    const char *a = http_header(rq, "Accept");
+    const char *slash = strchr(media_type, '/');
+    if (!a)
+        return true;
+    while (*a) {
+        while (*a == ' ' || *a == ',')
+            a++;
+        size_t n = strcspn(a, ",;");
+        while (n && a[n - 1] == ' ')
+            n--;
+        if ((n == strlen(media_type) && !strncasecmp(a, media_type, n)) ||
+            (n == 3 && !strncmp(a, "*/*", 3)) ||
+            (slash && n == (size_t)(slash - media_type) + 2 &&
+             !strncasecmp(a, media_type, (size_t)(slash - media_type) + 1) && a[n - 1] == '*'))
+            return true;
+        a += strcspn(a, ",");
+    }
+    return false;
+}
+
+/* Media type without parameters, compared case-insensitively. */
+static bool content_type_is(const char *ct, const char *want)
+{
+    size_t n;
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ')
+        n--;
+    return n == strlen(want) && !strncasecmp(ct, want, n);
+}
+
+typedef struct body_owner {
+    http_free_fn fn;
+    void *cls;
+} body_owner;
+
+static void body_owner_free(void *cls)
+{
+    body_owner *o = cls;
+    if (o->fn)
+        o->fn(o->cls);
+    free(o);
+}
+
+static enum MHD_Result send_answer(rq_priv *p)
+{
+    http_request *rq = &p->rq;
+    struct MHD_Response *resp;
+    char *problem = NULL;
+    size_t len;
+    enum MHD_Result ret;
+
+    if (rq->err.status) {
+        problem = http_problem_render(&rq->err, rq->request_id, &len);
+        if (rq->body_free)
+            rq->body_free(rq->body_free_cls);
+        rq->body_free = NULL;
+        rq->status = rq->err.status;
+        resp = MHD_create_response_from_buffer(len, problem, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            MHD_add_response_header(resp, "Content-Type", "application/problem+json");
+    } else {
+        body_owner *o = NULL;
+        if (rq->body_free) {
+            o = malloc(sizeof *o);
+            if (!o) {
+                rq->body_free(rq->body_free_cls);
+                return MHD_NO;
+            }
+            o->fn = rq->body_free;
+            o->cls = rq->body_free_cls;
+            rq->body_free = NULL;
+        }
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            rq->body_out_len, (void *)(uintptr_t)rq->body_out, o ? body_owner_free : NULL, o);
+        if (!resp && o)
+            body_owner_free(o);
+        if (resp && rq->content_type)
+            MHD_add_response_header(resp, "Content-Type", rq->content_type);
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+    if (rq->etag[0] && !rq->err.status)
+        MHD_add_response_header(resp, "ETag", rq->etag);
+    if (rq->location[0] && !rq->err.status)
+        MHD_add_response_header(resp, "Location", rq->location);
+    if (rq->route && rq->route->scope)
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (rq->err.status) {
+        if (rq->err.www_authenticate)
+            MHD_add_response_header(resp, "WWW-Authenticate", rq->err.www_authenticate);
+        if (rq->err.retry_after) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", rq->err.retry_after);
+            MHD_add_response_header(resp, "Retry-After", ra);
+        }
+        if (rq->err.status == 405 && rq->location[0])
+            MHD_add_response_header(resp, "Allow", rq->location); /* Allow list kept there */
+    }
+    if (draining || p->too_big || (p->answered && p->rq.route && p->rq.route->body))
+        MHD_add_response_header(resp, "Connection", "close");
+    ret = MHD_queue_response(p->conn, (unsigned)rq->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Refuses in the first call, before any body is read. */
+static enum MHD_Result answer_early(rq_priv *p)
+{
+    p->answered = true;
+    return send_answer(p);
+}
+
+static enum MHD_Result first_call(rq_priv *p, const char *method, const char *url)
+{
+    http_request *rq = &p->rq;
+    const char *rid = MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, "X-Request-Id");
+    char allow[128];
+    const char *why = NULL;
+    const http_route *route = NULL;
+
+    if (rid && request_id_ok(rid))
+        snprintf(rq->request_id, sizeof rq->request_id, "%s", rid);
+    else
+        gen_request_id(rq->request_id, sizeof rq->request_id);
+
+    switch (router_match(sroutes, sn_routes, method, url, &route, rq->param, sizeof rq->param,
+                         allow, sizeof allow, &why)) {
+    case ROUTE_NOT_FOUND:
+        err_set(&rq->err, 404, "not_found", "no resource at this path");
+        return answer_early(p);
+    case ROUTE_BAD_METHOD:
+        err_set(&rq->err, 405, "method_not_allowed", "%s is not allowed here: use %s", method,
+                allow);
+        snprintf(rq->location, sizeof rq->location, "%s", allow);
+        return answer_early(p);
+    case ROUTE_BAD_PARAM:
+        rq->route = route;
+        err_set(&rq->err, 400, "invalid_path_parameter", "\"%.64s\" is not a valid %s: %s",
+                rq->param, route->param_what ? route->param_what : "id", why ? why : "malformed");
+        err_add(&rq->err, "/path/id", "%s", why ? why : "malformed");
+        rq->err.status = 400;
+        return answer_early(p);
+    case ROUTE_FOUND:
+        break;
+    }
+    rq->route = route;
+    if (route->scope) {
+        const char *authz = MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, "Authorization");
+        if (auth_verify(authz, (long long)time(NULL), &rq->principal, &rq->err) ||
+            auth_require(&rq->principal, route->scope, &rq->err))
+            return answer_early(p);
+        p->authenticated = true;
+    }
+    if (route->body) {
+        const char *ct = MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, "Content-Type");
+        const char *cl = MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, "Content-Length");
+        bool ok = content_type_is(ct, "application/json") ||
+                  (route->body == BODY_MERGE_PATCH && content_type_is(ct, "application/merge-patch+json"));
+        if (!ok) {
+            err_set(&rq->err, 415, "unsupported_media_type",
+                    "the body must be sent with Content-Type: %s",
+                    route->body == BODY_MERGE_PATCH
+                        ? "application/merge-patch+json or application/json"
+                        : "application/json");
+            return answer_early(p);
+        }
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (*end == '\0' && n > scfg->max_body_bytes) {
+                p->too_big = true;
+                err_set(&rq->err, 413, "body_too_large",
+                        "the body is %llu bytes: at most %zu bytes are accepted", n,
+                        scfg->max_body_bytes);
+                return answer_early(p);
+            }
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    rq_priv *p = *con_cls;
+    if (!p) {
+        p = malloc(sizeof *p);
+        if (!p)
+            return MHD_NO;
+        memset(p, 0, offsetof(rq_priv, rq));
+        memset(&p->rq, 0, offsetof(http_request, err));
+        err_clear(&p->rq.err);
+        p->rq.status = 0;
+        p->rq.content_type = NULL;
+        p->rq.body_out = NULL;
+        p->rq.body_out_len = 0;
+        p->rq.body_free = NULL;
+        p->rq.etag[0] = '\0';
+        p->rq.location[0] = '\0';
+        p->rq.priv = p;
+        p->rq.method = method;
+        p->rq.path = url;
+        p->conn = conn;
+        p->start_ns = now_ns();
+        *con_cls = p;
+        __atomic_fetch_add(&inflight, 1, __ATOMIC_SEQ_CST);
+        return first_call(p, method, url);
+    }
+    if (p->answered) {
+        *upload_data_size = 0; /* MHD discards the rest and closes */
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (p->too_big || !p->rq.route->body) {
+            p->drained += n;
+            /* a body on a route without one is ignored; an oversized chunked body is
+             * read up to 4x the limit so that the 413 can be sent, then cut */
+            return p->drained > 4 * scfg->max_body_bytes ? MHD_NO : MHD_YES;
+        }
+        if (p->len + n > scfg->max_body_bytes) {
+            p->too_big = true;
+            p->drained += n;
+            free(p->buf);
+            p->buf = NULL;
+            return MHD_YES;
+        }
+        if (p->len + n > p->cap) {
+            size_t ncap = p->cap ? p->cap : 4096;
+            while (ncap < p->len + n)
+                ncap *= 2;
+            if (ncap > scfg->max_body_bytes)
+                ncap = scfg->max_body_bytes;
+            char *nb = realloc(p->buf, ncap);
+            if (!nb)
+                return MHD_NO;
+            p->buf = nb;
+            p->cap = ncap;
+        }
+        memcpy(p->buf + p->len, upload_data, n);
+        p->len += n;
+        return MHD_YES;
+    }
+    /* final call: the whole request is here */
+    if (p->too_big) {
+        err_set(&p->rq.err, 413, "body_too_large", "the body is larger than %zu bytes",
+                scfg->max_body_bytes);
+        return send_answer(p);
+    }
+    p->rq.body = p->buf;
+    p->rq.body_len = p->len;
+    p->rq.route->handler(&p->rq);
+    if (!p->rq.err.status && !p->rq.status)
+        err_set(&p->rq.err, 500, "internal", "the handler produced no answer");
+    return send_answer(p);
+}
+
+static void access_log(rq_priv *p, uint64_t dur_us)
+{
+    char line[1024];
+    size_t len = 0;
+    http_request *rq = &p->rq;
+    if (!log_enabled(LOG_INFO))
+        return;
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    len += (size_t)snprintf(line, sizeof line,
+                            "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"info\","
+                            "\"msg\":\"request\",\"method\":",
+                            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                            tm.tm_sec, ts.tv_nsec / 1000000);
+    len = log_json_str(line, len, sizeof line, rq->method);
+    len += (size_t)snprintf(line + len, sizeof line - len, ",\"route\":");
+    len = log_json_str(line, len, sizeof line, rq->route ? rq->route->pattern : "unmatched");
+    len += (size_t)snprintf(line + len, sizeof line - len,
+                            ",\"status\":%d,\"duration_ms\":%.3f,\"request_id\":", rq->status,
+                            (double)dur_us / 1000.0);
+    len = log_json_str(line, len, sizeof line, rq->request_id);
+    len += (size_t)snprintf(line + len, sizeof line - len, ",\"tenant\":");
+    len = log_json_str(line, len, sizeof line, p->authenticated ? rq->principal.tenant : "");
+    if (rq->err.status && (rq->err.log_detail[0] || rq->err.code)) {
+        len += (size_t)snprintf(line + len, sizeof line - len, ",\"error\":");
+        len = log_json_str(line, len, sizeof line, rq->err.code ? rq->err.code : "");
+        if (rq->err.log_detail[0]) {
+            len += (size_t)snprintf(line + len, sizeof line - len, ",\"detail\":");
+            len = log_json_str(line, len, sizeof line, rq->err.log_detail);
+        }
+    }
+    if (len + 2 >= sizeof line)
+        len = sizeof line - 3;
+    line[len++] = '}';
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    rq_priv *p = *con_cls;
+    if (!p)
+        return;
+    uint64_t dur_us = (now_ns() - p->start_ns) / 1000u;
+    if (!p->rq.status)
+        p->rq.status = p->rq.err.status ? p->rq.err.status : 499; /* client went away */
+    metrics_observe(p->rq.route, p->rq.status, dur_us);
+    access_log(p, dur_us);
+    if (p->rq.body_free)
+        p->rq.body_free(p->rq.body_free_cls);
+    free(p->buf);
+    free(p);
+    *con_cls = NULL;
+    __atomic_fetch_sub(&inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Percent-decoding that never produces a NUL byte: "%00" stays as the three
+ * characters, so "/v1/segments/x%00y" cannot route as "/v1/segments/x". */
+static size_t unescape_no_nul(void *cls, struct MHD_Connection *c, char *s)
+{
+    char *r = s, *w = s;
+    while (*r) {
+        if (*r == '%' && r[1] && r[2]) {
+            char hex[3] = {r[1], r[2], 0};
+            char *end;
+            unsigned long v = strtoul(hex, &end, 16);
+            if (*end == '\0' && v != 0 && isxdigit((unsigned char)r[1])) {
+                *w++ = (char)v;
+                r += 3;
+                continue;
+            }
+        }
+        *w++ = *r++;
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_WARN, "libmicrohttpd", "detail", msg, NULL);
+}
+
+int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_routes,
+                      seg_error *err)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char port[8];
+    scfg = cfg;
+    sroutes = routes;
+    sn_routes = n_routes;
+    metrics_init(routes, n_routes);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    int gai = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (gai) {
+        err_set(err, 1, "config", "SEGMENTD_LISTEN: cannot resolve \"%s\": %s", cfg->listen_host,
+                gai_strerror(gai));
+        return -1;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    daemon_ = MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!daemon_) {
+        err_set(err, 1, "listen", "SEGMENTD_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host,
+                cfg->listen_port, strerror(errno));
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+    bound_port = info ? info->port : cfg->listen_port;
+    return 0;
+}
+
+int http_server_port(void)
+{
+    return bound_port;
+}
+
+void http_server_stop(int grace_s)
+{
+    if (!daemon_)
+        return;
+    MHD_socket lfd = MHD_quiesce_daemon(daemon_);
+    if (lfd != MHD_INVALID_SOCKET)
+        shutdown(lfd, SHUT_RDWR); /* new clients get ECONNREFUSED at once (notes §1.5) */
+    draining = 1;
+    uint64_t deadline = now_ns() + (uint64_t)grace_s * 1000000000u;
+    while (__atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0 && now_ns() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int left = __atomic_load_n(&inflight, __ATOMIC_SEQ_CST);
+    MHD_stop_daemon(daemon_);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    daemon_ = NULL;
+    if (left > 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", left);
+        log_msg(LOG_WARN, "shutdown grace period over with requests in flight", "requests", n, NULL);
+    }
+}

@@ -1,0 +1,224 @@
+/* segmentd: wires configuration, store, auth, handlers and the HTTP server. */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "handlers/handlers.h"
+#include "http/server.h"
+#include "store/store.h"
+
+#define R AUTH_SCOPE_READ
+#define W AUTH_SCOPE_WRITE
+
+static const http_route routes[] = {
+    {"GET", "/healthz", h_healthz, 0, BODY_NONE, NULL, NULL},
+    {"GET", "/readyz", h_readyz, 0, BODY_NONE, NULL, NULL},
+    {"GET", "/metrics", h_metrics, 0, BODY_NONE, NULL, NULL},
+    {"GET", "/openapi.yaml", h_openapi, 0, BODY_NONE, NULL, NULL},
+
+    {"POST", "/audiences/segments", h_aud_create, W, BODY_JSON, NULL, NULL},
+    {"PATCH", "/audiences/segments", h_aud_replace, W, BODY_JSON, NULL, NULL},
+    {"GET", "/audiences/segments", h_aud_list, R, BODY_NONE, NULL, NULL},
+    {"GET", "/audiences/segments/{id}", h_aud_get, R, BODY_NONE, h_check_uuid, "segment id"},
+    {"PATCH", "/audiences/segments/{id}", h_aud_merge, W, BODY_MERGE_PATCH, h_check_uuid, "segment id"},
+    {"DELETE", "/audiences/segments/{id}", h_aud_delete, W, BODY_NONE, h_check_uuid, "segment id"},
+
+    {"POST", "/v1/segments", h_v1_create, W, BODY_JSON, NULL, NULL},
+    {"PATCH", "/v1/segments", h_v1_patch, W, BODY_JSON, NULL, NULL},
+    {"GET", "/v1/segments", h_v1_list, R, BODY_NONE, NULL, NULL},
+    {"GET", "/v1/segments/{id}", h_v1_get, R, BODY_NONE, h_check_seg_id, "segment id"},
+    {"DELETE", "/v1/segments/{id}", h_v1_delete, W, BODY_NONE, h_check_seg_id, "segment id"},
+};
+
+static const char *env_lookup(const char *name, void *cls)
+{
+    return getenv(name);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: segmentd [serve|migrate|token|healthcheck] [options]\n"
+            "  serve          run the HTTP server (default)\n"
+            "  migrate        apply pending migrations and exit\n"
+            "  token          print a development token signed with the HMAC secret\n"
+            "                 --tenant T (default dev) --scope \"segments:read segments:write\"\n"
+            "                 --ttl SECONDS (default 3600) --sub SUBJECT (default dev)\n"
+            "  healthcheck    GET /healthz on the configured port; exit 0 when it answers 200\n"
+            "  --version      print the version\n"
+            "  --help         this text\n\n");
+    config_print_help(out);
+}
+
+static int fatal(const seg_error *err)
+{
+    log_msg(LOG_ERROR, err->detail, NULL);
+    fprintf(stderr, "segmentd: %s\n", err->detail);
+    return 1;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    const char *tenant = "dev", *scope = "segments:read segments:write", *sub = "dev";
+    long long ttl = 3600;
+    seg_error err;
+    err_clear(&err);
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 >= argc) {
+            fprintf(stderr, "segmentd token: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (!strcmp(argv[i], "--tenant"))
+            tenant = argv[++i];
+        else if (!strcmp(argv[i], "--scope"))
+            scope = argv[++i];
+        else if (!strcmp(argv[i], "--sub"))
+            sub = argv[++i];
+        else if (!strcmp(argv[i], "--ttl")) {
+            char *end;
+            ttl = strtoll(argv[++i], &end, 10);
+            if (*end || ttl < 1 || ttl > 31 * 86400) {
+                fprintf(stderr, "segmentd token: --ttl must be 1 to 2678400 seconds\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "segmentd token: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!*tenant || strlen(tenant) > AUTH_TENANT_MAX) {
+        fprintf(stderr, "segmentd token: --tenant must be 1 to %d bytes\n", AUTH_TENANT_MAX);
+        return 2;
+    }
+    char *tok = auth_mint(tenant, sub, scope, ttl, (long long)time(NULL), &err);
+    if (!tok)
+        return fatal(&err);
+    printf("%s\n", tok);
+    free(tok);
+    return 0;
+}
+
+static int cmd_healthcheck(const seg_config *cfg)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char port[8], buf[64] = {0};
+    const char *host = cfg->listen_host;
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "*"))
+        host = "127.0.0.1";
+    else if (!strcmp(host, "::"))
+        host = "::1";
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof port, "%d", cfg->listen_port);
+    if (getaddrinfo(host, port, &hints, &ai))
+        return 1;
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    struct timeval tv = {3, 0};
+    int ok = fd >= 0 && !setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) &&
+             !connect(fd, ai->ai_addr, ai->ai_addrlen) &&
+             write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1) &&
+             read(fd, buf, sizeof buf - 1) > 12 && !strncmp(buf + 8, " 200", 4);
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return ok ? 0 : 1;
+}
+
+static int cmd_serve(seg_config *cfg)
+{
+    seg_error err;
+    sigset_t sigs;
+    int sig = 0;
+    err_clear(&err);
+    if (cfg->auto_migrate && store_migrate(cfg, &err) < 0)
+        return fatal(&err);
+    if (store_init(cfg, &err))
+        return fatal(&err);
+    handlers_init(cfg);
+    /* Block the stop signals in every thread; this one waits for them. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (http_server_start(cfg, routes, sizeof routes / sizeof routes[0], &err)) {
+        store_close();
+        return fatal(&err);
+    }
+    char port[8], threads[8], pool[8];
+    snprintf(port, sizeof port, "%d", http_server_port());
+    snprintf(threads, sizeof threads, "%d", cfg->threads);
+    snprintf(pool, sizeof pool, "%d", cfg->pool_size);
+    log_msg(LOG_INFO, "listening", "host", cfg->listen_host, "port", port, "threads", threads,
+            "pool_size", pool, "version", SEGMENTD_VERSION, NULL);
+    sigwait(&sigs, &sig);
+    log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    http_server_stop(cfg->shutdown_grace_s);
+    store_close();
+    log_msg(LOG_INFO, "shutdown complete", NULL);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    seg_config cfg;
+    seg_error err;
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    int rc;
+
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("segmentd %s\n", SEGMENTD_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") && strcmp(cmd, "migrate") && strcmp(cmd, "token") &&
+        strcmp(cmd, "healthcheck")) {
+        fprintf(stderr, "segmentd: unknown command \"%s\"\n\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "token") && argc > 2) {
+        fprintf(stderr, "segmentd %s: takes no arguments (configuration is in SEGMENTD_* variables)\n", cmd);
+        return 2;
+    }
+    json_object_seed(0); /* before any thread starts (jansson docs) */
+    err_clear(&err);
+    if (config_load(&cfg, env_lookup, NULL, &err)) {
+        fprintf(stderr, "segmentd: %s\n", err.detail);
+        return 1;
+    }
+    log_set_level(cfg.log_level);
+    auth_init(&cfg);
+    if (!strcmp(cmd, "token")) {
+        rc = cmd_token(argc, argv);
+    } else if (!strcmp(cmd, "healthcheck")) {
+        rc = cmd_healthcheck(&cfg);
+    } else if (!strcmp(cmd, "migrate")) {
+        int n = store_migrate(&cfg, &err);
+        if (n < 0) {
+            rc = fatal(&err);
+        } else {
+            char num[16];
+            snprintf(num, sizeof num, "%d", n);
+            log_msg(LOG_INFO, "migrations up to date", "applied_now", num, NULL);
+            rc = 0;
+        }
+    } else {
+        rc = cmd_serve(&cfg);
+    }
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,100 @@
+/* The SQL of segmentd, in one table. Representations are built by PostgreSQL as JSON
+ * text, so a read goes from the row to the socket without being parsed again. */
+#include "store/statements.h"
+
+#define TS_JSON(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+#define AUD_JSON                                                                            \
+    "json_build_object('id', s.id, 'management_type', s.management_type, 'name', s.name, "  \
+    "'no', s.no, 'owner_id', s.owner_id, 'approximated_size', s.approximated_size, "        \
+    "'created_at', " TS_JSON("s.created_at") ", "                                           \
+    "'deprecated_properties', s.deprecated_properties, 'description', s.description, "      \
+    "'properties', s.properties, 'updated_at', " TS_JSON("s.updated_at") ")::text"
+
+#define MS_JSON(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
+
+#define V1_JSON                                                                        \
+    "json_build_object('id', s.id, 'name', s.name, 'description', s.description, "     \
+    "'constraints', s.constraints, 'createdAt', " MS_JSON("s.created_at") ", "          \
+    "'updatedAt', " MS_JSON("s.updated_at") ")::text"
+
+const stmt_def store_statements[STMT__COUNT] = {
+    [STMT_MIGRATION_VERSION] = {"migration_version",
+        "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
+
+    [STMT_AUD_INSERT] = {"aud_insert",
+        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "approximated_size, description, properties, deprecated_properties, created_at, updated_at) "
+        "VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, coalesce($8::jsonb, '{}'), "
+        "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now()) "
+        "RETURNING " AUD_JSON ", s.version", 10},
+
+    [STMT_AUD_GET] = {"aud_get",
+        "SELECT " AUD_JSON ", s.version FROM audience_segments s "
+        "WHERE s.tenant = $1 AND s.id = $2::uuid", 2},
+
+    /* One round trip tells apart "no such row" (no result row) from "stale If-Match"
+     * (a row whose body is NULL). */
+    [STMT_AUD_UPDATE] = {"aud_update",
+        "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
+        "upd AS (UPDATE audience_segments AS s SET "
+        "management_type = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.management_type END, "
+        "name = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.name END, "
+        "owner_id = CASE WHEN ($3::int & 4) <> 0 THEN $7::uuid ELSE s.owner_id END, "
+        "approximated_size = CASE WHEN ($3::int & 8) <> 0 THEN $8::bigint ELSE s.approximated_size END, "
+        "description = CASE WHEN ($3::int & 16) <> 0 THEN $9 ELSE s.description END, "
+        "properties = CASE WHEN ($3::int & 32) <> 0 THEN coalesce($10::jsonb, '{}') ELSE s.properties END, "
+        "deprecated_properties = CASE WHEN ($3::int & 64) <> 0 THEN coalesce($11::jsonb, '{}') "
+        "ELSE s.deprecated_properties END, "
+        "updated_at = now(), version = s.version + 1 "
+        "WHERE s.tenant = $1 AND s.id = $2::uuid AND ($4::bigint IS NULL OR s.version = $4::bigint) "
+        "RETURNING " AUD_JSON " AS body, s.version AS new_version) "
+        "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 11},
+
+    [STMT_AUD_DELETE] = {"aud_delete",
+        "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
+        "del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 AND s.id = $2::uuid "
+        "AND ($3::bigint IS NULL OR s.version = $3::bigint) RETURNING s.version) "
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3},
+
+    [STMT_AUD_LIST] = {"aud_list",
+        "SELECT " AUD_JSON ", s.no FROM audience_segments s WHERE s.tenant = $1 "
+        "AND ($2::bigint IS NULL OR s.no < $2::bigint) "
+        "AND ($3::uuid IS NULL OR s.owner_id = $3::uuid) "
+        "AND ($4::text IS NULL OR s.management_type = $4) "
+        "AND ($5::text IS NULL OR strpos(lower(s.name), lower($5)) > 0) "
+        "AND ($6::jsonb IS NULL OR s.properties @> $6::jsonb "
+        "     OR ($7::jsonb IS NOT NULL AND s.properties @> $7::jsonb)) "
+        "AND ($8::timestamptz IS NULL OR s.updated_at >= $8::timestamptz) "
+        "ORDER BY s.no DESC LIMIT $9::int", 9},
+
+    [STMT_V1_INSERT] = {"v1_insert",
+        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING " V1_JSON ", s.version", 5},
+
+    [STMT_V1_GET] = {"v1_get",
+        "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2},
+
+    [STMT_V1_UPDATE] = {"v1_update",
+        "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
+        "upd AS (UPDATE v1_segments AS s SET "
+        "name = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.name END, "
+        "description = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.description END, "
+        "constraints = CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END, "
+        "updated_at = now(), version = s.version + 1 "
+        "WHERE s.tenant = $1 AND s.id = $2 AND ($4::bigint IS NULL OR s.version = $4::bigint) "
+        "RETURNING " V1_JSON " AS body, s.version AS new_version) "
+        "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 7},
+
+    [STMT_V1_DELETE] = {"v1_delete",
+        "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
+        "del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2 "
+        "AND ($3::bigint IS NULL OR s.version = $3::bigint) RETURNING s.version) "
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3},
+
+    [STMT_V1_LIST] = {"v1_list",
+        "SELECT " V1_JSON ", s.seq FROM v1_segments s WHERE s.tenant = $1 "
+        "AND ($2::bigint IS NULL OR s.seq < $2::bigint) "
+        "AND ($3::text IS NULL OR strpos(lower(s.name), lower($3)) > 0) "
+        "ORDER BY s.seq DESC LIMIT $4::int", 4},
+};

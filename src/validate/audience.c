@@ -1,0 +1,270 @@
+/* /audiences/segments bodies → aud_segment_in. The fields are a table walked by one
+ * loop; every problem is collected with its JSON Pointer. */
+#include "validate/audience.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/statements.h"
+#include "validate/validate.h"
+
+typedef enum { F_ENUM, F_NAME, F_UUID, F_SIZE, F_DESCRIPTION, F_PROPERTIES, F_DEPRECATED,
+               F_DATETIME, F_IGNORED } field_kind;
+
+typedef struct field_def {
+    const char *key;
+    field_kind kind;
+    unsigned set_bit;        /* AUD_SET_* or 0 */
+    bool nullable;
+    bool required_create;    /* AUD_CREATE and AUD_REPLACE */
+    bool required_replace;   /* AUD_REPLACE only */
+} field_def;
+
+static const field_def fields[] = {
+    {"id", F_UUID, 0, false, false, true},
+    {"management_type", F_ENUM, AUD_SET_MANAGEMENT_TYPE, false, true, true},
+    {"name", F_NAME, AUD_SET_NAME, false, true, true},
+    {"owner_id", F_UUID, AUD_SET_OWNER_ID, false, true, true},
+    {"approximated_size", F_SIZE, AUD_SET_SIZE, true, false, false},
+    {"description", F_DESCRIPTION, AUD_SET_DESCRIPTION, true, false, false},
+    {"properties", F_PROPERTIES, AUD_SET_PROPERTIES, false, false, false},
+    {"deprecated_properties", F_DEPRECATED, AUD_SET_DEPRECATED, false, false, false},
+    {"created_at", F_DATETIME, 0, true, false, false},
+    {"updated_at", F_IGNORED, 0, true, false, false},   /* read-only: accepted, ignored */
+    {"no", F_IGNORED, 0, true, false, false},           /* read-only: accepted, ignored */
+};
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+static bool code_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-' || c == '.' || c == ':';
+}
+
+static void check_properties(val_path *p, json_t *v)
+{
+    const char *code;
+    json_t *list;
+    json_object_foreach(v, code, list) {
+        size_t old = val_path_push(p, code);
+        size_t clen = strlen(code), chars = val_utf8_chars(code, clen);
+        bool ok = chars >= 1 && chars <= AUD_MAX_CODE_CHARS;
+        for (size_t i = 0; ok && i < clen; i++)
+            ok = code_char_ok(code[i]);
+        if (!ok)
+            val_fail(p, "attribute code \"%.40s%s\" is not valid: expected 1 to %d letters, digits, "
+                     "'_', '-', '.' or ':'", code, clen > 40 ? "…" : "", AUD_MAX_CODE_CHARS);
+        if (!json_is_array(list)) {
+            val_fail(p, "expected a list of attribute values, got %s", val_type_name(list));
+        } else if (json_array_size(list) < 1 || json_array_size(list) > AUD_MAX_PROPERTY_VALUES) {
+            val_fail(p, "expected 1 to %d attribute values, got %zu", AUD_MAX_PROPERTY_VALUES,
+                     json_array_size(list));
+        } else {
+            size_t i, j;
+            json_t *item;
+            json_array_foreach(list, i, item) {
+                if (!json_is_string(item) && !json_is_number(item)) {
+                    size_t o2 = val_path_push_index(p, i);
+                    val_fail(p, "an attribute value must be a string or a number, got %s",
+                             val_type_name(item));
+                    val_path_pop(p, o2);
+                    continue;
+                }
+                for (j = 0; j < i; j++) {
+                    if (json_equal(item, json_array_get(list, j))) {
+                        size_t o2 = val_path_push_index(p, i);
+                        val_fail(p, "duplicate attribute value: the same as item %zu", j);
+                        val_path_pop(p, o2);
+                        break;
+                    }
+                }
+            }
+        }
+        val_path_pop(p, old);
+    }
+}
+
+static void check_field(val_path *p, const field_def *f, json_t *v, aud_segment_in *out)
+{
+    const char *why;
+    if (json_is_null(v)) {
+        if (!f->nullable)
+            val_fail(p, "must not be null");
+        else if (f->set_bit)
+            out->set |= f->set_bit;
+        if (f->kind == F_SIZE)
+            out->size_is_null = true;
+        return;
+    }
+    switch (f->kind) {
+    case F_ENUM:
+        if (!json_is_string(v))
+            val_fail(p, "expected a string, got %s", val_type_name(v));
+        else if (strcmp(json_string_value(v), "selfmanaged") && strcmp(json_string_value(v), "systemmanaged"))
+            val_fail(p, "\"%.40s\" is not a management type: expected selfmanaged or systemmanaged",
+                     json_string_value(v));
+        else
+            out->management_type = json_string_value(v);
+        break;
+    case F_NAME: {
+        if (!json_is_string(v)) {
+            val_fail(p, "expected a string, got %s", val_type_name(v));
+            break;
+        }
+        size_t chars = val_utf8_chars(json_string_value(v), json_string_length(v));
+        if (chars < 1 || chars > AUD_MAX_NAME_CHARS)
+            val_fail(p, "expected 1 to %d characters, got %zu", AUD_MAX_NAME_CHARS, chars);
+        else if (val_is_blank(json_string_value(v)))
+            val_fail(p, "must not be blank");
+        else
+            out->name = json_string_value(v);
+        break;
+    }
+    case F_UUID:
+        if (!json_is_string(v)) {
+            val_fail(p, "expected a uuid string, got %s", val_type_name(v));
+        } else if (!val_uuid(json_string_value(v), json_string_length(v), &why)) {
+            val_fail(p, "\"%.40s\" is not a uuid: %s, got %zu characters", json_string_value(v),
+                     why, json_string_length(v));
+        } else {
+            char *dst = !strcmp(f->key, "id") ? out->id : out->owner_id;
+            for (int i = 0; i < 36; i++) {
+                char c = json_string_value(v)[i];
+                dst[i] = (char)(c >= 'A' && c <= 'F' ? c + 32 : c);
+            }
+            dst[36] = '\0';
+        }
+        break;
+    case F_SIZE:
+        if (!json_is_integer(v))
+            val_fail(p, "expected a non-negative integer or null, got %s", val_type_name(v));
+        else if (json_integer_value(v) < 0)
+            val_fail(p, "must not be negative, got %lld", (long long)json_integer_value(v));
+        else
+            snprintf(out->size, sizeof out->size, "%lld", (long long)json_integer_value(v));
+        break;
+    case F_DESCRIPTION: {
+        if (!json_is_string(v)) {
+            val_fail(p, "expected a string or null, got %s", val_type_name(v));
+            break;
+        }
+        size_t chars = val_utf8_chars(json_string_value(v), json_string_length(v));
+        if (chars > AUD_MAX_DESCRIPTION_CHARS)
+            val_fail(p, "expected at most %d characters, got %zu", AUD_MAX_DESCRIPTION_CHARS, chars);
+        else
+            out->description = json_string_value(v);
+        break;
+    }
+    case F_PROPERTIES:
+    case F_DEPRECATED:
+        if (!json_is_object(v)) {
+            val_fail(p, "expected an object, got %s", val_type_name(v));
+            break;
+        }
+        if (val_depth(v) > AUD_MAX_DEPTH) {
+            val_fail(p, "nested deeper than %d levels", AUD_MAX_DEPTH);
+            break;
+        }
+        if (f->kind == F_PROPERTIES) {
+            int before = p->err->n_items;
+            check_properties(p, v);
+            if (p->err->n_items != before)
+                break;
+        }
+        {
+            char *s = json_dumps(v, JSON_COMPACT);
+            if (f->kind == F_PROPERTIES) {
+                free(out->properties);
+                out->properties = s;
+            } else {
+                free(out->deprecated_properties);
+                out->deprecated_properties = s;
+            }
+        }
+        break;
+    case F_DATETIME:
+        if (!json_is_string(v))
+            val_fail(p, "expected an RFC 3339 date-time string or null, got %s", val_type_name(v));
+        else if (!val_rfc3339(json_string_value(v), NULL))
+            val_fail(p, "\"%.40s\" is not an RFC 3339 date-time like 2023-11-07T05:31:56Z",
+                     json_string_value(v));
+        else
+            out->created_at = json_string_value(v);
+        break;
+    case F_IGNORED:
+        break;
+    }
+    if (f->set_bit && (f->kind != F_DATETIME))
+        out->set |= f->set_bit;
+}
+
+int val_aud_segment(json_t *root, aud_mode mode, aud_segment_in *out, seg_error *err)
+{
+    val_path p;
+    const char *key;
+    json_t *v;
+    int before = err->n_items;
+    memset(out, 0, sizeof *out);
+    val_path_init(&p, err);
+
+    json_object_foreach(root, key, v) {
+        size_t i;
+        for (i = 0; i < N_FIELDS; i++)
+            if (!strcmp(fields[i].key, key))
+                break;
+        if (i == N_FIELDS) {
+            val_fail_at(&p, key, "unknown field \"%.60s\": expected one of id, management_type, name, "
+                        "owner_id, approximated_size, description, properties, deprecated_properties, "
+                        "created_at", key);
+        }
+    }
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const field_def *f = &fields[i];
+        bool required = f->required_create || (mode == AUD_REPLACE && f->required_replace);
+        v = json_object_get(root, f->key);
+        if (!v) {
+            if (required)
+                val_fail_at(&p, f->key, "required field is missing");
+            continue;
+        }
+        if (f->kind == F_UUID && !strcmp(f->key, "id") && mode == AUD_CREATE)
+            continue; /* read-only on create: the server assigns ids */
+        if (f->kind == F_DATETIME && mode != AUD_CREATE)
+            continue; /* created_at is kept from creation: ignored on updates */
+        size_t old = val_path_push(&p, f->key);
+        check_field(&p, f, v, out);
+        val_path_pop(&p, old);
+    }
+    if (mode == AUD_WHOLE) /* a merged document always carries every field */
+        out->set = AUD_SET_ALL;
+    return err->n_items != before || err->status ? -1 : 0;
+}
+
+void val_aud_release(aud_segment_in *in)
+{
+    free(in->properties);
+    free(in->deprecated_properties);
+    in->properties = NULL;
+    in->deprecated_properties = NULL;
+}
+
+void val_merge_patch(json_t *target, json_t *patch)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(patch, key, v) {
+        if (json_is_null(v)) {
+            json_object_del(target, key);
+        } else if (json_is_object(v)) {
+            json_t *t = json_object_get(target, key);
+            if (!json_is_object(t)) {
+                t = json_object();
+                json_object_set_new(target, key, t);
+            }
+            val_merge_patch(t, v);
+        } else {
+            json_object_set(target, key, v);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+/* JSON Pointer tracking, body parsing and the format checks shared by every dialect. */
+#include "validate/validate.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void val_path_init(val_path *p, seg_error *err)
+{
+    p->err = err;
+    p->len = 0;
+    p->ptr[0] = '\0';
+}
+
+static void path_append(val_path *p, const char *s)
+{
+    size_t room = sizeof p->ptr - 1;
+    for (; *s && p->len < room; s++) {
+        if (*s == '~' || *s == '/') {
+            if (p->len + 2 > room)
+                break;
+            p->ptr[p->len++] = '~';
+            p->ptr[p->len++] = *s == '~' ? '0' : '1';
+        } else {
+            p->ptr[p->len++] = *s;
+        }
+    }
+    p->ptr[p->len] = '\0';
+}
+
+size_t val_path_push(val_path *p, const char *key)
+{
+    size_t old = p->len;
+    if (p->len < sizeof p->ptr - 1) {
+        p->ptr[p->len++] = '/';
+        p->ptr[p->len] = '\0';
+    }
+    path_append(p, key);
+    return old;
+}
+
+size_t val_path_push_index(val_path *p, size_t index)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%zu", index);
+    return val_path_push(p, buf);
+}
+
+void val_path_pop(val_path *p, size_t old_len)
+{
+    p->len = old_len;
+    p->ptr[old_len] = '\0';
+}
+
+static void vfail(val_path *p, const char *fmt, va_list ap)
+{
+    char detail[ERR_DETAIL_MAX];
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    err_add(p->err, p->ptr, "%s", detail);
+}
+
+void val_fail(val_path *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(p, fmt, ap);
+    va_end(ap);
+}
+
+void val_fail_at(val_path *p, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    size_t old = val_path_push(p, key);
+    va_start(ap, fmt);
+    vfail(p, fmt, ap);
+    va_end(ap);
+    val_path_pop(p, old);
+}
+
+json_t *val_parse_body(const char *body, size_t len, seg_error *err)
+{
+    json_error_t je;
+    json_t *root;
+    if (len == 0) {
+        err_set(err, 400, "malformed_json", "the request body is empty: expected a JSON object");
+        return NULL;
+    }
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        err_set(err, 400, "malformed_json", "invalid JSON at line %d column %d: %s",
+                je.line, je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        err_set(err, 400, "malformed_json", "the request body must be a JSON object, got %s",
+                val_type_name(root));
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+const char *val_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER: return "integer";
+    case JSON_REAL: return "number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "boolean";
+    case JSON_NULL: return "null";
+    }
+    return "unknown";
+}
+
+size_t val_utf8_chars(const char *s, size_t bytes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+bool val_is_blank(const char *s)
+{
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s))
+            return false;
+    return true;
+}
+
+bool val_uuid(const char *s, size_t len, const char **why)
+{
+    static const char *const too_short = "expected 36 characters in the form 8-4-4-4-12 hex digits";
+    const char *w = NULL;
+    if (len != 36) {
+        w = too_short;
+    } else {
+        for (size_t i = 0; i < 36; i++) {
+            bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+            if (dash && s[i] != '-') {
+                w = "expected '-' at positions 9, 14, 19 and 24";
+                break;
+            }
+            if (!dash && !isxdigit((unsigned char)s[i])) {
+                w = "contains a character that is not a hexadecimal digit";
+                break;
+            }
+        }
+    }
+    if (why)
+        *why = w;
+    return w == NULL;
+}
+
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+bool val_rfc3339(const char *s, int64_t *us)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    size_t n = strlen(s);
+    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':')
+        return false;
+    int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+    int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 ||
+        se > 60)
+        return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
+        return false;
+    const char *p = s + 19;
+    int64_t frac_us = 0;
+    if (*p == '.') {
+        int nd = 0, scale = 100000;
+        p++;
+        while (isdigit((unsigned char)*p)) {
+            if (nd < 6) {
+                frac_us += (*p - '0') * scale;
+                scale /= 10;
+            }
+            nd++;
+            p++;
+        }
+        if (nd == 0 || nd > 9)
+            return false;
+    }
+    int64_t offset_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh = digits(p + 1, 2), om = p[3] == ':' ? digits(p + 4, 2) : -1;
+        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+            return false;
+        offset_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p != '\0')
+        return false;
+    if (us) {
+        struct tm tm = {0};
+        tm.tm_year = y - 1900;
+        tm.tm_mon = mo - 1;
+        tm.tm_mday = d;
+        tm.tm_hour = h;
+        tm.tm_min = mi;
+        tm.tm_sec = se > 59 ? 59 : se;
+        int64_t secs = (int64_t)timegm(&tm) - offset_s;
+        *us = secs * 1000000 + frac_us;
+    }
+    return true;
+}
+
+int val_depth(const json_t *v)
+{
+    int best = 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *c;
+        json_object_foreach((json_t *)v, k, c) {
+            int d = val_depth(c);
+            if (d > best)
+                best = d;
+        }
+        return best + 1;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c) {
+            int d = val_depth(c);
+            if (d > best)
+                best = d;
+        }
+        return best + 1;
+    }
+    return 0;
+}
