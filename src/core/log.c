@@ -47,9 +47,19 @@ size_t log_json_str(char *buf, size_t len, size_t cap, const char *s)
     return len;
 }
 
+static size_t put_char(char *buf, size_t len, size_t cap, char c)
+{
+    if (len + 1 < cap) {
+        buf[len++] = c;
+        buf[len] = '\0';
+    }
+    return len;
+}
+
 void log_msg(log_level level, const char *msg, ...)
 {
     char buf[4096];
+    int n;
     size_t len;
     struct timespec ts;
     struct tm tm;
@@ -58,30 +68,27 @@ void log_msg(log_level level, const char *msg, ...)
         return;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    len = (size_t)snprintf(buf, sizeof buf,
-                           "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":",
-                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                           tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
-    len = log_json_str(buf, len, sizeof buf, msg);
+    n = snprintf(buf, sizeof buf - 2,
+                 "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec / 1000000, level_names[level]);
+    len = n < 0 ? 0 : (size_t)n;
+    /* leave 2 bytes for the closing "}\n" */
+    len = log_json_str(buf, len, sizeof buf - 2, msg);
     va_start(ap, msg);
     for (;;) {
         const char *k = va_arg(ap, const char *);
-        const char *v;
         if (!k)
             break;
-        v = va_arg(ap, const char *);
-        if (len + 4 >= sizeof buf)
-            break;
-        buf[len++] = ',';
-        len = log_json_str(buf, len, sizeof buf, k);
-        buf[len++] = ':';
-        len = log_json_str(buf, len, sizeof buf, v ? v : "");
+        const char *v = va_arg(ap, const char *);
+        len = put_char(buf, len, sizeof buf - 2, ',');
+        len = log_json_str(buf, len, sizeof buf - 2, k);
+        len = put_char(buf, len, sizeof buf - 2, ':');
+        len = log_json_str(buf, len, sizeof buf - 2, v ? v : "");
     }
     va_end(ap);
-    if (len + 2 > sizeof buf)
-        len = sizeof buf - 2;
-    buf[len++] = '}';
-    buf[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, buf, len);
+    buf[len] = '}';
+    buf[len + 1] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, len + 2);
     (void)w;
 }

@@ -271,6 +271,12 @@ static bool is_c_string(const json_t *v)
     return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
 }
 
+/* val_type_name, but says why a string that is_c_string refused is wrong */
+static const char *kind_of(const json_t *v)
+{
+    return json_is_string(v) ? "a string with a NUL character" : val_type_name(v);
+}
+
 static size_t chars_of(const json_t *s)
 {
     return val_utf8_chars(json_string_value(s), json_string_length(s));
@@ -470,7 +476,7 @@ static const field_desc *walk_field(val_path *p, json_t *v)
     const field_desc *f = NULL;
     if (!is_c_string(v)) {
         val_fail(p, "\"field\" must be a string, got %s: expected a device field such as country or sessionCount",
-                 json_is_string(v) ? "a string with a NUL character" : val_type_name(v));
+                 kind_of(v));
         goto out;
     }
     const char *name = json_string_value(v);
@@ -499,7 +505,7 @@ static bool walk_relation(val_path *p, json_t *v, const field_desc *f, relation 
     bool ok = false;
     if (!is_c_string(v)) {
         val_fail(p, "\"relation\" must be a string, got %s: expected one of %s",
-                 json_is_string(v) ? "a string with a NUL character" : val_type_name(v),
+                 kind_of(v),
                  f ? types[f->type].expected : ALL_RELATIONS);
         goto out;
     }
@@ -529,7 +535,7 @@ out:
     return ok;
 }
 
-static bool walk_string_value(val_path *p, json_t *v, const field_desc *f, relation rel)
+static void walk_string_value(val_path *p, json_t *v, const field_desc *f, relation rel)
 {
     char ex[EXCERPT_BUF], why[160];
     if (!json_is_string(v)) {
@@ -539,32 +545,30 @@ static bool walk_string_value(val_path *p, json_t *v, const field_desc *f, relat
         else
             val_fail(p, "value for field \"%s\" (%s) must be a string, got %s", f->name,
                      types[f->type].name, val_type_name(v));
-        return false;
+        return;
     }
     if (!is_c_string(v)) {
         val_fail(p, "value for field \"%s\" must not contain a NUL character", f->name);
-        return false;
+        return;
     }
     size_t n = chars_of(v);
     if (n == 0) {
         val_fail(p, "value for field \"%s\" must not be empty: expected 1 to %d characters",
                  f->name, V1_VALUE_MAX);
-        return false;
+        return;
     }
     if (n > V1_VALUE_MAX) {
         val_fail(p, "value for field \"%s\" is too long: expected at most %d characters, got %zu",
                  f->name, V1_VALUE_MAX, n);
-        return false;
+        return;
     }
     if (f->format && (rel == REL_EQ || rel == REL_NE) &&
         !f->format(json_string_value(v), why, sizeof why)) {
         val_fail(p, "value \"%s\" is not %s: %s", excerpt(ex, json_string_value(v)), f->what, why);
-        return false;
     }
-    return true;
 }
 
-static bool walk_number_value(val_path *p, json_t *v, const field_desc *f)
+static void walk_number_value(val_path *p, json_t *v, const field_desc *f)
 {
     if (json_is_real(v)) {
         char num[32];
@@ -573,43 +577,38 @@ static bool walk_number_value(val_path *p, json_t *v, const field_desc *f)
             strcat(num, ".0"); /* 5.0 prints as "5"; show it as a real */
         val_fail(p, "value for field \"%s\" (%s) must be an integer, got a real number (%s): write whole numbers without a decimal point or exponent",
                  f->name, types[f->type].name, num);
-        return false;
+        return;
     }
     if (!json_is_integer(v)) {
         val_fail(p, "value for field \"%s\" (%s) must be an integer, got %s", f->name,
                  types[f->type].name, val_type_name(v));
-        return false;
+        return;
     }
     json_int_t n = json_integer_value(v);
     if (f->type == FT_INT && (n < INT32_MIN || n > INT32_MAX)) {
         val_fail(p, "value %" JSON_INTEGER_FORMAT " is out of range for field \"%s\" (Int): expected %" PRId32 " to %" PRId32,
                  n, f->name, INT32_MIN, INT32_MAX);
-        return false;
+        return;
     }
     if (f->timestamp && n < 0) {
         val_fail(p, "value %" JSON_INTEGER_FORMAT " for field \"%s\" is negative: expected a Unix timestamp in milliseconds, 0 or more",
                  n, f->name);
-        return false;
     }
-    return true;
 }
 
-static bool walk_value(val_path *p, json_t *v, const field_desc *f, relation rel)
+static void walk_value(val_path *p, json_t *v, const field_desc *f, relation rel)
 {
     size_t old = val_path_push(p, "value");
-    bool ok;
     if (rel == REL_EXISTS) {
-        ok = json_is_boolean(v);
-        if (!ok)
+        if (!json_is_boolean(v))
             val_fail(p, "value for relation \"exists\" must be a boolean (true: the field is set, false: it is not), got %s",
                      val_type_name(v));
     } else if (f->type == FT_INT || f->type == FT_LONG) {
-        ok = walk_number_value(p, v, f);
+        walk_number_value(p, v, f);
     } else {
-        ok = walk_string_value(p, v, f, rel);
+        walk_string_value(p, v, f, rel);
     }
     val_path_pop(p, old);
-    return ok;
 }
 
 /* Validates one constraint at the current pointer; fills out when it is valid. */
@@ -654,23 +653,16 @@ static bool walk_constraint(val_path *p, json_t *c, v1_con *out)
 /* ---- groups and the body -------------------------------------------------------------------- */
 
 /* Checks that v is an array of 1..max elements; "what" names the elements. */
-static bool check_array(val_path *p, json_t *v, const char *key, size_t max, const char *what)
+static void check_array(val_path *p, json_t *v, const char *key, size_t max, const char *what)
 {
-    if (!json_is_array(v)) {
+    size_t n = json_array_size(v);
+    if (!json_is_array(v))
         val_fail(p, "\"%s\" must be an array of 1 to %zu %s, got %s", key, max, what,
                  val_type_name(v));
-        return false;
-    }
-    size_t n = json_array_size(v);
-    if (n == 0) {
+    else if (n == 0)
         val_fail(p, "\"%s\" must not be empty: expected 1 to %zu %s", key, max, what);
-        return false;
-    }
-    if (n > max) {
+    else if (n > max) /* the caller still checks every element */
         val_fail(p, "\"%s\" must contain at most %zu %s, got %zu", key, max, what, n);
-        return false; /* the elements are still checked by the caller */
-    }
-    return true;
 }
 
 static void walk_group(walk *w, json_t *g, v1_group *out)
@@ -690,7 +682,7 @@ static void walk_group(walk *w, json_t *g, v1_group *out)
         val_fail_at(p, "type", "\"type\" is required: expected AND or OR");
     } else if (!is_c_string(type)) {
         val_fail_at(p, "type", "\"type\" must be a string, got %s: expected AND or OR",
-                    val_type_name(type));
+                    kind_of(type));
     } else if (strcasecmp(json_string_value(type), "AND") == 0) {
         if (out)
             out->is_or = false;
@@ -756,7 +748,7 @@ static const char *walk_text(val_path *p, json_t *v, const char *key, size_t max
 {
     if (!is_c_string(v)) {
         val_fail_at(p, key, "\"%s\" must be a string, got %s: expected %s%zu characters%s", key,
-                    json_is_string(v) ? "a string with a NUL character" : val_type_name(v),
+                    kind_of(v),
                     nonblank ? "1 to " : "at most ", max, nonblank ? "" : ", or null");
         return NULL;
     }
@@ -793,7 +785,7 @@ static void walk_id(val_path *p, json_t *v, v1_segment_in *out)
                     ID_EXAMPLE);
     } else if (!is_c_string(v)) {
         val_fail_at(p, "id", "\"id\" must be a string, got %s: expected a segment id such as %s",
-                    val_type_name(v), ID_EXAMPLE);
+                    kind_of(v), ID_EXAMPLE);
     } else if (!val_v1_id(json_string_value(v))) {
         val_fail_at(p, "id", "id \"%s\" is not a segment id: expected \"%s\" followed by %d letters or digits, such as %s",
                     excerpt(ex, json_string_value(v)), V1_ID_PREFIX, V1_ID_SUFFIX_LEN, ID_EXAMPLE);
@@ -814,10 +806,14 @@ static char *canonical_json(const walk *w)
         return NULL;
     for (size_t g = 0; g < w->n_groups; g++) {
         const v1_group *grp = &w->groups[g];
-        json_t *go = json_object(), *ca = json_array();
+        /* each new value is handed to its parent at once: the *_new calls consume it
+         * even when they fail, so nothing is left to free but arr */
+        json_t *go = json_object();
         if (json_array_append_new(arr, go) != 0 ||
-            json_object_set_new(go, "type", json_string(grp->is_or ? "OR" : "AND")) != 0 ||
-            json_object_set_new(go, "constraints", ca) != 0)
+            json_object_set_new(go, "type", json_string(grp->is_or ? "OR" : "AND")) != 0)
+            goto out;
+        json_t *ca = json_array();
+        if (json_object_set_new(go, "constraints", ca) != 0)
             goto out;
         for (size_t c = 0; c < grp->n; c++) {
             const v1_con *con = &grp->cons[c];

@@ -18,6 +18,12 @@ static void path_append(val_path *p, const char *s)
 {
     size_t room = sizeof p->ptr - 1;
     for (; *s && p->len < room; s++) {
+        /* never cut a UTF-8 sequence: the pointer must stay valid UTF-8 */
+        if (((unsigned char)*s & 0xC0) == 0xC0) {
+            size_t n = ((unsigned char)*s & 0xE0) == 0xC0 ? 2 : ((unsigned char)*s & 0xF0) == 0xE0 ? 3 : 4;
+            if (p->len + n > room)
+                break;
+        }
         if (*s == '~' || *s == '/') {
             if (p->len + 2 > room)
                 break;

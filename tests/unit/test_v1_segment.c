@@ -1076,6 +1076,47 @@ static void test_error_cap(void **state)
     done(r);
 }
 
+/* Every allocation failure ends in -1 with 500 "internal_error" and leaks nothing
+ * (AddressSanitizer's leak check runs at exit). */
+static int alloc_budget;
+
+static void *failing_malloc(size_t n)
+{
+    if (alloc_budget-- <= 0)
+        return NULL;
+    return malloc(n);
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    json_error_t je;
+    json_t *root = json_loads(seed_example_2, 0, &je);
+    assert_non_null(root);
+    bool succeeded = false;
+    for (int budget = 0; budget < 1000 && !succeeded; budget++) {
+        seg_error err;
+        v1_segment_in in;
+        err_clear(&err);
+        alloc_budget = budget;
+        json_set_alloc_funcs(failing_malloc, free);
+        int rc = val_v1_segment(root, false, &in, &err);
+        json_set_alloc_funcs(malloc, free);
+        if (rc == 0) {
+            succeeded = true;
+            assert_int_equal(json_array_size(in.warnings), 2);
+        } else {
+            assert_int_equal(err.status, 500);
+            assert_string_equal(err.code, "internal_error");
+            assert_null(in.constraints_json);
+            assert_null(in.warnings);
+        }
+        val_v1_segment_release(&in);
+    }
+    assert_true(succeeded);
+    json_decref(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1104,6 +1145,7 @@ int main(void)
         cmocka_unit_test(test_not_an_object),
         cmocka_unit_test(test_release_zeroed),
         cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

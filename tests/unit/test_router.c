@@ -1,0 +1,123 @@
+/* Routing table matching: literal paths, {id} parameters, 404, 405 with Allow. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http/router.h"
+
+static void h(http_request *rq) { (void)rq; }
+
+static bool only_digits(const char *v, const char **why)
+{
+    for (const char *p = v; *p; p++)
+        if (*p < '0' || *p > '9') {
+            *why = "digits only";
+            return false;
+        }
+    return *v != '\0';
+}
+
+static const http_route routes[] = {
+    {"GET", "/items", h, 0, BODY_NONE, NULL, NULL},
+    {"POST", "/items", h, 0, BODY_JSON, NULL, NULL},
+    {"GET", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id"},
+    {"DELETE", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id"},
+    {"GET", "/healthz", h, 0, BODY_NONE, NULL, NULL},
+};
+#define N (sizeof routes / sizeof routes[0])
+
+static route_result match(const char *m, const char *p, const http_route **r, char *param,
+                          char *allow, const char **why)
+{
+    return router_match(routes, N, m, p, r, param, 64, allow, 128, why);
+}
+
+static void test_literal(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128];
+    const char *why = NULL;
+    assert_int_equal(match("GET", "/items", &r, param, allow, &why), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[0]);
+    assert_int_equal(match("POST", "/items", &r, param, allow, &why), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[1]);
+}
+
+static void test_param(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128];
+    const char *why = NULL;
+    assert_int_equal(match("GET", "/items/42", &r, param, allow, &why), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[2]);
+    assert_string_equal(param, "42");
+    assert_int_equal(match("DELETE", "/items/7", &r, param, allow, &why), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[3]);
+}
+
+static void test_bad_param(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128];
+    const char *why = NULL;
+    assert_int_equal(match("GET", "/items/4x2", &r, param, allow, &why), ROUTE_BAD_PARAM);
+    assert_string_equal(why, "digits only");
+    assert_string_equal(param, "4x2");
+}
+
+static void test_not_found(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128];
+    const char *why = NULL;
+    const char *paths[] = {"/", "", "/item", "/items/", "/items/1/2", "/itemsx", "//items",
+                           "/healthz/", "/HEALTHZ"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        assert_int_equal(match("GET", paths[i], &r, param, allow, &why), ROUTE_NOT_FOUND);
+}
+
+static void test_method_not_allowed(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128];
+    const char *why = NULL;
+    assert_int_equal(match("PUT", "/items", &r, param, allow, &why), ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, HEAD, POST");
+    assert_int_equal(match("PATCH", "/items/1", &r, param, allow, &why), ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, HEAD, DELETE");
+}
+
+static void test_head_is_get(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128];
+    const char *why = NULL;
+    assert_int_equal(match("HEAD", "/healthz", &r, param, allow, &why), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[4]);
+}
+
+static void test_long_param_truncated_safely(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128], path[300];
+    const char *why = NULL;
+    memset(path, '1', sizeof path);
+    memcpy(path, "/items/", 7);
+    path[sizeof path - 1] = '\0';
+    assert_int_equal(match("GET", path, &r, param, allow, &why), ROUTE_FOUND);
+    assert_int_equal(strlen(param), 63);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_literal),       cmocka_unit_test(test_param),
+        cmocka_unit_test(test_bad_param),     cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_method_not_allowed), cmocka_unit_test(test_head_is_get),
+        cmocka_unit_test(test_long_param_truncated_safely),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
