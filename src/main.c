@@ -28,6 +28,9 @@ static const http_route routes[] = {
     {"GET", "/openapi.yaml", h_openapi, 0, BODY_NONE, NULL, NULL},
 
     {"POST", "/audiences/segments", h_aud_create, W, BODY_JSON, NULL, NULL},
+    {"POST", "/audiences/segments/bulk", h_aud_bulk_create, W, BODY_BULK_JSON, NULL, NULL},
+    {"PATCH", "/audiences/segments/bulk", h_aud_bulk_update, W, BODY_BULK_JSON, NULL, NULL},
+    {"POST", "/audiences/segments/bulk-delete", h_aud_bulk_delete, W, BODY_BULK_JSON, NULL, NULL},
     {"PATCH", "/audiences/segments", h_aud_replace, W, BODY_JSON, NULL, NULL},
     {"GET", "/audiences/segments", h_aud_list, R, BODY_NONE, NULL, NULL},
     {"GET", "/audiences/segments/{id}", h_aud_get, R, BODY_NONE, h_check_uuid, "segment id"},
@@ -35,6 +38,9 @@ static const http_route routes[] = {
     {"DELETE", "/audiences/segments/{id}", h_aud_delete, W, BODY_NONE, h_check_uuid, "segment id"},
 
     {"POST", "/v1/segments", h_v1_create, W, BODY_JSON, NULL, NULL},
+    {"POST", "/v1/segments/bulk", h_v1_bulk_create, W, BODY_BULK_JSON, NULL, NULL},
+    {"PATCH", "/v1/segments/bulk", h_v1_bulk_update, W, BODY_BULK_JSON, NULL, NULL},
+    {"POST", "/v1/segments/bulk-delete", h_v1_bulk_delete, W, BODY_BULK_JSON, NULL, NULL},
     {"PATCH", "/v1/segments", h_v1_patch, W, BODY_JSON, NULL, NULL},
     {"GET", "/v1/segments", h_v1_list, R, BODY_NONE, NULL, NULL},
     {"GET", "/v1/segments/{id}", h_v1_get, R, BODY_NONE, h_check_seg_id, "segment id"},

@@ -27,6 +27,7 @@ typedef struct seg_config {
     int jwt_leeway_s;
     char tenant_claim[64];
     size_t max_body_bytes;
+    size_t max_bulk_body_bytes;
     log_level log_level;
     bool auto_migrate;
     char *migrations_dir;

@@ -28,6 +28,14 @@ void h_v1_get(http_request *rq);
 void h_v1_delete(http_request *rq);
 void h_v1_list(http_request *rq);
 
+/* Bulk operations (handlers/bulk.c): create, update, delete up to 1000 items. */
+void h_aud_bulk_create(http_request *rq);
+void h_aud_bulk_update(http_request *rq);
+void h_aud_bulk_delete(http_request *rq);
+void h_v1_bulk_create(http_request *rq);
+void h_v1_bulk_update(http_request *rq);
+void h_v1_bulk_delete(http_request *rq);
+
 /* Path parameter checks for the router. */
 bool h_check_uuid(const char *value, const char **why);
 bool h_check_seg_id(const char *value, const char **why);

@@ -15,7 +15,7 @@ typedef struct http_request http_request;
 typedef void (*http_handler)(http_request *rq);
 typedef void (*http_free_fn)(void *cls);
 
-enum http_body_kind { BODY_NONE = 0, BODY_JSON, BODY_MERGE_PATCH };
+enum http_body_kind { BODY_NONE = 0, BODY_JSON, BODY_MERGE_PATCH, BODY_BULK_JSON };
 
 /* One row of the routing table (declared in main.c). A pattern segment "{id}" matches
  * one path segment, checked by check_param before the handler runs. */

@@ -51,4 +51,8 @@ int store_v1_delete(store_conn *c, const char *tenant, const char *id, long long
 int store_v1_list(store_conn *c, const char *tenant, const char *before_seq, const char *name,
                   int limit, store_rows **out, seg_error *err) MUSTCHECK;
 
+/* Runs one bulk statement (STMT_*_BULK_*) with $2 = records, a JSON array. */
+int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,
+               store_rows **out, seg_error *err) MUSTCHECK;
+
 #endif

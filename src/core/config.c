@@ -40,6 +40,8 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_JWT_LEEWAY", CF_INT, "30", 0, 600, "seconds of clock skew allowed on exp/nbf/iat"},
     {"SEGMENTD_TENANT_CLAIM", CF_STR, "tenant", 0, 0, "claim that carries the tenant"},
     {"SEGMENTD_MAX_BODY_BYTES", CF_SIZE, "1048576", 1024, 64 * MIB, "largest request body"},
+    {"SEGMENTD_MAX_BULK_BODY_BYTES", CF_SIZE, "8388608", 1024, 256 * MIB,
+     "largest body of a bulk request (up to 1000 items)"},
     {"SEGMENTD_LOG_LEVEL", CF_LEVEL, "info", 0, 0, "debug, info, warn or error"},
     {"SEGMENTD_AUTO_MIGRATE", CF_BOOL, "1", 0, 0, "apply pending migrations when serve starts"},
     {"SEGMENTD_MIGRATIONS_DIR", CF_STR, SEGMENTD_SOURCE_DIR "/migrations", 0, 0,
@@ -190,6 +192,8 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         snprintf(cfg->tenant_claim, sizeof cfg->tenant_claim, "%s", v);
     } else if (!strcmp(name, "MAX_BODY_BYTES")) {
         cfg->max_body_bytes = (size_t)n;
+    } else if (!strcmp(name, "MAX_BULK_BODY_BYTES")) {
+        cfg->max_bulk_body_bytes = (size_t)n;
     } else if (!strcmp(name, "LOG_LEVEL")) {
         static const char *const lv[] = {"debug", "info", "warn", "error"};
         int i;

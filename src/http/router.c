@@ -42,25 +42,31 @@ route_result router_match(const http_route *routes, size_t n, const char *method
     size_t alen = 0;
     const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
     allow[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (!pattern_match(routes[i].pattern, path, param, param_cap))
-            continue;
-        path_known = true;
-        if (strcmp(routes[i].method, m) == 0) {
-            *out = &routes[i];
-            if (routes[i].check_param && !routes[i].check_param(param, why))
-                return ROUTE_BAD_PARAM;
-            return ROUTE_FOUND;
-        }
-        if (!strstr(allow, routes[i].method)) {
-            int w = snprintf(allow + alen, allow_cap - alen, "%s%s", alen ? ", " : "",
-                             routes[i].method);
-            if (w > 0 && (size_t)w < allow_cap - alen)
-                alen += (size_t)w;
-            if (!strcmp(routes[i].method, "GET") && !strstr(allow, "HEAD")) {
-                w = snprintf(allow + alen, allow_cap - alen, ", HEAD");
+    /* Literal patterns first, so /segments/bulk is never read as /segments/{id}. */
+    for (int pass = 0; pass < 2 && !path_known; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            bool literal = strchr(routes[i].pattern, '{') == NULL;
+            if (literal != (pass == 0))
+                continue;
+            if (!pattern_match(routes[i].pattern, path, param, param_cap))
+                continue;
+            path_known = true;
+            if (strcmp(routes[i].method, m) == 0) {
+                *out = &routes[i];
+                if (routes[i].check_param && !routes[i].check_param(param, why))
+                    return ROUTE_BAD_PARAM;
+                return ROUTE_FOUND;
+            }
+            if (!strstr(allow, routes[i].method)) {
+                int w = snprintf(allow + alen, allow_cap - alen, "%s%s", alen ? ", " : "",
+                                 routes[i].method);
                 if (w > 0 && (size_t)w < allow_cap - alen)
                     alen += (size_t)w;
+                if (!strcmp(routes[i].method, "GET") && !strstr(allow, "HEAD")) {
+                    w = snprintf(allow + alen, allow_cap - alen, ", HEAD");
+                    if (w > 0 && (size_t)w < allow_cap - alen)
+                        alen += (size_t)w;
+                }
             }
         }
     }

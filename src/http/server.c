@@ -48,6 +48,11 @@ static volatile int draining;
 static int inflight;
 static int bound_port;
 
+static size_t body_limit(const http_route *r)
+{
+    return r && r->body == BODY_BULK_JSON ? scfg->max_bulk_body_bytes : scfg->max_body_bytes;
+}
+
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -382,11 +387,11 @@ static enum MHD_Result first_call(rq_priv *p, const char *method, const char *ur
         if (cl) {
             char *end;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (*end == '\0' && n > scfg->max_body_bytes) {
+            if (*end == '\0' && n > body_limit(route)) {
                 p->too_big = true;
                 err_set(&rq->err, 413, "body_too_large",
                         "the body is %llu bytes: at most %zu bytes are accepted", n,
-                        scfg->max_body_bytes);
+                        body_limit(route));
                 return answer_early(p);
             }
         }
@@ -434,9 +439,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             p->drained += n;
             /* a body on a route without one is ignored; an oversized chunked body is
              * read up to 4x the limit so that the 413 can be sent, then cut */
-            return p->drained > 4 * scfg->max_body_bytes ? MHD_NO : MHD_YES;
+            return p->drained > 4 * body_limit(p->rq.route) ? MHD_NO : MHD_YES;
         }
-        if (p->len + n > scfg->max_body_bytes) {
+        if (p->len + n > body_limit(p->rq.route)) {
             p->too_big = true;
             p->drained += n;
             free(p->buf);
@@ -447,8 +452,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             size_t ncap = p->cap ? p->cap : 4096;
             while (ncap < p->len + n)
                 ncap *= 2;
-            if (ncap > scfg->max_body_bytes)
-                ncap = scfg->max_body_bytes;
+            if (ncap > body_limit(p->rq.route))
+                ncap = body_limit(p->rq.route);
             char *nb = realloc(p->buf, ncap);
             if (!nb)
                 return MHD_NO;
@@ -462,7 +467,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     /* final call: the whole request is here */
     if (p->too_big) {
         err_set(&p->rq.err, 413, "body_too_large", "the body is larger than %zu bytes",
-                scfg->max_body_bytes);
+                body_limit(p->rq.route));
         return send_answer(p);
     }
     p->rq.body = p->buf;

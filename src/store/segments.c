@@ -97,3 +97,10 @@ int store_v1_list(store_conn *c, const char *tenant, const char *before_seq, con
     const char *p[4] = {tenant, before_seq, name, lim};
     return store_exec(c, STMT_V1_LIST, p, out, err);
 }
+
+int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,
+               store_rows **out, seg_error *err)
+{
+    const char *p[2] = {tenant, records};
+    return store_exec(c, id, p, out, err);
+}

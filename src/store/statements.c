@@ -97,4 +97,63 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND ($2::bigint IS NULL OR s.seq < $2::bigint) "
         "AND ($3::text IS NULL OR strpos(lower(s.name), lower($3)) > 0) "
         "ORDER BY s.seq DESC LIMIT $4::int", 4},
+
+    /* Bulk: one statement for the whole request. $2 is a JSON array of records built
+     * by handlers/bulk.c; column 0 is the representation, column 1 the id. */
+    [STMT_AUD_BULK_INSERT] = {"aud_bulk_insert",
+        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "approximated_size, description, properties, deprecated_properties, created_at, updated_at) "
+        "SELECT $1, x.id, x.management_type, x.name, x.owner_id, x.approximated_size, x.description, "
+        "coalesce(x.properties, '{}'), coalesce(x.deprecated_properties, '{}'), "
+        "coalesce(x.created_at, now()), now() "
+        "FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (id uuid, management_type text, name text, "
+        "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
+        "deprecated_properties jsonb, created_at timestamptz)) WITH ORDINALITY "
+        "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
+        "deprecated_properties, created_at, ord) ORDER BY x.ord "
+        "RETURNING " AUD_JSON ", s.id::text", 2},
+
+    [STMT_AUD_BULK_UPDATE] = {"aud_bulk_update",
+        "UPDATE audience_segments AS s SET "
+        "management_type = CASE WHEN (x.mask & 1) <> 0 THEN x.management_type ELSE s.management_type END, "
+        "name = CASE WHEN (x.mask & 2) <> 0 THEN x.name ELSE s.name END, "
+        "owner_id = CASE WHEN (x.mask & 4) <> 0 THEN x.owner_id ELSE s.owner_id END, "
+        "approximated_size = CASE WHEN (x.mask & 8) <> 0 THEN x.approximated_size ELSE s.approximated_size END, "
+        "description = CASE WHEN (x.mask & 16) <> 0 THEN x.description ELSE s.description END, "
+        "properties = CASE WHEN (x.mask & 32) <> 0 THEN coalesce(x.properties, '{}') ELSE s.properties END, "
+        "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
+        "ELSE s.deprecated_properties END, "
+        "updated_at = now(), version = s.version + 1 "
+        "FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, mask int, management_type text, name text, "
+        "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
+        "deprecated_properties jsonb) "
+        "WHERE s.tenant = $1 AND s.id = x.id "
+        "RETURNING " AUD_JSON ", s.id::text", 2},
+
+    [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
+        "DELETE FROM audience_segments s WHERE s.tenant = $1 "
+        "AND s.id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid) "
+        "RETURNING json_build_object('id', s.id)::text, s.id::text", 2},
+
+    [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
+        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
+        "SELECT $1, x.id, x.name, x.description, x.constraints "
+        "FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (id text, name text, description text, "
+        "constraints jsonb)) WITH ORDINALITY AS x(id, name, description, constraints, ord) "
+        "ORDER BY x.ord RETURNING " V1_JSON ", s.id", 2},
+
+    [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
+        "UPDATE v1_segments AS s SET "
+        "name = CASE WHEN (x.mask & 1) <> 0 THEN x.name ELSE s.name END, "
+        "description = CASE WHEN (x.mask & 2) <> 0 THEN x.description ELSE s.description END, "
+        "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
+        "updated_at = now(), version = s.version + 1 "
+        "FROM jsonb_to_recordset($2::jsonb) AS x(id text, mask int, name text, description text, "
+        "constraints jsonb) "
+        "WHERE s.tenant = $1 AND s.id = x.id RETURNING " V1_JSON ", s.id", 2},
+
+    [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
+        "DELETE FROM v1_segments s WHERE s.tenant = $1 "
+        "AND s.id IN (SELECT jsonb_array_elements_text($2::jsonb)) "
+        "RETURNING json_build_object('id', s.id)::text, s.id", 2},
 };

@@ -1,0 +1,461 @@
+/* Bulk create, update and delete for both dialects: every item validated with the
+ * single-item rules and applied on its own, in one statement for the whole request;
+ * the answer is seed 002's envelope {"data", "errors", "warnings"}. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ids.h"
+#include "handlers/common.h"
+#include "handlers/handlers.h"
+#include "store/segments.h"
+#include "validate/audience.h"
+#include "validate/v1_segment.h"
+#include "validate/validate.h"
+
+#define BULK_MAX_ITEMS 1000
+
+typedef enum { OP_CREATE, OP_UPDATE, OP_DELETE } bulk_op;
+
+typedef struct bulk {
+    http_request *rq;
+    bulk_op op;
+    bool v1;
+    size_t n;
+    json_t **records;        /* per item: the record for the statement, NULL when refused */
+    char (*ids)[40];         /* per item: the id it names or was given */
+    json_t **warns;          /* per item: warnings (v1), or NULL */
+    json_t *errors;
+    seg_error item_err;
+} bulk;
+
+static void add_problem(bulk *b, size_t i, const char *code, const char *title,
+                        const char *pointer, const char *detail)
+{
+    char ptr[ERR_POINTER_MAX + 24];
+    snprintf(ptr, sizeof ptr, "/data/%zu%s", i, pointer);
+    json_array_append_new(b->errors, json_pack("{s:s, s:s, s:s, s:{s:s}, s:s}", "code", code,
+                                               "title", title, "detail", detail, "source",
+                                               "pointer", ptr, "traceId", b->rq->request_id));
+}
+
+/* Moves the problems of one item's validation into the envelope. */
+static void add_item_errors(bulk *b, size_t i)
+{
+    seg_error *e = &b->item_err;
+    if (e->n_items == 0) {
+        add_problem(b, i, e->code ? e->code : "invalid_item", err_title_for(e->status ? e->status : 422),
+                    "", e->detail[0] ? e->detail : "the item is not valid");
+        return;
+    }
+    for (int k = 0; k < e->n_items; k++)
+        add_problem(b, i, e->code ? e->code : "validation_failed", "Invalid field",
+                    e->items[k].pointer, e->items[k].detail);
+}
+
+static json_t *size_json(const aud_segment_in *in)
+{
+    return in->size_is_null || !in->size[0] ? json_null() : json_integer(strtoll(in->size, NULL, 10));
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *borrowed(json_t *item, const char *key)
+{
+    json_t *v = json_object_get(item, key);
+    return v ? json_incref(v) : json_null();
+}
+
+/* An item naming only an id: {"id": "..."} for deletes. */
+static int id_only_item(bulk *b, json_t *item, size_t i)
+{
+    json_t *id = json_object_get(item, "id");
+    const char *why = NULL;
+    if (json_object_size(item) != 1 || !json_is_string(id)) {
+        err_add(&b->item_err, "/id", "expected an object holding only \"id\"");
+        return -1;
+    }
+    const char *s = json_string_value(id);
+    bool ok = b->v1 ? val_v1_id(s) : val_uuid(s, json_string_length(id), &why);
+    if (!ok) {
+        err_add(&b->item_err, "/id", "\"%.40s\" is not a segment id: %s", s,
+                b->v1 ? "expected \"seg_\" followed by 13 letters or digits" : why);
+        return -1;
+    }
+    snprintf(b->ids[i], sizeof b->ids[i], "%s", s);
+    for (char *c = b->ids[i]; !b->v1 && *c; c++)
+        if (*c >= 'A' && *c <= 'F')
+            *c = (char)(*c + 32);
+    b->records[i] = json_string(b->ids[i]);
+    return 0;
+}
+
+static int aud_item(bulk *b, json_t *item, size_t i)
+{
+    aud_segment_in in;
+    int rc = -1;
+    if (b->op == OP_DELETE)
+        return id_only_item(b, item, i);
+    if (val_aud_segment(item, b->op == OP_CREATE ? AUD_CREATE : AUD_REPLACE, &in, &b->item_err))
+        goto done;
+    if (b->op == OP_CREATE) {
+        if (ids_uuid_v7(b->ids[i])) {
+            err_set(&b->item_err, 503, "no_entropy", "no random source available");
+            goto done;
+        }
+        b->records[i] = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id", b->ids[i],
+                                  "management_type", in.management_type, "name", in.name,
+                                  "owner_id", in.owner_id, "approximated_size", size_json(&in),
+                                  "description", str_or_null(in.description),
+                                  "properties", borrowed(item, "properties"),
+                                  "deprecated_properties", borrowed(item, "deprecated_properties"),
+                                  "created_at", str_or_null(in.created_at));
+    } else {
+        snprintf(b->ids[i], sizeof b->ids[i], "%s", in.id);
+        b->records[i] = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", in.id, "mask",
+                                  (json_int_t)in.set, "management_type", str_or_null(in.management_type),
+                                  "name", str_or_null(in.name),
+                                  "owner_id", str_or_null(in.owner_id[0] ? in.owner_id : NULL),
+                                  "approximated_size", size_json(&in),
+                                  "description", str_or_null(in.description),
+                                  "properties", borrowed(item, "properties"),
+                                  "deprecated_properties", borrowed(item, "deprecated_properties"));
+    }
+    rc = b->records[i] ? 0 : -1;
+    if (rc)
+        err_set(&b->item_err, 500, "internal", "the item could not be encoded");
+done:
+    val_aud_release(&in);
+    return rc;
+}
+
+static int v1_item(bulk *b, json_t *item, size_t i)
+{
+    v1_segment_in in;
+    json_error_t je;
+    json_t *constraints = NULL;
+    int rc = -1;
+    memset(&in, 0, sizeof in);
+    if (b->op == OP_DELETE)
+        return id_only_item(b, item, i);
+    if (val_v1_segment(item, b->op == OP_UPDATE, &in, &b->item_err))
+        goto done;
+    if (in.constraints_json)
+        constraints = json_loads(in.constraints_json, 0, &je);
+    if (b->op == OP_CREATE) {
+        if (ids_seg_id(b->ids[i])) {
+            err_set(&b->item_err, 503, "no_entropy", "no random source available");
+            goto done;
+        }
+        b->records[i] = json_pack("{s:s, s:s, s:o, s:o}", "id", b->ids[i], "name", in.name,
+                                  "description", str_or_null(in.has_description ? in.description : NULL),
+                                  "constraints", constraints ? constraints : json_null());
+    } else {
+        unsigned mask = (in.name ? V1_SET_NAME : 0) | (in.has_description ? V1_SET_DESCRIPTION : 0) |
+                        (constraints ? V1_SET_CONSTRAINTS : 0);
+        snprintf(b->ids[i], sizeof b->ids[i], "%s", in.id);
+        b->records[i] = json_pack("{s:s, s:I, s:o, s:o, s:o}", "id", in.id, "mask", (json_int_t)mask,
+                                  "name", str_or_null(in.name), "description", str_or_null(in.description),
+                                  "constraints", constraints ? constraints : json_null());
+    }
+    constraints = NULL; /* stolen by json_pack "o" */
+    if (!b->records[i]) {
+        err_set(&b->item_err, 500, "internal", "the item could not be encoded");
+        goto done;
+    }
+    if (in.warnings && json_array_size(in.warnings)) {
+        b->warns[i] = in.warnings;
+        in.warnings = NULL;
+    }
+    rc = 0;
+done:
+    json_decref(constraints);
+    val_v1_segment_release(&in);
+    return rc;
+}
+
+typedef struct id_ref {
+    const char *id;
+    size_t index;
+} id_ref;
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const id_ref *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* The same id twice: every later occurrence is refused (updates and deletes). */
+static void refuse_duplicates(bulk *b)
+{
+    id_ref *refs = malloc(b->n * sizeof *refs);
+    size_t m = 0;
+    if (!refs)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->records[i])
+            refs[m++] = (id_ref){b->ids[i], i};
+    qsort(refs, m, sizeof *refs, cmp_ref);
+    for (size_t k = 1; k < m; k++) {
+        if (strcmp(refs[k].id, refs[k - 1].id) == 0) {
+            size_t i = refs[k].index;
+            char detail[128];
+            size_t first = k;
+            while (first > 0 && !strcmp(refs[first - 1].id, refs[k].id))
+                first--;
+            snprintf(detail, sizeof detail, "this id is already named by item %zu of this request",
+                     refs[first].index);
+            add_problem(b, i, "duplicate_id", "Duplicate id", "/id", detail);
+            json_decref(b->records[i]);
+            b->records[i] = NULL;
+            json_decref(b->warns[i]);
+            b->warns[i] = NULL;
+        }
+    }
+    free(refs);
+}
+
+/* Builds {"data":[…],"errors":[…],"warnings":[…]} with the stored rows in request
+ * order; items the statement did not touch become not_found errors. */
+static char *envelope(bulk *b, store_rows *rows, size_t *len_out)
+{
+    int nrows = rows ? store_rows_count(rows) : 0;
+    id_ref *found = malloc(((size_t)nrows + 1) * sizeof *found);
+    json_t *warnings = json_array();
+    char *errs = NULL, *warns = NULL, *buf = NULL;
+    size_t cap = 64, len = 0;
+    if (!found || !warnings)
+        goto done;
+    for (int r = 0; r < nrows; r++) {
+        found[r] = (id_ref){store_value(rows, r, 1), (size_t)r};
+        cap += store_length(rows, r, 0) + 1;
+    }
+    qsort(found, (size_t)nrows, sizeof *found, cmp_ref);
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->records[i])
+            continue;
+        id_ref key = {b->ids[i], 0}, *hit = NULL;
+        for (int lo = 0, hi = nrows - 1; lo <= hi && !hit;) {
+            int mid = (lo + hi) / 2, c = strcmp(key.id, found[mid].id);
+            if (c == 0)
+                hit = &found[mid];
+            else if (c < 0)
+                hi = mid - 1;
+            else
+                lo = mid + 1;
+        }
+        if (!hit) {
+            add_problem(b, i, "not_found", "Not Found", "/id", "no segment with this id");
+            json_decref(b->records[i]);
+            b->records[i] = NULL;
+            continue;
+        }
+        size_t wi;
+        json_t *w;
+        json_array_foreach(b->warns[i], wi, w) {
+            json_t *copy = json_deep_copy(w);
+            json_t *src = json_object_get(copy, "source");
+            const char *ptr = json_string_value(json_object_get(src, "pointer"));
+            char full[ERR_POINTER_MAX + 24];
+            snprintf(full, sizeof full, "/data/%zu%s", i, ptr ? ptr : "");
+            json_object_set_new(src, "pointer", json_string(full));
+            json_object_set_new(copy, "traceId", json_string(b->rq->request_id));
+            json_array_append_new(warnings, copy);
+        }
+    }
+    errs = json_dumps(b->errors, JSON_COMPACT);
+    warns = json_dumps(warnings, JSON_COMPACT);
+    if (!errs || !warns)
+        goto done;
+    cap += strlen(errs) + strlen(warns) + 64;
+    buf = malloc(cap);
+    if (!buf)
+        goto done;
+    len = (size_t)sprintf(buf, "{\"data\":[");
+    bool first = true;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->records[i])
+            continue;
+        id_ref key = {b->ids[i], 0};
+        for (int lo = 0, hi = nrows - 1; lo <= hi;) {
+            int mid = (lo + hi) / 2, c = strcmp(key.id, found[mid].id);
+            if (c == 0) {
+                int r = (int)found[mid].index;
+                size_t l = store_length(rows, r, 0);
+                if (!first)
+                    buf[len++] = ',';
+                memcpy(buf + len, store_value(rows, r, 0), l);
+                len += l;
+                first = false;
+                break;
+            }
+            if (c < 0)
+                hi = mid - 1;
+            else
+                lo = mid + 1;
+        }
+    }
+    len += (size_t)sprintf(buf + len, "],\"errors\":%s,\"warnings\":%s}", errs, warns);
+done:
+    free(found);
+    free(errs);
+    free(warns);
+    json_decref(warnings);
+    *len_out = len;
+    return buf;
+}
+
+static const stmt_id statements[2][3] = {
+    {STMT_AUD_BULK_INSERT, STMT_AUD_BULK_UPDATE, STMT_AUD_BULK_DELETE},
+    {STMT_V1_BULK_INSERT, STMT_V1_BULK_UPDATE, STMT_V1_BULK_DELETE},
+};
+
+static void run_bulk(http_request *rq, bool v1, bulk_op op)
+{
+    static const char *const allowed[] = {"atomic", NULL};
+    bulk b = {.rq = rq, .op = op, .v1 = v1};
+    json_t *root = NULL, *data;
+    store_conn *c = NULL;
+    store_rows *rows = NULL;
+    bool atomic = false, bad = false, in_tx = false;
+    const char *a;
+    char *text = NULL, *records_text = NULL;
+    size_t len = 0;
+
+    if (h_only_query(rq, allowed))
+        return;
+    if ((a = http_query(rq, "atomic", &bad))) {
+        if (!bad && !strcmp(a, "true"))
+            atomic = true;
+        else if (bad || strcmp(a, "false")) {
+            h_bad_query(rq, "atomic", "expected true or false");
+            return;
+        }
+    }
+    if (!(root = val_parse_body(rq->body, rq->body_len, &rq->err)))
+        return;
+    data = json_object_get(root, "data");
+    if (json_object_size(root) != 1 || !json_is_array(data)) {
+        const char *k;
+        json_t *v;
+        val_path p;
+        val_path_init(&p, &rq->err);
+        json_object_foreach(root, k, v) if (strcmp(k, "data"))
+            val_fail_at(&p, k, "unknown field \"%.60s\": a bulk body holds only \"data\"", k);
+        if (!json_is_array(data))
+            err_add(&rq->err, "/data", "expected an array of 1 to %d items", BULK_MAX_ITEMS);
+        goto done;
+    }
+    b.n = json_array_size(data);
+    if (b.n < 1 || b.n > BULK_MAX_ITEMS) {
+        err_set(&rq->err, 422, b.n ? "too_many_items" : "validation_failed",
+                "a bulk request holds 1 to %d items, got %zu", BULK_MAX_ITEMS, b.n);
+        err_add(&rq->err, "/data", "expected 1 to %d items, got %zu", BULK_MAX_ITEMS, b.n);
+        goto done;
+    }
+    b.records = calloc(b.n, sizeof *b.records);
+    b.ids = calloc(b.n, sizeof *b.ids);
+    b.warns = calloc(b.n, sizeof *b.warns);
+    b.errors = json_array();
+    if (!b.records || !b.ids || !b.warns || !b.errors) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < b.n; i++) {
+        json_t *item = json_array_get(data, i);
+        err_clear(&b.item_err);
+        if (!json_is_object(item)) {
+            err_set(&b.item_err, 422, "validation_failed", "expected an object, got %s",
+                    val_type_name(item));
+            add_item_errors(&b, i);
+            continue;
+        }
+        if ((v1 ? v1_item(&b, item, i) : aud_item(&b, item, i)) != 0)
+            add_item_errors(&b, i);
+    }
+    if (op != OP_CREATE)
+        refuse_duplicates(&b);
+    if (atomic && json_array_size(b.errors) > 0)
+        goto refuse;
+
+    json_t *records = json_array();
+    for (size_t i = 0; i < b.n; i++)
+        if (b.records[i])
+            json_array_append(records, b.records[i]);
+    if (json_array_size(records) > 0)
+        records_text = json_dumps(records, JSON_COMPACT);
+    json_decref(records);
+    if (records_text) {
+        if (!(c = store_acquire(&rq->err)))
+            goto done;
+        if (atomic && op != OP_CREATE) {
+            if (store_begin(c, &rq->err))
+                goto done;
+            in_tx = true;
+        }
+        if (store_bulk(c, statements[v1][op], rq->principal.tenant, records_text, &rows, &rq->err))
+            goto done;
+    }
+    text = envelope(&b, rows, &len); /* adds not_found for ids the statement missed */
+    if (!text) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        goto done;
+    }
+    if (atomic && json_array_size(b.errors) > 0) {
+        free(text);
+        text = NULL;
+        goto refuse;
+    }
+    if (in_tx) {
+        in_tx = false;
+        if (store_commit(c, &rq->err)) {
+            free(text);
+            goto done;
+        }
+    }
+    http_reply(rq, 200, "application/json", text, len, free, text);
+    goto done;
+refuse:
+    /* all or nothing: the whole request is refused with every error; nothing stored */
+    if (in_tx) {
+        store_rollback(c);
+        in_tx = false;
+    }
+    for (size_t i = 0; i < b.n; i++) {
+        json_decref(b.records[i]);
+        b.records[i] = NULL;
+    }
+    text = envelope(&b, NULL, &len);
+    if (!text) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        goto done;
+    }
+    http_reply(rq, 422, "application/json", text, len, free, text);
+done:
+    if (in_tx)
+        store_rollback(c);
+    store_release(c);
+    store_rows_free(rows);
+    free(records_text);
+    for (size_t i = 0; i < b.n && b.records; i++) {
+        json_decref(b.records[i]);
+        if (b.warns)
+            json_decref(b.warns[i]);
+    }
+    free(b.records);
+    free(b.ids);
+    free(b.warns);
+    json_decref(b.errors);
+    json_decref(root);
+}
+
+void h_aud_bulk_create(http_request *rq) { run_bulk(rq, false, OP_CREATE); }
+void h_aud_bulk_update(http_request *rq) { run_bulk(rq, false, OP_UPDATE); }
+void h_aud_bulk_delete(http_request *rq) { run_bulk(rq, false, OP_DELETE); }
+void h_v1_bulk_create(http_request *rq) { run_bulk(rq, true, OP_CREATE); }
+void h_v1_bulk_update(http_request *rq) { run_bulk(rq, true, OP_UPDATE); }
+void h_v1_bulk_delete(http_request *rq) { run_bulk(rq, true, OP_DELETE); }

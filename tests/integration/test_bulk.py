@@ -1,0 +1,209 @@
+"""Bulk create, update and delete on both dialects (seed 002's envelope)."""
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+from segtest import Api, Server, new_uuid, problem, psql
+from segtest import pointers as problem_pointers
+
+
+def pointers(body):
+    """Pointers of a problem (errors[].pointer) or of an envelope (errors[].source.pointer)."""
+    errs = body.get("errors", [])
+    if errs and "source" in errs[0]:
+        return sorted(e["source"]["pointer"] for e in errs)
+    return problem_pointers(body)
+
+A = "/audiences/segments"
+V = "/v1/segments"
+OWNER = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+GROUPS = [{"type": "AND", "constraints": [{"field": "country", "relation": "==", "value": "PL"}]}]
+
+
+def aud(name=None, **extra):
+    b = {"management_type": "selfmanaged", "name": name or "bulk " + uuid.uuid4().hex[:8], "owner_id": OWNER}
+    b.update(extra)
+    return b
+
+
+def v1(name=None, **extra):
+    b = {"name": name or "bulk " + uuid.uuid4().hex[:8], "constraints": GROUPS}
+    b.update(extra)
+    return b
+
+
+def envelope(r, status=200):
+    assert r.status_code == status, r.text[:1000]
+    body = r.json()
+    assert set(body) == {"data", "errors", "warnings"}
+    for e in body["errors"] + body["warnings"]:
+        assert e["code"] and e["title"] and e["detail"] and e["source"]["pointer"].startswith("/data/")
+        assert e["traceId"] == r.headers["X-Request-Id"]
+    return body
+
+
+def test_aud_bulk_create_mixed(api):
+    items = [aud("ok-0"), aud("bad", management_type="x"), aud("ok-2", properties={"k": ["v"]}),
+             {"name": "missing"}, "not an object", aud("ok-5")]
+    b = envelope(api.post(A + "/bulk", {"data": items}))
+    assert [s["name"] for s in b["data"]] == ["ok-0", "ok-2", "ok-5"]
+    ps = pointers(b)
+    assert "/data/1/management_type" in ps and "/data/3/management_type" in ps
+    assert "/data/3/owner_id" in ps and "/data/4" in ps
+    for s in b["data"]:
+        assert api.get(A + "/" + s["id"]).json() == s
+    nos = [s["no"] for s in b["data"]]
+    assert nos == sorted(nos)
+
+
+def test_aud_bulk_update_and_delete(api):
+    made = envelope(api.post(A + "/bulk", {"data": [aud(f"u{i}") for i in range(4)]}))["data"]
+    upd = [dict(aud("renamed-0"), id=made[0]["id"]), dict(aud("renamed-1"), id=made[1]["id"], description=None),
+           dict(aud("ghost"), id=new_uuid()), dict(aud("dup"), id=made[0]["id"]),
+           dict(aud("bad"), id=made[2]["id"], approximated_size=-1)]
+    b = envelope(api.patch(A + "/bulk", {"data": upd}))
+    assert [s["name"] for s in b["data"]] == ["renamed-0", "renamed-1"]
+    codes = {(e["source"]["pointer"], e["code"]) for e in b["errors"]}
+    assert ("/data/2/id", "not_found") in codes
+    assert ("/data/3/id", "duplicate_id") in codes
+    assert ("/data/4/approximated_size", "validation_failed") in codes
+    assert api.get(A + "/" + made[2]["id"]).json()["name"] == "u2"
+    d = envelope(api.post(A + "/bulk-delete", {"data": [{"id": made[0]["id"]}, {"id": new_uuid()},
+                                                        {"id": "nope"}, {"id": made[3]["id"]},
+                                                        {"id": made[3]["id"]}]}))
+    assert d["data"] == [{"id": made[0]["id"]}, {"id": made[3]["id"]}]
+    assert {(e["source"]["pointer"], e["code"]) for e in d["errors"]} == \
+        {("/data/1/id", "not_found"), ("/data/2/id", "validation_failed"), ("/data/4/id", "duplicate_id")}
+    problem(api.get(A + "/" + made[0]["id"]), 404)
+    assert api.get(A + "/" + made[1]["id"]).status_code == 200
+
+
+def test_atomic_all_or_nothing(api):
+    name = "atomic-" + uuid.uuid4().hex[:6]
+    r = api.post(A + "/bulk?atomic=true", {"data": [aud(name), aud(name, owner_id="x")]})
+    b = envelope(r, 422)
+    assert b["data"] == [] and pointers(b) == ["/data/1/owner_id"]
+    assert psql("SELECT count(*) FROM audience_segments WHERE name = %s", name)[0][0] == 0
+    b = envelope(api.post(A + "/bulk?atomic=true", {"data": [aud(name), aud(name)]}))
+    assert len(b["data"]) == 2
+    ids = [s["id"] for s in b["data"]]
+    # atomic update with one unknown id: nothing changes
+    r = api.patch(A + "/bulk?atomic=true", {"data": [dict(aud("changed"), id=ids[0]),
+                                                     dict(aud("changed"), id=new_uuid())]})
+    b = envelope(r, 422)
+    assert [e["code"] for e in b["errors"]] == ["not_found"]
+    assert api.get(A + "/" + ids[0]).json()["name"] == name
+    r = api.post(A + "/bulk-delete?atomic=true", {"data": [{"id": ids[0]}, {"id": new_uuid()}]})
+    envelope(r, 422)
+    assert api.get(A + "/" + ids[0]).status_code == 200
+    problem(api.post(A + "/bulk?atomic=yes", {"data": [aud()]}), 400)
+
+
+def test_limits_1000_and_1001(api):
+    tag = uuid.uuid4().hex[:8]
+    b = envelope(api.post(A + "/bulk", {"data": [aud(f"lim-{tag}-{i}") for i in range(1000)]}))
+    assert len(b["data"]) == 1000 and b["errors"] == []
+    assert psql("SELECT count(*) FROM audience_segments WHERE name LIKE %s", f"lim-{tag}-%")[0][0] == 1000
+    r = api.post(A + "/bulk", {"data": [aud(f"over-{tag}") for _ in range(1001)]})
+    body = problem(r, 422, "too_many_items")
+    assert pointers(body) == ["/data"]
+    assert psql("SELECT count(*) FROM audience_segments WHERE name = %s", f"over-{tag}")[0][0] == 0
+    problem(api.post(A + "/bulk", {"data": []}), 422)
+    problem(api.post(A + "/bulk", {"items": []}), 422)
+    problem(api.post(A + "/bulk", {"data": [aud()], "extra": 1}), 422)
+
+
+def test_body_over_size_limit_refused_whole():
+    s = Server(env={"SEGMENTD_MAX_BULK_BODY_BYTES": "4096"}).start()
+    try:
+        api = Api(s)
+        r = api.post(A + "/bulk", {"data": [aud(description="d" * 1000) for _ in range(10)]})
+        problem(r, 413, "body_too_large")
+    finally:
+        assert s.stop() == 0
+
+
+def test_cross_tenant_ids_are_per_item_not_found(api, api2):
+    mine = envelope(api.post(A + "/bulk", {"data": [aud("mine")]}))["data"][0]
+    theirs = envelope(api2.post(A + "/bulk", {"data": [aud("theirs")]}))["data"][0]
+    b = envelope(api.patch(A + "/bulk", {"data": [dict(aud("x"), id=theirs["id"]), dict(aud("y"), id=mine["id"])]}))
+    assert [s["id"] for s in b["data"]] == [mine["id"]]
+    assert [(e["source"]["pointer"], e["code"]) for e in b["errors"]] == [("/data/0/id", "not_found")]
+    b = envelope(api.post(A + "/bulk-delete", {"data": [{"id": theirs["id"]}]}))
+    assert b["data"] == [] and b["errors"][0]["code"] == "not_found"
+    assert api2.get(A + "/" + theirs["id"]).json()["name"] == "theirs"
+
+
+def test_v1_bulk_with_warnings(api):
+    bad_group = [{"type": "AND", "constraints": [
+        {"field": "deviceModel", "relation": "==", "value": "A"},
+        {"field": "deviceModel", "relation": "==", "value": "B"}]}]
+    items = [v1("v-0"), v1("v-1", constraints=bad_group), v1("v-2", constraints=[{"type": "XOR", "constraints": []}])]
+    b = envelope(api.post(V + "/bulk", {"data": items}))
+    assert [s["name"] for s in b["data"]] == ["v-0", "v-1"]
+    assert [(w["source"]["pointer"], w["code"]) for w in b["warnings"]] == \
+        [("/data/1/constraints/0/constraints/1", "unsatisfiable_group")]
+    assert all(p.startswith("/data/2/constraints/0") for p in pointers(b))
+    ids = [s["id"] for s in b["data"]]
+    u = envelope(api.patch(V + "/bulk", {"data": [{"id": ids[0], "name": "v-0b"}, {"id": "seg_AAAAAAAAAAAAA", "name": "x"}]}))
+    assert [s["name"] for s in u["data"]] == ["v-0b"]
+    assert u["data"][0]["constraints"] == GROUPS
+    assert u["errors"][0]["code"] == "not_found"
+    d = envelope(api.post(V + "/bulk-delete", {"data": [{"id": i} for i in ids]}))
+    assert d["data"] == [{"id": i} for i in ids]
+
+
+def test_bulk_interrupted_by_database_restart():
+    """Every item a response acknowledged is stored; items of failed requests are not."""
+    stop = os.environ["SEGMENTD_TEST_PGCTL_STOP"]
+    start = os.environ["SEGMENTD_TEST_PGCTL_START"]
+    s = Server().start()
+    api = Api(s)
+    acked, failed_names, statuses = [], [], []
+    done = threading.Event()
+
+    def load():
+        sess = requests.Session()
+        k = 0
+        while not done.is_set():
+            names = [f"rs-{uuid.uuid4().hex}" for _ in range(50)]
+            try:
+                r = sess.post(s.url + A + "/bulk", data=json.dumps({"data": [aud(n) for n in names]}),
+                              headers={"Authorization": "Bearer " + api.token,
+                                       "Content-Type": "application/json"}, timeout=20)
+            except requests.RequestException:
+                failed_names.extend(names)
+                continue
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                acked.extend(x["id"] for x in r.json()["data"])
+            else:
+                assert r.status_code == 503, r.text
+                failed_names.extend(names)
+            k += 1
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        time.sleep(1.0)
+        subprocess.run(stop, shell=True, check=True, capture_output=True)
+        time.sleep(1.0)
+        subprocess.run(start, shell=True, check=True, capture_output=True)
+        time.sleep(2.0)
+    finally:
+        done.set()
+        t.join(30)
+    try:
+        assert 503 in statuses and statuses[-1] == 200, statuses
+        stored = {r[0] for r in psql("SELECT id::text FROM audience_segments WHERE id = ANY(%s::uuid[])", acked)}
+        assert stored == set(acked), "acknowledged items lost: %d" % (len(acked) - len(stored))
+        leaked = psql("SELECT count(*) FROM audience_segments WHERE name = ANY(%s)", failed_names)[0][0]
+        assert leaked == 0, "%d items of failed requests were stored" % leaked
+    finally:
+        assert s.stop() == 0
