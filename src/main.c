@@ -166,7 +166,8 @@ static int cmd_serve(seg_config *cfg)
     snprintf(threads, sizeof threads, "%d", cfg->threads);
     snprintf(pool, sizeof pool, "%d", cfg->pool_size);
     log_msg(LOG_INFO, "listening", "host", cfg->listen_host, "port", port, "threads", threads,
-            "pool_size", pool, "version", SEGMENTD_VERSION, NULL);
+            "pool_size", pool, "http_mode", cfg->thread_per_connection ? "thread-per-connection" : "pool",
+            "version", SEGMENTD_VERSION, NULL);
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     http_server_stop(cfg->shutdown_grace_s);

@@ -16,6 +16,7 @@ typedef struct seg_config {
     int listen_port;
     char *database_url;          /* NULL: libpq defaults (PG* variables) */
     int threads;                 /* libmicrohttpd worker threads */
+    bool thread_per_connection;  /* SEGMENTD_HTTP_MODE=thread-per-connection */
     int pool_size;               /* PostgreSQL connections */
     int pool_wait_ms;            /* how long a request waits for a free connection */
     int statement_timeout_ms;

@@ -24,6 +24,8 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_DATABASE_URL", CF_STR, NULL, 0, 0,
      "libpq conninfo or postgresql:// URI (also SEGMENTD_DATABASE_URL_FILE)"},
     {"SEGMENTD_THREADS", CF_INT, "8", 1, 256, "HTTP worker threads (epoll thread pool)"},
+    {"SEGMENTD_HTTP_MODE", CF_STR, "pool", 0, 0,
+     "pool (epoll thread pool of SEGMENTD_THREADS) or thread-per-connection (for benchmarks)"},
     {"SEGMENTD_POOL_SIZE", CF_INT, NULL, 1, 256,
      "PostgreSQL connections (default: one per worker thread)"},
     {"SEGMENTD_POOL_WAIT_MS", CF_INT, "2000", 1, 60000,
@@ -146,6 +148,15 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->database_url = strdup(v);
     } else if (!strcmp(name, "THREADS")) {
         cfg->threads = (int)n;
+    } else if (!strcmp(name, "HTTP_MODE")) {
+        if (!strcmp(v, "pool"))
+            cfg->thread_per_connection = false;
+        else if (!strcmp(v, "thread-per-connection"))
+            cfg->thread_per_connection = true;
+        else {
+            err_set(err, 1, "config", "%s: \"%s\" is not pool or thread-per-connection", e->name, v);
+            return -1;
+        }
     } else if (!strcmp(name, "POOL_SIZE")) {
         cfg->pool_size = (int)n;
     } else if (!strcmp(name, "POOL_WAIT_MS")) {
