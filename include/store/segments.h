@@ -23,11 +23,12 @@ int store_aud_insert(store_conn *c, const char *tenant, const char *id, const au
 int store_aud_get(store_conn *c, const char *tenant, const char *id, store_rows **out,
                   seg_error *err) MUSTCHECK;
 /* Rows: none = no such segment; (old_version, NULL, NULL) = If-Match stale;
- * (old_version, body, new_version) = updated. expected < 0: no version check. */
+ * (old_version, body, new_version) = updated. versions: bigint[] text of acceptable
+ * versions (If-Match), NULL for no check. */
 int store_aud_update(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
-                     long long expected, store_rows **out, seg_error *err) MUSTCHECK;
+                     const char *versions, store_rows **out, seg_error *err) MUSTCHECK;
 /* Rows: none = no such segment; (version, NULL) = If-Match stale; (version, version) = gone. */
-int store_aud_delete(store_conn *c, const char *tenant, const char *id, long long expected,
+int store_aud_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
                      store_rows **out, seg_error *err) MUSTCHECK;
 int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, store_rows **out,
                    seg_error *err) MUSTCHECK;
@@ -45,8 +46,8 @@ int store_v1_insert(store_conn *c, const char *tenant, const char *id, const v1_
 int store_v1_get(store_conn *c, const char *tenant, const char *id, store_rows **out,
                  seg_error *err) MUSTCHECK;
 int store_v1_update(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
-                    long long expected, store_rows **out, seg_error *err) MUSTCHECK;
-int store_v1_delete(store_conn *c, const char *tenant, const char *id, long long expected,
+                    const char *versions, store_rows **out, seg_error *err) MUSTCHECK;
+int store_v1_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
                     store_rows **out, seg_error *err) MUSTCHECK;
 int store_v1_list(store_conn *c, const char *tenant, const char *before_seq, const char *name,
                   int limit, store_rows **out, seg_error *err) MUSTCHECK;

@@ -2,8 +2,38 @@
 #include "core/error.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Client text quoted into a message may be cut mid-character by a %.40s or hold bytes
+ * that are not UTF-8 at all (a percent-decoded path); every message must stay valid
+ * UTF-8 or the problem document cannot be encoded. Invalid bytes become '?'. */
+static void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        bool ok = n > 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (ok && n == 2 && *p < 0xC2)
+            ok = false; /* overlong */
+        if (ok && n == 3) {
+            unsigned cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+            ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (ok && n == 4) {
+            unsigned cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
+            ok = cp >= 0x10000 && cp <= 0x10FFFF;
+        }
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
 
 void err_clear(seg_error *e)
 {
@@ -50,6 +80,7 @@ void err_set(seg_error *e, int status, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(e->detail, sizeof e->detail, fmt, ap);
     va_end(ap);
+    utf8_sanitize(e->detail);
 }
 
 void err_log(seg_error *e, const char *fmt, ...)
@@ -78,4 +109,6 @@ void err_add(seg_error *e, const char *pointer, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(it->detail, sizeof it->detail, fmt, ap);
     va_end(ap);
+    utf8_sanitize(it->pointer);
+    utf8_sanitize(it->detail);
 }

@@ -107,15 +107,16 @@ void h_aud_replace(http_request *rq)
     aud_segment_in in;
     store_rows *rows = NULL;
     store_conn *c = NULL;
-    long long expected;
+    char vbuf[H_IF_MATCH_BUF];
+    const char *versions;
     json_t *root = val_parse_body(rq->body, rq->body_len, &rq->err);
     if (!root)
         return;
-    if (val_aud_segment(root, AUD_REPLACE, &in, &rq->err) || h_if_match(rq, &expected))
+    if (val_aud_segment(root, AUD_REPLACE, &in, &rq->err) || h_if_match(rq, vbuf, &versions))
         goto done;
     if (!(c = store_acquire(&rq->err)))
         goto done;
-    if (store_aud_update(c, rq->principal.tenant, in.id, &in, expected, &rows, &rq->err))
+    if (store_aud_update(c, rq->principal.tenant, in.id, &in, versions, &rows, &rq->err))
         goto done;
     answer_update(rq, rows);
 done:
@@ -130,7 +131,8 @@ void h_aud_merge(http_request *rq)
     store_rows *cur = NULL, *rows = NULL;
     store_conn *c = NULL;
     json_t *doc = NULL, *patch_id;
-    long long expected;
+    char vbuf[H_IF_MATCH_BUF], current[32];
+    const char *versions;
     char id[37];
     memset(&in, 0, sizeof in);
     json_t *patch = val_parse_body(rq->body, rq->body_len, &rq->err);
@@ -142,7 +144,7 @@ void h_aud_merge(http_request *rq)
         err_add(&rq->err, "/id", "the id of a segment cannot change: omit it or send %s", id);
         goto done;
     }
-    if (h_if_match(rq, &expected) || !(c = store_acquire(&rq->err)))
+    if (h_if_match(rq, vbuf, &versions) || !(c = store_acquire(&rq->err)))
         goto done;
     for (int attempt = 0; attempt < MERGE_RETRIES; attempt++) {
         json_error_t je;
@@ -153,7 +155,7 @@ void h_aud_merge(http_request *rq)
             goto done;
         }
         long long version = store_ll(cur, 0, 1);
-        if (expected >= 0 && version != expected) {
+        if (versions && !http_if_match_ok(rq, version)) {
             precondition_failed(rq);
             goto done;
         }
@@ -166,9 +168,10 @@ void h_aud_merge(http_request *rq)
         val_aud_release(&in);
         if (val_aud_segment(doc, AUD_WHOLE, &in, &rq->err))
             goto done;
-        if (store_aud_update(c, rq->principal.tenant, id, &in, version, &rows, &rq->err))
+        snprintf(current, sizeof current, "{%lld}", version);
+        if (store_aud_update(c, rq->principal.tenant, id, &in, current, &rows, &rq->err))
             goto done;
-        if (store_rows_count(rows) == 0 || !store_is_null(rows, 0, 1) || expected >= 0) {
+        if (store_rows_count(rows) == 0 || !store_is_null(rows, 0, 1) || versions) {
             answer_update(rq, rows);
             rows = NULL;
             goto done;
@@ -194,12 +197,13 @@ void h_aud_delete(http_request *rq)
 {
     store_rows *rows = NULL;
     store_conn *c = NULL;
-    long long expected;
+    char vbuf[H_IF_MATCH_BUF];
+    const char *versions;
     char id[37];
     canonical_uuid(rq->param, id);
-    if (h_if_match(rq, &expected) || !(c = store_acquire(&rq->err)))
+    if (h_if_match(rq, vbuf, &versions) || !(c = store_acquire(&rq->err)))
         return;
-    int rc = store_aud_delete(c, rq->principal.tenant, id, expected, &rows, &rq->err);
+    int rc = store_aud_delete(c, rq->principal.tenant, id, versions, &rows, &rq->err);
     store_release(c);
     if (rc)
         return;
@@ -212,35 +216,34 @@ void h_aud_delete(http_request *rq)
     store_rows_free(rows);
 }
 
-/* ?property=code:value → {"code":["value"]} and, for a numeric value, {"code":[n]}. */
-static int property_filter(http_request *rq, const char *v, char **as_text, char **as_num)
+/* {"code":["value"]} and, for a numeric value, {"code":[n]}: the jsonb containment
+ * documents for the GIN index. name is the query parameter blamed on error. */
+static int property_filter(http_request *rq, const char *name, const char *code, size_t clen,
+                           const char *value, char **as_text, char **as_num)
 {
-    const char *colon = strchr(v, ':');
+    char buf[AUD_MAX_CODE_CHARS * 4 + 1];
     json_t *j;
-    if (!colon || colon == v || !colon[1]) {
-        h_bad_query(rq, "property", "expected code:value, like interest:sports");
+    if (clen == 0 || !*value) {
+        h_bad_query(rq, name, "expected code:value, like interest:sports");
         return -1;
     }
-    char code[AUD_MAX_CODE_CHARS * 4 + 1];
-    size_t clen = (size_t)(colon - v);
-    if (clen >= sizeof code) {
-        h_bad_query(rq, "property", "the attribute code is longer than %d characters",
-                    AUD_MAX_CODE_CHARS);
+    if (clen >= sizeof buf || val_utf8_chars(code, clen) > AUD_MAX_CODE_CHARS) {
+        h_bad_query(rq, name, "the attribute code is longer than %d characters", AUD_MAX_CODE_CHARS);
         return -1;
     }
-    memcpy(code, v, clen);
-    code[clen] = '\0';
-    j = json_pack("{s:[s]}", code, colon + 1);
+    memcpy(buf, code, clen);
+    buf[clen] = '\0';
+    j = json_pack("{s:[s]}", buf, value);
     *as_text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!*as_text) {
-        h_bad_query(rq, "property", "code and value must be UTF-8 text");
+        h_bad_query(rq, name, "code and value must be UTF-8 text");
         return -1;
     }
     json_error_t je;
-    json_t *num = json_loads(colon + 1, JSON_DECODE_ANY, &je);
+    json_t *num = json_loads(value, JSON_DECODE_ANY, &je);
     if (json_is_number(num)) {
-        j = json_pack("{s:[O]}", code, num);
+        j = json_pack("{s:[O]}", buf, num);
         *as_num = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
     }
@@ -251,7 +254,8 @@ static int property_filter(http_request *rq, const char *v, char **as_text, char
 void h_aud_list(http_request *rq)
 {
     static const char *const allowed[] = {"limit", "cursor", "owner_id", "management_type", "name",
-                                          "property", "updated_since", NULL};
+                                          "property", "property_code", "property_value",
+                                          "updated_since", NULL};
     aud_list_query q = {0};
     char before[24], owner[37];
     char *prop = NULL, *prop_num = NULL;
@@ -294,11 +298,26 @@ void h_aud_list(http_request *rq)
             q.updated_since = v;
     }
     bad = false;
+    /* property=code:value splits at the first ':'; codes that hold ':' themselves are
+     * filtered with the unambiguous pair property_code + property_value. */
+    const char *pc = http_query(rq, "property_code", &bad), *pv = http_query(rq, "property_value", &bad);
     if ((v = http_query(rq, "property", &bad))) {
+        const char *colon = strchr(v, ':');
         if (bad)
             h_bad_query(rq, "property", "contains a NUL byte or is too long");
+        else if (pc || pv)
+            h_bad_query(rq, "property", "use either property or property_code with property_value");
         else
-            property_filter(rq, v, &prop, &prop_num);
+            property_filter(rq, "property", v, colon ? (size_t)(colon - v) : 0, colon ? colon + 1 : "",
+                            &prop, &prop_num);
+    } else if (pc || pv) {
+        if (bad)
+            h_bad_query(rq, pc ? "property_code" : "property_value", "contains a NUL byte or is too long");
+        else if (!pc || !pv)
+            h_bad_query(rq, pc ? "property_value" : "property_code",
+                        "property_code and property_value go together");
+        else
+            property_filter(rq, "property_code", pc, strlen(pc), pv, &prop, &prop_num);
     }
     q.property = prop;
     q.property_num = prop_num;

@@ -65,7 +65,7 @@ int h_paging(http_request *rq, char kind, int *limit, char before[24])
     if (c) {
         unsigned char raw[40];
         int n = strlen(c) < 48 ? ids_b64url_decode(c, raw, sizeof raw - 1) : -1;
-        bool ok = n > 2 && raw[0] == (unsigned char)kind && raw[1] == ':' && n - 2 < 20;
+        bool ok = n > 2 && raw[0] == (unsigned char)kind && raw[1] == ':' && n - 2 <= 18; /* < 2^63 */
         for (int i = 2; ok && i < n; i++)
             ok = raw[i] >= '0' && raw[i] <= '9';
         if (bad || !ok) {
@@ -121,16 +121,26 @@ void h_reply_page(http_request *rq, store_rows *rows, int limit, char kind)
     http_reply(rq, 200, "application/json", buf, len, free, buf);
 }
 
-int h_if_match(http_request *rq, long long *expected)
+int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions)
 {
-    bool bad = false;
-    long long v = http_if_match_version(rq, &bad);
-    if (bad) {
+    long long v[16];
+    bool present;
+    int n = http_if_match_list(rq, v, 16, &present);
+    size_t len = 0;
+    *versions = NULL;
+    if (n < 0) {
         err_set(&rq->err, 400, "invalid_if_match",
-                "If-Match must be \"*\" or an entity tag as sent in ETag, like \"3\"");
+                "If-Match must be \"*\" or up to 16 entity tags as sent in ETag, like \"3\"");
         return -1;
     }
-    /* -2: a tag that can never match (weak, or not ours): the precondition fails */
-    *expected = v == -2 ? 0 : v;
+    if (!present)
+        return 0;
+    /* a PostgreSQL array literal of integers; "{}" (nothing can match) → 412 */
+    buf[len++] = '{';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, H_IF_MATCH_BUF - len, "%s%lld", i ? "," : "", v[i]);
+    buf[len++] = '}';
+    buf[len] = '\0';
+    *versions = buf;
     return 0;
 }

@@ -19,8 +19,10 @@ void h_reply_page(http_request *rq, store_rows *owned_rows, int limit, char kind
  * *limit and before (decimal text, "" when absent). Returns 0 or -1 with a 400. */
 int h_paging(http_request *rq, char kind, int *limit, char before[24]);
 
-/* The If-Match version: -1 when absent or "*"; -1 with err set when malformed. */
-int h_if_match(http_request *rq, long long *expected);
+/* If-Match as the text of a PostgreSQL bigint[] for the statements' version check:
+ * *versions is NULL when there is no precondition. Returns 0, or -1 with a 400. */
+#define H_IF_MATCH_BUF 400
+int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions);
 
 /* Records a 400 for a query parameter. */
 void h_bad_query(http_request *rq, const char *name, const char *fmt, ...)

@@ -109,12 +109,13 @@ void h_v1_patch(http_request *rq)
     v1_segment_in in;
     store_rows *rows = NULL;
     store_conn *c = NULL;
-    long long expected;
+    char vbuf[H_IF_MATCH_BUF];
+    const char *versions;
     memset(&in, 0, sizeof in);
     json_t *root = val_parse_body(rq->body, rq->body_len, &rq->err);
     if (!root)
         return;
-    if (val_v1_segment(root, true, &in, &rq->err) || h_if_match(rq, &expected))
+    if (val_v1_segment(root, true, &in, &rq->err) || h_if_match(rq, vbuf, &versions))
         goto done;
     v1_segment_row row = {0, in.name, in.description, in.constraints_json};
     if (in.name)
@@ -125,7 +126,7 @@ void h_v1_patch(http_request *rq)
         row.set |= V1_SET_CONSTRAINTS;
     if (!(c = store_acquire(&rq->err)))
         goto done;
-    if (store_v1_update(c, rq->principal.tenant, in.id, &row, expected, &rows, &rq->err))
+    if (store_v1_update(c, rq->principal.tenant, in.id, &row, versions, &rows, &rq->err))
         goto done;
     if (store_rows_count(rows) == 0) {
         store_rows_free(rows);
@@ -167,10 +168,11 @@ void h_v1_delete(http_request *rq)
 {
     store_rows *rows = NULL;
     store_conn *c = NULL;
-    long long expected;
-    if (h_if_match(rq, &expected) || !(c = store_acquire(&rq->err)))
+    char vbuf[H_IF_MATCH_BUF];
+    const char *versions;
+    if (h_if_match(rq, vbuf, &versions) || !(c = store_acquire(&rq->err)))
         return;
-    int rc = store_v1_delete(c, rq->principal.tenant, rq->param, expected, &rows, &rq->err);
+    int rc = store_v1_delete(c, rq->principal.tenant, rq->param, versions, &rows, &rq->err);
     store_release(c);
     if (rc)
         return;

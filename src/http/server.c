@@ -168,28 +168,39 @@ static long long parse_tag(const char **pp, bool *bad)
     return weak || digits == 0 ? -2 : v;
 }
 
-long long http_if_match_version(http_request *rq, bool *bad)
+int http_if_match_list(http_request *rq, long long *out, int cap, bool *present)
 {
     const char *h = http_header(rq, "If-Match");
-    long long v;
+    bool bad = false;
+    int n = 0;
+    *present = false;
     if (!h)
-        return -1;
+        return 0;
     while (*h == ' ')
         h++;
     if (!strcmp(h, "*"))
-        return -1;
-    v = parse_tag(&h, bad);
-    while (*h == ' ' || *h == ',') {
-        /* several tags: only exact matching against the current one makes sense */
-        h++;
+        return 0;
+    *present = true;
+    while (*h) {
+        long long v = parse_tag(&h, &bad);
+        if (bad)
+            return -1;
+        if (v >= 0) {
+            if (n == cap)
+                return -1;
+            out[n++] = v;
+        }
         while (*h == ' ')
             h++;
-        if (*h)
-            parse_tag(&h, bad);
+        if (*h == ',') {
+            h++;
+            while (*h == ' ')
+                h++;
+        } else if (*h) {
+            return -1;
+        }
     }
-    if (*bad)
-        return -1;
-    return v == -1 ? -2 : v;
+    return n;
 }
 
 bool http_if_match_ok(http_request *rq, long long current)

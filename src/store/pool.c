@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,9 +115,19 @@ static void unavailable(seg_error *err, const char *code, const char *detail)
     err->retry_after = 1;
 }
 
+/* An idle session has nothing to say; a readable socket means the server closed it
+ * (restart, pg_terminate_backend: it sends an error, then EOF). Checking costs one
+ * poll(2) and turns "the next request on that connection fails" into a reconnect. */
+static bool idle_socket_readable(PGconn *pg)
+{
+    struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+    return pfd.fd < 0 || poll(&pfd, 1, 0) != 0;
+}
+
 static int ensure_connected(store_conn *c, seg_error *err)
 {
-    if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK && c->prepared) {
+    if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK && c->prepared &&
+        !idle_socket_readable(c->pg)) {
         if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
             return 0;
         PQclear(PQexec(c->pg, "ROLLBACK"));

@@ -3,14 +3,6 @@
 
 #include <stdio.h>
 
-static const char *version_text(long long v, char *buf, size_t cap)
-{
-    if (v < 0)
-        return NULL;
-    snprintf(buf, cap, "%lld", v);
-    return buf;
-}
-
 int store_aud_insert(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
                      store_rows **out, seg_error *err)
 {
@@ -28,22 +20,21 @@ int store_aud_get(store_conn *c, const char *tenant, const char *id, store_rows 
 }
 
 int store_aud_update(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
-                     long long expected, store_rows **out, seg_error *err)
+                     const char *versions, store_rows **out, seg_error *err)
 {
-    char mask[16], ver[24];
+    char mask[16];
     snprintf(mask, sizeof mask, "%u", in->set);
-    const char *p[11] = {tenant, id, mask, version_text(expected, ver, sizeof ver),
+    const char *p[11] = {tenant, id, mask, versions,
                          in->management_type, in->name, in->owner_id[0] ? in->owner_id : NULL,
                          in->size_is_null || !in->size[0] ? NULL : in->size, in->description,
                          in->properties, in->deprecated_properties};
     return store_exec(c, STMT_AUD_UPDATE, p, out, err);
 }
 
-int store_aud_delete(store_conn *c, const char *tenant, const char *id, long long expected,
+int store_aud_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
                      store_rows **out, seg_error *err)
 {
-    char ver[24];
-    const char *p[3] = {tenant, id, version_text(expected, ver, sizeof ver)};
+    const char *p[3] = {tenant, id, versions};
     return store_exec(c, STMT_AUD_DELETE, p, out, err);
 }
 
@@ -72,20 +63,19 @@ int store_v1_get(store_conn *c, const char *tenant, const char *id, store_rows *
 }
 
 int store_v1_update(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
-                    long long expected, store_rows **out, seg_error *err)
+                    const char *versions, store_rows **out, seg_error *err)
 {
-    char mask[16], ver[24];
+    char mask[16];
     snprintf(mask, sizeof mask, "%u", in->set);
-    const char *p[7] = {tenant, id, mask, version_text(expected, ver, sizeof ver), in->name,
+    const char *p[7] = {tenant, id, mask, versions, in->name,
                         in->description, in->constraints};
     return store_exec(c, STMT_V1_UPDATE, p, out, err);
 }
 
-int store_v1_delete(store_conn *c, const char *tenant, const char *id, long long expected,
+int store_v1_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
                     store_rows **out, seg_error *err)
 {
-    char ver[24];
-    const char *p[3] = {tenant, id, version_text(expected, ver, sizeof ver)};
+    const char *p[3] = {tenant, id, versions};
     return store_exec(c, STMT_V1_DELETE, p, out, err);
 }
 

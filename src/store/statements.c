@@ -47,14 +47,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         "deprecated_properties = CASE WHEN ($3::int & 64) <> 0 THEN coalesce($11::jsonb, '{}') "
         "ELSE s.deprecated_properties END, "
         "updated_at = now(), version = s.version + 1 "
-        "WHERE s.tenant = $1 AND s.id = $2::uuid AND ($4::bigint IS NULL OR s.version = $4::bigint) "
+        "WHERE s.tenant = $1 AND s.id = $2::uuid AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "RETURNING " AUD_JSON " AS body, s.version AS new_version) "
         "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 11},
 
     [STMT_AUD_DELETE] = {"aud_delete",
         "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
         "del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 AND s.id = $2::uuid "
-        "AND ($3::bigint IS NULL OR s.version = $3::bigint) RETURNING s.version) "
+        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3},
 
     [STMT_AUD_LIST] = {"aud_list",
@@ -82,14 +82,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         "description = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.description END, "
         "constraints = CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END, "
         "updated_at = now(), version = s.version + 1 "
-        "WHERE s.tenant = $1 AND s.id = $2 AND ($4::bigint IS NULL OR s.version = $4::bigint) "
+        "WHERE s.tenant = $1 AND s.id = $2 AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "RETURNING " V1_JSON " AS body, s.version AS new_version) "
         "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 7},
 
     [STMT_V1_DELETE] = {"v1_delete",
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
         "del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2 "
-        "AND ($3::bigint IS NULL OR s.version = $3::bigint) RETURNING s.version) "
+        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3},
 
     [STMT_V1_LIST] = {"v1_list",

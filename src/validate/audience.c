@@ -42,6 +42,17 @@ static bool code_char_ok(char c)
            c == '_' || c == '-' || c == '.' || c == ':';
 }
 
+/* Attribute values are equal when they are the same string or the same number, so
+ * 1 and 1.0 are duplicates (PostgreSQL's jsonb would compare them equal too). */
+static bool same_value(json_t *a, json_t *b)
+{
+    if (json_is_integer(a) && json_is_integer(b))
+        return json_integer_value(a) == json_integer_value(b);
+    if (json_is_number(a) && json_is_number(b))
+        return json_number_value(a) == json_number_value(b);
+    return json_equal(a, b);
+}
+
 static void check_properties(val_path *p, json_t *v)
 {
     const char *code;
@@ -72,7 +83,7 @@ static void check_properties(val_path *p, json_t *v)
                     continue;
                 }
                 for (j = 0; j < i; j++) {
-                    if (json_equal(item, json_array_get(list, j))) {
+                    if (same_value(item, json_array_get(list, j))) {
                         size_t o2 = val_path_push_index(p, i);
                         val_fail(p, "duplicate attribute value: the same as item %zu", j);
                         val_path_pop(p, o2);

@@ -1102,7 +1102,7 @@ int val_v1_segment(json_t *root, bool is_patch, v1_segment_in *out, seg_error *e
     return 0;
 
 oom:
-    err_set(err, 500, "internal_error", "the server ran out of memory validating the segment");
+    err_set(err, 500, "internal", "the server ran out of memory validating the segment");
     err_log(err, "val_v1_segment: allocation failed");
 fail:
     free(cjson);

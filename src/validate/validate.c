@@ -220,7 +220,7 @@ bool val_rfc3339(const char *s, int64_t *us)
     }
     if (*p != '\0')
         return false;
-    if (us) {
+    {
         struct tm tm = {0};
         tm.tm_year = y - 1900;
         tm.tm_mon = mo - 1;
@@ -229,7 +229,11 @@ bool val_rfc3339(const char *s, int64_t *us)
         tm.tm_min = mi;
         tm.tm_sec = se > 59 ? 59 : se;
         int64_t secs = (int64_t)timegm(&tm) - offset_s;
-        *us = secs * 1000000 + frac_us;
+        /* the instant itself must lie in years 0001 to 9999 UTC (RFC 3339 §5.6) */
+        if (secs < -62135596800LL || secs > 253402300799LL)
+            return false;
+        if (us)
+            *us = secs * 1000000 + frac_us;
     }
     return true;
 }

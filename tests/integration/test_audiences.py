@@ -478,3 +478,52 @@ def test_tenant_isolation_every_route(api, api2):
     problem(api2.patch(SEG, dict(minimal(), id=seg["id"])), 404)
     assert seg["id"] not in [s["id"] for s in api2.get(SEG, params={"limit": 500}).json()["items"]]
     assert api.get(path).json() == seg
+
+
+# ------------------------------------------------------------------ edge cases found in review
+
+def test_if_match_list_any_current_tag_matches(api):
+    seg = create(api)
+    etag = api.get(SEG + "/" + seg["id"]).headers["ETag"]
+    r = merge(api, seg["id"], {"name": "listed"}, headers={"If-Match": '"999", ' + etag})
+    assert r.status_code == 200, r.text
+    body = dict(minimal(), id=seg["id"])
+    assert api.patch(SEG, body, headers={"If-Match": '"998", ' + r.headers["ETag"] + ', "997"'}).status_code == 200
+    problem(api.patch(SEG, body, headers={"If-Match": '"998", "997"'}), 412)
+    problem(api.patch(SEG, body, headers={"If-Match": '"1" junk'}), 400, "invalid_if_match")
+
+
+def test_property_code_with_colon(api):
+    owner = new_uuid()
+    a = create(api, owner_id=owner, properties={"geo:country": ["PL"], "geo": ["x:y"]})
+    r = api.get(SEG, params={"owner_id": owner, "property_code": "geo:country", "property_value": "PL"})
+    assert [s["id"] for s in r.json()["items"]] == [a["id"]]
+    r = api.get(SEG, params={"owner_id": owner, "property": "geo:x:y"})
+    assert [s["id"] for s in r.json()["items"]] == [a["id"]]
+    problem(api.get(SEG, params={"property_code": "geo"}), 400)
+    problem(api.get(SEG, params={"property": "a:b", "property_code": "geo", "property_value": "x"}), 400)
+
+
+@pytest.mark.parametrize("ts", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:30:00+01:00", "0000-01-01T00:00:00Z"])
+def test_created_at_outside_years_1_to_9999_refused(api, ts):
+    assert pointers(problem(api.post(SEG, minimal(created_at=ts)), 422)) == ["/created_at"]
+    problem(api.get(SEG, params={"updated_since": ts}), 400)
+
+
+def test_numerically_equal_property_values_are_duplicates(api):
+    b = problem(api.request("POST", SEG, data=json.dumps(minimal())[:-1] + ', "properties": {"n": [1, 1.0]}}',
+                            headers={"Content-Type": "application/json"}), 422)
+    assert pointers(b) == ["/properties/n/1"]
+
+
+def test_forged_cursor_past_bigint_is_400(api):
+    import base64
+    cur = base64.urlsafe_b64encode(b"a:9999999999999999999").decode().rstrip("=")
+    problem(api.get(SEG, params={"cursor": cur}), 400, "invalid_query_parameter")
+
+
+def test_non_utf8_path_id_still_explained(api):
+    b = problem(api.get("/v1/segments/%FF%FE"), 400, "invalid_path_parameter")
+    assert b["detail"] and b["errors"]
+    b = problem(api.get(SEG + "/%FF"), 400)
+    assert b["detail"]

@@ -1,6 +1,7 @@
 """/v1/segments: constraint segments (seed 003)."""
 import json
 import re
+import uuid
 
 import pytest
 
@@ -335,7 +336,7 @@ def test_delete_and_404(api):
 
 
 def test_list_and_name_filter(server):
-    api = Api(server, tenant="v1-list")
+    api = Api(server, tenant="v1-list-" + uuid.uuid4().hex[:8])
     made = [create(api, name=f"Item {i}")["id"] for i in range(5)]
     create(api, name="Other")
     seen, cursor = [], None
