@@ -18,35 +18,6 @@
 #include "http/server.h"
 #include "store/store.h"
 
-#define R AUTH_SCOPE_READ
-#define W AUTH_SCOPE_WRITE
-
-static const http_route routes[] = {
-    {"GET", "/healthz", h_healthz, 0, BODY_NONE, NULL, NULL},
-    {"GET", "/readyz", h_readyz, 0, BODY_NONE, NULL, NULL},
-    {"GET", "/metrics", h_metrics, 0, BODY_NONE, NULL, NULL},
-    {"GET", "/openapi.yaml", h_openapi, 0, BODY_NONE, NULL, NULL},
-
-    {"POST", "/audiences/segments", h_aud_create, W, BODY_JSON, NULL, NULL},
-    {"POST", "/audiences/segments/bulk", h_aud_bulk_create, W, BODY_BULK_JSON, NULL, NULL},
-    {"PATCH", "/audiences/segments/bulk", h_aud_bulk_update, W, BODY_BULK_JSON, NULL, NULL},
-    {"POST", "/audiences/segments/bulk-delete", h_aud_bulk_delete, W, BODY_BULK_JSON, NULL, NULL},
-    {"PATCH", "/audiences/segments", h_aud_replace, W, BODY_JSON, NULL, NULL},
-    {"GET", "/audiences/segments", h_aud_list, R, BODY_NONE, NULL, NULL},
-    {"GET", "/audiences/segments/{id}", h_aud_get, R, BODY_NONE, h_check_uuid, "segment id"},
-    {"PATCH", "/audiences/segments/{id}", h_aud_merge, W, BODY_MERGE_PATCH, h_check_uuid, "segment id"},
-    {"DELETE", "/audiences/segments/{id}", h_aud_delete, W, BODY_NONE, h_check_uuid, "segment id"},
-
-    {"POST", "/v1/segments", h_v1_create, W, BODY_JSON, NULL, NULL},
-    {"POST", "/v1/segments/bulk", h_v1_bulk_create, W, BODY_BULK_JSON, NULL, NULL},
-    {"PATCH", "/v1/segments/bulk", h_v1_bulk_update, W, BODY_BULK_JSON, NULL, NULL},
-    {"POST", "/v1/segments/bulk-delete", h_v1_bulk_delete, W, BODY_BULK_JSON, NULL, NULL},
-    {"PATCH", "/v1/segments", h_v1_patch, W, BODY_JSON, NULL, NULL},
-    {"GET", "/v1/segments", h_v1_list, R, BODY_NONE, NULL, NULL},
-    {"GET", "/v1/segments/{id}", h_v1_get, R, BODY_NONE, h_check_seg_id, "segment id"},
-    {"DELETE", "/v1/segments/{id}", h_v1_delete, W, BODY_NONE, h_check_seg_id, "segment id"},
-};
-
 static const char *env_lookup(const char *name, void *cls)
 {
     return getenv(name);
@@ -157,7 +128,7 @@ static int cmd_serve(seg_config *cfg)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    if (http_server_start(cfg, routes, sizeof routes / sizeof routes[0], &err)) {
+    if (http_server_start(cfg, handlers_routes, handlers_n_routes, &err)) {
         store_close();
         return fatal(&err);
     }

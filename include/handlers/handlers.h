@@ -3,9 +3,14 @@
 #define SEGMENTD_HANDLERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/config.h"
 #include "http/request.h"
+
+/* The routing table (handlers/routes.c), handed to http_server_start by main.c. */
+extern const http_route handlers_routes[];
+extern const size_t handlers_n_routes;
 
 /* Settings the operational handlers need (readyz's expected migration version). */
 void handlers_init(const seg_config *cfg);

@@ -1076,7 +1076,7 @@ static void test_error_cap(void **state)
     done(r);
 }
 
-/* Every allocation failure ends in -1 with 500 "internal_error" and leaks nothing
+/* Every allocation failure ends in -1 with 500 "internal" and leaks nothing
  * (AddressSanitizer's leak check runs at exit). */
 static int alloc_budget;
 
@@ -1107,7 +1107,7 @@ static void test_out_of_memory(void **state)
             assert_int_equal(json_array_size(in.warnings), 2);
         } else {
             assert_int_equal(err.status, 500);
-            assert_string_equal(err.code, "internal_error");
+            assert_string_equal(err.code, "internal");
             assert_null(in.constraints_json);
             assert_null(in.warnings);
         }
