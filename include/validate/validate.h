@@ -38,6 +38,10 @@ const char *val_type_name(const json_t *v);
 /* Number of Unicode code points in a valid UTF-8 string (jansson guarantees validity). */
 size_t val_utf8_chars(const char *s, size_t bytes);
 
+/* true when s is valid UTF-8 (no overlong forms, surrogates or code points above
+ * U+10FFFF). For text that has not been through jansson, such as query parameters. */
+bool val_utf8_valid(const char *s);
+
 /* true when every character is white space (or the string is empty). */
 bool val_is_blank(const char *s);
 

@@ -203,7 +203,7 @@ int auth_verify(const char *authorization, long long now_s, auth_principal *p, s
     for (int i = 0; c && i < CACHE_SLOTS; i++) {
         cached_token *e = &c->slot[i];
         if (e->token && e->hash == h && e->len == len && !memcmp(e->token, token, len)) {
-            if (now_s >= e->exp + leeway)
+            if (e->exp <= now_s - leeway) /* not exp + leeway: exp may be near LLONG_MAX */
                 return invalid(err, "token expired");
             if (now_s + leeway < e->nbf)
                 return invalid(err, "token not yet valid (nbf)");
@@ -254,7 +254,7 @@ static int verify_token(const char *token, long long now_s, auth_principal *p, l
         invalid(err, exp ? "exp is not an integer" : "exp is missing");
         goto done;
     }
-    if (now_s >= json_integer_value(exp) + leeway) {
+    if (json_integer_value(exp) <= now_s - leeway) { /* exp + leeway can overflow */
         invalid(err, "token expired");
         goto done;
     }

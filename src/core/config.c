@@ -299,6 +299,15 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
     if (!cfg->pool_size)
         cfg->pool_size = cfg->threads;
     if (cfg->jwt_alg[0] == 'H') {
+        /* The key file replaces the secret in cfg->jwt_key: with HS* its PEM text would
+         * become the HMAC key, and anyone holding the public key could sign tokens. */
+        if (lookup("SEGMENTD_JWT_PUBLIC_KEY_FILE", cls)) {
+            err_set(err, 1, "config",
+                    "SEGMENTD_JWT_PUBLIC_KEY_FILE: must not be set with %s (the public key would "
+                    "be the HMAC secret): set SEGMENTD_JWT_ALG to RS*/ES* or unset the key file",
+                    cfg->jwt_alg);
+            goto fail;
+        }
         /* libjwt treats an empty key as "no signature check"; RFC 7518 3.2 wants a key
          * at least as long as the hash output (32 bytes for HS256). */
         if (!cfg->jwt_key || cfg->jwt_key_len == 0) {

@@ -285,8 +285,8 @@ void h_aud_list(http_request *rq)
     }
     bad = false;
     if ((v = http_query(rq, "name", &bad))) {
-        if (bad || !*v || val_utf8_chars(v, strlen(v)) > AUD_MAX_NAME_CHARS)
-            h_bad_query(rq, "name", "expected 1 to %d characters", AUD_MAX_NAME_CHARS);
+        if (bad || !*v || !val_utf8_valid(v) || val_utf8_chars(v, strlen(v)) > AUD_MAX_NAME_CHARS)
+            h_bad_query(rq, "name", "expected 1 to %d characters of UTF-8 text", AUD_MAX_NAME_CHARS);
         else
             q.name = v;
     }

@@ -200,8 +200,8 @@ void h_v1_list(http_request *rq)
         return;
     h_paging(rq, 'v', &limit, before);
     if ((name = http_query(rq, "name", &bad)) &&
-        (bad || !*name || val_utf8_chars(name, strlen(name)) > 255))
-        h_bad_query(rq, "name", "expected 1 to 255 characters");
+        (bad || !*name || !val_utf8_valid(name) || val_utf8_chars(name, strlen(name)) > 255))
+        h_bad_query(rq, "name", "expected 1 to 255 characters of UTF-8 text");
     if (rq->err.status || !(c = store_acquire(&rq->err)))
         return;
     int rc = store_v1_list(c, rq->principal.tenant, before[0] ? before : NULL, name, limit + 1,

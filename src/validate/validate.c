@@ -1,6 +1,8 @@
 /* JSON Pointer tracking, body parsing and the format checks shared by every dialect. */
 #include "validate/validate.h"
 
+#include "core/utf8.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -132,6 +134,18 @@ size_t val_utf8_chars(const char *s, size_t bytes)
     return n;
 }
 
+bool val_utf8_valid(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        size_t n = utf8_seq_len(u);
+        if (!n)
+            return false;
+        u += n;
+    }
+    return true;
+}
+
 bool val_is_blank(const char *s)
 {
     for (; *s; s++)
@@ -210,7 +224,8 @@ bool val_rfc3339(const char *s, int64_t *us)
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int oh = digits(p + 1, 2), om = p[3] == ':' ? digits(p + 4, 2) : -1;
+        /* p[3] only when p[1] and p[2] were digits: "+" or "+0" may end the string */
+        int oh = digits(p + 1, 2), om = oh >= 0 && p[3] == ':' ? digits(p + 4, 2) : -1;
         if (oh < 0 || oh > 23 || om < 0 || om > 59)
             return false;
         offset_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);

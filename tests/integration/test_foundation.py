@@ -183,6 +183,8 @@ def run_config(env, args=("serve",)):
     ({"SEGMENTD_JWT_SECRET_FILE": "/nonexistent"}, "SEGMENTD_JWT_SECRET"),
     ({"SEGMENTD_JWT_ALG": "RS256"}, "SEGMENTD_JWT_SECRET"),
     ({"SEGMENTD_JWT_ALG": "RS256", "SEGMENTD_JWT_SECRET": None}, "SEGMENTD_JWT_PUBLIC_KEY_FILE"),
+    # a public key with an HMAC algorithm would make the PEM text the HMAC secret (found by fuzzing)
+    ({"SEGMENTD_JWT_PUBLIC_KEY_FILE": "/etc/hostname"}, "SEGMENTD_JWT_PUBLIC_KEY_FILE"),
     ({"SEGMENTD_MAX_BODY_BYTES": "-1"}, "SEGMENTD_MAX_BODY_BYTES"),
     ({"SEGMENTD_LOG_LEVEL": "loud"}, "SEGMENTD_LOG_LEVEL"),
     ({"SEGMENTD_AUTO_MIGRATE": "maybe"}, "SEGMENTD_AUTO_MIGRATE"),
