@@ -18,6 +18,8 @@ typedef enum {
 #define AUD_MAX_NAME_CHARS 255
 #define AUD_MAX_DESCRIPTION_CHARS 4096
 #define AUD_MAX_DEPTH 32
+#define AUD_MAX_VALUE_CHARS 1024         /* one attribute value in properties (as /v1 values) */
+#define AUD_MAX_DEPRECATED_CHARS 4096    /* any key or string in deprecated_properties */
 
 /* Validates root (borrowed; out borrows strings from it, so keep root alive) and
  * reports every problem at once with JSON Pointers. Returns 0 or -1. Release out

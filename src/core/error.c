@@ -54,6 +54,7 @@ const char *err_title_for(int status)
     case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     default: return "Error";
     }

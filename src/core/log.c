@@ -1,5 +1,6 @@
 /* JSON-lines logging to stderr; the access log line is assembled by http/server.c. */
 #include "core/log.h"
+#include "core/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,8 +39,20 @@ size_t log_json_str(char *buf, size_t len, size_t cap, const char *s)
             buf[len++] = '0';
             buf[len++] = hex[c >> 4];
             buf[len++] = hex[c & 15];
-        } else {
+        } else if (c < 0x80) {
             buf[len++] = (char)c;
+        } else {
+            /* copy a valid UTF-8 sequence whole; anything else becomes U+FFFD, so a
+             * line stays valid JSON and UTF-8 whatever bytes a client sent */
+            size_t n = utf8_seq_len((const unsigned char *)s);
+            if (n == 0) {
+                memcpy(buf + len, "\\ufffd", 6);
+                len += 6;
+            } else {
+                memcpy(buf + len, s, n);
+                len += n;
+                s += n - 1;
+            }
         }
     }
     buf[len++] = '"';

@@ -36,6 +36,7 @@ typedef struct rq_priv {
     size_t drained;
     bool too_big;
     bool answered;             /* a response was queued in the first call */
+    bool close_after;          /* the connection cannot be reused after the answer */
     bool authenticated;
     http_request rq;
 } rq_priv;
@@ -327,7 +328,7 @@ static enum MHD_Result send_answer(rq_priv *p)
         if (rq->err.status == 405 && rq->location[0])
             MHD_add_response_header(resp, "Allow", rq->location); /* Allow list kept there */
     }
-    if (draining || p->too_big || (p->answered && p->rq.route && p->rq.route->body))
+    if (draining || p->too_big || p->close_after || (p->answered && p->rq.route && p->rq.route->body))
         MHD_add_response_header(resp, "Connection", "close");
     ret = MHD_queue_response(p->conn, (unsigned)rq->status, resp);
     MHD_destroy_response(resp);
@@ -353,6 +354,18 @@ static enum MHD_Result first_call(rq_priv *p, const char *method, const char *ur
         snprintf(rq->request_id, sizeof rq->request_id, "%s", rid);
     else
         gen_request_id(rq->request_id, sizeof rq->request_id);
+
+    /* RFC 9112 6.1: a transfer coding other than chunked is not implemented. MHD would
+     * take the body length as unknown and read until the client closes: refuse it now,
+     * before any body is read, and close the connection (its framing is unknown). */
+    const char *te = MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te && strcasecmp(te, "chunked") != 0) {
+        p->close_after = true;
+        err_set(&rq->err, 501, "unsupported_transfer_encoding",
+                "Transfer-Encoding \"%.40s\" is not supported: send the body with "
+                "Content-Length or Transfer-Encoding: chunked", te);
+        return answer_early(p);
+    }
 
     switch (router_match(sroutes, sn_routes, method, url, &route, rq->param, sizeof rq->param,
                          allow, sizeof allow, &why)) {

@@ -107,6 +107,16 @@ static void check_properties(val_path *p, json_t *v)
                     val_path_pop(p, o2);
                     continue;
                 }
+                if (json_is_string(item) &&
+                    val_utf8_chars(json_string_value(item), json_string_length(item)) >
+                        AUD_MAX_VALUE_CHARS) {
+                    size_t o2 = val_path_push_index(p, i);
+                    val_fail(p, "an attribute value has at most %d characters, got %zu",
+                             AUD_MAX_VALUE_CHARS,
+                             val_utf8_chars(json_string_value(item), json_string_length(item)));
+                    val_path_pop(p, o2);
+                    continue;
+                }
                 keys[i] = value_key(item);
                 for (j = 0; j < i; j++) {
                     if (keys[j] == keys[i] && same_value(item, json_array_get(list, j))) {
@@ -119,6 +129,40 @@ static void check_properties(val_path *p, json_t *v)
             }
         }
         val_path_pop(p, old);
+    }
+}
+
+/* deprecated_properties is free-form JSON kept as it is sent, but bounded: every key
+ * and every string in it at most AUD_MAX_DEPRECATED_CHARS characters (the depth is
+ * checked before). Reports the first long one of each branch. */
+static void check_deprecated_strings(val_path *p, json_t *v)
+{
+    if (json_is_string(v)) {
+        size_t chars = val_utf8_chars(json_string_value(v), json_string_length(v));
+        if (chars > AUD_MAX_DEPRECATED_CHARS)
+            val_fail(p, "expected at most %d characters, got %zu", AUD_MAX_DEPRECATED_CHARS, chars);
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *item;
+        json_object_foreach(v, key, item) {
+            size_t chars = val_utf8_chars(key, strlen(key));
+            if (chars > AUD_MAX_DEPRECATED_CHARS) {
+                val_fail(p, "a key \"%.40s…\" of %zu characters: keys have at most %d",
+                         key, chars, AUD_MAX_DEPRECATED_CHARS);
+                continue;
+            }
+            size_t old = val_path_push(p, key);
+            check_deprecated_strings(p, item);
+            val_path_pop(p, old);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item) {
+            size_t old = val_path_push_index(p, i);
+            check_deprecated_strings(p, item);
+            val_path_pop(p, old);
+        }
     }
 }
 
@@ -203,9 +247,12 @@ static void check_field(val_path *p, const field_def *f, json_t *v, aud_segment_
             val_fail(p, "nested deeper than %d levels", AUD_MAX_DEPTH);
             break;
         }
-        if (f->kind == F_PROPERTIES) {
+        {
             int before = p->err->n_items;
-            check_properties(p, v);
+            if (f->kind == F_PROPERTIES)
+                check_properties(p, v);
+            else
+                check_deprecated_strings(p, v);
             if (p->err->n_items != before)
                 break;
         }

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Formats the report of bench/run from its key=value results file.
+
+    report.py RESULTS
+
+Every number is a measurement of this run; the targets are the issue's and are reported,
+never asserted (the exit status is 0 whatever they say).
+"""
+import statistics
+import sys
+
+# scenario, label, target ratio to the pgbench ceiling (None: no target of its own)
+SCENARIOS = [
+    ("create", "create", 0.80),
+    ("get", "get-by-id", 0.70),
+    ("patch", "patch", 0.80),
+    ("list", "list (limit 20)", 0.60),
+    ("mixed", "mixed 80/20", None),
+    ("v1_create", "v1 create", 0.80),
+    ("v1_get", "v1 get-by-id", 0.70),
+]
+
+
+def load(path):
+    r = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            k, sep, v = line.rstrip("\n").partition("=")
+            if sep:
+                r[k] = v
+    return r
+
+
+def num(r, k, default=None):
+    try:
+        return float(r[k])
+    except (KeyError, ValueError):
+        return default
+
+
+def fmt(x, spec, missing="–"):
+    return missing if x is None else format(x, spec)
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+def rounds(r, key):
+    """The measured rounds of a scenario: ['get.r1', 'get.r2', ...]."""
+    out, i = [], 1
+    while key + ".r%d.requests" % i in r:
+        out.append(key + ".r%d" % i)
+        i += 1
+    return out
+
+
+def aggregate(r, key):
+    """Throughput, latency, errors, the ratio to pgbench and the CPU split of one scenario."""
+    rs = rounds(r, key)
+    if not rs:
+        return None
+    hz = num(r, "clk_tck", 100)
+    n = sum(num(r, k + ".requests") for k in rs)
+    a = {
+        "rps": n / (sum(num(r, k + ".duration_us") for k in rs) / 1e6),
+        "p50": statistics.median(num(r, k + ".p50_us") for k in rs) / 1000,
+        "p99": statistics.median(num(r, k + ".p99_us") for k in rs) / 1000,
+        "p99_max": max(num(r, k + ".p99_us") for k in rs) / 1000,
+        "errors": int(sum(num(r, k + ".non2xx", 0) + num(r, k + ".sock_errors", 0) for k in rs)),
+        "rounds": len(rs),
+        "threads": [int(num(r, k + ".threads_busy")) for k in rs if k + ".threads_busy" in r],
+    }
+
+    def cpu(ks, count):
+        ticks = {f: sum(num(r, k + "." + f, 0) for k in ks) for f in
+                 ("sd_ticks", "pg_ticks", "client_ticks", "cpu_total", "cpu_idle", "cpu_steal",
+                  "kthread_ticks")}
+        per = 1e6 / hz / count if count else 0
+        total = ticks["cpu_total"] or 1
+        ours = ticks["sd_ticks"] + ticks["pg_ticks"] + ticks["client_ticks"] + ticks["kthread_ticks"]
+        return {"sd_us": ticks["sd_ticks"] * per, "pg_us": ticks["pg_ticks"] * per,
+                "client_us": ticks["client_ticks"] * per,
+                "busy": 100 * (total - ticks["cpu_idle"]) / total,
+                "steal": 100 * ticks["cpu_steal"] / total,
+                "foreign": max(0.0, 100 * (total - ticks["cpu_idle"] - ours) / total)}
+
+    a.update(cpu(rs, n))
+    pg = [k + ".pg" for k in rs if k + ".pg.tps" in r]
+    if pg:
+        tx = sum(num(r, k + ".tx") for k in pg)
+        a["tps"] = tx / sum(num(r, k + ".tx") / num(r, k + ".tps") for k in pg)
+        ratios = [num(r, k + ".requests") / (num(r, k + ".duration_us") / 1e6) / num(r, k + ".pg.tps")
+                  for k in rs if k + ".pg.tps" in r]
+        a["ratio"] = statistics.median(ratios)
+        a["ratio_min"], a["ratio_max"] = min(ratios), max(ratios)
+        a["pg_failed"] = int(sum(num(r, k + ".failed", 0) for k in pg))
+        c = cpu(pg, tx)
+        a["pgb_pg_us"], a["pgb_client_us"], a["pgb_foreign"] = c["pg_us"], c["client_us"], c["foreign"]
+    return a
+
+
+def main():
+    r = load(sys.argv[1])
+    out = []
+    w = out.append
+    w("segmentd benchmark, %s (%s run: per scenario and side %s s measured in %s round(s), after %s s "
+      "of warm-up; %s s soak)" % (r.get("stamp"), r.get("mode"), r.get("duration"), r.get("rounds"),
+                                  r.get("warmup"), r.get("soak")))
+    w("machine:   %s CPUs (nproc), %s; %s; load average %s at start, %s at end"
+      % (r.get("nproc"), r.get("cpu_model"), r.get("kernel"), r.get("load_start"), r.get("load_end")))
+    w("segmentd:  %s, release build, SEGMENTD_THREADS=%s, SEGMENTD_POOL_SIZE=%s"
+      % (r.get("git"), r.get("threads"), r.get("pool")))
+    w("database:  %s, own cluster, fsync=%s, synchronous_commit=%s, full_page_writes=%s"
+      % (r.get("pg_version"), r.get("fsync"), r.get("synchronous_commit"), r.get("full_page_writes")))
+    w("load:      wrk %s threads, %s connections, loopback; pgbench -M prepared, %s clients, %s threads"
+      % (r.get("wrk_threads"), r.get("connections"), r.get("pg_clients"), r.get("pg_threads")))
+    w("seeded:    %s /audiences/segments + %s /v1/segments across 2 tenants in %s s through the API"
+      % (r.get("seeded_aud"), r.get("seeded_v1"), r.get("seed_seconds")))
+    w("")
+    head = ("%-15s %8s %7s %7s %6s %9s %6s %9s %6s %-7s %6s %6s %6s %6s %6s %5s %7s"
+            % ("scenario", "req/s", "p50 ms", "p99 ms", "non2xx", "pgbench/s", "ratio", "(rounds)",
+               "target", "", "sd us", "pg us", "wrk us", "pgb pg", "pgb cl", "busy", "other"))
+    w(head)
+    w("-" * len(head))
+    aggs = {}
+    for key, label, target in SCENARIOS:
+        a = aggregate(r, key)
+        if a is None:
+            continue
+        aggs[key] = a
+        ratio = a.get("ratio")
+        spread = ("%.0f–%.0f" % (a["ratio_min"] * 100, a["ratio_max"] * 100)) if a["rounds"] > 1 and ratio else ""
+        w("%-15s %8.0f %7.2f %7.2f %6d %9s %6s %9s %6s %-7s %6.0f %6.0f %6.0f %6s %6s %4.0f%% %3.0f/%-2.0f%%" % (
+            label, a["rps"], a["p50"], a["p99"], a["errors"], fmt(a.get("tps"), ".0f"),
+            fmt(ratio and ratio * 100, ".0f") + "%", spread,
+            "≥%d%%" % (target * 100) if target else "–",
+            "" if target is None or ratio is None else verdict(ratio >= target),
+            a["sd_us"], a["pg_us"], a["client_us"], fmt(a.get("pgb_pg_us"), ".0f"),
+            fmt(a.get("pgb_client_us"), ".0f"), a["busy"], a["foreign"], a.get("pgb_foreign", 0)))
+    ng = aggregate(r, "nginx")
+    if ng:
+        get = aggs.get("get")
+        w("%-15s %8.0f %7.2f %7.2f %6d   HTTP ceiling: a fixed %s-byte JSON body; get-by-id is %s of it"
+          % ("nginx", ng["rps"], ng["p50"], ng["p99"], ng["errors"], r.get("body_bytes"),
+             fmt(get and get["rps"] / ng["rps"] * 100, ".0f") + "%"))
+        if get and get.get("tps"):
+            bound = ng["rps"] / (ng["rps"] + get["tps"])
+            w("%-15s an HTTP server costing what nginx costs, in front of the get-by-id ceiling, would reach"
+              % "")
+            w("%-15s at most nginx/(nginx + pgbench) = %.0f%% of it here: wrk, the server and PostgreSQL share"
+              % ("", bound * 100))
+            w("%-15s the same %s CPUs." % ("", r.get("nproc")))
+    w("")
+    w("ratio: segmentd req/s ÷ pgbench transactions/s running segmentd's prepared statement (the database")
+    w("  ceiling), median of the rounds (min–max in brackets). us columns: CPU microseconds per request of")
+    w("  segmentd, PostgreSQL and wrk; pgb pg / pgb cl: of PostgreSQL and pgbench per pgbench transaction.")
+    w("  busy: machine CPU in use during the wrk rounds; other: the share used by processes outside this run")
+    w("  (kernel threads not counted) during the wrk / the pgbench rounds: the noise.")
+    w("  non2xx counts socket errors too; p50/p99 are medians of the rounds.")
+    used = ["%s %s" % (key, "/".join(str(t) for t in a["threads"])) for key, a in aggs.items() if a["threads"]]
+    if used:
+        w("  segmentd threads that served the load (≥ 5 %% of its CPU each, per round; %s threads run): %s."
+          % (r.get("threads"), ", ".join(used)))
+    noise = max([a["foreign"] for a in aggs.values()] + [a.get("pgb_foreign", 0) for a in aggs.values()] + [0])
+    if noise > 10:
+        w("  NOTE: processes outside this run used up to %.0f%% of the machine during the measurements: the"
+          % noise)
+        w("  absolute numbers are low and the ratios noisy (compare the rounds); rerun on a quiet machine.")
+    w("")
+    get = aggs.get("get")
+    if get:
+        w("get-by-id p99 at %s connections: %.2f ms (worst round %.2f), %d non-2xx (target ≤ 10 ms, 0): %s"
+          % (r.get("connections"), get["p99"], get["p99_max"], get["errors"],
+             verdict(get["p99"] <= 10 and get["errors"] == 0)))
+    runs = [float(x) for x in r.get("startup_ms", "").split()]
+    if runs:
+        med = statistics.median(runs)
+        w("start-up to ready, migrations applied: median %.1f ms (min %.1f, max %.1f, %d runs; "
+          "target ≤ 200 ms): %s" % (med, min(runs), max(runs), len(runs), verdict(med <= 200)))
+    hwm = num(r, "vmhwm_kib")
+    if hwm is not None:
+        w("peak resident memory (VmHWM of segmentd over the whole run): %.1f MiB (target ≤ 64 MiB): %s"
+          % (hwm / 1024, verdict(hwm <= 64 * 1024)))
+    first, mid, last = num(r, "soak.rss_first_kib"), num(r, "soak.rss_mid_kib"), num(r, "soak.rss_last_kib")
+    if last is not None:
+        growth = last - mid
+        flat = growth <= 1024 and growth <= 0.02 * mid
+        w("soak, %s s of the mixed load (%s req/s, %s non-2xx): VmRSS %.1f → %.1f MiB, max %.1f; "
+          "%+.2f MiB over the second half: %s"
+          % (r.get("soak"), fmt(num(r, "soak.rps"), ".0f"), r.get("soak.non2xx", "?"), first / 1024,
+             last / 1024, num(r, "soak.rss_max_kib", 0) / 1024, growth / 1024,
+             "flat (met)" if flat else "growing (NOT met)"))
+    runs = []
+    i = 1
+    while "bulk.r%d.single_s" % i in r:
+        runs.append(("bulk.r%d" % i, num(r, "bulk.r%d.single_s" % i), num(r, "bulk.r%d.bulk_s" % i)))
+        i += 1
+    if runs:
+        ratio = statistics.median(s / b for _, s, b in runs)
+        k = runs[0][0]
+        w("bulk: 1000 single POSTs on one keep-alive connection %.3f s (%s × 201 on %s connection); one bulk "
+          "request of 1000 %.3f s (%s created); median of %d runs: %.1f× faster (target ≥ 10×): %s"
+          % (statistics.median(s for _, s, _ in runs), r.get(k + ".single_ok"), r.get(k + ".single_conns"),
+             statistics.median(b for _, _, b in runs), r.get(k + ".bulk_ok"), len(runs), ratio,
+             verdict(ratio >= 10)))
+        hz = num(r, "clk_tck", 100)
+        for part in ("single", "bulk"):
+            sd = sum(num(r, k + "." + part + ".sd_ticks", 0) for k, _, _ in runs) / hz / len(runs)
+            pg = sum(num(r, k + "." + part + ".pg_ticks", 0) for k, _, _ in runs) / hz / len(runs)
+            w("  CPU per 1000 creates, %-6s: segmentd %.3f s, PostgreSQL %.3f s" % (part, sd, pg))
+    if r.get("notes"):
+        w("")
+        w("notes: " + r["notes"])
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
