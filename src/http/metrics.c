@@ -8,7 +8,7 @@
 
 #define MAX_ROUTES 64
 static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 406, 409,
-                               412, 413, 414, 415, 422, 428, 431, 500, 503, 0};
+                               412, 413, 414, 415, 422, 428, 431, 500, 501, 503, 0};
 #define N_STATUS (sizeof statuses / sizeof statuses[0])
 static const double buckets_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                    0.05,   0.1,   0.25,   0.5,   1,    2.5};

@@ -41,10 +41,17 @@ def test_openapi_served(api):
 def test_metrics(api):
     api.get(SEG)
     api.get("/nope", token=None)
-    r = api.get("/metrics", token=None)
-    assert r.status_code == 200
-    assert r.headers["Content-Type"].startswith("text/plain")
-    text = r.text
+    # a request is counted when MHD reports it complete, just after its answer was sent,
+    # so the scrape may come a moment earlier on another worker: wait for it (bounded)
+    deadline = time.monotonic() + 2
+    while True:
+        r = api.get("/metrics", token=None)
+        assert r.status_code == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.text
+        if 'route="unmatched",method="any",status="404"' in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert 'segmentd_http_requests_total{route="/audiences/segments",method="GET",status="200"}' in text
     assert 'segmentd_http_requests_total{route="unmatched",method="any",status="404"}' in text
     assert "segmentd_http_request_duration_seconds_bucket" in text
