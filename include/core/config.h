@@ -18,6 +18,7 @@ typedef struct seg_config {
     int threads;                 /* libmicrohttpd worker threads */
     bool thread_per_connection;  /* SEGMENTD_HTTP_MODE=thread-per-connection */
     int pool_size;               /* PostgreSQL connections */
+    bool db_pipeline;            /* batch concurrent requests' statements per connection */
     int pool_wait_ms;            /* how long a request waits for a free connection */
     int statement_timeout_ms;
     char jwt_alg[8];             /* HS256 … ES384 */

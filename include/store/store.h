@@ -17,6 +17,7 @@ typedef struct store_rows store_rows;
 typedef struct store_stats {
     int size, in_use, connected;
     unsigned long long acquired, waits, timeouts, errors, reconnects;
+    unsigned long long batches, batched, reruns; /* pipelines sent, statements in them, reruns */
 } store_stats;
 
 /* Sets up the pool (connections open lazily). Returns 0 or -1. */

@@ -27,7 +27,9 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_HTTP_MODE", CF_STR, "pool", 0, 0,
      "pool (epoll thread pool of SEGMENTD_THREADS) or thread-per-connection (for benchmarks)"},
     {"SEGMENTD_POOL_SIZE", CF_INT, NULL, 1, 256,
-     "PostgreSQL connections (default: one per worker thread)"},
+     "PostgreSQL connections (default: 2 with SEGMENTD_DB_PIPELINE, else one per worker thread)"},
+    {"SEGMENTD_DB_PIPELINE", CF_BOOL, "0", 0, 0,
+     "1: batch concurrent requests' statements on few connections (libpq pipeline mode)"},
     {"SEGMENTD_POOL_WAIT_MS", CF_INT, "2000", 1, 60000,
      "how long a request waits for a free connection before 503"},
     {"SEGMENTD_STATEMENT_TIMEOUT_MS", CF_INT, "5000", 100, 600000,
@@ -116,11 +118,23 @@ static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
 static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *err)
 {
     long long n = 0;
+    bool b = false;
     switch (e->type) {
     case CF_INT:
     case CF_SIZE:
         if (parse_int(e, v, &n, err))
             return -1;
+        break;
+    case CF_BOOL:
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
+            b = true;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
+            b = false;
+        else {
+            err_set(err, 1, "config", "%s: \"%s\" is not a boolean: expected 1/0, true/false",
+                    e->name, v);
+            return -1;
+        }
         break;
     default:
         break;
@@ -159,6 +173,8 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         }
     } else if (!strcmp(name, "POOL_SIZE")) {
         cfg->pool_size = (int)n;
+    } else if (!strcmp(name, "DB_PIPELINE")) {
+        cfg->db_pipeline = b;
     } else if (!strcmp(name, "POOL_WAIT_MS")) {
         cfg->pool_wait_ms = (int)n;
     } else if (!strcmp(name, "STATEMENT_TIMEOUT_MS")) {
@@ -218,15 +234,7 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         }
         cfg->log_level = (log_level)i;
     } else if (!strcmp(name, "AUTO_MIGRATE")) {
-        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
-            cfg->auto_migrate = true;
-        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
-            cfg->auto_migrate = false;
-        else {
-            err_set(err, 1, "config", "%s: \"%s\" is not a boolean: expected 1/0, true/false",
-                    e->name, v);
-            return -1;
-        }
+        cfg->auto_migrate = b;
     } else if (!strcmp(name, "MIGRATIONS_DIR")) {
         free(cfg->migrations_dir);
         cfg->migrations_dir = strdup(v);
@@ -296,8 +304,8 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
                 goto fail;
         }
     }
-    if (!cfg->pool_size)
-        cfg->pool_size = cfg->threads;
+    if (!cfg->pool_size) /* pipelined connections carry many requests each (see store/pool.c) */
+        cfg->pool_size = cfg->db_pipeline ? (cfg->threads < 2 ? cfg->threads : 2) : cfg->threads;
     if (cfg->jwt_alg[0] == 'H') {
         /* The key file replaces the secret in cfg->jwt_key: with HS* its PEM text would
          * become the HMAC key, and anyone holding the public key could sign tokens. */

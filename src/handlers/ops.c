@@ -50,7 +50,7 @@ void h_readyz(http_request *rq)
 void h_metrics(http_request *rq)
 {
     store_stats s;
-    char extra[1400];
+    char extra[2200];
     store_stats_get(&s);
     snprintf(extra, sizeof extra,
              "# HELP segmentd_db_pool_connections Database connections by state.\n"
@@ -72,8 +72,18 @@ void h_metrics(http_request *rq)
              "segmentd_db_errors_total %llu\n"
              "# HELP segmentd_db_reconnects_total Connections re-established after a loss.\n"
              "# TYPE segmentd_db_reconnects_total counter\n"
-             "segmentd_db_reconnects_total %llu\n",
-             s.size, s.in_use, s.connected, s.acquired, s.waits, s.timeouts, s.errors, s.reconnects);
+             "segmentd_db_reconnects_total %llu\n"
+             "# HELP segmentd_db_pipeline_batches_total Pipelines of two or more statements sent (SEGMENTD_DB_PIPELINE).\n"
+             "# TYPE segmentd_db_pipeline_batches_total counter\n"
+             "segmentd_db_pipeline_batches_total %llu\n"
+             "# HELP segmentd_db_pipeline_statements_total Statements sent in those pipelines.\n"
+             "# TYPE segmentd_db_pipeline_statements_total counter\n"
+             "segmentd_db_pipeline_statements_total %llu\n"
+             "# HELP segmentd_db_pipeline_reruns_total Statements run again alone after another statement of their pipeline failed.\n"
+             "# TYPE segmentd_db_pipeline_reruns_total counter\n"
+             "segmentd_db_pipeline_reruns_total %llu\n",
+             s.size, s.in_use, s.connected, s.acquired, s.waits, s.timeouts, s.errors, s.reconnects,
+             s.batches, s.batched, s.reruns);
     char *text = metrics_render(extra);
     if (!text) {
         err_set(&rq->err, 500, "internal", "out of memory");

@@ -1,12 +1,26 @@
 /* The connection pool: a fixed array of slots guarded by one mutex, a condition
  * variable on CLOCK_MONOTONIC for bounded waits, lazy (re)connection with the
- * statements prepared on every new session. */
+ * statements prepared on every new session.
+ *
+ * With SEGMENTD_DB_PIPELINE (the default) the slots are lanes shared by the worker
+ * threads. A request's statement is a job: a thread that finds an idle lane runs its
+ * job there at once (exactly the unbatched path); otherwise it queues the job on the
+ * least loaded busy lane and sleeps. The thread that finishes a batch hands the jobs
+ * queued meanwhile to the first of their threads, which sends them all in one libpq
+ * pipeline ending in one Sync: one round trip, one wake-up of the backend and one
+ * commit for the whole batch instead of one each. Every result is handed out only
+ * after the Sync has come back, so a 2xx still means committed. When one statement of
+ * a batch fails, the whole implicit transaction is rolled back: the failing job gets
+ * its error and the others are run again one by one, so one request's error never
+ * becomes another's. Transactions (store_begin) and bulk statements borrow a lane for
+ * themselves. */
 #include "store/store.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +29,36 @@
 #include "core/log.h"
 #include "store/store_private.h"
 
+#define MAX_BATCH 32               /* statements in one pipeline at most */
+#define MAX_BATCH_BYTES (256 * 1024) /* parameter bytes in one pipeline at most */
+
+enum { J_QUEUED, J_TAKEN, J_DONE, J_LEAD };
+
+typedef struct job {
+    struct job *next;
+    stmt_id id;
+    const char *const *params;
+    size_t bytes;              /* parameter bytes, for the batch budget */
+    PGresult *res;             /* the result, on success */
+    seg_error *err;
+    int rc;
+    int state;                 /* J_*; changed under mu */
+    struct store_conn *lane;   /* J_LEAD: where to run the batch that starts here */
+    sem_t sem;                 /* posted when the state becomes J_DONE or J_LEAD */
+} job;
+
 struct store_conn {
     PGconn *pg;
-    bool in_use;
+    bool in_use;     /* borrowed whole: no pipelining, a transaction or a bulk statement */
     bool prepared;
     bool broken;
+    bool busy;       /* a batch runs on it */
+    bool reserved;   /* a borrower waits for it to drain: no new jobs join its queue */
+    int queued;
+    job *head, *tail;
+    /* a request's handle when pipelining (not a slot): */
+    bool handle;
+    struct store_conn *own;    /* the slot borrowed whole through the handle, if any */
 };
 
 struct store_rows {
@@ -159,38 +198,66 @@ static int ensure_connected(store_conn *c, seg_error *err)
     return 0;
 }
 
-store_conn *store_acquire(seg_error *err)
+static void deadline_in(struct timespec *t, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static void pool_exhausted(seg_error *err)
+{
+    __atomic_fetch_add(&stats.timeouts, 1, __ATOMIC_RELAXED);
+    unavailable(err, "pool_exhausted", "all database connections are busy; retry shortly");
+    err_log(err, "no connection free within %d ms", pcfg->pool_wait_ms);
+}
+
+/* A slot for one borrower alone, connected. With pipelining it must also have no batch
+ * running or queued: the borrower reserves the least loaded lane so that no new job
+ * joins it, and waits for it to drain. */
+static store_conn *borrow_slot(seg_error *err)
 {
     struct timespec deadline;
     store_conn *c = NULL;
     bool waited = false;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += pcfg->pool_wait_ms / 1000;
-    deadline.tv_nsec += (long)(pcfg->pool_wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline_in(&deadline, pcfg->pool_wait_ms);
     pthread_mutex_lock(&mu);
     for (;;) {
-        /* prefer a connected slot, then any free one */
+        /* prefer a connected idle slot, then any idle one */
         for (int i = 0; i < nslots && !c; i++)
-            if (!slots[i].in_use && slots[i].pg)
+            if (!slots[i].in_use && !slots[i].busy && !slots[i].reserved && slots[i].pg)
                 c = &slots[i];
         for (int i = 0; i < nslots && !c; i++)
-            if (!slots[i].in_use)
+            if (!slots[i].in_use && !slots[i].busy && !slots[i].reserved)
                 c = &slots[i];
+        if (!c && pcfg->db_pipeline) {
+            store_conn *r = NULL;
+            for (int i = 0; i < nslots; i++)
+                if (!slots[i].in_use && !slots[i].reserved && (!r || slots[i].queued < r->queued))
+                    r = &slots[i];
+            if (r) {
+                r->reserved = true;
+                while (r->busy) {
+                    waited = true;
+                    if (pthread_cond_timedwait(&cv, &mu, &deadline) == ETIMEDOUT && r->busy) {
+                        r->reserved = false;
+                        pthread_cond_broadcast(&cv);
+                        goto exhausted;
+                    }
+                }
+                r->reserved = false;
+                c = r;
+            }
+        }
         if (c)
             break;
         waited = true;
-        if (pthread_cond_timedwait(&cv, &mu, &deadline) == ETIMEDOUT) {
-            pthread_mutex_unlock(&mu);
-            __atomic_fetch_add(&stats.waits, 1, __ATOMIC_RELAXED);
-            __atomic_fetch_add(&stats.timeouts, 1, __ATOMIC_RELAXED);
-            unavailable(err, "pool_exhausted", "all database connections are busy; retry shortly");
-            err_log(err, "no connection free within %d ms", pcfg->pool_wait_ms);
-            return NULL;
-        }
+        if (pthread_cond_timedwait(&cv, &mu, &deadline) == ETIMEDOUT)
+            goto exhausted;
     }
     c->in_use = true;
     stats.in_use++;
@@ -204,17 +271,52 @@ store_conn *store_acquire(seg_error *err)
         return NULL;
     }
     return c;
+exhausted:
+    pthread_mutex_unlock(&mu);
+    __atomic_fetch_add(&stats.waits, 1, __ATOMIC_RELAXED);
+    pool_exhausted(err);
+    return NULL;
+}
+
+/* One handle per worker thread: a request holds it from store_acquire to store_release
+ * (a thread serves one request at a time). */
+static __thread store_conn thread_handle;
+
+store_conn *store_acquire(seg_error *err)
+{
+    if (!pcfg->db_pipeline)
+        return borrow_slot(err);
+    thread_handle.handle = true;
+    thread_handle.own = NULL;
+    return &thread_handle;
 }
 
 void store_release(store_conn *c)
 {
     if (!c)
         return;
+    if (c->handle) {
+        store_conn *own = c->own;
+        c->own = NULL;
+        store_release(own);
+        return;
+    }
     pthread_mutex_lock(&mu);
     c->in_use = false;
     stats.in_use--;
-    pthread_cond_signal(&cv);
+    pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
+}
+
+/* The slot a statement on c runs on alone: c itself, or the handle's own slot,
+ * borrowed on first need. */
+static store_conn *slot_for(store_conn *c, seg_error *err)
+{
+    if (!c->handle)
+        return c;
+    if (!c->own)
+        c->own = borrow_slot(err);
+    return c->own;
 }
 
 /* SQLSTATE → HTTP. Classes from PostgreSQL's errcodes appendix. */
@@ -243,30 +345,345 @@ static void map_error(store_conn *c, PGresult *r, seg_error *err)
     __atomic_fetch_add(&stats.errors, 1, __ATOMIC_RELAXED);
 }
 
-int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows **out,
-               seg_error *err)
+static int result_rows(PGresult *r, store_rows **out, seg_error *err)
+{
+    if (!out) {
+        PQclear(r);
+        return 0;
+    }
+    store_rows *rows = malloc(sizeof *rows);
+    if (!rows) {
+        PQclear(r);
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    rows->res = r;
+    *out = rows;
+    return 0;
+}
+
+static bool result_ok(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+}
+
+/* One statement on its own (its own implicit transaction). */
+static PGresult *exec_one(store_conn *c, stmt_id id, const char *const *params, seg_error *err)
 {
     const stmt_def *s = &store_statements[id];
     PGresult *r = PQexecPrepared(c->pg, s->name, s->nparams, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    if (!result_ok(r)) {
         map_error(c, r, err);
         PQclear(r);
-        return -1;
+        return NULL;
     }
-    if (out) {
-        store_rows *rows = malloc(sizeof *rows);
-        if (!rows) {
+    return r;
+}
+
+static void job_run_alone(store_conn *lane, job *j)
+{
+    j->res = exec_one(lane, j->id, j->params, j->err);
+    j->rc = j->res ? 0 : -1;
+}
+
+/* Sends the batch's statements and a Sync without blocking on a full socket: while
+ * libpq cannot write, what the server already answered is read into libpq's buffer,
+ * so a server blocked on writing results never blocks the client's writing. */
+static int send_pipeline(PGconn *pg, job *batch)
+{
+    int rc = 0;
+    if (PQsetnonblocking(pg, 1))
+        return -1;
+    for (job *j = batch; j && !rc; j = j->next) {
+        const stmt_def *s = &store_statements[j->id];
+        if (!PQsendQueryPrepared(pg, s->name, s->nparams, j->params, NULL, NULL, 0))
+            rc = -1;
+    }
+    if (!rc && !PQpipelineSync(pg))
+        rc = -1;
+    while (!rc) {
+        int f = PQflush(pg);
+        if (f == 0)
+            break;
+        if (f < 0) {
+            rc = -1;
+            break;
+        }
+        struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN | POLLOUT};
+        int pr = poll(&pfd, 1, pcfg->statement_timeout_ms + 1000);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0 || ((pfd.revents & POLLIN) && !PQconsumeInput(pg)))
+            rc = -1;
+    }
+    if (PQsetnonblocking(pg, 0))
+        rc = -1;
+    return rc;
+}
+
+/* Runs a batch of two or more jobs in one pipeline, one Sync. */
+static void run_pipeline(store_conn *lane, job *batch)
+{
+    PGconn *pg = lane->pg;
+    job *failed = NULL;
+    PGresult *fail_res = NULL;
+    bool lost = false;
+
+    __atomic_fetch_add(&stats.batches, 1, __ATOMIC_RELAXED);
+    for (job *j = batch; j; j = j->next)
+        __atomic_fetch_add(&stats.batched, 1, __ATOMIC_RELAXED);
+    if (!PQenterPipelineMode(pg)) {
+        for (job *j = batch; j; j = j->next)
+            job_run_alone(lane, j);
+        return;
+    }
+    if (send_pipeline(pg, batch))
+        lost = true;
+    for (job *j = batch; j && !lost; j = j->next) {
+        PGresult *r = PQgetResult(pg), *x;
+        if (!r || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            err_set(err, 500, "internal", "out of memory");
+            lost = true;
+            break;
+        }
+        while ((x = PQgetResult(pg)) != NULL) /* the NULL that ends this statement's results */
+            PQclear(x);
+        if (result_ok(r)) {
+            j->res = r;
+        } else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
+            PQclear(r);
+        } else if (!failed) {
+            failed = j;
+            fail_res = r;
+        } else {
+            PQclear(r);
+        }
+    }
+    if (!lost) {
+        PGresult *sync = PQgetResult(pg);
+        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
+            lost = true;
+        PQclear(sync);
+    }
+    if (lost || !PQexitPipelineMode(pg) || PQstatus(pg) != CONNECTION_OK) {
+        lost = true;
+        lane->broken = true;
+    }
+    if (!lost && !failed) {
+        for (job *j = batch; j; j = j->next)
+            j->rc = 0;
+        return;
+    }
+    /* nothing of the batch was committed */
+    for (job *j = batch; j; j = j->next) {
+        PQclear(j->res);
+        j->res = NULL;
+    }
+    if (lost) {
+        for (job *j = batch; j; j = j->next) {
+            map_error(lane, NULL, j->err);
+            j->rc = -1;
+        }
+        PQclear(fail_res);
+        return;
+    }
+    map_error(lane, fail_res, failed->err);
+    PQclear(fail_res);
+    failed->rc = -1;
+    const char *code = failed->err->code;
+    if (!strcmp(code, "database_timeout") || !strcmp(code, "database_unavailable")) {
+        /* the batch waited the statement timeout or lost its session: so would a rerun */
+        for (job *j = batch; j; j = j->next)
+            if (j != failed) {
+                err_log(j->err, "%s", failed->err->log_detail);
+                err_set(j->err, failed->err->status, code, "%s", failed->err->detail);
+                j->err->retry_after = failed->err->retry_after;
+                j->rc = -1;
+            }
+        return;
+    }
+    if (!strcmp(code, "database_busy")) /* a deadlock or conflict the batch may have caused */
+        err_clear(failed->err);
+    for (job *j = batch; j; j = j->next)
+        if (j != failed || !failed->err->status) {
+            __atomic_fetch_add(&stats.reruns, 1, __ATOMIC_RELAXED);
+            job_run_alone(lane, j);
+        }
+}
+
+static void run_batch(store_conn *lane, job *batch)
+{
+    seg_error e;
+    err_clear(&e);
+    if (ensure_connected(lane, &e)) {
+        __atomic_fetch_add(&stats.errors, 1, __ATOMIC_RELAXED);
+        for (job *j = batch; j; j = j->next) {
+            err_set(j->err, e.status, e.code, "%s", e.detail);
+            j->err->retry_after = e.retry_after;
+            memcpy(j->err->log_detail, e.log_detail, sizeof e.log_detail);
+            j->rc = -1;
+        }
+        return;
+    }
+    if (!batch->next)
+        job_run_alone(lane, batch);
+    else
+        run_pipeline(lane, batch);
+}
+
+/* Detaches up to MAX_BATCH queued jobs (and MAX_BATCH_BYTES) of lane, under mu. */
+static job *take_queue(store_conn *lane)
+{
+    job *first = lane->head, *last = NULL, *j = first;
+    size_t n = 0, bytes = 0;
+    while (j && n < MAX_BATCH && (n == 0 || bytes + j->bytes <= MAX_BATCH_BYTES)) {
+        j->state = J_TAKEN;
+        bytes += j->bytes;
+        last = j;
+        j = j->next;
+        n++;
+    }
+    if (!first)
+        return NULL;
+    lane->head = j;
+    if (!j)
+        lane->tail = NULL;
+    lane->queued -= (int)n;
+    last->next = NULL;
+    return first;
+}
+
+/* Runs batches on lane as long as this thread leads it, then hands it on. */
+static void lead(store_conn *lane, job *batch, job *self)
+{
+    run_batch(lane, batch);
+    pthread_mutex_lock(&mu);
+    job *next = take_queue(lane);
+    if (next) {
+        next->state = J_LEAD;
+        next->lane = lane;
+    } else {
+        lane->busy = false;
+        stats.in_use--;
+        pthread_cond_broadcast(&cv);
+    }
+    for (job *j = batch, *n; j; j = n) {
+        n = j->next;
+        j->state = J_DONE;
+        if (j != self)
+            sem_post(&j->sem); /* j may be gone once posted: n was read before */
+    }
+    pthread_mutex_unlock(&mu);
+    if (next)
+        sem_post(&next->sem);
+}
+
+static int exec_shared(stmt_id id, const char *const *params, store_rows **out, seg_error *err)
+{
+    const stmt_def *s = &store_statements[id];
+    struct timespec deadline;
+    job j = {.id = id, .params = params, .err = err, .rc = -1, .state = J_QUEUED};
+    store_conn *lane = NULL;
+    for (int i = 0; i < s->nparams; i++)
+        j.bytes += params[i] ? strlen(params[i]) : 0;
+    deadline_in(&deadline, pcfg->pool_wait_ms);
+    __atomic_fetch_add(&stats.acquired, 1, __ATOMIC_RELAXED);
+
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        store_conn *best = NULL;
+        for (int i = 0; i < nslots && !lane; i++)
+            if (!slots[i].in_use && !slots[i].reserved && !slots[i].busy)
+                lane = &slots[i];
+        if (lane)
+            break;
+        for (int i = 0; i < nslots; i++)
+            if (!slots[i].in_use && !slots[i].reserved && (!best || slots[i].queued < best->queued))
+                best = &slots[i];
+        if (best) {
+            if (best->tail)
+                best->tail->next = &j;
+            else
+                best->head = &j;
+            best->tail = &j;
+            best->queued++;
+            break;
+        }
+        /* every slot is borrowed whole or reserved */
+        if (pthread_cond_timedwait(&cv, &mu, &deadline) == ETIMEDOUT) {
+            pthread_mutex_unlock(&mu);
+            __atomic_fetch_add(&stats.waits, 1, __ATOMIC_RELAXED);
+            pool_exhausted(err);
             return -1;
         }
-        rows->res = r;
-        *out = rows;
-    } else {
-        PQclear(r);
     }
-    return 0;
+    if (lane) {
+        lane->busy = true;
+        stats.in_use++;
+        pthread_mutex_unlock(&mu);
+        lead(lane, &j, &j);
+    } else {
+        sem_init(&j.sem, 0, 0);
+        pthread_mutex_unlock(&mu);
+        __atomic_fetch_add(&stats.waits, 1, __ATOMIC_RELAXED);
+        while (sem_clockwait(&j.sem, CLOCK_MONOTONIC, &deadline) != 0) {
+            if (errno == EINTR)
+                continue;
+            pthread_mutex_lock(&mu);
+            if (j.state == J_QUEUED) { /* no batch took it in time */
+                store_conn *q = NULL;
+                for (int i = 0; i < nslots && !q; i++)
+                    for (job **pp = &slots[i].head; *pp; pp = &(*pp)->next)
+                        if (*pp == &j) {
+                            q = &slots[i];
+                            *pp = j.next;
+                            if (q->tail == &j) {
+                                q->tail = NULL;
+                                for (job *k = q->head; k; k = k->next)
+                                    q->tail = k;
+                            }
+                            q->queued--;
+                            break;
+                        }
+                pthread_mutex_unlock(&mu);
+                sem_destroy(&j.sem);
+                pool_exhausted(err);
+                return -1;
+            }
+            pthread_mutex_unlock(&mu);
+            while (sem_wait(&j.sem) != 0 && errno == EINTR) /* taken: it ends soon */
+                ;
+            break;
+        }
+        if (j.state == J_LEAD)
+            lead(j.lane, &j, &j); /* runs the batch that starts with j */
+        sem_destroy(&j.sem);
+    }
+    if (j.rc)
+        return -1;
+    return result_rows(j.res, out, err);
+}
+
+/* Bulk statements move up to 8 MiB each way: they run on a slot of their own rather
+ * than in a pipeline with others. */
+static bool runs_alone(stmt_id id)
+{
+    return id >= STMT_AUD_BULK_INSERT && id <= STMT_V1_BULK_DELETE;
+}
+
+int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows **out,
+               seg_error *err)
+{
+    if (c->handle && !c->own && !runs_alone(id))
+        return exec_shared(id, params, out, err);
+    store_conn *slot = slot_for(c, err);
+    if (!slot)
+        return -1;
+    PGresult *r = exec_one(slot, id, params, err);
+    if (!r)
+        return -1;
+    return result_rows(r, out, err);
 }
 
 static int simple(store_conn *c, const char *sql, seg_error *err)
@@ -283,17 +700,20 @@ static int simple(store_conn *c, const char *sql, seg_error *err)
 
 int store_begin(store_conn *c, seg_error *err)
 {
-    return simple(c, "BEGIN", err);
+    store_conn *slot = slot_for(c, err);
+    return slot ? simple(slot, "BEGIN", err) : -1;
 }
 
 int store_commit(store_conn *c, seg_error *err)
 {
-    return simple(c, "COMMIT", err);
+    return simple(c->handle ? c->own : c, "COMMIT", err);
 }
 
 void store_rollback(store_conn *c)
 {
-    if (PQstatus(c->pg) == CONNECTION_OK)
+    if (c->handle)
+        c = c->own;
+    if (c && c->pg && PQstatus(c->pg) == CONNECTION_OK)
         PQclear(PQexec(c->pg, "ROLLBACK"));
 }
 

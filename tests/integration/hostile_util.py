@@ -336,6 +336,15 @@ class RssSampler(threading.Thread):
         self.join(5)
 
 
+def metric(server, name):
+    """The value of a Prometheus sample of segmentd's /metrics (the first with labels)."""
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 # ---------------------------------------------------------------- figures
 
 def record(test, **figures):

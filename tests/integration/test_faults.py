@@ -14,7 +14,7 @@ import psycopg2
 import requests
 
 from segtest import DB_URL, Api, Server, check_against_spec, psql
-from hostile_util import (AUD, CLIENT_TIMEOUT, V1, Load, Outcome, assert_only_clean_503s, aud_body,
+from hostile_util import (AUD, CLIENT_TIMEOUT, V1, Load, Outcome, assert_only_clean_503s, aud_body, metric,
                           record, v1_body)
 
 RUN = uuid.uuid4().hex[:8]
@@ -53,14 +53,6 @@ def every_route_ok(server, tenant):
               api.delete(AUD + "/" + aid), api.delete(V1 + "/" + vid),
               api.get("/readyz", token=None)]:
         assert 200 <= r.status_code < 300, (r.request.method, r.request.url, r.status_code, r.text[:300])
-
-
-def metric(server, name):
-    text = requests.get(server.url + "/metrics", timeout=10).text
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 # ---------------------------------------------------------------- tests

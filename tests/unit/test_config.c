@@ -23,6 +23,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.listen_port, 8080);
     assert_int_equal(c.threads, 8);
     assert_int_equal(c.pool_size, 8);
+    assert_false(c.db_pipeline);
     assert_string_equal(c.jwt_alg, "HS256");
     assert_int_equal(c.jwt_key_len, 32);
     assert_int_equal((int)c.max_body_bytes, 1048576);
@@ -55,6 +56,22 @@ static void test_values(void **state)
     config_free(&c);
 }
 
+static void test_pipeline_pool_default(void **state)
+{
+    seg_config c;
+    seg_error e;
+    err_clear(&e);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_DB_PIPELINE=1\n", &e), 0);
+    assert_true(c.db_pipeline);
+    assert_int_equal(c.pool_size, 2); /* pipelined lanes, not one per worker */
+    config_free(&c);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_DB_PIPELINE=yes\nSEGMENTD_POOL_SIZE=5\n", &e), 0);
+    assert_int_equal(c.pool_size, 5);
+    config_free(&c);
+}
+
 static void expect_error(const char *text, const char *needle)
 {
     seg_config c;
@@ -72,6 +89,8 @@ static void test_errors(void **state)
     expect_error("SEGMENTD_JWT_SECRET=short\n", "SEGMENTD_JWT_SECRET");
     expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_THREADS=0\n", "SEGMENTD_THREADS");
     expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_THREADS=1e3\n", "SEGMENTD_THREADS");
+    expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_DB_PIPELINE=maybe\n", "SEGMENTD_DB_PIPELINE");
+    expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_AUTO_MIGRATE=2\n", "SEGMENTD_AUTO_MIGRATE");
     expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_LISTEN=8080\n", "SEGMENTD_LISTEN");
     expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_LISTEN=h:70000\n", "SEGMENTD_LISTEN");
     expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_JWT_ALG=none\n", "SEGMENTD_JWT_ALG");
@@ -125,6 +144,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_values),
+        cmocka_unit_test(test_pipeline_pool_default),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_secret_never_in_errors),
         cmocka_unit_test(test_secret_file), cmocka_unit_test(test_help_lists_settings),
     };
