@@ -99,7 +99,8 @@ static int aud_item(bulk *b, json_t *item, size_t i)
     int rc = -1;
     if (b->op == OP_DELETE)
         return id_only_item(b, item, i);
-    if (val_aud_segment(item, b->op == OP_CREATE ? AUD_CREATE : AUD_REPLACE, &in, &b->item_err))
+    if (val_aud_segment(item, (b->op == OP_CREATE ? AUD_CREATE : AUD_REPLACE) | AUD_NO_TEXT, &in,
+                        &b->item_err))
         goto done;
     if (b->op == OP_CREATE) {
         if (ids_uuid_v7(b->ids[i])) {

@@ -166,7 +166,8 @@ static void check_deprecated_strings(val_path *p, json_t *v)
     }
 }
 
-static void check_field(val_path *p, const field_def *f, json_t *v, aud_segment_in *out)
+static void check_field(val_path *p, const field_def *f, json_t *v, aud_segment_in *out,
+                        bool want_text)
 {
     const char *why;
     if (json_is_null(v)) {
@@ -256,7 +257,7 @@ static void check_field(val_path *p, const field_def *f, json_t *v, aud_segment_
             if (p->err->n_items != before)
                 break;
         }
-        {
+        if (want_text) {
             char *s = json_dumps(v, JSON_COMPACT);
             if (f->kind == F_PROPERTIES) {
                 free(out->properties);
@@ -283,8 +284,10 @@ static void check_field(val_path *p, const field_def *f, json_t *v, aud_segment_
         out->set |= f->set_bit;
 }
 
-int val_aud_segment(json_t *root, aud_mode mode, aud_segment_in *out, seg_error *err)
+int val_aud_segment(json_t *root, int flags, aud_segment_in *out, seg_error *err)
 {
+    aud_mode mode = (aud_mode)(flags & 0xff);
+    bool want_text = !(flags & AUD_NO_TEXT);
     val_path p;
     const char *key;
     json_t *v;
@@ -317,7 +320,7 @@ int val_aud_segment(json_t *root, aud_mode mode, aud_segment_in *out, seg_error 
         if (f->kind == F_DATETIME && mode != AUD_CREATE)
             continue; /* created_at is kept from creation: ignored on updates */
         size_t old = val_path_push(&p, f->key);
-        check_field(&p, f, v, out);
+        check_field(&p, f, v, out, want_text);
         val_path_pop(&p, old);
     }
     if (mode == AUD_WHOLE) /* a merged document always carries every field */

@@ -106,6 +106,12 @@ static void test_audience_create_ok(void **state)
     assert_string_equal(in.created_at, "2023-11-07T05:31:56Z");
     assert_null(in.deprecated_properties);
     val_aud_release(&in);
+    /* the bulk handler's mode: the same checks, the JSON left in the document */
+    assert_int_equal(val_aud_segment(j, AUD_CREATE | AUD_NO_TEXT, &in, &e), 0);
+    assert_null(in.properties);
+    assert_true(in.set & AUD_SET_PROPERTIES);
+    assert_string_equal(in.owner_id, "3c90c3cc-0d44-4b50-8888-8dd25736052a");
+    val_aud_release(&in);
     json_decref(j);
 }
 
