@@ -351,7 +351,8 @@ def record(test, **figures):
     """Appends one JSON line to $SEGMENTD_RELIABILITY_LOG (when set): the source of the
     figures in docs/reliability.md."""
     path = os.environ.get("SEGMENTD_RELIABILITY_LOG")
-    line = {"test": test, "sanitized": SANITIZED, "ts": int(time.time())}
+    line = {"test": test, "sanitized": SANITIZED, "pipeline": os.environ.get("SEGMENTD_DB_PIPELINE") == "1",
+            "ts": int(time.time())}
     line.update(figures)
     print("reliability:", json.dumps(line))
     if path:

@@ -3,10 +3,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "core/ids.h"
 #include "store/statements.h"
 #include "validate/audience.h"
 #include "validate/validate.h"
@@ -164,12 +166,44 @@ static void test_merge_patch(void **state)
     json_decref(want);
 }
 
+/* Server ids across many draws (the random bytes come from a per-thread buffer that is
+ * refilled every 256 bytes): well formed, version and variant bits set, all distinct. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static void test_ids_many(void **state)
+{
+    enum { N = 2000 };
+    static char uu[N][37], seg[N][IDS_SEG_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(ids_uuid_v7(uu[i]), 0);
+        assert_true(val_uuid(uu[i], strlen(uu[i]), NULL));
+        assert_int_equal(uu[i][14], '7');
+        assert_non_null(strchr("89ab", uu[i][19]));
+        assert_int_equal(ids_seg_id(seg[i]), 0);
+        assert_int_equal(strlen(seg[i]), IDS_SEG_LEN);
+        assert_memory_equal(seg[i], "seg_", 4);
+        for (int k = 4; k < IDS_SEG_LEN; k++)
+            assert_true((seg[i][k] >= '0' && seg[i][k] <= '9') || (seg[i][k] >= 'A' && seg[i][k] <= 'Z') ||
+                        (seg[i][k] >= 'a' && seg[i][k] <= 'z'));
+    }
+    qsort(uu, N, sizeof uu[0], cmp_str);
+    qsort(seg, N, sizeof seg[0], cmp_str);
+    for (int i = 1; i < N; i++) {
+        assert_string_not_equal(uu[i - 1], uu[i]);
+        assert_string_not_equal(seg[i - 1], seg[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uuid),          cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_path_escaping_and_utf8), cmocka_unit_test(test_parse_body),
         cmocka_unit_test(test_audience_create_ok), cmocka_unit_test(test_audience_all_errors),
+        cmocka_unit_test(test_ids_many),
         cmocka_unit_test(test_audience_replace_mask), cmocka_unit_test(test_merge_patch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
