@@ -4,7 +4,14 @@
  * Threading: MHD's epoll thread pool (SEGMENTD_THREADS workers). Handlers block on
  * libpq; the pool is oversized against the cores and statement_timeout bounds the
  * worst case. Measured against thread-per-connection in ../shared/notes/libraries.md
- * §1.1 (pool: 22.7–26 µs CPU per DB request, TPC: 34–37 µs). */
+ * §1.1 (pool: 22.7–26 µs CPU per DB request, TPC: 34–37 µs).
+ *
+ * Accepting: segmentd owns the listening socket and one acceptor thread hands each new
+ * connection to MHD (MHD_add_connection, which spreads them over the workers by socket
+ * number). MHD_quiesce_daemon is not used: in the epoll pool it races with a worker
+ * that takes the listening socket out of its epoll set at its connection limit, and
+ * libmicrohttpd 0.9.75 then aborts ("Failed to remove listen FD from epoll set", seen
+ * once in the test suite at SIGTERM). Stopping the acceptor stops accepting. */
 #include "http/server.h"
 
 #include <ctype.h>
@@ -18,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -48,6 +57,10 @@ static size_t sn_routes;
 static volatile int draining;
 static int inflight;
 static int bound_port;
+static int listen_fd = -1;
+static int stop_fd = -1;       /* eventfd: wakes the acceptor to stop */
+static pthread_t acceptor;
+static bool acceptor_running;
 
 static size_t body_limit(const http_route *r)
 {
@@ -594,6 +607,71 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     log_msg(LOG_WARN, "libmicrohttpd", "detail", msg, NULL);
 }
 
+/* The listening socket: SO_REUSEADDR and SO_REUSEPORT (a new process can bind before
+ * the old one stops, for zero-downtime restarts), non-blocking for the acceptor. */
+static int open_listener(const struct addrinfo *ai, seg_error *err)
+{
+    int one = 1;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, SOMAXCONN)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    (void)err;
+    return fd;
+}
+
+/* Accepts until stop_fd is signalled and hands every connection to MHD, which refuses
+ * (and closes) it past the connection or per-IP limit. */
+static void *accept_loop(void *arg)
+{
+    (void)arg;
+    struct pollfd pfd[2] = {{.fd = listen_fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_msg(LOG_ERROR, "acceptor: poll failed", "detail", strerror(errno), NULL);
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (pfd[1].revents)
+            break;
+        for (;;) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof ss;
+            int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    /* out of descriptors or memory: back off instead of spinning */
+                    log_msg(LOG_WARN, "acceptor: cannot accept", "detail", strerror(errno), NULL);
+                    struct timespec ts = {0, 10 * 1000 * 1000};
+                    nanosleep(&ts, NULL);
+                }
+                break; /* EAGAIN: all taken; ECONNABORTED, EINTR: poll again */
+            }
+            /* MHD closes the socket itself when it refuses it */
+            (void)MHD_add_connection(daemon_, fd, (struct sockaddr *)&ss, sl);
+        }
+    }
+    return NULL;
+}
+
 int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_routes,
                       seg_error *err)
 {
@@ -613,22 +691,28 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
                 gai_strerror(gai));
         return -1;
     }
+    listen_fd = open_listener(ai, err);
+    freeaddrinfo(ai);
+    if (listen_fd < 0) {
+        if (!err->status)
+            err_set(err, 1, "listen", "SEGMENTD_LISTEN: cannot listen on %s:%d: %s",
+                    cfg->listen_host, cfg->listen_port, strerror(errno));
+        return -1;
+    }
     /* The epoll pool is the default (see the top of this file); thread-per-connection
      * stays selectable so that the benchmark can compare both on the same machine. */
     unsigned flags = cfg->thread_per_connection
                          ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                MHD_USE_ITC | MHD_USE_ERROR_LOG
                          : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    flags |= MHD_USE_NO_LISTEN_SOCKET;
     struct MHD_OptionItem pool[] = {
         {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     daemon_ = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, NULL,
+        flags, 0, NULL, NULL, on_request, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_ARRAY, cfg->thread_per_connection ? pool + 1 : pool,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
@@ -636,16 +720,23 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
         MHD_OPTION_END);
-    freeaddrinfo(ai);
     if (!daemon_) {
-        err_set(err, 1, "listen", "SEGMENTD_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host,
-                cfg->listen_port, strerror(errno));
+        err_set(err, 1, "listen", "cannot start the HTTP server: %s", strerror(errno));
+        close(listen_fd);
+        listen_fd = -1;
         return -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
-    bound_port = info ? info->port : cfg->listen_port;
+    stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (stop_fd < 0 || pthread_create(&acceptor, NULL, accept_loop, NULL)) {
+        err_set(err, 1, "listen", "cannot start the acceptor thread: %s", strerror(errno));
+        MHD_stop_daemon(daemon_);
+        daemon_ = NULL;
+        close(listen_fd);
+        listen_fd = -1;
+        return -1;
+    }
+    acceptor_running = true;
     return 0;
 }
 
@@ -654,13 +745,30 @@ int http_server_port(void)
     return bound_port;
 }
 
+static void stop_accepting(void)
+{
+    if (acceptor_running) {
+        uint64_t one = 1;
+        ssize_t w = write(stop_fd, &one, sizeof one);
+        (void)w;
+        pthread_join(acceptor, NULL);
+        acceptor_running = false;
+    }
+    if (listen_fd >= 0) {
+        close(listen_fd); /* new clients get ECONNREFUSED at once (notes §1.5) */
+        listen_fd = -1;
+    }
+    if (stop_fd >= 0) {
+        close(stop_fd);
+        stop_fd = -1;
+    }
+}
+
 void http_server_stop(int grace_s)
 {
     if (!daemon_)
         return;
-    MHD_socket lfd = MHD_quiesce_daemon(daemon_);
-    if (lfd != MHD_INVALID_SOCKET)
-        shutdown(lfd, SHUT_RDWR); /* new clients get ECONNREFUSED at once (notes §1.5) */
+    stop_accepting();
     draining = 1;
     uint64_t deadline = now_ns() + (uint64_t)grace_s * 1000000000u;
     while (__atomic_load_n(&inflight, __ATOMIC_SEQ_CST) > 0 && now_ns() < deadline) {
@@ -669,8 +777,6 @@ void http_server_stop(int grace_s)
     }
     int left = __atomic_load_n(&inflight, __ATOMIC_SEQ_CST);
     MHD_stop_daemon(daemon_);
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
     daemon_ = NULL;
     if (left > 0) {
         char n[16];

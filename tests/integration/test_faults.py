@@ -165,8 +165,10 @@ def test_postgres_sessions_killed_under_load():
         late = [o for o in load.outcomes if o.status == 503 and o.t0 > t_last + 1.0]
         assert not late, "503s after the sessions came back: %s" % [(o.op, o.code) for o in late[:5]]
         n503 = sum(1 for o in load.outcomes if o.status == 503)
-        # at most the requests that were using a killed session fail
-        assert n503 <= killed, (n503, killed)
+        # at most the requests that were using a killed session fail (with the pipelined
+        # store a session carries a batch: up to one request per load thread)
+        per_session = 6 if os.environ.get("SEGMENTD_DB_PIPELINE") == "1" else 1
+        assert n503 <= killed * per_session, (n503, killed)
         every_route_ok(s, f"hx-kl-after-{RUN}")
         checked = load.verify_acknowledged()
         record("sessions_killed", requests=len(load.outcomes), statuses=load.statuses(),

@@ -343,3 +343,50 @@ def test_graceful_shutdown_finishes_in_flight_work():
     assert any("shutdown complete" in l for l in s.lines)
     with pytest.raises(requests.ConnectionError):
         requests.get(s.url + "/healthz", timeout=2)
+
+
+def _refused(port):
+    """True when a new connection is closed by the server without an answer."""
+    import socket
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            return c.recv(64) == b""
+        except ConnectionResetError:
+            return True
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("setting", ["SEGMENTD_CONNECTION_LIMIT", "SEGMENTD_PER_IP_LIMIT"])
+def test_connection_limits_refuse_the_next_and_recover(setting):
+    """With 8 connections open (the limit), the 9th is closed unanswered; once they close,
+    new connections are served again."""
+    import socket
+    env = {"SEGMENTD_THREADS": "2", setting: "8"}
+    s = Server(env=env).start()
+    held = []
+    try:
+        for _ in range(8):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert c.recv(4096).startswith(b"HTTP/1.1 200"), setting
+            held.append(c)
+        assert _refused(s.port), f"a 9th connection was served past {setting}=8"
+        for c in held:
+            c.close()
+        held = []
+        deadline = time.time() + 5
+        while True:
+            try:
+                if requests.get(s.url + "/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline, "not served again after the connections closed"
+            time.sleep(0.05)
+    finally:
+        for c in held:
+            c.close()
+        assert s.stop() == 0
