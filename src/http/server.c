@@ -8,10 +8,10 @@
  *
  * Accepting: segmentd owns the listening socket and one acceptor thread hands each new
  * connection to MHD (MHD_add_connection, which spreads them over the workers by socket
- * number). MHD_quiesce_daemon is not used: in the epoll pool it races with a worker
- * that takes the listening socket out of its epoll set at its connection limit, and
- * libmicrohttpd 0.9.75 then aborts ("Failed to remove listen FD from epoll set", seen
- * once in the test suite at SIGTERM). Stopping the acceptor stops accepting. */
+ * number). MHD_quiesce_daemon is not used: libmicrohttpd 0.9.75 aborted in it once in
+ * the test suite at SIGTERM ("Failed to remove listen FD from epoll set"), most likely
+ * racing a pool worker that takes the listening socket out of its own epoll set at its
+ * connection limit. Stopping the acceptor stops accepting, with no such race. */
 #include "http/server.h"
 
 #include <ctype.h>
