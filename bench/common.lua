@@ -99,4 +99,16 @@ function M.done(summary, latency, requests)
     latency.max, latency.mean))
 end
 
+-- The shape of every one-kind scenario script: build(c) makes the requests once per wrk
+-- thread at init, and each request picks one of them at random.
+function M.pick_from(build)
+  local reqs
+  setup, done = M.setup, M.done
+  init = function(args)
+    M.seed_random()
+    reqs = build(M)
+  end
+  request = function() return M.pick(reqs) end
+end
+
 return M

@@ -585,8 +585,6 @@ static int exec_shared(stmt_id id, const char *const *params, store_rows **out, 
     struct timespec deadline;
     job j = {.id = id, .params = params, .err = err, .rc = -1, .state = J_QUEUED};
     store_conn *lane = NULL;
-    for (int i = 0; i < s->nparams; i++)
-        j.bytes += params[i] ? strlen(params[i]) : 0;
     deadline_in(&deadline, pcfg->pool_wait_ms);
     __atomic_fetch_add(&stats.acquired, 1, __ATOMIC_RELAXED);
 
@@ -602,6 +600,8 @@ static int exec_shared(stmt_id id, const char *const *params, store_rows **out, 
             if (!slots[i].in_use && !slots[i].reserved && (!best || slots[i].queued < best->queued))
                 best = &slots[i];
         if (best) {
+            for (int i = 0; i < s->nparams; i++) /* for the batch budget; not when run alone */
+                j.bytes += params[i] ? strlen(params[i]) : 0;
             if (best->tail)
                 best->tail->next = &j;
             else

@@ -468,18 +468,14 @@ class Load:
             op = rnd.choice(["aud_create", "v1_create", "aud_create", "v1_create", "get", "get", "list",
                              "v1_patch", "aud_merge", "delete"] + (["v1_bulk", "aud_bulk"] if self.bulk else []))
             name = f"L{i}-{k}-{op}"
-            if op == "aud_create":
-                o, r = self.call(sess, token, op, "POST", AUD, aud_body(name))
+            if op in ("aud_create", "v1_create"):
+                aud = op == "aud_create"
+                o, r = self.call(sess, token, op, "POST", AUD if aud else V1,
+                                 aud_body(name) if aud else v1_body(name))
                 if o.status == 201:
                     sid = r.json()["id"]
-                    self.expect("audience_segments", tenant, sid, name)
-                    mine["aud"].append(sid)
-            elif op == "v1_create":
-                o, r = self.call(sess, token, op, "POST", V1, v1_body(name))
-                if o.status == 201:
-                    sid = r.json()["id"]
-                    self.expect("v1_segments", tenant, sid, name)
-                    mine["v1"].append(sid)
+                    self.expect("audience_segments" if aud else "v1_segments", tenant, sid, name)
+                    mine["aud" if aud else "v1"].append(sid)
             elif op == "v1_bulk":
                 o, r = self.call(sess, token, op, "POST", V1 + "/bulk",
                                  {"data": [v1_body(f"{name}-{j}") for j in range(3)]})
