@@ -132,12 +132,14 @@ static int cmd_serve(seg_config *cfg)
         store_close();
         return fatal(&err);
     }
+    static const char *const modes[] = {"pool", "loop", "thread-per-connection"};
     char port[8], threads[8], pool[8];
     snprintf(port, sizeof port, "%d", http_server_port());
-    snprintf(threads, sizeof threads, "%d", cfg->threads);
+    snprintf(threads, sizeof threads, "%d",
+             cfg->http_mode == HTTP_MODE_LOOP ? cfg->loops : cfg->threads);
     snprintf(pool, sizeof pool, "%d", cfg->pool_size);
     log_msg(LOG_INFO, "listening", "host", cfg->listen_host, "port", port, "threads", threads,
-            "pool_size", pool, "http_mode", cfg->thread_per_connection ? "thread-per-connection" : "pool",
+            "pool_size", pool, "http_mode", modes[cfg->http_mode],
             "version", SEGMENTD_VERSION, NULL);
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);

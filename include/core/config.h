@@ -11,12 +11,15 @@
 
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 
+typedef enum { HTTP_MODE_POOL = 0, HTTP_MODE_LOOP, HTTP_MODE_TPC } http_mode_kind;
+
 typedef struct seg_config {
     char listen_host[64];
     int listen_port;
     char *database_url;          /* NULL: libpq defaults (PG* variables) */
-    int threads;                 /* libmicrohttpd worker threads */
-    bool thread_per_connection;  /* SEGMENTD_HTTP_MODE=thread-per-connection */
+    int threads;                 /* libmicrohttpd worker threads (pool mode) */
+    http_mode_kind http_mode;    /* SEGMENTD_HTTP_MODE */
+    int loops;                   /* event loops (loop mode), resolved: at least 1 */
     int pool_size;               /* PostgreSQL connections */
     bool db_pipeline;            /* batch concurrent requests' statements per connection */
     int pool_wait_ms;            /* how long a request waits for a free connection */

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum { CF_INT, CF_SIZE, CF_STR, CF_BOOL, CF_LISTEN, CF_LEVEL, CF_ALG } cf_type;
 
@@ -25,7 +26,10 @@ static const cf_entry cf_table[] = {
      "libpq conninfo or postgresql:// URI (also SEGMENTD_DATABASE_URL_FILE)"},
     {"SEGMENTD_THREADS", CF_INT, "8", 1, 256, "HTTP worker threads (epoll thread pool)"},
     {"SEGMENTD_HTTP_MODE", CF_STR, "pool", 0, 0,
-     "pool (epoll thread pool of SEGMENTD_THREADS) or thread-per-connection (for benchmarks)"},
+     "pool (epoll thread pool of SEGMENTD_THREADS), loop (SEGMENTD_LOOPS event loops, requests "
+     "on fibers) or thread-per-connection (for benchmarks)"},
+    {"SEGMENTD_LOOPS", CF_INT, "0", 0, 256,
+     "event loops of the loop mode (0: one per CPU, at most SEGMENTD_POOL_SIZE)"},
     {"SEGMENTD_POOL_SIZE", CF_INT, NULL, 1, 256,
      "PostgreSQL connections (default: 2 with SEGMENTD_DB_PIPELINE, else one per worker thread)"},
     {"SEGMENTD_DB_PIPELINE", CF_BOOL, "0", 0, 0,
@@ -164,13 +168,18 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->threads = (int)n;
     } else if (!strcmp(name, "HTTP_MODE")) {
         if (!strcmp(v, "pool"))
-            cfg->thread_per_connection = false;
+            cfg->http_mode = HTTP_MODE_POOL;
+        else if (!strcmp(v, "loop"))
+            cfg->http_mode = HTTP_MODE_LOOP;
         else if (!strcmp(v, "thread-per-connection"))
-            cfg->thread_per_connection = true;
+            cfg->http_mode = HTTP_MODE_TPC;
         else {
-            err_set(err, 1, "config", "%s: \"%s\" is not pool or thread-per-connection", e->name, v);
+            err_set(err, 1, "config", "%s: \"%s\" is not pool, loop or thread-per-connection",
+                    e->name, v);
             return -1;
         }
+    } else if (!strcmp(name, "LOOPS")) {
+        cfg->loops = (int)n;
     } else if (!strcmp(name, "POOL_SIZE")) {
         cfg->pool_size = (int)n;
     } else if (!strcmp(name, "DB_PIPELINE")) {
@@ -306,6 +315,19 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
     }
     if (!cfg->pool_size) /* pipelined connections carry many requests each (see store/pool.c) */
         cfg->pool_size = cfg->db_pipeline ? (cfg->threads < 2 ? cfg->threads : 2) : cfg->threads;
+    if (cfg->db_pipeline && cfg->http_mode == HTTP_MODE_LOOP && !lookup("SEGMENTD_HTTP_MODE", cls))
+        cfg->http_mode = HTTP_MODE_POOL; /* the default mode yields to the pipeline's needs */
+    if (cfg->db_pipeline && cfg->http_mode == HTTP_MODE_LOOP) {
+        /* a pipeline's batch is handed from thread to thread; a loop's slots are its own */
+        err_set(err, 1, "config", "SEGMENTD_DB_PIPELINE: needs SEGMENTD_HTTP_MODE=pool");
+        goto fail;
+    }
+    if (!cfg->loops) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->loops = cpus > 0 ? (int)cpus : 1;
+    }
+    if (cfg->loops > cfg->pool_size) /* every loop owns at least one connection */
+        cfg->loops = cfg->pool_size;
     if (cfg->jwt_alg[0] == 'H') {
         /* The key file replaces the secret in cfg->jwt_key: with HS* its PEM text would
          * become the HMAC key, and anyone holding the public key could sign tokens. */

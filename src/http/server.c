@@ -11,7 +11,15 @@
  * number). MHD_quiesce_daemon is not used: libmicrohttpd 0.9.75 aborted in it once in
  * the test suite at SIGTERM ("Failed to remove listen FD from epoll set"), most likely
  * racing a pool worker that takes the listening socket out of its own epoll set at its
- * connection limit. Stopping the acceptor stops accepting, with no such race. */
+ * connection limit. Stopping the acceptor stops accepting, with no such race.
+ *
+ * Loop mode (SEGMENTD_HTTP_MODE=loop): SEGMENTD_LOOPS threads, each an event loop
+ * (core/fiber.h) driving a libmicrohttpd daemon of its own in external-epoll mode. The
+ * acceptor deals connections out in turn. A request's handler runs on a fiber; when it
+ * waits for PostgreSQL the connection is suspended and the loop serves others, and the
+ * fiber resumes it with its answer. Nothing of a request leaves its loop's thread: no
+ * hand-off between threads, no thread asleep per statement in flight. The connection
+ * limits are counted here (the daemons each see only their share). */
 #include "http/server.h"
 
 #include <ctype.h>
@@ -32,7 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fiber.h"
 #include "core/log.h"
+#include "store/store.h"
 #include "http/metrics.h"
 #include "http/response.h"
 #include "http/router.h"
@@ -47,8 +57,34 @@ typedef struct rq_priv {
     bool answered;             /* a response was queued in the first call */
     bool close_after;          /* the connection cannot be reused after the answer */
     bool authenticated;
+    bool suspended;            /* loop mode: suspended while its fiber waits */
+    int run;                   /* loop mode: RUN_* */
+    struct http_loop *loop;
     http_request rq;
 } rq_priv;
+
+enum { RUN_NONE = 0, RUN_ON_FIBER, RUN_DONE };
+
+/* One event loop of the loop mode: its daemon, and the connections the acceptor dealt
+ * it, waiting in its inbox. */
+typedef struct http_loop {
+    int index;
+    struct MHD_Daemon *d;
+    pthread_t thread;
+    bool started;
+    int inbox_fd;              /* eventfd: new connections, or stop */
+    pthread_mutex_t mu;
+    struct inbox_conn {
+        int fd;
+        socklen_t sl;
+        struct sockaddr_storage ss;
+    } *inbox;
+    int n_inbox, cap_inbox;
+    bool stop;                 /* under mu */
+} http_loop;
+
+static http_loop *loops_;
+static int n_loops_;
 
 static struct MHD_Daemon *daemon_;
 static const seg_config *scfg;
@@ -436,6 +472,28 @@ static enum MHD_Result first_call(rq_priv *p, const char *method, const char *ur
     return MHD_YES;
 }
 
+static void run_handler(rq_priv *p)
+{
+    p->rq.route->handler(&p->rq);
+    if (!p->rq.err.status && !p->rq.status)
+        err_set(&p->rq.err, 500, "internal", "the handler produced no answer");
+}
+
+/* Loop mode: the handler on its fiber; the answer is sent from the access handler,
+ * called again once the connection is resumed. */
+static void run_on_fiber(void *arg)
+{
+    rq_priv *p = arg;
+    run_handler(p);
+    p->run = RUN_DONE;
+    if (p->suspended) {
+        p->suspended = false;
+        MHD_resume_connection(p->conn);
+    }
+}
+
+static __thread http_loop *this_loop;
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -460,6 +518,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         p->rq.method = method;
         p->rq.path = url;
         p->conn = conn;
+        p->loop = this_loop;
         p->start_ns = now_ns();
         *con_cls = p;
         __atomic_fetch_add(&inflight, 1, __ATOMIC_SEQ_CST);
@@ -507,11 +566,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 body_limit(p->rq.route));
         return send_answer(p);
     }
+    if (p->loop) {
+        if (p->run == RUN_DONE) /* called again after its fiber resumed the connection */
+            return send_answer(p);
+        if (p->run == RUN_ON_FIBER)
+            return MHD_YES;
+        p->rq.body = p->buf;
+        p->rq.body_len = p->len;
+        p->run = RUN_ON_FIBER;
+        switch (fiber_spawn(run_on_fiber, p)) {
+        case 1:
+            return send_answer(p);
+        case 0: /* it waits: the fiber resumes the connection when it has the answer */
+            MHD_suspend_connection(p->conn);
+            p->suspended = true;
+            return MHD_YES;
+        default:
+            p->run = RUN_DONE;
+            err_set(&p->rq.err, 503, "overloaded", "the server cannot take this request now");
+            p->rq.err.retry_after = 1;
+            return send_answer(p);
+        }
+    }
     p->rq.body = p->buf;
     p->rq.body_len = p->len;
-    p->rq.route->handler(&p->rq);
-    if (!p->rq.err.status && !p->rq.status)
-        err_set(&p->rq.err, 500, "internal", "the handler produced no answer");
+    run_handler(p);
     return send_answer(p);
 }
 
@@ -635,6 +714,301 @@ static int open_listener(const struct addrinfo *ai, seg_error *err)
     return fd;
 }
 
+/* ---- loop mode: connection limits ------------------------------------------------------ */
+
+/* Open connections, all loops together, and per client address when
+ * SEGMENTD_PER_IP_LIMIT is set: counted when the acceptor takes a connection, uncounted
+ * when its daemon closes it (or refuses it). */
+#define IP_BUCKETS 256
+typedef struct ip_count {
+    struct ip_count *next;
+    int family;
+    unsigned char addr[16];
+    int n;
+} ip_count;
+static pthread_mutex_t limits_mu = PTHREAD_MUTEX_INITIALIZER;
+static int open_conns;
+static ip_count *ip_table[IP_BUCKETS];
+
+static size_t ip_key(const struct sockaddr *sa, unsigned char out[16], int *family)
+{
+    *family = sa->sa_family;
+    if (sa->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+static ip_count **ip_slot(const struct sockaddr *sa, unsigned char key[16], int *family, size_t *n)
+{
+    *n = ip_key(sa, key, family);
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < *n; i++)
+        h = (h ^ key[i]) * 16777619u;
+    ip_count **pp = &ip_table[h % IP_BUCKETS];
+    while (*pp && ((*pp)->family != *family || memcmp((*pp)->addr, key, *n)))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Counts a new connection in; false (nothing counted) past a limit. */
+static bool limits_take(const struct sockaddr *sa)
+{
+    bool ok = false;
+    pthread_mutex_lock(&limits_mu);
+    if (open_conns < scfg->connection_limit) {
+        ok = true;
+        if (scfg->per_ip_limit > 0) {
+            unsigned char key[16];
+            int family;
+            size_t n;
+            ip_count **pp = ip_slot(sa, key, &family, &n);
+            if (!*pp && (*pp = calloc(1, sizeof **pp))) {
+                (*pp)->family = family;
+                memcpy((*pp)->addr, key, n);
+            }
+            if (!*pp || (*pp)->n >= scfg->per_ip_limit)
+                ok = false;
+            else
+                (*pp)->n++;
+        }
+        if (ok)
+            open_conns++;
+    }
+    pthread_mutex_unlock(&limits_mu);
+    return ok;
+}
+
+static void limits_give(const struct sockaddr *sa)
+{
+    pthread_mutex_lock(&limits_mu);
+    open_conns--;
+    if (scfg->per_ip_limit > 0 && sa) {
+        unsigned char key[16];
+        int family;
+        size_t n;
+        ip_count **pp = ip_slot(sa, key, &family, &n);
+        if (*pp && --(*pp)->n <= 0) {
+            ip_count *dead = *pp;
+            *pp = dead->next;
+            free(dead);
+        }
+    }
+    pthread_mutex_unlock(&limits_mu);
+}
+
+/* The daemon tells when a connection it took ends; *socket_context marks the ones it
+ * took (a refused one is given back by the loop, which sees MHD_add_connection fail). */
+static __thread bool conn_started;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_started = true;
+        *socket_context = conn;
+        return;
+    }
+    if (!*socket_context)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    limits_give(ci ? ci->client_addr : NULL);
+    *socket_context = NULL;
+}
+
+/* ---- loop mode: the loops ---------------------------------------------------------------- */
+
+/* Acceptor: the next loop in turn gets the connection (closed at once past a limit,
+ * unanswered, as libmicrohttpd does). */
+static void deal_connection(int fd, const struct sockaddr_storage *ss, socklen_t sl)
+{
+    static unsigned next;
+    if (!limits_take((const struct sockaddr *)ss)) {
+        close(fd);
+        return;
+    }
+    http_loop *l = &loops_[next++ % (unsigned)n_loops_];
+    pthread_mutex_lock(&l->mu);
+    if (l->n_inbox == l->cap_inbox) {
+        int ncap = l->cap_inbox ? l->cap_inbox * 2 : 64;
+        void *ni = realloc(l->inbox, (size_t)ncap * sizeof *l->inbox);
+        if (!ni) {
+            pthread_mutex_unlock(&l->mu);
+            limits_give((const struct sockaddr *)ss);
+            close(fd);
+            return;
+        }
+        l->inbox = ni;
+        l->cap_inbox = ncap;
+    }
+    struct inbox_conn *c = &l->inbox[l->n_inbox++];
+    c->fd = fd;
+    c->sl = sl;
+    memcpy(&c->ss, ss, sl);
+    pthread_mutex_unlock(&l->mu);
+    uint64_t one = 1;
+    ssize_t w = write(l->inbox_fd, &one, sizeof one);
+    (void)w;
+}
+
+static void on_inbox(void *arg, uint32_t events)
+{
+    http_loop *l = arg;
+    uint64_t v;
+    ssize_t r = read(l->inbox_fd, &v, sizeof v);
+    (void)r;
+    (void)events;
+    for (;;) {
+        struct inbox_conn c;
+        pthread_mutex_lock(&l->mu);
+        if (!l->n_inbox) {
+            pthread_mutex_unlock(&l->mu);
+            break;
+        }
+        c = l->inbox[--l->n_inbox];
+        pthread_mutex_unlock(&l->mu);
+        conn_started = false;
+        if (MHD_add_connection(l->d, c.fd, (struct sockaddr *)&c.ss, c.sl) != MHD_YES &&
+            !conn_started)
+            limits_give((struct sockaddr *)&c.ss); /* MHD closed the socket */
+    }
+}
+
+/* The daemon's epoll fd is readable: its turn comes after the fibers' (loop_main), so
+ * that one MHD_run a turn serves both the new events and the resumed connections. */
+static void on_daemon(void *arg, uint32_t events)
+{
+    (void)arg;
+    (void)events;
+}
+
+static void *loop_main(void *arg)
+{
+    http_loop *l = arg;
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+    this_loop = l;
+    if (fiber_loop_init() || !di || fiber_loop_watch(di->epoll_fd, on_daemon, l) ||
+        fiber_loop_watch(l->inbox_fd, on_inbox, l)) {
+        log_msg(LOG_ERROR, "event loop: cannot start", "detail", strerror(errno), NULL);
+        abort(); /* a loop that cannot watch its daemon would hang its connections */
+    }
+    store_bind_loop(l->index, n_loops_);
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        bool stop = l->stop;
+        pthread_mutex_unlock(&l->mu);
+        if (stop)
+            break;
+        MHD_UNSIGNED_LONG_LONG to;
+        int ms = -1;
+        if (MHD_get_timeout(l->d, &to) == MHD_YES)
+            ms = to > 1000 ? 1000 : (int)to;
+        (void)fiber_loop_turn(ms);
+        /* always: the answers of resumed connections, idle timeouts, and the daemon's own
+         * ready list (its sockets are edge-triggered: work left from the last run shows
+         * only as a zero timeout, not as a readable epoll fd) */
+        MHD_run(l->d);
+    }
+    if (!fiber_loop_live())
+        fiber_loop_free();
+    return NULL;
+}
+
+static int stop_loops(bool all);
+
+static struct MHD_Daemon *start_daemon(const seg_config *cfg, unsigned flags,
+                                       const struct MHD_OptionItem *threads)
+{
+    static const struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+    bool loop = cfg->http_mode == HTTP_MODE_LOOP;
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_ARRAY, threads ? threads : none,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+        /* loop mode counts the limits itself (limits_take): these are a backstop */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, loop ? 0u : (unsigned)cfg->per_ip_limit,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, loop ? on_connection : NULL, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL,
+        MHD_OPTION_END);
+}
+
+static int start_loops(const seg_config *cfg, unsigned flags, seg_error *err)
+{
+    n_loops_ = cfg->loops;
+    loops_ = calloc((size_t)n_loops_, sizeof *loops_);
+    if (!loops_)
+        goto fail;
+    for (int i = 0; i < n_loops_; i++) {
+        http_loop *l = &loops_[i];
+        l->index = i;
+        l->inbox_fd = -1;
+        pthread_mutex_init(&l->mu, NULL);
+        l->d = start_daemon(cfg, flags, NULL);
+        l->inbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (!l->d || l->inbox_fd < 0)
+            goto fail;
+    }
+    for (int i = 0; i < n_loops_; i++) {
+        if (pthread_create(&loops_[i].thread, NULL, loop_main, &loops_[i]))
+            goto fail;
+        loops_[i].started = true;
+    }
+    return 0;
+fail:
+    err_set(err, 1, "listen", "cannot start the event loops: %s", strerror(errno));
+    stop_loops(true);
+    return -1;
+}
+
+/* Stops the loops; their daemons too unless a request is still on a fiber (after the
+ * grace period): a daemon must not be stopped with suspended connections. */
+static int stop_loops(bool all)
+{
+    int left = 0;
+    for (int i = 0; loops_ && i < n_loops_; i++) {
+        http_loop *l = &loops_[i];
+        if (l->started) {
+            pthread_mutex_lock(&l->mu);
+            l->stop = true;
+            pthread_mutex_unlock(&l->mu);
+            uint64_t one = 1;
+            ssize_t w = write(l->inbox_fd, &one, sizeof one);
+            (void)w;
+            pthread_join(l->thread, NULL);
+            l->started = false;
+        }
+    }
+    for (int i = 0; loops_ && i < n_loops_; i++) {
+        http_loop *l = &loops_[i];
+        for (int k = 0; k < l->n_inbox; k++)
+            close(l->inbox[k].fd);
+        free(l->inbox);
+        if (l->d && (all || !__atomic_load_n(&inflight, __ATOMIC_SEQ_CST)))
+            MHD_stop_daemon(l->d);
+        else if (l->d)
+            left++;
+        if (l->inbox_fd >= 0)
+            close(l->inbox_fd);
+        pthread_mutex_destroy(&l->mu);
+    }
+    if (!left) {
+        free(loops_);
+        loops_ = NULL;
+        n_loops_ = 0;
+    }
+    return left;
+}
+
 /* Accepts until stop_fd is signalled and hands every connection to MHD, which refuses
  * (and closes) it past the connection or per-IP limit. */
 static void *accept_loop(void *arg)
@@ -664,6 +1038,10 @@ static void *accept_loop(void *arg)
                     nanosleep(&ts, NULL);
                 }
                 break; /* EAGAIN: all taken; ECONNABORTED, EINTR: poll again */
+            }
+            if (n_loops_) {
+                deal_connection(fd, &ss, sl);
+                continue;
             }
             /* MHD closes the socket itself when it refuses it */
             (void)MHD_add_connection(daemon_, fd, (struct sockaddr *)&ss, sl);
@@ -701,37 +1079,38 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
     }
     /* The epoll pool is the default (see the top of this file); thread-per-connection
      * stays selectable so that the benchmark can compare both on the same machine. */
-    unsigned flags = cfg->thread_per_connection
-                         ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                               MHD_USE_ITC | MHD_USE_ERROR_LOG
-                         : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    flags |= MHD_USE_NO_LISTEN_SOCKET;
-    struct MHD_OptionItem pool[] = {
-        {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    daemon_ = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_ARRAY, cfg->thread_per_connection ? pool + 1 : pool,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_limit,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_no_nul, NULL,
-        MHD_OPTION_END);
-    if (!daemon_) {
-        err_set(err, 1, "listen", "cannot start the HTTP server: %s", strerror(errno));
-        close(listen_fd);
-        listen_fd = -1;
-        return -1;
+    if (cfg->http_mode == HTTP_MODE_LOOP) {
+        if (start_loops(cfg, MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                                 MHD_USE_NO_LISTEN_SOCKET, err)) {
+            close(listen_fd);
+            listen_fd = -1;
+            return -1;
+        }
+    } else {
+        unsigned flags = cfg->http_mode == HTTP_MODE_TPC
+                             ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                   MHD_USE_ITC | MHD_USE_ERROR_LOG
+                             : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        struct MHD_OptionItem pool[] = {
+            {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
+            {MHD_OPTION_END, 0, NULL},
+        };
+        daemon_ = start_daemon(cfg, flags | MHD_USE_NO_LISTEN_SOCKET,
+                               cfg->http_mode == HTTP_MODE_TPC ? NULL : pool);
+        if (!daemon_) {
+            err_set(err, 1, "listen", "cannot start the HTTP server: %s", strerror(errno));
+            close(listen_fd);
+            listen_fd = -1;
+            return -1;
+        }
     }
     stop_fd = eventfd(0, EFD_CLOEXEC);
     if (stop_fd < 0 || pthread_create(&acceptor, NULL, accept_loop, NULL)) {
         err_set(err, 1, "listen", "cannot start the acceptor thread: %s", strerror(errno));
-        MHD_stop_daemon(daemon_);
+        if (daemon_)
+            MHD_stop_daemon(daemon_);
         daemon_ = NULL;
+        stop_loops(true);
         close(listen_fd);
         listen_fd = -1;
         return -1;
@@ -766,7 +1145,7 @@ static void stop_accepting(void)
 
 void http_server_stop(int grace_s)
 {
-    if (!daemon_)
+    if (!daemon_ && !n_loops_)
         return;
     stop_accepting();
     draining = 1;
@@ -776,8 +1155,10 @@ void http_server_stop(int grace_s)
         nanosleep(&ts, NULL);
     }
     int left = __atomic_load_n(&inflight, __ATOMIC_SEQ_CST);
-    MHD_stop_daemon(daemon_);
+    if (daemon_)
+        MHD_stop_daemon(daemon_);
     daemon_ = NULL;
+    stop_loops(false);
     if (left > 0) {
         char n[16];
         snprintf(n, sizeof n, "%d", left);

@@ -13,7 +13,13 @@
  * a batch fails, the whole implicit transaction is rolled back: the failing job gets
  * its error and the others are run again one by one, so one request's error never
  * becomes another's. Transactions (store_begin) and bulk statements borrow a lane for
- * themselves. */
+ * themselves.
+ *
+ * With event loops (SEGMENTD_HTTP_MODE=loop) every slot belongs to one loop thread
+ * (slot i to loop i mod loops) and is used only by that loop's fibers: a request waits
+ * for a connection and for PostgreSQL's answer by yielding to its loop (core/fiber.h),
+ * and a released slot is handed straight to the loop's first waiter. Connections are
+ * then non-blocking and connect asynchronously. */
 #include "store/store.h"
 
 #include <errno.h>
@@ -26,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fiber.h"
 #include "core/log.h"
 #include "store/store_private.h"
 
@@ -72,6 +79,28 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
 static store_stats stats;
 
+/* Loop mode: which loop this thread runs (-1: none), and the fibers of this loop
+ * waiting for a slot, first come first served. */
+typedef struct slot_waiter {
+    struct slot_waiter *next;
+    fiber *f;
+    store_conn *given;
+} slot_waiter;
+static int loops;
+static __thread int loop_no = -1;
+static __thread slot_waiter *waiters_head, *waiters_tail;
+
+void store_bind_loop(int index, int count)
+{
+    loop_no = index;
+    __atomic_store_n(&loops, count, __ATOMIC_RELAXED);
+}
+
+static bool loop_mode(void)
+{
+    return loop_no >= 0 && fiber_on();
+}
+
 int store_init(const seg_config *cfg, seg_error *err)
 {
     pthread_condattr_t ca;
@@ -106,7 +135,7 @@ void store_close(void)
 
 /* Opens a session with keepalives and timeouts; the user's URL comes last so that
  * anything it sets wins over these defaults (libpq: the last keyword processed wins). */
-PGconn *store_connect_raw(const seg_config *cfg)
+static PGconn *connect_params(const seg_config *cfg, bool start)
 {
     const char *keys[] = {"application_name", "connect_timeout", "keepalives", "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
@@ -115,7 +144,88 @@ PGconn *store_connect_raw(const seg_config *cfg)
                           cfg->database_url ? cfg->database_url : "", NULL};
     if (!cfg->database_url)
         keys[7] = NULL;
-    return PQconnectdbParams(keys, vals, 1);
+    return start ? PQconnectStartParams(keys, vals, 1) : PQconnectdbParams(keys, vals, 1);
+}
+
+PGconn *store_connect_raw(const seg_config *cfg)
+{
+    return connect_params(cfg, false);
+}
+
+/* connect_timeout as the session's options say (the URL may set it), in ms. */
+static int connect_timeout_ms(PGconn *pg)
+{
+    int ms = 5000;
+    PQconninfoOption *o = PQconninfo(pg);
+    for (PQconninfoOption *i = o; i && i->keyword; i++)
+        if (!strcmp(i->keyword, "connect_timeout") && i->val && atoi(i->val) > 0)
+            ms = atoi(i->val) * 1000;
+    PQconninfoFree(o);
+    return ms;
+}
+
+/* On a fiber: connects without blocking the loop (PQconnectPoll), bounded by
+ * connect_timeout as PQconnectdb is; the session is left non-blocking. */
+static PGconn *connect_session(void)
+{
+    if (!fiber_on())
+        return store_connect_raw(pcfg);
+    PGconn *pg = connect_params(pcfg, true);
+    if (!pg || PQstatus(pg) == CONNECTION_BAD)
+        return pg;
+    uint64_t deadline = fiber_now_ns() + (uint64_t)connect_timeout_ms(pg) * 1000000u;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        int ev = fiber_wait_fd(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                               deadline);
+        if (ev <= 0) {
+            PQfinish(pg);
+            return NULL;
+        }
+        st = PQconnectPoll(pg);
+    }
+    if (st == PGRES_POLLING_OK && PQsetnonblocking(pg, 1)) {
+        PQfinish(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+/* Waits for the whole answer to what was just sent on pg and returns its last result
+ * (the first failed one, if one failed), as PQexec would; NULL when the connection
+ * broke. Flushes first (a non-blocking session may hold unsent bytes). Yields to the
+ * loop on a fiber, blocks in poll(2) elsewhere. */
+static PGresult *await_result(PGconn *pg)
+{
+    PGresult *keep = NULL, *r;
+    int f;
+    while ((f = PQflush(pg)) == 1) {
+        int ev = fiber_wait_fd(PQsocket(pg), POLLIN | POLLOUT, 0);
+        if (ev < 0 || ((ev & POLLIN) && !PQconsumeInput(pg)))
+            return NULL;
+    }
+    if (f < 0)
+        return NULL;
+    for (;;) {
+        while (PQisBusy(pg))
+            if (fiber_wait_fd(PQsocket(pg), POLLIN, 0) < 0 || !PQconsumeInput(pg)) {
+                PQclear(keep);
+                return NULL;
+            }
+        if (!(r = PQgetResult(pg)))
+            return keep;
+        if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+    }
+}
+
+static PGresult *run_sql(PGconn *pg, const char *sql)
+{
+    return PQsendQuery(pg, sql) ? await_result(pg) : NULL;
 }
 
 static int session_setup(store_conn *c, seg_error *err)
@@ -126,7 +236,7 @@ static int session_setup(store_conn *c, seg_error *err)
              "SET statement_timeout = %d; SET idle_in_transaction_session_timeout = %d; "
              "SET TIME ZONE 'UTC'",
              pcfg->statement_timeout_ms, pcfg->statement_timeout_ms * 2);
-    r = PQexec(c->pg, sql);
+    r = run_sql(c->pg, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         err_log(err, "session setup: %s", PQerrorMessage(c->pg));
         PQclear(r);
@@ -135,7 +245,7 @@ static int session_setup(store_conn *c, seg_error *err)
     PQclear(r);
     for (int i = 0; i < STMT__COUNT; i++) {
         const stmt_def *s = &store_statements[i];
-        r = PQprepare(c->pg, s->name, s->sql, s->nparams, NULL);
+        r = PQsendPrepare(c->pg, s->name, s->sql, s->nparams, NULL) ? await_result(c->pg) : NULL;
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             /* schema_migrations may not exist before migrating: not fatal for others */
             err_log(err, "prepare %s: %s", s->name, PQresultErrorMessage(r));
@@ -169,7 +279,7 @@ static int ensure_connected(store_conn *c, seg_error *err)
         !idle_socket_readable(c->pg)) {
         if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
             return 0;
-        PQclear(PQexec(c->pg, "ROLLBACK"));
+        PQclear(run_sql(c->pg, "ROLLBACK"));
         if (PQtransactionStatus(c->pg) == PQTRANS_IDLE)
             return 0;
     }
@@ -180,7 +290,7 @@ static int ensure_connected(store_conn *c, seg_error *err)
     }
     c->broken = false;
     c->prepared = false;
-    c->pg = store_connect_raw(pcfg);
+    c->pg = connect_session();
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
         err_log(err, "connect: %s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
         if (c->pg)
@@ -216,11 +326,69 @@ static void pool_exhausted(seg_error *err)
     err_log(err, "no connection free within %d ms", pcfg->pool_wait_ms);
 }
 
+static store_conn *connected_or_released(store_conn *c, seg_error *err)
+{
+    if (ensure_connected(c, err)) {
+        __atomic_fetch_add(&stats.errors, 1, __ATOMIC_RELAXED);
+        store_release(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Loop mode: a slot of this loop (connected ones first), or the first one this loop
+ * releases within SEGMENTD_POOL_WAIT_MS, handed over by store_release. */
+static store_conn *borrow_own(seg_error *err)
+{
+    store_conn *c = NULL;
+    int n = __atomic_load_n(&loops, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&mu); /* for the statistics; the slots are this thread's alone */
+    for (int i = loop_no; i < nslots && !c; i += n)
+        if (!slots[i].in_use && slots[i].pg)
+            c = &slots[i];
+    for (int i = loop_no; i < nslots && !c; i += n)
+        if (!slots[i].in_use)
+            c = &slots[i];
+    if (c) {
+        c->in_use = true;
+        stats.in_use++;
+    }
+    pthread_mutex_unlock(&mu);
+    if (!c) {
+        slot_waiter w = {.f = fiber_self()};
+        if (waiters_tail)
+            waiters_tail->next = &w;
+        else
+            waiters_head = &w;
+        waiters_tail = &w;
+        __atomic_fetch_add(&stats.waits, 1, __ATOMIC_RELAXED);
+        (void)fiber_park(fiber_now_ns() + (uint64_t)pcfg->pool_wait_ms * 1000000u);
+        if (!w.given) { /* timed out: leave the queue */
+            slot_waiter **pp = &waiters_head, *prev = NULL;
+            while (*pp && *pp != &w) {
+                prev = *pp;
+                pp = &(*pp)->next;
+            }
+            if (*pp)
+                *pp = w.next;
+            if (waiters_tail == &w)
+                waiters_tail = prev;
+            pool_exhausted(err);
+            return NULL;
+        }
+        c = w.given;
+    }
+    __atomic_fetch_add(&stats.acquired, 1, __ATOMIC_RELAXED);
+    return connected_or_released(c, err);
+}
+
 /* A slot for one borrower alone, connected. With pipelining it must also have no batch
  * running or queued: the borrower reserves the least loaded lane so that no new job
  * joins it, and waits for it to drain. */
 static store_conn *borrow_slot(seg_error *err)
 {
+    if (loop_mode())
+        return borrow_own(err);
     struct timespec deadline;
     store_conn *c = NULL;
     bool waited = false;
@@ -265,12 +433,7 @@ static store_conn *borrow_slot(seg_error *err)
     if (waited)
         __atomic_fetch_add(&stats.waits, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&stats.acquired, 1, __ATOMIC_RELAXED);
-    if (ensure_connected(c, err)) {
-        __atomic_fetch_add(&stats.errors, 1, __ATOMIC_RELAXED);
-        store_release(c);
-        return NULL;
-    }
-    return c;
+    return connected_or_released(c, err);
 exhausted:
     pthread_mutex_unlock(&mu);
     __atomic_fetch_add(&stats.waits, 1, __ATOMIC_RELAXED);
@@ -299,6 +462,15 @@ void store_release(store_conn *c)
         store_conn *own = c->own;
         c->own = NULL;
         store_release(own);
+        return;
+    }
+    if (loop_no >= 0 && waiters_head) { /* loop mode: straight to the first waiter */
+        slot_waiter *w = waiters_head;
+        waiters_head = w->next;
+        if (!waiters_head)
+            waiters_tail = NULL;
+        w->given = c;
+        fiber_wake(w->f);
         return;
     }
     pthread_mutex_lock(&mu);
@@ -372,7 +544,9 @@ static bool result_ok(const PGresult *r)
 static PGresult *exec_one(store_conn *c, stmt_id id, const char *const *params, seg_error *err)
 {
     const stmt_def *s = &store_statements[id];
-    PGresult *r = PQexecPrepared(c->pg, s->name, s->nparams, params, NULL, NULL, 0);
+    PGresult *r = PQsendQueryPrepared(c->pg, s->name, s->nparams, params, NULL, NULL, 0)
+                      ? await_result(c->pg)
+                      : NULL;
     if (!result_ok(r)) {
         map_error(c, r, err);
         PQclear(r);
@@ -688,7 +862,7 @@ int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows 
 
 static int simple(store_conn *c, const char *sql, seg_error *err)
 {
-    PGresult *r = PQexec(c->pg, sql);
+    PGresult *r = run_sql(c->pg, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         map_error(c, r, err);
         PQclear(r);
@@ -714,7 +888,7 @@ void store_rollback(store_conn *c)
     if (c->handle)
         c = c->own;
     if (c && c->pg && PQstatus(c->pg) == CONNECTION_OK)
-        PQclear(PQexec(c->pg, "ROLLBACK"));
+        PQclear(run_sql(c->pg, "ROLLBACK"));
 }
 
 int store_rows_count(const store_rows *r)

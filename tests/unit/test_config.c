@@ -140,11 +140,41 @@ static void test_help_lists_settings(void **state)
     assert_non_null(strstr(buf, "SEGMENTD_TENANT_CLAIM"));
 }
 
+static void test_http_modes(void **state)
+{
+    seg_config c;
+    seg_error e;
+    err_clear(&e);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n", &e), 0);
+    assert_int_equal(c.http_mode, HTTP_MODE_POOL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c.loops, cpus < 8 ? cpus : 8); /* one per CPU, at most the pool size */
+    config_free(&c);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_HTTP_MODE=loop\nSEGMENTD_LOOPS=6\n"
+                                             "SEGMENTD_POOL_SIZE=4\n", &e), 0);
+    assert_int_equal(c.http_mode, HTTP_MODE_LOOP);
+    assert_int_equal(c.loops, 4); /* every loop owns a connection */
+    config_free(&c);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_HTTP_MODE=thread-per-connection\n", &e), 0);
+    assert_int_equal(c.http_mode, HTTP_MODE_TPC);
+    config_free(&c);
+    /* the pipelined store batches across threads: not with loops */
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_HTTP_MODE=loop\nSEGMENTD_DB_PIPELINE=1\n", &e), -1);
+    assert_non_null(strstr(e.detail, "SEGMENTD_DB_PIPELINE"));
+    err_clear(&e);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_HTTP_MODE=fibers\n", &e), -1);
+    assert_non_null(strstr(e.detail, "SEGMENTD_HTTP_MODE"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_values),
-        cmocka_unit_test(test_pipeline_pool_default),
+        cmocka_unit_test(test_pipeline_pool_default), cmocka_unit_test(test_http_modes),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_secret_never_in_errors),
         cmocka_unit_test(test_secret_file), cmocka_unit_test(test_help_lists_settings),
     };
