@@ -315,13 +315,6 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
     }
     if (!cfg->pool_size) /* pipelined connections carry many requests each (see store/pool.c) */
         cfg->pool_size = cfg->db_pipeline ? (cfg->threads < 2 ? cfg->threads : 2) : cfg->threads;
-    if (cfg->db_pipeline && cfg->http_mode == HTTP_MODE_LOOP && !lookup("SEGMENTD_HTTP_MODE", cls))
-        cfg->http_mode = HTTP_MODE_POOL; /* the default mode yields to the pipeline's needs */
-    if (cfg->db_pipeline && cfg->http_mode == HTTP_MODE_LOOP) {
-        /* a pipeline's batch is handed from thread to thread; a loop's slots are its own */
-        err_set(err, 1, "config", "SEGMENTD_DB_PIPELINE: needs SEGMENTD_HTTP_MODE=pool");
-        goto fail;
-    }
     if (!cfg->loops) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->loops = cpus > 0 ? (int)cpus : 1;

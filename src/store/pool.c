@@ -52,6 +52,7 @@ typedef struct job {
     int state;                 /* J_*; changed under mu */
     struct store_conn *lane;   /* J_LEAD: where to run the batch that starts here */
     sem_t sem;                 /* posted when the state becomes J_DONE or J_LEAD */
+    fiber *fib;                /* loop mode: woken instead of the semaphore */
 } job;
 
 struct store_conn {
@@ -65,6 +66,7 @@ struct store_conn {
     job *head, *tail;
     /* a request's handle when pipelining (not a slot): */
     bool handle;
+    bool handle_alloced;       /* loop mode: one per request, freed by store_release */
     struct store_conn *own;    /* the slot borrowed whole through the handle, if any */
 };
 
@@ -85,6 +87,7 @@ typedef struct slot_waiter {
     struct slot_waiter *next;
     fiber *f;
     store_conn *given;
+    store_conn *reserved;      /* pipelining: the lane it keeps new jobs off */
 } slot_waiter;
 static int loops;
 static __thread int loop_no = -1;
@@ -99,6 +102,25 @@ void store_bind_loop(int index, int count)
 static bool loop_mode(void)
 {
     return loop_no >= 0 && fiber_on();
+}
+
+/* Loop mode: hands slot c (now free of requests and batches) to this loop's first
+ * waiter, marked in use; false when none waits. Under mu. */
+static bool give_to_waiter(store_conn *c)
+{
+    slot_waiter *w = waiters_head;
+    if (loop_no < 0 || !w)
+        return false;
+    waiters_head = w->next;
+    if (!waiters_head)
+        waiters_tail = NULL;
+    if (w->reserved)
+        w->reserved->reserved = false;
+    w->reserved = NULL;
+    c->in_use = true;
+    w->given = c;
+    fiber_wake(w->f);
+    return true;
 }
 
 int store_init(const seg_config *cfg, seg_error *err)
@@ -342,20 +364,28 @@ static store_conn *borrow_own(seg_error *err)
 {
     store_conn *c = NULL;
     int n = __atomic_load_n(&loops, __ATOMIC_RELAXED);
+    slot_waiter w = {.f = fiber_self()};
     pthread_mutex_lock(&mu); /* for the statistics; the slots are this thread's alone */
     for (int i = loop_no; i < nslots && !c; i += n)
-        if (!slots[i].in_use && slots[i].pg)
+        if (!slots[i].in_use && !slots[i].busy && !slots[i].reserved && slots[i].pg)
             c = &slots[i];
     for (int i = loop_no; i < nslots && !c; i += n)
-        if (!slots[i].in_use)
+        if (!slots[i].in_use && !slots[i].busy && !slots[i].reserved)
             c = &slots[i];
     if (c) {
         c->in_use = true;
         stats.in_use++;
+    } else if (pcfg->db_pipeline) {
+        /* keep new jobs off the least loaded lane; it is handed over once drained */
+        for (int i = loop_no; i < nslots; i += n)
+            if (!slots[i].in_use && !slots[i].reserved &&
+                (!w.reserved || slots[i].queued < w.reserved->queued))
+                w.reserved = &slots[i];
+        if (w.reserved)
+            w.reserved->reserved = true;
     }
     pthread_mutex_unlock(&mu);
     if (!c) {
-        slot_waiter w = {.f = fiber_self()};
         if (waiters_tail)
             waiters_tail->next = &w;
         else
@@ -373,10 +403,15 @@ static store_conn *borrow_own(seg_error *err)
                 *pp = w.next;
             if (waiters_tail == &w)
                 waiters_tail = prev;
+            if (w.reserved)
+                w.reserved->reserved = false;
             pool_exhausted(err);
             return NULL;
         }
         c = w.given;
+        pthread_mutex_lock(&mu);
+        stats.in_use++;
+        pthread_mutex_unlock(&mu);
     }
     __atomic_fetch_add(&stats.acquired, 1, __ATOMIC_RELAXED);
     return connected_or_released(c, err);
@@ -449,6 +484,15 @@ store_conn *store_acquire(seg_error *err)
 {
     if (!pcfg->db_pipeline)
         return borrow_slot(err);
+    if (loop_mode()) { /* a loop thread serves many requests at once */
+        store_conn *h = calloc(1, sizeof *h);
+        if (!h) {
+            err_set(err, 500, "internal", "out of memory");
+            return NULL;
+        }
+        h->handle = h->handle_alloced = true;
+        return h;
+    }
     thread_handle.handle = true;
     thread_handle.own = NULL;
     return &thread_handle;
@@ -462,21 +506,15 @@ void store_release(store_conn *c)
         store_conn *own = c->own;
         c->own = NULL;
         store_release(own);
-        return;
-    }
-    if (loop_no >= 0 && waiters_head) { /* loop mode: straight to the first waiter */
-        slot_waiter *w = waiters_head;
-        waiters_head = w->next;
-        if (!waiters_head)
-            waiters_tail = NULL;
-        w->given = c;
-        fiber_wake(w->f);
+        if (c->handle_alloced)
+            free(c);
         return;
     }
     pthread_mutex_lock(&mu);
     c->in_use = false;
     stats.in_use--;
-    pthread_cond_broadcast(&cv);
+    if (!give_to_waiter(c)) /* loop mode: straight to the loop's first waiter */
+        pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
 }
 
@@ -566,8 +604,8 @@ static void job_run_alone(store_conn *lane, job *j)
  * so a server blocked on writing results never blocks the client's writing. */
 static int send_pipeline(PGconn *pg, job *batch)
 {
-    int rc = 0;
-    if (PQsetnonblocking(pg, 1))
+    int rc = 0, was_nonblocking = PQisnonblocking(pg);
+    if (!was_nonblocking && PQsetnonblocking(pg, 1))
         return -1;
     for (job *j = batch; j && !rc; j = j->next) {
         const stmt_def *s = &store_statements[j->id];
@@ -584,16 +622,23 @@ static int send_pipeline(PGconn *pg, job *batch)
             rc = -1;
             break;
         }
-        struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN | POLLOUT};
-        int pr = poll(&pfd, 1, pcfg->statement_timeout_ms + 1000);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0 || ((pfd.revents & POLLIN) && !PQconsumeInput(pg)))
+        int ev = fiber_wait_fd(PQsocket(pg), POLLIN | POLLOUT,
+                               fiber_now_ns() + (uint64_t)(pcfg->statement_timeout_ms + 1000) * 1000000u);
+        if (ev <= 0 || ((ev & POLLIN) && !PQconsumeInput(pg)))
             rc = -1;
     }
-    if (PQsetnonblocking(pg, 0))
+    if (!was_nonblocking && PQsetnonblocking(pg, 0))
         rc = -1;
     return rc;
+}
+
+/* PQgetResult that waits by yielding on a fiber (PQgetResult itself would block). */
+static PGresult *next_result(PGconn *pg)
+{
+    while (PQisBusy(pg))
+        if (fiber_wait_fd(PQsocket(pg), POLLIN, 0) < 0 || !PQconsumeInput(pg))
+            return NULL;
+    return PQgetResult(pg);
 }
 
 /* Runs a batch of two or more jobs in one pipeline, one Sync. */
@@ -615,13 +660,13 @@ static void run_pipeline(store_conn *lane, job *batch)
     if (send_pipeline(pg, batch))
         lost = true;
     for (job *j = batch; j && !lost; j = j->next) {
-        PGresult *r = PQgetResult(pg), *x;
+        PGresult *r = next_result(pg), *x;
         if (!r || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
             lost = true;
             break;
         }
-        while ((x = PQgetResult(pg)) != NULL) /* the NULL that ends this statement's results */
+        while ((x = next_result(pg)) != NULL) /* the NULL that ends this statement's results */
             PQclear(x);
         if (result_ok(r)) {
             j->res = r;
@@ -635,7 +680,7 @@ static void run_pipeline(store_conn *lane, job *batch)
         }
     }
     if (!lost) {
-        PGresult *sync = PQgetResult(pg);
+        PGresult *sync = next_result(pg);
         if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
             lost = true;
         PQclear(sync);
@@ -728,7 +773,48 @@ static job *take_queue(store_conn *lane)
     return first;
 }
 
-/* Runs batches on lane as long as this thread leads it, then hands it on. */
+/* Queues j on lane (under mu); its parameter bytes count against the batch budget. */
+static void enqueue(store_conn *lane, job *j)
+{
+    const stmt_def *s = &store_statements[j->id];
+    for (int i = 0; i < s->nparams; i++)
+        j->bytes += j->params[i] ? strlen(j->params[i]) : 0;
+    if (lane->tail)
+        lane->tail->next = j;
+    else
+        lane->head = j;
+    lane->tail = j;
+    lane->queued++;
+}
+
+/* Takes a job that no batch took in time off lane's queue (under mu). */
+static void dequeue(store_conn *lane, job *j)
+{
+    job **pp = &lane->head, *prev = NULL;
+    while (*pp && *pp != j) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = j->next;
+    if (lane->tail == j)
+        lane->tail = prev;
+    lane->queued--;
+}
+
+/* Wakes the request of job j: a thread waiting on its semaphore, or a parked fiber. */
+static void job_post(job *j)
+{
+    if (j->fib)
+        fiber_wake(j->fib);
+    else
+        sem_post(&j->sem);
+}
+
+/* Runs a batch on lane, then hands the lane on: to the first job queued meanwhile (the
+ * leader of the next batch), or, idle, to a borrower waiting for a slot of its own (a
+ * bulk statement, a transaction). In loop mode the jobs are the fibers of one loop. */
 static void lead(store_conn *lane, job *batch, job *self)
 {
     run_batch(lane, batch);
@@ -740,31 +826,87 @@ static void lead(store_conn *lane, job *batch, job *self)
     } else {
         lane->busy = false;
         stats.in_use--;
-        pthread_cond_broadcast(&cv);
+        if (!give_to_waiter(lane))
+            pthread_cond_broadcast(&cv);
     }
     for (job *j = batch, *n; j; j = n) {
         n = j->next;
         j->state = J_DONE;
         if (j != self)
-            sem_post(&j->sem); /* j may be gone once posted: n was read before */
+            job_post(j); /* j may be gone once posted: n was read before */
     }
     pthread_mutex_unlock(&mu);
     if (next)
-        sem_post(&next->sem);
+        job_post(next);
+}
+
+/* Loop mode: the same batching among the fibers of one loop, on its own lanes; a job
+ * waits parked instead of on a semaphore. */
+static int exec_shared_loop(stmt_id id, const char *const *params, store_rows **out,
+                            seg_error *err)
+{
+    job j = {.id = id, .params = params, .err = err, .rc = -1, .state = J_QUEUED,
+             .fib = fiber_self()};
+    store_conn *lane = NULL, *best = NULL;
+    int n = __atomic_load_n(&loops, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&stats.acquired, 1, __ATOMIC_RELAXED);
+
+    pthread_mutex_lock(&mu);
+    for (int i = loop_no; i < nslots && !lane; i += n)
+        if (!slots[i].in_use && !slots[i].reserved && !slots[i].busy)
+            lane = &slots[i];
+    for (int i = loop_no; i < nslots && !lane; i += n)
+        if (!slots[i].in_use && !slots[i].reserved && (!best || slots[i].queued < best->queued))
+            best = &slots[i];
+    if (lane) {
+        lane->busy = true;
+        stats.in_use++;
+    } else if (best) {
+        enqueue(best, &j);
+    }
+    pthread_mutex_unlock(&mu);
+
+    if (lane) {
+        lead(lane, &j, &j);
+    } else if (best) {
+        __atomic_fetch_add(&stats.waits, 1, __ATOMIC_RELAXED);
+        (void)fiber_park(fiber_now_ns() + (uint64_t)pcfg->pool_wait_ms * 1000000u);
+        if (j.state == J_QUEUED) { /* no batch took it in time */
+            pthread_mutex_lock(&mu);
+            dequeue(best, &j);
+            pthread_mutex_unlock(&mu);
+            pool_exhausted(err);
+            return -1;
+        }
+        while (j.state == J_TAKEN) /* in a batch that runs now: it ends soon */
+            (void)fiber_park(0);
+        if (j.state == J_LEAD)
+            lead(j.lane, &j, &j);
+    } else { /* every lane of this loop is borrowed whole or reserved: wait for one */
+        store_conn *c = borrow_own(err);
+        if (!c)
+            return -1;
+        job_run_alone(c, &j);
+        store_release(c);
+    }
+    if (j.rc)
+        return -1;
+    return result_rows(j.res, out, err);
 }
 
 static int exec_shared(stmt_id id, const char *const *params, store_rows **out, seg_error *err)
 {
-    const stmt_def *s = &store_statements[id];
+    if (loop_mode())
+        return exec_shared_loop(id, params, out, err);
     struct timespec deadline;
     job j = {.id = id, .params = params, .err = err, .rc = -1, .state = J_QUEUED};
-    store_conn *lane = NULL;
+    store_conn *lane = NULL, *best = NULL;
     deadline_in(&deadline, pcfg->pool_wait_ms);
     __atomic_fetch_add(&stats.acquired, 1, __ATOMIC_RELAXED);
 
     pthread_mutex_lock(&mu);
     for (;;) {
-        store_conn *best = NULL;
+        best = NULL;
         for (int i = 0; i < nslots && !lane; i++)
             if (!slots[i].in_use && !slots[i].reserved && !slots[i].busy)
                 lane = &slots[i];
@@ -774,14 +916,7 @@ static int exec_shared(stmt_id id, const char *const *params, store_rows **out, 
             if (!slots[i].in_use && !slots[i].reserved && (!best || slots[i].queued < best->queued))
                 best = &slots[i];
         if (best) {
-            for (int i = 0; i < s->nparams; i++) /* for the batch budget; not when run alone */
-                j.bytes += params[i] ? strlen(params[i]) : 0;
-            if (best->tail)
-                best->tail->next = &j;
-            else
-                best->head = &j;
-            best->tail = &j;
-            best->queued++;
+            enqueue(best, &j);
             break;
         }
         /* every slot is borrowed whole or reserved */
@@ -806,20 +941,7 @@ static int exec_shared(stmt_id id, const char *const *params, store_rows **out, 
                 continue;
             pthread_mutex_lock(&mu);
             if (j.state == J_QUEUED) { /* no batch took it in time */
-                store_conn *q = NULL;
-                for (int i = 0; i < nslots && !q; i++)
-                    for (job **pp = &slots[i].head; *pp; pp = &(*pp)->next)
-                        if (*pp == &j) {
-                            q = &slots[i];
-                            *pp = j.next;
-                            if (q->tail == &j) {
-                                q->tail = NULL;
-                                for (job *k = q->head; k; k = k->next)
-                                    q->tail = k;
-                            }
-                            q->queued--;
-                            break;
-                        }
+                dequeue(best, &j);
                 pthread_mutex_unlock(&mu);
                 sem_destroy(&j.sem);
                 pool_exhausted(err);

@@ -45,7 +45,7 @@ def burst(s, api, bodies):
 def test_batches_form_and_every_answer_is_its_own():
     """16 workers on one pipelined connection under a burst: statements are batched (the
     metrics say so), each create answers with its own name, and every one is stored."""
-    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_HTTP_MODE": "pool", "SEGMENTD_POOL_SIZE": "1",
+    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_POOL_SIZE": "1",
                     "SEGMENTD_THREADS": "16"}).start()
     tenant = f"pl-own-{RUN}"
     api = Api(s, tenant=tenant)
@@ -72,7 +72,7 @@ def test_one_failing_statement_does_not_fail_its_batch():
     """A trigger refuses one name (check_violation): in a burst that shares pipelines, that
     request gets 422 rejected_by_database, every other request of its batch is run again
     alone and stored, and nothing of the refused one is."""
-    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_HTTP_MODE": "pool", "SEGMENTD_POOL_SIZE": "1",
+    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_POOL_SIZE": "1",
                     "SEGMENTD_THREADS": "16"}).start()
     tenant = f"pl-fail-{RUN}"
     api = Api(s, tenant=tenant)
@@ -110,7 +110,7 @@ def test_one_failing_statement_does_not_fail_its_batch():
 def test_mixed_load_loses_nothing_in_pipeline_mode():
     """The fault suite's load generator (both dialects, reads, writes, bulk) on two
     pipelined connections for 8 s: only 2xx, every acknowledged write stored."""
-    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_HTTP_MODE": "pool", "SEGMENTD_THREADS": "8"}).start()
+    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_THREADS": "8"}).start()
     load = Load(s, threads=8, tenant_prefix="pl-load").start()
     try:
         time.sleep(8)

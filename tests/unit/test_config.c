@@ -160,11 +160,13 @@ static void test_http_modes(void **state)
                                              "SEGMENTD_HTTP_MODE=thread-per-connection\n", &e), 0);
     assert_int_equal(c.http_mode, HTTP_MODE_TPC);
     config_free(&c);
-    /* the pipelined store batches across threads: not with loops */
+    /* pipelined: two lanes, so at most two loops */
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_HTTP_MODE=loop\nSEGMENTD_DB_PIPELINE=1\n", &e), -1);
-    assert_non_null(strstr(e.detail, "SEGMENTD_DB_PIPELINE"));
-    err_clear(&e);
+                                             "SEGMENTD_HTTP_MODE=loop\nSEGMENTD_DB_PIPELINE=1\n"
+                                             "SEGMENTD_LOOPS=4\n", &e), 0);
+    assert_true(c.db_pipeline);
+    assert_int_equal(c.loops, 2);
+    config_free(&c);
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
                                              "SEGMENTD_HTTP_MODE=fibers\n", &e), -1);
     assert_non_null(strstr(e.detail, "SEGMENTD_HTTP_MODE"));
