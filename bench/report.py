@@ -109,8 +109,9 @@ def main():
                                   r.get("warmup"), r.get("soak")))
     w("machine:   %s CPUs (nproc), %s; %s; load average %s at start, %s at end"
       % (r.get("nproc"), r.get("cpu_model"), r.get("kernel"), r.get("load_start"), r.get("load_end")))
-    w("segmentd:  %s, release build, SEGMENTD_THREADS=%s, SEGMENTD_POOL_SIZE=%s, SEGMENTD_DB_PIPELINE=%s"
-      % (r.get("git"), r.get("threads"), r.get("pool"), r.get("pipeline")))
+    w("segmentd:  %s, release build, SEGMENTD_HTTP_MODE=%s (%s threads), SEGMENTD_POOL_SIZE=%s, "
+      "SEGMENTD_DB_PIPELINE=%s" % (r.get("git"), r.get("http_mode"), r.get("threads"), r.get("pool"),
+                                   r.get("pipeline")))
     w("database:  %s, own cluster, fsync=%s, synchronous_commit=%s, full_page_writes=%s"
       % (r.get("pg_version"), r.get("fsync"), r.get("synchronous_commit"), r.get("full_page_writes")))
     w("load:      wrk %s threads, %s connections, loopback; pgbench -M prepared, %s clients, %s threads"

@@ -139,7 +139,7 @@ static int cmd_serve(seg_config *cfg)
              cfg->http_mode == HTTP_MODE_LOOP ? cfg->loops : cfg->threads);
     snprintf(pool, sizeof pool, "%d", cfg->pool_size);
     log_msg(LOG_INFO, "listening", "host", cfg->listen_host, "port", port, "threads", threads,
-            "pool_size", pool, "http_mode", modes[cfg->http_mode],
+            "pool_size", pool, "http_mode", modes[cfg->http_mode], "db_pipeline", cfg->db_pipeline ? "1" : "0",
             "version", SEGMENTD_VERSION, NULL);
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);

@@ -24,16 +24,18 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_LISTEN", CF_LISTEN, "127.0.0.1:8080", 0, 0, "host:port to listen on"},
     {"SEGMENTD_DATABASE_URL", CF_STR, NULL, 0, 0,
      "libpq conninfo or postgresql:// URI (also SEGMENTD_DATABASE_URL_FILE)"},
-    {"SEGMENTD_THREADS", CF_INT, "8", 1, 256, "HTTP worker threads (epoll thread pool)"},
-    {"SEGMENTD_HTTP_MODE", CF_STR, "pool", 0, 0,
-     "pool (epoll thread pool of SEGMENTD_THREADS), loop (SEGMENTD_LOOPS event loops, requests "
-     "on fibers) or thread-per-connection (for benchmarks)"},
+    {"SEGMENTD_HTTP_MODE", CF_STR, "loop", 0, 0,
+     "loop (SEGMENTD_LOOPS event loops, requests on fibers), pool (epoll thread pool of "
+     "SEGMENTD_THREADS, blocking handlers) or thread-per-connection (for benchmarks)"},
     {"SEGMENTD_LOOPS", CF_INT, "0", 0, 256,
      "event loops of the loop mode (0: one per CPU, at most SEGMENTD_POOL_SIZE)"},
+    {"SEGMENTD_THREADS", CF_INT, "8", 1, 256, "HTTP worker threads of the pool mode"},
     {"SEGMENTD_POOL_SIZE", CF_INT, NULL, 1, 256,
-     "PostgreSQL connections (default: 2 with SEGMENTD_DB_PIPELINE, else one per worker thread)"},
-    {"SEGMENTD_DB_PIPELINE", CF_BOOL, "0", 0, 0,
-     "1: batch concurrent requests' statements on few connections (libpq pipeline mode)"},
+     "PostgreSQL connections (default: one per loop when pipelined, 2 in the pool mode when "
+     "pipelined, else one per worker thread or 8)"},
+    {"SEGMENTD_DB_PIPELINE", CF_BOOL, NULL, 0, 0,
+     "1: batch concurrent requests' statements on few connections in libpq pipelines (default: "
+     "on in the loop mode, off in the others)"},
     {"SEGMENTD_POOL_WAIT_MS", CF_INT, "2000", 1, 60000,
      "how long a request waits for a free connection before 503"},
     {"SEGMENTD_STATEMENT_TIMEOUT_MS", CF_INT, "5000", 100, 600000,
@@ -313,11 +315,18 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
                 goto fail;
         }
     }
-    if (!cfg->pool_size) /* pipelined connections carry many requests each (see store/pool.c) */
-        cfg->pool_size = cfg->db_pipeline ? (cfg->threads < 2 ? cfg->threads : 2) : cfg->threads;
+    /* Measured defaults (bench/README.md): event loops batching their statements. */
+    if (!lookup("SEGMENTD_DB_PIPELINE", cls))
+        cfg->db_pipeline = cfg->http_mode == HTTP_MODE_LOOP;
     if (!cfg->loops) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->loops = cpus > 0 ? (int)cpus : 1;
+    }
+    if (!cfg->pool_size) { /* pipelined connections carry many requests each (store/pool.c) */
+        if (cfg->http_mode == HTTP_MODE_LOOP)
+            cfg->pool_size = cfg->db_pipeline ? cfg->loops : 8;
+        else
+            cfg->pool_size = cfg->db_pipeline ? (cfg->threads < 2 ? cfg->threads : 2) : cfg->threads;
     }
     if (cfg->loops > cfg->pool_size) /* every loop owns at least one connection */
         cfg->loops = cfg->pool_size;

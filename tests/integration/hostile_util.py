@@ -14,7 +14,7 @@ import requests
 
 import psycopg2
 
-from segtest import DB_URL, check_against_spec, make_token, psql
+from segtest import DB_URL, check_against_spec, make_token, psql, server_model
 
 OWNER = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 AUD = "/audiences/segments"
@@ -351,7 +351,8 @@ def record(test, **figures):
     """Appends one JSON line to $SEGMENTD_RELIABILITY_LOG (when set): the source of the
     figures in docs/reliability.md."""
     path = os.environ.get("SEGMENTD_RELIABILITY_LOG")
-    line = {"test": test, "sanitized": SANITIZED, "pipeline": os.environ.get("SEGMENTD_DB_PIPELINE") == "1",
+    mode, pipelined = server_model()
+    line = {"test": test, "sanitized": SANITIZED, "mode": mode, "pipeline": pipelined,
             "ts": int(time.time())}
     line.update(figures)
     print("reliability:", json.dumps(line))

@@ -13,7 +13,7 @@ import uuid
 import psycopg2
 import requests
 
-from segtest import DB_URL, Api, Server, check_against_spec, psql
+from segtest import DB_URL, Api, Server, check_against_spec, psql, server_model
 from hostile_util import (AUD, CLIENT_TIMEOUT, V1, Load, Outcome, assert_only_clean_503s, aud_body, metric,
                           record, v1_body)
 
@@ -167,7 +167,7 @@ def test_postgres_sessions_killed_under_load():
         n503 = sum(1 for o in load.outcomes if o.status == 503)
         # at most the requests that were using a killed session fail (with the pipelined
         # store a session carries a batch: up to one request per load thread)
-        per_session = 6 if os.environ.get("SEGMENTD_DB_PIPELINE") == "1" else 1
+        per_session = 6 if server_model()[1] else 1
         assert n503 <= killed * per_session, (n503, killed)
         every_route_ok(s, f"hx-kl-after-{RUN}")
         checked = load.verify_acknowledged()

@@ -21,9 +21,12 @@ static void test_defaults(void **state)
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n", &e), 0);
     assert_string_equal(c.listen_host, "127.0.0.1");
     assert_int_equal(c.listen_port, 8080);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c.http_mode, HTTP_MODE_LOOP); /* event loops, pipelined: one lane each */
+    assert_true(c.db_pipeline);
+    assert_int_equal(c.loops, cpus);
+    assert_int_equal(c.pool_size, cpus);
     assert_int_equal(c.threads, 8);
-    assert_int_equal(c.pool_size, 8);
-    assert_false(c.db_pipeline);
     assert_string_equal(c.jwt_alg, "HS256");
     assert_int_equal(c.jwt_key_len, 32);
     assert_int_equal((int)c.max_body_bytes, 1048576);
@@ -41,7 +44,7 @@ static void test_values(void **state)
     err_clear(&e);
     assert_int_equal(config_load_from_string(&c,
                          "SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_LISTEN=0.0.0.0:9000\n"
-                         "SEGMENTD_THREADS=3\nSEGMENTD_JWT_ISSUER=https://i\nSEGMENTD_AUTO_MIGRATE=false\n"
+                         "SEGMENTD_HTTP_MODE=pool\nSEGMENTD_THREADS=3\nSEGMENTD_JWT_ISSUER=https://i\nSEGMENTD_AUTO_MIGRATE=false\n"
                          "SEGMENTD_DATABASE_URL=postgresql://u@h/db\nSEGMENTD_LOG_LEVEL=warn\n",
                          &e),
                      0);
@@ -49,6 +52,7 @@ static void test_values(void **state)
     assert_int_equal(c.listen_port, 9000);
     assert_int_equal(c.threads, 3);
     assert_int_equal(c.pool_size, 3); /* one connection per worker by default */
+    assert_false(c.db_pipeline);      /* the pool mode does not pipeline unless asked */
     assert_string_equal(c.jwt_issuer, "https://i");
     assert_false(c.auto_migrate);
     assert_string_equal(c.database_url, "postgresql://u@h/db");
@@ -62,12 +66,13 @@ static void test_pipeline_pool_default(void **state)
     seg_error e;
     err_clear(&e);
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_DB_PIPELINE=1\n", &e), 0);
+                                             "SEGMENTD_HTTP_MODE=pool\nSEGMENTD_DB_PIPELINE=1\n", &e), 0);
     assert_true(c.db_pipeline);
     assert_int_equal(c.pool_size, 2); /* pipelined lanes, not one per worker */
     config_free(&c);
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_DB_PIPELINE=yes\nSEGMENTD_POOL_SIZE=5\n", &e), 0);
+                                             "SEGMENTD_HTTP_MODE=pool\nSEGMENTD_DB_PIPELINE=yes\n"
+                                             "SEGMENTD_POOL_SIZE=5\n", &e), 0);
     assert_int_equal(c.pool_size, 5);
     config_free(&c);
 }
@@ -145,10 +150,18 @@ static void test_http_modes(void **state)
     seg_config c;
     seg_error e;
     err_clear(&e);
-    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n", &e), 0);
-    assert_int_equal(c.http_mode, HTTP_MODE_POOL);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_DB_PIPELINE=0\n", &e), 0);
+    assert_int_equal(c.http_mode, HTTP_MODE_LOOP);
+    assert_false(c.db_pipeline);
+    assert_int_equal(c.pool_size, 8);
     assert_int_equal(c.loops, cpus < 8 ? cpus : 8); /* one per CPU, at most the pool size */
+    config_free(&c);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_HTTP_MODE=pool\n", &e), 0);
+    assert_int_equal(c.http_mode, HTTP_MODE_POOL);
+    assert_false(c.db_pipeline);
     config_free(&c);
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
                                              "SEGMENTD_HTTP_MODE=loop\nSEGMENTD_LOOPS=6\n"
@@ -160,12 +173,13 @@ static void test_http_modes(void **state)
                                              "SEGMENTD_HTTP_MODE=thread-per-connection\n", &e), 0);
     assert_int_equal(c.http_mode, HTTP_MODE_TPC);
     config_free(&c);
-    /* pipelined: two lanes, so at most two loops */
+    /* pipelined loops: one lane each by default */
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
                                              "SEGMENTD_HTTP_MODE=loop\nSEGMENTD_DB_PIPELINE=1\n"
                                              "SEGMENTD_LOOPS=4\n", &e), 0);
     assert_true(c.db_pipeline);
-    assert_int_equal(c.loops, 2);
+    assert_int_equal(c.loops, 4);
+    assert_int_equal(c.pool_size, 4);
     config_free(&c);
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
                                              "SEGMENTD_HTTP_MODE=fibers\n", &e), -1);
