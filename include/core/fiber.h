@@ -16,8 +16,12 @@ typedef void (*fiber_fn)(void *arg);
 /* A source the loop watches for its owner (not a fiber): called on the loop thread. */
 typedef void (*fiber_source_fn)(void *arg, uint32_t events);
 
-/* Makes the calling thread a loop (one epoll instance). Returns 0 or -1 (errno). */
-int fiber_loop_init(void);
+/* Makes the calling thread loop `index` of `count` (one epoll instance). 0 or -1 (errno). */
+int fiber_loop_init(int index, int count);
+/* Which loop the calling thread is (-1: none), and how many there are. Layers that keep
+ * per-loop state (the store's connections) partition it by these. */
+int fiber_loop_index(void);
+int fiber_loop_count(void);
 /* Releases the loop of the calling thread; its fibers must have ended. */
 void fiber_loop_free(void);
 /* Watches fd (level-triggered, EPOLLIN) and calls fn on the loop thread. 0 or -1. */

@@ -51,10 +51,6 @@ void store_rows_free(void *r);   /* void * so it fits http_free_fn */
 
 void store_stats_get(store_stats *s);
 
-/* Event-loop mode: the calling thread is loop `index` of `count`; it then uses only
- * slots index, index + count, … and waits for them and for answers on its fibers. */
-void store_bind_loop(int index, int count);
-
 /* Applies pending migrations under an advisory lock on a dedicated connection.
  * Returns the number applied, or -1 with err set. */
 int store_migrate(const seg_config *cfg, seg_error *err) MUSTCHECK;

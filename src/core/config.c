@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ static const cf_entry cf_table[] = {
      "loop (SEGMENTD_LOOPS event loops, requests on fibers), pool (epoll thread pool of "
      "SEGMENTD_THREADS, blocking handlers) or thread-per-connection (for benchmarks)"},
     {"SEGMENTD_LOOPS", CF_INT, "0", 0, 256,
-     "event loops of the loop mode (0: one per CPU, at most SEGMENTD_POOL_SIZE)"},
+     "event loops of the loop mode (0: one per usable CPU, at most 8 and SEGMENTD_POOL_SIZE)"},
     {"SEGMENTD_THREADS", CF_INT, "8", 1, 256, "HTTP worker threads of the pool mode"},
     {"SEGMENTD_POOL_SIZE", CF_INT, NULL, 1, 256,
      "PostgreSQL connections (default: one per loop when pipelined, 2 in the pool mode when "
@@ -299,6 +300,35 @@ static int lookup_value(const cf_entry *e, config_lookup_fn lookup, void *cls, c
     return 0;
 }
 
+#define DEFAULT_LOOPS_MAX 8 /* and so 8 connections per process by default, as before */
+
+/* CPUs this process may run on: its affinity mask (a cpuset), lowered to the cgroup v2
+ * quota when one is set (`docker run --cpus`, a Kubernetes CPU limit). */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char quota[32];
+        long long period;
+        if (fscanf(f, "%31s %lld", quota, &period) == 2 && strcmp(quota, "max") && period > 0) {
+            long long q = atoll(quota);
+            long long lim = (q + period - 1) / period;
+            if (lim >= 1 && lim < n)
+                n = (int)lim;
+        }
+        fclose(f);
+    }
+    return n;
+}
+
 int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -319,8 +349,8 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
     if (!lookup("SEGMENTD_DB_PIPELINE", cls))
         cfg->db_pipeline = cfg->http_mode == HTTP_MODE_LOOP;
     if (!cfg->loops) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg->loops = cpus > 0 ? (int)cpus : 1;
+        int cpus = usable_cpus();
+        cfg->loops = cpus < DEFAULT_LOOPS_MAX ? cpus : DEFAULT_LOOPS_MAX;
     }
     if (!cfg->pool_size) { /* pipelined connections carry many requests each (store/pool.c) */
         if (cfg->http_mode == HTTP_MODE_LOOP)

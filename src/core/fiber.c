@@ -64,6 +64,7 @@ typedef struct source {
 } source;
 
 typedef struct loop {
+    int index, count;
     int epfd;
     ucontext_t main_ctx;
     fiber *current;
@@ -91,7 +92,7 @@ uint64_t fiber_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int fiber_loop_init(void)
+int fiber_loop_init(int index, int count)
 {
     if (L)
         return 0;
@@ -105,8 +106,20 @@ int fiber_loop_init(void)
         free(l);
         return -1;
     }
+    l->index = index;
+    l->count = count;
     L = l;
     return 0;
+}
+
+int fiber_loop_index(void)
+{
+    return L ? L->index : -1;
+}
+
+int fiber_loop_count(void)
+{
+    return L ? L->count : 0;
 }
 
 static void stack_unmap(fiber *f)

@@ -42,7 +42,6 @@
 
 #include "core/fiber.h"
 #include "core/log.h"
-#include "store/store.h"
 #include "http/metrics.h"
 #include "http/response.h"
 #include "http/router.h"
@@ -893,12 +892,11 @@ static void *loop_main(void *arg)
     http_loop *l = arg;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
     this_loop = l;
-    if (fiber_loop_init() || !di || fiber_loop_watch(di->epoll_fd, on_daemon, l) ||
+    if (fiber_loop_init(l->index, n_loops_) || !di || fiber_loop_watch(di->epoll_fd, on_daemon, l) ||
         fiber_loop_watch(l->inbox_fd, on_inbox, l)) {
         log_msg(LOG_ERROR, "event loop: cannot start", "detail", strerror(errno), NULL);
         abort(); /* a loop that cannot watch its daemon would hang its connections */
     }
-    store_bind_loop(l->index, n_loops_);
     for (;;) {
         pthread_mutex_lock(&l->mu);
         bool stop = l->stop;

@@ -63,6 +63,7 @@ struct store_conn {
     bool busy;       /* a batch runs on it */
     bool reserved;   /* a borrower waits for it to drain: no new jobs join its queue */
     int queued;
+    uint64_t batch_since;      /* when its running batch started (fiber_now_ns) */
     job *head, *tail;
     /* a request's handle when pipelining (not a slot): */
     bool handle;
@@ -89,19 +90,11 @@ typedef struct slot_waiter {
     store_conn *given;
     store_conn *reserved;      /* pipelining: the lane it keeps new jobs off */
 } slot_waiter;
-static int loops;
-static __thread int loop_no = -1;
 static __thread slot_waiter *waiters_head, *waiters_tail;
-
-void store_bind_loop(int index, int count)
-{
-    loop_no = index;
-    __atomic_store_n(&loops, count, __ATOMIC_RELAXED);
-}
 
 static bool loop_mode(void)
 {
-    return loop_no >= 0 && fiber_on();
+    return fiber_loop_index() >= 0 && fiber_on();
 }
 
 /* Loop mode: hands slot c (now free of requests and batches) to this loop's first
@@ -109,7 +102,7 @@ static bool loop_mode(void)
 static bool give_to_waiter(store_conn *c)
 {
     slot_waiter *w = waiters_head;
-    if (loop_no < 0 || !w)
+    if (fiber_loop_index() < 0 || !w)
         return false;
     waiters_head = w->next;
     if (!waiters_head)
@@ -363,13 +356,13 @@ static store_conn *connected_or_released(store_conn *c, seg_error *err)
 static store_conn *borrow_own(seg_error *err)
 {
     store_conn *c = NULL;
-    int n = __atomic_load_n(&loops, __ATOMIC_RELAXED);
+    int n = fiber_loop_count(), me = fiber_loop_index();
     slot_waiter w = {.f = fiber_self()};
     pthread_mutex_lock(&mu); /* for the statistics; the slots are this thread's alone */
-    for (int i = loop_no; i < nslots && !c; i += n)
+    for (int i = me; i < nslots && !c; i += n)
         if (!slots[i].in_use && !slots[i].busy && !slots[i].reserved && slots[i].pg)
             c = &slots[i];
-    for (int i = loop_no; i < nslots && !c; i += n)
+    for (int i = me; i < nslots && !c; i += n)
         if (!slots[i].in_use && !slots[i].busy && !slots[i].reserved)
             c = &slots[i];
     if (c) {
@@ -377,7 +370,7 @@ static store_conn *borrow_own(seg_error *err)
         stats.in_use++;
     } else if (pcfg->db_pipeline) {
         /* keep new jobs off the least loaded lane; it is handed over once drained */
-        for (int i = loop_no; i < nslots; i += n)
+        for (int i = me; i < nslots; i += n)
             if (!slots[i].in_use && !slots[i].reserved &&
                 (!w.reserved || slots[i].queued < w.reserved->queued))
                 w.reserved = &slots[i];
@@ -773,6 +766,30 @@ static job *take_queue(store_conn *lane)
     return first;
 }
 
+/* A batch running this long is waiting on something (a lock, a slow plan): new jobs go to
+ * another lane while one can take them. */
+#define LANE_SLOW_NS (50u * 1000000u)
+
+/* The lane a job that finds none idle queues on (under mu): among lanes first, first +
+ * step, … that take jobs, the least loaded, passing over a lane whose batch is slow. */
+static store_conn *queue_lane(int first, int step)
+{
+    store_conn *best = NULL;
+    bool best_slow = false;
+    uint64_t now = fiber_now_ns();
+    for (int i = first; i < nslots; i += step) {
+        store_conn *c = &slots[i];
+        if (c->in_use || c->reserved)
+            continue;
+        bool slow = c->busy && now - c->batch_since > LANE_SLOW_NS;
+        if (!best || (best_slow && !slow) || (slow == best_slow && c->queued < best->queued)) {
+            best = c;
+            best_slow = slow;
+        }
+    }
+    return best;
+}
+
 /* Queues j on lane (under mu); its parameter bytes count against the batch budget. */
 static void enqueue(store_conn *lane, job *j)
 {
@@ -823,6 +840,7 @@ static void lead(store_conn *lane, job *batch, job *self)
     if (next) {
         next->state = J_LEAD;
         next->lane = lane;
+        lane->batch_since = fiber_now_ns();
     } else {
         lane->busy = false;
         stats.in_use--;
@@ -848,18 +866,18 @@ static int exec_shared_loop(stmt_id id, const char *const *params, store_rows **
     job j = {.id = id, .params = params, .err = err, .rc = -1, .state = J_QUEUED,
              .fib = fiber_self()};
     store_conn *lane = NULL, *best = NULL;
-    int n = __atomic_load_n(&loops, __ATOMIC_RELAXED);
+    int n = fiber_loop_count(), me = fiber_loop_index();
     __atomic_fetch_add(&stats.acquired, 1, __ATOMIC_RELAXED);
 
     pthread_mutex_lock(&mu);
-    for (int i = loop_no; i < nslots && !lane; i += n)
+    for (int i = me; i < nslots && !lane; i += n)
         if (!slots[i].in_use && !slots[i].reserved && !slots[i].busy)
             lane = &slots[i];
-    for (int i = loop_no; i < nslots && !lane; i += n)
-        if (!slots[i].in_use && !slots[i].reserved && (!best || slots[i].queued < best->queued))
-            best = &slots[i];
+    if (!lane)
+        best = queue_lane(me, n);
     if (lane) {
         lane->busy = true;
+        lane->batch_since = fiber_now_ns();
         stats.in_use++;
     } else if (best) {
         enqueue(best, &j);
@@ -912,10 +930,7 @@ static int exec_shared(stmt_id id, const char *const *params, store_rows **out, 
                 lane = &slots[i];
         if (lane)
             break;
-        for (int i = 0; i < nslots; i++)
-            if (!slots[i].in_use && !slots[i].reserved && (!best || slots[i].queued < best->queued))
-                best = &slots[i];
-        if (best) {
+        if ((best = queue_lane(0, 1))) {
             enqueue(best, &j);
             break;
         }
@@ -929,6 +944,7 @@ static int exec_shared(stmt_id id, const char *const *params, store_rows **out, 
     }
     if (lane) {
         lane->busy = true;
+        lane->batch_since = fiber_now_ns();
         stats.in_use++;
         pthread_mutex_unlock(&mu);
         lead(lane, &j, &j);

@@ -153,3 +153,48 @@ def test_concurrent_requests_on_few_loops_all_answer_their_own():
         assert rows.get("/healthz", token=False).status_code == 200
     finally:
         assert s.stop() == 0
+
+
+def test_a_slow_batch_gets_no_new_statements():
+    """Pipelined, one loop with 2 connections: a PATCH's batch waits 1.5 s on a row lock.
+    Eight concurrent readers keep the other connection busy, yet none of their statements
+    queues behind the stuck batch (a lane whose batch has run 50 ms takes no new ones while
+    another can): the slowest read stays far below the lock's 1.5 s."""
+    s = Server(env={"SEGMENTD_HTTP_MODE": "loop", "SEGMENTD_LOOPS": "1",
+                    "SEGMENTD_POOL_SIZE": "2", "SEGMENTD_DB_PIPELINE": "1"}).start()
+    tenant = f"loop-slow-{RUN}"
+    api = Api(s, tenant=tenant)
+    try:
+        locked = api.post(AUD, aud_body("locked")).json()["id"]
+        other = api.post(AUD, aud_body("other")).json()["id"]
+        conn = lock_row("audience_segments", tenant, locked)
+        out = []
+        t = patch_in_thread(s, api, locked, out)
+        time.sleep(0.3)
+        stop = time.monotonic() + 1.0
+        worst = [0.0] * 8
+        counts = [0] * 8
+
+        def reader(k):
+            sess = requests.Session()
+            while time.monotonic() < stop:
+                t0 = time.monotonic()
+                r = sess.get(f"{s.url}{AUD}/{other}", timeout=CLIENT_TIMEOUT,
+                             headers={"Authorization": "Bearer " + api.token})
+                assert r.status_code == 200, r.text
+                worst[k] = max(worst[k], time.monotonic() - t0)
+                counts[k] += 1
+
+        rs = [threading.Thread(target=reader, args=(k,)) for k in range(8)]
+        for r in rs:
+            r.start()
+        for r in rs:
+            r.join(CLIENT_TIMEOUT)
+        assert not out, "the PATCH should still wait on the lock: %r" % out
+        assert all(c > 5 for c in counts) and max(worst) < 0.5, (counts, worst)
+        conn.rollback()
+        conn.close()
+        t.join(CLIENT_TIMEOUT)
+        assert out and out[0][0] == 200, out
+    finally:
+        assert s.stop() == 0

@@ -24,12 +24,16 @@ static void run_through(void *arg)
 static void test_runs_to_the_end(void **state)
 {
     int x = 0;
-    assert_int_equal(fiber_loop_init(), 0);
+    assert_int_equal(fiber_loop_index(), -1);
+    assert_int_equal(fiber_loop_init(3, 4), 0);
+    assert_int_equal(fiber_loop_index(), 3);
+    assert_int_equal(fiber_loop_count(), 4);
     assert_false(fiber_on());
     assert_int_equal(fiber_spawn(run_through, &x), 1);
     assert_int_equal(x, 1);
     assert_int_equal(fiber_loop_live(), 0);
     fiber_loop_free();
+    assert_int_equal(fiber_loop_index(), -1);
 }
 
 typedef struct piped {
@@ -54,7 +58,7 @@ static void test_waits_for_an_fd(void **state)
     piped p = {0};
     assert_int_equal(pipe(fds), 0);
     p.fd = fds[0];
-    assert_int_equal(fiber_loop_init(), 0);
+    assert_int_equal(fiber_loop_init(0, 1), 0);
     steps = 0;
     assert_int_equal(fiber_spawn(read_one, &p), 0); /* it waits */
     assert_int_equal(fiber_loop_live(), 1);
@@ -91,7 +95,7 @@ static void test_fd_wait_times_out(void **state)
     assert_int_equal(pipe(fds), 0);
     p.fd = fds[0];
     p.got = -5;
-    assert_int_equal(fiber_loop_init(), 0);
+    assert_int_equal(fiber_loop_init(0, 1), 0);
     steps = 0;
     uint64_t t0 = fiber_now_ns();
     assert_int_equal(fiber_spawn(wait_briefly, &p), 0);
@@ -122,7 +126,7 @@ static void park_self(void *arg)
 static void test_park_and_wake(void **state)
 {
     uint64_t no_deadline = 0, short_deadline = 10 * 1000000ull;
-    assert_int_equal(fiber_loop_init(), 0);
+    assert_int_equal(fiber_loop_init(0, 1), 0);
     steps = 0;
     assert_int_equal(fiber_spawn(park_self, &no_deadline), 0);
     fiber_loop_turn(0);
@@ -157,7 +161,7 @@ static void go_deep(void *arg)
 static void test_deep_stack(void **state)
 {
     size_t depth = 4000; /* ~2-4 MiB of frames: more than a deeply nested JSON body needs */
-    assert_int_equal(fiber_loop_init(), 0);
+    assert_int_equal(fiber_loop_init(0, 1), 0);
     steps = 0;
     for (int i = 0; i < 3; i++) /* the stack is recycled (and trimmed) in between */
         assert_int_equal(fiber_spawn(go_deep, &depth), 1);
@@ -169,7 +173,7 @@ static void test_many_fibers(void **state)
 {
     enum { N = 300 };
     static fiber *all[N];
-    assert_int_equal(fiber_loop_init(), 0);
+    assert_int_equal(fiber_loop_init(0, 1), 0);
     steps = 0;
     for (int i = 0; i < N; i++) {
         uint64_t none = 0;
