@@ -41,6 +41,19 @@ def patch_in_thread(s, api, seg_id, out):
     return t
 
 
+def patch_waiting_on_lock(s, api, tenant):
+    """Two segments; the first locked by an open transaction and a PATCH of it waiting on
+    the lock (0.3 s given to get there). Returns (other id, the lock's connection, the
+    PATCH's thread, its outcome list)."""
+    locked = api.post(AUD, aud_body("locked")).json()["id"]
+    other = api.post(AUD, aud_body("other")).json()["id"]
+    conn = lock_row("audience_segments", tenant, locked)
+    out = []
+    t = patch_in_thread(s, api, locked, out)
+    time.sleep(0.3)
+    return locked, other, conn, t, out
+
+
 def test_a_waiting_statement_does_not_hold_up_its_loop():
     """One loop, four connections to PostgreSQL: while a PATCH waits 1.5 s on a row lock,
     reads on other HTTP connections of the same loop answer at once (in the pool mode, the
@@ -50,12 +63,7 @@ def test_a_waiting_statement_does_not_hold_up_its_loop():
     tenant = f"loop-hol-{RUN}"
     api = Api(s, tenant=tenant)
     try:
-        locked = api.post(AUD, aud_body("locked")).json()["id"]
-        other = api.post(AUD, aud_body("other")).json()["id"]
-        conn = lock_row("audience_segments", tenant, locked)
-        out = []
-        t = patch_in_thread(s, api, locked, out)
-        time.sleep(0.3)
+        locked, other, conn, t, out = patch_waiting_on_lock(s, api, tenant)
         worst = 0.0
         reader = Api(s, tenant=tenant)
         t_end = time.monotonic() + 1.2
@@ -165,12 +173,7 @@ def test_a_slow_batch_gets_no_new_statements():
     tenant = f"loop-slow-{RUN}"
     api = Api(s, tenant=tenant)
     try:
-        locked = api.post(AUD, aud_body("locked")).json()["id"]
-        other = api.post(AUD, aud_body("other")).json()["id"]
-        conn = lock_row("audience_segments", tenant, locked)
-        out = []
-        t = patch_in_thread(s, api, locked, out)
-        time.sleep(0.3)
+        locked, other, conn, t, out = patch_waiting_on_lock(s, api, tenant)
         stop = time.monotonic() + 1.0
         worst = [0.0] * 8
         counts = [0] * 8
