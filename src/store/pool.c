@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/fiber.h"
@@ -744,7 +745,60 @@ static void run_batch(store_conn *lane, job *batch)
         run_pipeline(lane, batch);
 }
 
-/* Detaches up to MAX_BATCH queued jobs (and MAX_BATCH_BYTES) of lane, under mu. */
+/* The order in which a batch takes row locks. Every write that a batch holds to its
+ * end locks the one row its $1 (tenant) and $2 (id) name; two batches that lock rows in
+ * one global order cannot deadlock with each other (before: two lanes' batches updating
+ * the same two rows in opposite orders waited the 1 s deadlock_timeout, seen in the
+ * benchmark). Reads and inserts lock no existing row and go first, in arrival order. */
+static int lock_rank(const job *j)
+{
+    switch (j->id) {
+    case STMT_AUD_UPDATE:
+    case STMT_AUD_DELETE:
+        return 1;
+    case STMT_V1_UPDATE:
+    case STMT_V1_DELETE:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+static int lock_order(const job *a, const job *b)
+{
+    int ra = lock_rank(a), rb = lock_rank(b), c;
+    if (ra != rb || ra == 0)
+        return ra - rb;
+    if ((c = strcmp(a->params[0], b->params[0])) != 0)
+        return c;
+    if ((c = strcasecmp(a->params[1], b->params[1])) != 0) /* a uuid in either case */
+        return c;
+    return strcmp(a->params[1], b->params[1]);
+}
+
+/* Sorts a batch (at most MAX_BATCH jobs) into lock order; stable. */
+static job *sort_batch(job *first)
+{
+    job *v[MAX_BATCH];
+    int n = 0;
+    for (job *j = first; j && n < MAX_BATCH; j = j->next)
+        v[n++] = j;
+    for (int i = 1; i < n; i++) {
+        job *x = v[i];
+        int k = i;
+        while (k > 0 && lock_order(v[k - 1], x) > 0) {
+            v[k] = v[k - 1];
+            k--;
+        }
+        v[k] = x;
+    }
+    for (int i = 0; i < n; i++)
+        v[i]->next = i + 1 < n ? v[i + 1] : NULL;
+    return n ? v[0] : NULL;
+}
+
+/* Detaches up to MAX_BATCH queued jobs (and MAX_BATCH_BYTES) of lane, under mu, in lock
+ * order. */
 static job *take_queue(store_conn *lane)
 {
     job *first = lane->head, *last = NULL, *j = first;
@@ -763,7 +817,7 @@ static job *take_queue(store_conn *lane)
         lane->tail = NULL;
     lane->queued -= (int)n;
     last->next = NULL;
-    return first;
+    return sort_batch(first);
 }
 
 /* A batch running this long is waiting on something (a lock, a slow plan): new jobs go to
