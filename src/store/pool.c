@@ -342,6 +342,30 @@ static void pool_exhausted(seg_error *err)
     err_log(err, "no connection free within %d ms", pcfg->pool_wait_ms);
 }
 
+/* A batch running this long is waiting on something (a lock, a slow plan): new jobs go to
+ * another lane while one can take them. */
+#define LANE_SLOW_NS (50u * 1000000u)
+
+/* The lane a job that finds none idle queues on (under mu): among lanes first, first +
+ * step, … that take jobs, the least loaded, passing over a lane whose batch is slow. */
+static store_conn *queue_lane(int first, int step)
+{
+    store_conn *best = NULL;
+    bool best_slow = false;
+    uint64_t now = fiber_now_ns();
+    for (int i = first; i < nslots; i += step) {
+        store_conn *c = &slots[i];
+        if (c->in_use || c->reserved)
+            continue;
+        bool slow = c->busy && now - c->batch_since > LANE_SLOW_NS;
+        if (!best || (best_slow && !slow) || (slow == best_slow && c->queued < best->queued)) {
+            best = c;
+            best_slow = slow;
+        }
+    }
+    return best;
+}
+
 static store_conn *connected_or_released(store_conn *c, seg_error *err)
 {
     if (ensure_connected(c, err)) {
@@ -371,11 +395,7 @@ static store_conn *borrow_own(seg_error *err)
         stats.in_use++;
     } else if (pcfg->db_pipeline) {
         /* keep new jobs off the least loaded lane; it is handed over once drained */
-        for (int i = me; i < nslots; i += n)
-            if (!slots[i].in_use && !slots[i].reserved &&
-                (!w.reserved || slots[i].queued < w.reserved->queued))
-                w.reserved = &slots[i];
-        if (w.reserved)
+        if ((w.reserved = queue_lane(me, n)))
             w.reserved->reserved = true;
     }
     pthread_mutex_unlock(&mu);
@@ -432,10 +452,7 @@ static store_conn *borrow_slot(seg_error *err)
             if (!slots[i].in_use && !slots[i].busy && !slots[i].reserved)
                 c = &slots[i];
         if (!c && pcfg->db_pipeline) {
-            store_conn *r = NULL;
-            for (int i = 0; i < nslots; i++)
-                if (!slots[i].in_use && !slots[i].reserved && (!r || slots[i].queued < r->queued))
-                    r = &slots[i];
+            store_conn *r = queue_lane(0, 1);
             if (r) {
                 r->reserved = true;
                 while (r->busy) {
@@ -818,30 +835,6 @@ static job *take_queue(store_conn *lane)
     lane->queued -= (int)n;
     last->next = NULL;
     return sort_batch(first);
-}
-
-/* A batch running this long is waiting on something (a lock, a slow plan): new jobs go to
- * another lane while one can take them. */
-#define LANE_SLOW_NS (50u * 1000000u)
-
-/* The lane a job that finds none idle queues on (under mu): among lanes first, first +
- * step, … that take jobs, the least loaded, passing over a lane whose batch is slow. */
-static store_conn *queue_lane(int first, int step)
-{
-    store_conn *best = NULL;
-    bool best_slow = false;
-    uint64_t now = fiber_now_ns();
-    for (int i = first; i < nslots; i += step) {
-        store_conn *c = &slots[i];
-        if (c->in_use || c->reserved)
-            continue;
-        bool slow = c->busy && now - c->batch_since > LANE_SLOW_NS;
-        if (!best || (best_slow && !slow) || (slow == best_slow && c->queued < best->queued)) {
-            best = c;
-            best_slow = slow;
-        }
-    }
-    return best;
 }
 
 /* Queues j on lane (under mu); its parameter bytes count against the batch budget. */
