@@ -1,5 +1,8 @@
 /* Fibers and their loop: run to the end or to a wait, fd waits, parking and waking,
- * deadlines, deep stacks, many fibers at once, and the blocking fallback off a loop. */
+ * deadlines, deep stacks, many fibers at once, what a switch must keep (callee-saved
+ * registers, the floating-point control state, stack alignment), and the blocking
+ * fallback off a loop. Built twice: with the x86-64 switch and with ucontext. */
+#include <fenv.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -189,6 +192,51 @@ static void test_many_fibers(void **state)
     fiber_loop_free();
 }
 
+/* Values live in callee-saved registers and SSE registers across parks; the rounding
+ * mode is the fiber's own; a 16-byte-aligned local stays aligned (movaps would fault). */
+static double kept_sum;
+static int kept_round_inside;
+static fiber *keeper;
+
+static void keep_state(void *arg)
+{
+    volatile double x = *(double *)arg;
+    double acc = 0;
+    __attribute__((aligned(16))) volatile char aligned_buf[16];
+    assert_int_equal((uintptr_t)aligned_buf % 16, 0);
+    keeper = fiber_self();
+    fesetround(FE_UPWARD);
+    for (int i = 0; i < 4; i++) {
+        long k = i * 1000003L;
+        acc += x * (double)(i + 1);
+        assert_int_equal(fiber_park(0), 0);
+        assert_int_equal(k, i * 1000003L);
+        assert_int_equal(fegetround(), FE_UPWARD);
+    }
+    kept_round_inside = fegetround();
+    fesetround(FE_TONEAREST);
+    kept_sum = acc;
+}
+
+static void test_switch_keeps_state(void **state)
+{
+    double x = 1.5;
+    assert_int_equal(fiber_loop_init(0, 1), 0);
+    assert_int_equal(fesetround(FE_TONEAREST), 0);
+    assert_int_equal(fiber_spawn(keep_state, &x), 0);
+    int turns = 0;
+    while (fiber_loop_live()) {
+        assert_int_equal(fegetround(), FE_TONEAREST); /* the fiber's mode did not leak out */
+        fiber_wake(keeper);
+        fiber_loop_turn(0);
+        assert_true(++turns <= 4);
+    }
+    assert_int_equal(turns, 4);
+    assert_int_equal(kept_round_inside, FE_UPWARD);
+    assert_true(kept_sum == 1.5 * (1 + 2 + 3 + 4));
+    fiber_loop_free();
+}
+
 static void test_off_a_loop_waits_block(void **state)
 {
     int fds[2];
@@ -209,7 +257,7 @@ int main(void)
         cmocka_unit_test(test_runs_to_the_end),    cmocka_unit_test(test_waits_for_an_fd),
         cmocka_unit_test(test_fd_wait_times_out),  cmocka_unit_test(test_park_and_wake),
         cmocka_unit_test(test_deep_stack),         cmocka_unit_test(test_many_fibers),
-        cmocka_unit_test(test_off_a_loop_waits_block),
+        cmocka_unit_test(test_switch_keeps_state), cmocka_unit_test(test_off_a_loop_waits_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
