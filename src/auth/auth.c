@@ -164,10 +164,13 @@ static token_cache *thread_cache(void)
     return c;
 }
 
-static uint64_t fnv1a(const char *s, size_t len)
+/* The cache key: FNV-1a over the length and the last 32 characters, the signature's
+ * (random to anyone without the key; every token of one issuer shares its first part).
+ * A hit is then confirmed by comparing the whole token. */
+static uint64_t token_hash(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++)
+    uint64_t h = (1469598103934665603ull ^ len) * 1099511628211ull;
+    for (size_t i = len > 32 ? len - 32 : 0; i < len; i++)
         h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     return h;
 }
@@ -195,11 +198,11 @@ int auth_verify(const char *authorization, long long now_s, auth_principal *p, s
     len = strlen(token);
     if (len > AUTH_MAX_TOKEN)
         return invalid(err, "token longer than 4096 bytes");
-    if (!token_charset_ok(token, len))
-        return invalid(err, "token is not three base64url parts");
 
+    /* a cached token passed every check below when it was cached: an identical one
+     * needs only its time claims checked again */
     token_cache *c = thread_cache();
-    uint64_t h = fnv1a(token, len);
+    uint64_t h = token_hash(token, len);
     for (int i = 0; c && i < CACHE_SLOTS; i++) {
         cached_token *e = &c->slot[i];
         if (e->token && e->hash == h && e->len == len && !memcmp(e->token, token, len)) {
@@ -211,6 +214,8 @@ int auth_verify(const char *authorization, long long now_s, auth_principal *p, s
             return 0;
         }
     }
+    if (!token_charset_ok(token, len))
+        return invalid(err, "token is not three base64url parts");
     if (verify_token(token, now_s, p, &exp, &nbf, err))
         return -1;
     if (c) {

@@ -4,34 +4,33 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Matches one pattern; copies the parameter segment. */
+/* Matches one pattern, character by character (a mismatch ends it at the first
+ * differing one); a "{name}" matches one non-empty path segment, copied to param. */
 static bool pattern_match(const char *pat, const char *path, char *param, size_t cap)
 {
-    while (*pat && *path) {
-        if (*pat != '/' || *path != '/')
-            return false;
-        pat++;
-        path++;
-        const char *pend = strchr(pat, '/');
-        const char *send = strchr(path, '/');
-        size_t plen = pend ? (size_t)(pend - pat) : strlen(pat);
-        size_t slen = send ? (size_t)(send - path) : strlen(path);
-        if (plen >= 2 && pat[0] == '{') {
+    while (*pat) {
+        if (*pat == '{') {
+            size_t slen = strcspn(path, "/");
             if (slen == 0)
                 return false;
             if (param) {
-                if (slen >= cap)
-                    slen = cap - 1; /* over-long ids fail check_param anyway */
-                memcpy(param, path, slen);
-                param[slen] = '\0';
+                size_t n = slen >= cap ? cap - 1 : slen; /* over-long ids fail check_param anyway */
+                memcpy(param, path, n);
+                param[n] = '\0';
             }
-        } else if (plen != slen || memcmp(pat, path, plen) != 0) {
-            return false;
+            while (*pat && *pat != '}')
+                pat++;
+            if (*pat)
+                pat++;
+            path += slen;
+            continue;
         }
-        pat += plen;
-        path += send ? (size_t)(send - path) : strlen(path);
+        if (*pat != *path)
+            return false;
+        pat++;
+        path++;
     }
-    return *pat == '\0' && *path == '\0';
+    return *path == '\0';
 }
 
 route_result router_match(const http_route *routes, size_t n, const char *method,
