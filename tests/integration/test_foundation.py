@@ -169,6 +169,24 @@ def test_body_limit_configurable():
         assert s.stop() == 0
 
 
+def test_second_listener_on_the_address_is_logged():
+    """SO_REUSEPORT lets a second segmentd bind a port in use (for restarts without
+    downtime); it must say so, since the kernel then splits the connections between both."""
+    first = Server().start()
+    second = None
+    try:
+        assert not any("another process already listens" in r.get("msg", "")
+                       for r in first.log_records())
+        second = Server(env={"SEGMENTD_LISTEN": f"127.0.0.1:{first.port}"}).start()
+        assert second.port == first.port
+        warned = [r for r in second.log_records() if "another process already listens" in r.get("msg", "")]
+        assert warned and warned[0]["level"] == "warn", second.log_records()[:5]
+    finally:
+        if second:
+            assert second.stop() == 0
+        assert first.stop() == 0
+
+
 def run_config(env, args=("serve",)):
     e = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTD_")}
     e.update({"SEGMENTD_DATABASE_URL": DB_URL, "SEGMENTD_JWT_SECRET": SECRET,

@@ -85,7 +85,11 @@ def test_one_failing_statement_does_not_fail_its_batch():
     try:
         accepted, refused = [], []
         reruns0 = metric(s, "segmentd_db_pipeline_reruns_total") or 0
-        for rnd in range(6):
+        reruns = 0
+        # at least six bursts of 24 on one connection, and more (up to 30) until the refused
+        # create has shared a pipeline: whether it does in a given burst is up to timing
+        # (once, in the thread pool, it ran alone in all of six)
+        for rnd in range(30):
             bodies = [v1_body(("refuse-" if i == 7 else "keep-") + f"{rnd}-{i}") for i in range(24)]
             for b, (status, j) in zip(bodies, burst(s, api, bodies)):
                 if b["name"].startswith("refuse-"):
@@ -94,12 +98,13 @@ def test_one_failing_statement_does_not_fail_its_batch():
                 else:
                     assert status == 201 and j["name"] == b["name"], (status, j)
                     accepted.append(b["name"])
+            reruns = (metric(s, "segmentd_db_pipeline_reruns_total") or 0) - reruns0
+            if rnd >= 5 and reruns >= 1:
+                break
         stored = {r[0] for r in psql("SELECT name FROM v1_segments WHERE tenant = %s", tenant)}
         assert stored == set(accepted), (len(stored), len(accepted))
-        reruns = (metric(s, "segmentd_db_pipeline_reruns_total") or 0) - reruns0
-        # the refused create shared a pipeline at least once in six bursts of 24 on one
-        # connection: its neighbours were run again alone
-        assert reruns >= 1, "the refused statement never shared a pipeline"
+        # the refused create shared a pipeline: its neighbours were run again alone
+        assert reruns >= 1, "the refused statement never shared a pipeline in 30 bursts"
         record("pipeline_failure_isolated", accepted=len(accepted), refused=len(refused), reruns=reruns)
     finally:
         psql(f"DROP TRIGGER IF EXISTS {trg} ON v1_segments")
