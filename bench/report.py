@@ -168,12 +168,22 @@ def main():
         w("  NOTE: processes outside this run used up to %.0f%% of the machine during the measurements: the"
           % noise)
         w("  absolute numbers are low and the ratios noisy (compare the rounds); rerun on a quiet machine.")
+    steal = max([a["steal"] for a in aggs.values()] + [0])
+    if steal > 3:
+        w("  NOTE: the hypervisor took %.0f%% of the CPUs from this machine (steal) in the wrk rounds of some"
+          % steal)
+        w("  scenario: every process ran slower then, and tail latencies grow (see the p99 of each round).")
     w("")
     get = aggs.get("get")
     if get:
         w("get-by-id p99 at %s connections: %.2f ms (worst round %.2f), %d non-2xx (target ≤ 10 ms, 0): %s"
           % (r.get("connections"), get["p99"], get["p99_max"], get["errors"],
              verdict(get["p99"] <= 10 and get["errors"] == 0)))
+        per_round = ["%.2f ms (steal %.0f%%)" % (num(r, k + ".p99_us") / 1000,
+                                                 100 * num(r, k + ".cpu_steal", 0) / (num(r, k + ".cpu_total", 0) or 1))
+                     for k in rounds(r, "get")]
+        if len(per_round) > 1:
+            w("  p99 of each round: " + ", ".join(per_round))
     runs = [float(x) for x in r.get("startup_ms", "").split()]
     if runs:
         med = statistics.median(runs)
