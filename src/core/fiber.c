@@ -7,12 +7,13 @@
  * the pages a request touches are resident. A stack that went deeper than STACK_KEEP
  * (a deeply nested JSON body) gives its pages back when it is recycled.
  *
- * Switching: on x86-64 a few instructions of our own (fiber_switch below) save the
- * callee-saved registers and the SSE/x87 control words and swap stack pointers, as
- * Boost.Context and libco do; glibc's swapcontext also saves and restores the signal
- * mask, one rt_sigprocmask system call per switch (five a request that waits for
- * PostgreSQL, measured with strace -c). Elsewhere, or built with -DFIBER_UCONTEXT,
- * fibers use ucontext; the unit tests run both. */
+ * Switching: on x86-64 and AArch64 a few instructions of our own (fiber_switch below)
+ * save the callee-saved registers and the floating-point control state and swap stack
+ * pointers, as Boost.Context and libco do; glibc's swapcontext also saves and restores
+ * the signal mask, one rt_sigprocmask system call per switch (five a request that waits
+ * for PostgreSQL, measured with strace -c). Elsewhere, or built with -DFIBER_UCONTEXT,
+ * fibers use ucontext. The unit tests run the x86-64 switch and ucontext natively, and
+ * the AArch64 switch under qemu (scripts/test-fibers-arm64). */
 #include "core/fiber.h"
 
 #include <errno.h>
@@ -25,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if !defined(FIBER_UCONTEXT) && !defined(__x86_64__)
+#if !defined(FIBER_UCONTEXT) && !defined(__x86_64__) && !defined(__aarch64__)
 #define FIBER_UCONTEXT 1
 #endif
 #ifdef FIBER_UCONTEXT
@@ -63,6 +64,8 @@ typedef struct context {
 /* fiber_switch(save, to): saves the running context in *save, resumes *to. A fresh
  * context's stack holds the values its first resume pops (see context_make). */
 void fiber_switch(context *save, const context *to);
+#if defined(__x86_64__)
+/* the callee-saved registers of the System V ABI, then the MXCSR and x87 control word */
 __asm__(".pushsection .text\n"
         ".p2align 4\n"
         ".globl fiber_switch\n"
@@ -92,6 +95,49 @@ __asm__(".pushsection .text\n"
         "    ret\n"
         ".size fiber_switch, .-fiber_switch\n"
         ".popsection\n");
+#else
+/* AAPCS64's callee-saved x19-x28, the frame pointer and the link register, d8-d15 and the
+ * FPCR, in a 176-byte frame; ret goes to the restored x30 */
+__asm__(".pushsection .text\n"
+        ".p2align 4\n"
+        ".globl fiber_switch\n"
+        ".hidden fiber_switch\n"
+        ".type fiber_switch, %function\n"
+        "fiber_switch:\n"
+        "    sub sp, sp, #176\n"
+        "    stp x19, x20, [sp, #0]\n"
+        "    stp x21, x22, [sp, #16]\n"
+        "    stp x23, x24, [sp, #32]\n"
+        "    stp x25, x26, [sp, #48]\n"
+        "    stp x27, x28, [sp, #64]\n"
+        "    stp x29, x30, [sp, #80]\n"
+        "    stp d8, d9, [sp, #96]\n"
+        "    stp d10, d11, [sp, #112]\n"
+        "    stp d12, d13, [sp, #128]\n"
+        "    stp d14, d15, [sp, #144]\n"
+        "    mrs x9, fpcr\n"
+        "    str x9, [sp, #160]\n"
+        "    mov x9, sp\n"
+        "    str x9, [x0]\n"
+        "    ldr x9, [x1]\n"
+        "    mov sp, x9\n"
+        "    ldp x19, x20, [sp, #0]\n"
+        "    ldp x21, x22, [sp, #16]\n"
+        "    ldp x23, x24, [sp, #32]\n"
+        "    ldp x25, x26, [sp, #48]\n"
+        "    ldp x27, x28, [sp, #64]\n"
+        "    ldp x29, x30, [sp, #80]\n"
+        "    ldp d8, d9, [sp, #96]\n"
+        "    ldp d10, d11, [sp, #112]\n"
+        "    ldp d12, d13, [sp, #128]\n"
+        "    ldp d14, d15, [sp, #144]\n"
+        "    ldr x9, [sp, #160]\n"
+        "    msr fpcr, x9\n"
+        "    add sp, sp, #176\n"
+        "    ret\n"
+        ".size fiber_switch, .-fiber_switch\n"
+        ".popsection\n");
+#endif
 #endif
 
 struct fiber {
@@ -262,7 +308,7 @@ static int context_make(fiber *f)
     f->ctx.uc_stack.ss_size = f->stack_size;
     f->ctx.uc_link = NULL;
     makecontext(&f->ctx, trampoline, 0);
-#else
+#elif defined(__x86_64__)
     /* What fiber_switch pops, from the lowest address: the MXCSR and x87 control word
      * (their defaults), r12-r15, rbx, rbp, then the return address: trampoline, entered
      * as if called (its return address slot 16-aligned, so rsp = 8 mod 16 inside), with
@@ -274,6 +320,16 @@ static int context_make(fiber *f)
         sp[i] = 0;                               /* r12 r13 r14 r15 rbx rbp */
     sp[7] = (uint64_t)(uintptr_t)trampoline;     /* top - 32 bytes: 16-aligned */
     sp[8] = sp[9] = sp[10] = 0;
+    f->ctx.sp = sp;
+#else
+    /* What fiber_switch loads, in its 176-byte frame at the top of the stack: zeros for
+     * x19-x28 and the frame pointer (ends backtraces), trampoline as the link register
+     * its ret branches to, zeros for d8-d15 and the FPCR (the default: round to nearest,
+     * no traps). sp = top then: 16-aligned, as AAPCS64 wants. */
+    uint64_t *top = (uint64_t *)(void *)((char *)stack_bottom(f) + f->stack_size); /* 64-aligned */
+    uint64_t *sp = top - 22;
+    memset(sp, 0, 22 * sizeof *sp);
+    sp[11] = (uint64_t)(uintptr_t)trampoline;    /* x30, at +88 */
     f->ctx.sp = sp;
 #endif
     return 0;
