@@ -145,7 +145,6 @@ struct fiber {
     int state;
     context ctx;
     char *map;                 /* the mapping: guard page, then the stack */
-    size_t stack_size;         /* usable: from stack_bottom up to the record */
     fiber_fn fn;
     void *arg;
     uint64_t deadline;         /* 0: none */
@@ -282,6 +281,12 @@ static size_t stack_usable(void)
     return STACK_SIZE - page_size;
 }
 
+/* The stack proper: from stack_bottom up to the fiber's record, 64-aligned. */
+static size_t stack_size(const fiber *f)
+{
+    return (size_t)((const char *)f - (const char *)stack_bottom(f)) & ~(size_t)63;
+}
+
 static uint64_t *stack_canary(const fiber *f)
 {
     return (uint64_t *)(void *)(f->map + STACK_SIZE - STACK_KEEP);
@@ -305,31 +310,30 @@ static int context_make(fiber *f)
     if (getcontext(&f->ctx))
         return -1;
     f->ctx.uc_stack.ss_sp = stack_bottom(f);
-    f->ctx.uc_stack.ss_size = f->stack_size;
+    f->ctx.uc_stack.ss_size = stack_size(f);
     f->ctx.uc_link = NULL;
     makecontext(&f->ctx, trampoline, 0);
-#elif defined(__x86_64__)
+#else
+    uint64_t *top = (uint64_t *)(void *)((char *)stack_bottom(f) + stack_size(f)); /* 64-aligned */
+#if defined(__x86_64__)
     /* What fiber_switch pops, from the lowest address: the MXCSR and x87 control word
-     * (their defaults), r12-r15, rbx, rbp, then the return address: trampoline, entered
-     * as if called (its return address slot 16-aligned, so rsp = 8 mod 16 inside), with
-     * a zero return address above it to end backtraces. */
-    uint64_t *top = (uint64_t *)(void *)((char *)stack_bottom(f) + f->stack_size); /* 64-aligned */
-    uint64_t *sp = top - 11;
-    sp[0] = 0x1f80u | ((uint64_t)0x037fu << 32); /* MXCSR; x87 control word at +4 */
-    for (int i = 1; i <= 6; i++)
-        sp[i] = 0;                               /* r12 r13 r14 r15 rbx rbp */
-    sp[7] = (uint64_t)(uintptr_t)trampoline;     /* top - 32 bytes: 16-aligned */
-    sp[8] = sp[9] = sp[10] = 0;
-    f->ctx.sp = sp;
+     * (their defaults), r12-r15, rbx, rbp (zeros), then the return address: trampoline,
+     * entered as if called (its return address slot 16-aligned, so rsp = 8 mod 16 inside),
+     * with a zero return address above it to end backtraces. */
+    enum { WORDS = 11, RET = 7 };
 #else
     /* What fiber_switch loads, in its 176-byte frame at the top of the stack: zeros for
      * x19-x28 and the frame pointer (ends backtraces), trampoline as the link register
-     * its ret branches to, zeros for d8-d15 and the FPCR (the default: round to nearest,
-     * no traps). sp = top then: 16-aligned, as AAPCS64 wants. */
-    uint64_t *top = (uint64_t *)(void *)((char *)stack_bottom(f) + f->stack_size); /* 64-aligned */
-    uint64_t *sp = top - 22;
-    memset(sp, 0, 22 * sizeof *sp);
-    sp[11] = (uint64_t)(uintptr_t)trampoline;    /* x30, at +88 */
+     * its ret branches to (x30, at +88), zeros for d8-d15 and the FPCR (the default: round
+     * to nearest, no traps). sp = top then: 16-aligned, as AAPCS64 wants. */
+    enum { WORDS = 22, RET = 11 };
+#endif
+    uint64_t *sp = top - WORDS;
+    memset(sp, 0, WORDS * sizeof *sp);
+#if defined(__x86_64__)
+    sp[0] = 0x1f80u | ((uint64_t)0x037fu << 32); /* MXCSR; x87 control word at +4 */
+#endif
+    sp[RET] = (uint64_t)(uintptr_t)trampoline;
     f->ctx.sp = sp;
 #endif
     return 0;
@@ -372,7 +376,7 @@ static bool resume(fiber *f)
     L->current = f;
     f->state = F_RUNNING;
 #ifdef FIBER_ASAN
-    __sanitizer_start_switch_fiber(&L->main_fake, stack_bottom(f), f->stack_size);
+    __sanitizer_start_switch_fiber(&L->main_fake, stack_bottom(f), stack_size(f));
 #endif
     context_swap(&L->main_ctx, &f->ctx);
 #ifdef FIBER_ASAN
@@ -421,8 +425,6 @@ static fiber *fiber_make(void)
     f->deadline = 0;
     f->next_ready = NULL;
     f->next_timer = f->prev_timer = NULL;
-    /* the stack ends below the record */
-    f->stack_size = (size_t)((char *)f - (char *)stack_bottom(f)) & ~(size_t)63;
     if (context_make(f)) {
         f->next_free = L->free_list;
         L->free_list = f;

@@ -55,14 +55,20 @@ static void read_one(void *arg)
     steps++;
 }
 
+/* A pipe whose read end p waits on, and a loop to wait in. */
+static void pipe_and_loop(int fds[2], piped *p)
+{
+    assert_int_equal(pipe(fds), 0);
+    p->fd = fds[0];
+    assert_int_equal(fiber_loop_init(0, 1), 0);
+    steps = 0;
+}
+
 static void test_waits_for_an_fd(void **state)
 {
     int fds[2];
     piped p = {0};
-    assert_int_equal(pipe(fds), 0);
-    p.fd = fds[0];
-    assert_int_equal(fiber_loop_init(0, 1), 0);
-    steps = 0;
+    pipe_and_loop(fds, &p);
     assert_int_equal(fiber_spawn(read_one, &p), 0); /* it waits */
     assert_int_equal(fiber_loop_live(), 1);
     fiber_loop_turn(0);                              /* nothing ready yet */
@@ -95,11 +101,8 @@ static void test_fd_wait_times_out(void **state)
 {
     int fds[2];
     piped p = {0};
-    assert_int_equal(pipe(fds), 0);
-    p.fd = fds[0];
+    pipe_and_loop(fds, &p);
     p.got = -5;
-    assert_int_equal(fiber_loop_init(0, 1), 0);
-    steps = 0;
     uint64_t t0 = fiber_now_ns();
     assert_int_equal(fiber_spawn(wait_briefly, &p), 0);
     while (steps == 0)
