@@ -1,4 +1,4 @@
-/* Request counters and latency histograms, updated lock-free with atomics. */
+/* Request counters and latency histograms, updated lock-free with atomics, per thread. */
 #include "http/metrics.h"
 
 #include <stdarg.h>
@@ -16,10 +16,43 @@ static const double buckets_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 
 static const http_route *mroutes;
 static size_t mn;
-/* index 0 = unmatched path */
-static uint64_t counts[MAX_ROUTES + 1][N_STATUS];
-static uint64_t hist[MAX_ROUTES + 1][N_BUCKETS + 1];
-static uint64_t sum_us[MAX_ROUTES + 1];
+
+/* The counters in shards: a thread adds to its own shard (threads beyond N_SHARDS share
+ * one, hence the atomics), so the event loops never write to each other's cache lines
+ * on every request; a scrape sums the shards. Index 0 of a route = unmatched path. */
+#define N_SHARDS 16
+typedef struct {
+    _Alignas(64) uint64_t counts[MAX_ROUTES + 1][N_STATUS]; /* whole cache lines a shard */
+    uint64_t hist[MAX_ROUTES + 1][N_BUCKETS + 1];
+    uint64_t sum_us[MAX_ROUTES + 1];
+} shard;
+static shard shards[N_SHARDS];
+static unsigned next_shard;
+static __thread shard *my_shard;
+
+static uint64_t sum_counts(size_t r, size_t s)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < N_SHARDS; i++)
+        v += __atomic_load_n(&shards[i].counts[r][s], __ATOMIC_RELAXED);
+    return v;
+}
+
+static uint64_t sum_hist(size_t r, size_t b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < N_SHARDS; i++)
+        v += __atomic_load_n(&shards[i].hist[r][b], __ATOMIC_RELAXED);
+    return v;
+}
+
+static uint64_t sum_sum_us(size_t r)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < N_SHARDS; i++)
+        v += __atomic_load_n(&shards[i].sum_us[r], __ATOMIC_RELAXED);
+    return v;
+}
 
 void metrics_init(const http_route *routes, size_t n_routes)
 {
@@ -44,9 +77,12 @@ void metrics_observe(const http_route *route, int status, uint64_t duration_us)
         }
     while (b < N_BUCKETS && (double)duration_us / 1e6 > buckets_s[b])
         b++;
-    __atomic_fetch_add(&counts[ri][si], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&hist[ri][b], 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&sum_us[ri], duration_us, __ATOMIC_RELAXED);
+    shard *sh = my_shard;
+    if (!sh)
+        sh = my_shard = &shards[__atomic_fetch_add(&next_shard, 1, __ATOMIC_RELAXED) % N_SHARDS];
+    __atomic_fetch_add(&sh->counts[ri][si], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sh->hist[ri][b], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&sh->sum_us[ri], duration_us, __ATOMIC_RELAXED);
 }
 
 typedef struct sbuf {
@@ -96,7 +132,7 @@ char *metrics_render(const char *extra)
         const char *route = r ? mroutes[r - 1].pattern : "unmatched";
         const char *method = r ? mroutes[r - 1].method : "any";
         for (size_t s = 0; s < N_STATUS; s++) {
-            uint64_t c = __atomic_load_n(&counts[r][s], __ATOMIC_RELAXED);
+            uint64_t c = sum_counts(r, s);
             if (!c)
                 continue;
             if (statuses[s])
@@ -113,21 +149,22 @@ char *metrics_render(const char *extra)
         const char *route = r ? mroutes[r - 1].pattern : "unmatched";
         const char *method = r ? mroutes[r - 1].method : "any";
         uint64_t cum = 0;
+        uint64_t h[N_BUCKETS + 1];
         for (size_t i = 0; i <= N_BUCKETS; i++)
-            cum += __atomic_load_n(&hist[r][i], __ATOMIC_RELAXED);
+            cum += h[i] = sum_hist(r, i);
         if (!cum)
             continue;
         cum = 0;
         for (size_t i = 0; i < N_BUCKETS; i++) {
-            cum += __atomic_load_n(&hist[r][i], __ATOMIC_RELAXED);
+            cum += h[i];
             sb_printf(&b, "segmentd_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %llu\n",
                       route, method, buckets_s[i], (unsigned long long)cum);
         }
-        cum += __atomic_load_n(&hist[r][N_BUCKETS], __ATOMIC_RELAXED);
+        cum += h[N_BUCKETS];
         sb_printf(&b, "segmentd_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %llu\n",
                   route, method, (unsigned long long)cum);
         sb_printf(&b, "segmentd_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n",
-                  route, method, (double)__atomic_load_n(&sum_us[r], __ATOMIC_RELAXED) / 1e6);
+                  route, method, (double)sum_sum_us(r) / 1e6);
         sb_printf(&b, "segmentd_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %llu\n",
                   route, method, (unsigned long long)cum);
     }

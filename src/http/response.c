@@ -42,7 +42,20 @@ void http_reply_empty(http_request *rq, int status)
 
 void http_set_etag(http_request *rq, long long version)
 {
-    snprintf(rq->etag, sizeof rq->etag, "\"%lld\"", version);
+    /* "\"%lld\"" without snprintf's format parsing (on every read and write) */
+    char digits[24];
+    size_t n = 0, len = 0;
+    unsigned long long v = version < 0 ? 0ull - (unsigned long long)version : (unsigned long long)version;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    rq->etag[len++] = '"';
+    if (version < 0)
+        rq->etag[len++] = '-';
+    while (n)
+        rq->etag[len++] = digits[--n];
+    rq->etag[len++] = '"';
+    rq->etag[len] = '\0';
 }
 
 void http_set_location(http_request *rq, const char *prefix, const char *id)

@@ -139,8 +139,7 @@ static int n_loops_;
 
 static struct MHD_Daemon *daemon_;
 static const seg_config *scfg;
-static const http_route *sroutes;
-static size_t sn_routes;
+static http_router srouter;
 static volatile int draining;
 static int inflight;
 static int bound_port;
@@ -172,7 +171,13 @@ static void gen_request_id(char *out, size_t cap)
     state ^= state << 13;
     state ^= state >> 7;
     state ^= state << 17;
-    snprintf(out, cap, "%016llx", (unsigned long long)state);
+    if (cap < 17)
+        return;
+    /* "%016llx" without snprintf's format parsing (on every request) */
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--)
+        out[15 - i] = hex[(state >> (4 * i)) & 15];
+    out[16] = '\0';
 }
 
 static bool request_id_ok(const char *s)
@@ -467,8 +472,8 @@ static enum MHD_Result first_call(rq_priv *p, const char *method, const char *ur
         return answer_early(p);
     }
 
-    switch (router_match(sroutes, sn_routes, method, url, &route, rq->param, sizeof rq->param,
-                         allow, sizeof allow, &why)) {
+    switch (router_match(&srouter, method, url, &route, rq->param, sizeof rq->param, allow,
+                         sizeof allow, &why)) {
     case ROUTE_NOT_FOUND:
         err_set(&rq->err, 404, "not_found", "no resource at this path");
         return answer_early(p);
@@ -709,7 +714,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * characters, so "/v1/segments/x%00y" cannot route as "/v1/segments/x". */
 static size_t unescape_no_nul(void *cls, struct MHD_Connection *c, char *s)
 {
-    char *r = s, *w = s;
+    char *r = strchr(s, '%'), *w; /* most paths have no escape: nothing to move */
+    if (!r)
+        return strlen(s);
+    w = r;
     while (*r) {
         if (*r == '%' && r[1] && r[2]) {
             char hex[3] = {r[1], r[2], 0};
@@ -1131,8 +1139,10 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
     struct addrinfo hints = {0}, *ai = NULL;
     char port[8];
     scfg = cfg;
-    sroutes = routes;
-    sn_routes = n_routes;
+    if (router_init(&srouter, routes, n_routes)) {
+        err_set(err, 1, "internal", "more than %d routes", ROUTER_MAX);
+        return -1;
+    }
     metrics_init(routes, n_routes);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

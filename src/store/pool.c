@@ -27,6 +27,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,9 +73,12 @@ struct store_conn {
     struct store_conn *own;    /* the slot borrowed whole through the handle, if any */
 };
 
-struct store_rows {
-    PGresult *res;
-};
+/* A store_rows is the PGresult itself (the type is never defined): no record of its
+ * own to allocate per statement. */
+static PGresult *res_of(const store_rows *r)
+{
+    return (PGresult *)(uintptr_t)r;
+}
 
 static const seg_config *pcfg;
 static store_conn *slots;
@@ -566,20 +570,13 @@ static void map_error(store_conn *c, PGresult *r, seg_error *err)
     __atomic_fetch_add(&stats.errors, 1, __ATOMIC_RELAXED);
 }
 
-static int result_rows(PGresult *r, store_rows **out, seg_error *err)
+static int result_rows(PGresult *r, store_rows **out)
 {
     if (!out) {
         PQclear(r);
         return 0;
     }
-    store_rows *rows = malloc(sizeof *rows);
-    if (!rows) {
-        PQclear(r);
-        err_set(err, 500, "internal", "out of memory");
-        return -1;
-    }
-    rows->res = r;
-    *out = rows;
+    *out = (store_rows *)(void *)r;
     return 0;
 }
 
@@ -956,7 +953,7 @@ static int exec_shared_loop(stmt_id id, const char *const *params, store_rows **
     }
     if (j.rc)
         return -1;
-    return result_rows(j.res, out, err);
+    return result_rows(j.res, out);
 }
 
 static int exec_shared(stmt_id id, const char *const *params, store_rows **out, seg_error *err)
@@ -1021,7 +1018,7 @@ static int exec_shared(stmt_id id, const char *const *params, store_rows **out, 
     }
     if (j.rc)
         return -1;
-    return result_rows(j.res, out, err);
+    return result_rows(j.res, out);
 }
 
 /* Bulk statements move up to 8 MiB each way: they run on a slot of their own rather
@@ -1042,7 +1039,7 @@ int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows 
     PGresult *r = exec_one(slot, id, params, err);
     if (!r)
         return -1;
-    return result_rows(r, out, err);
+    return result_rows(r, out);
 }
 
 static int simple(store_conn *c, const char *sql, seg_error *err)
@@ -1078,36 +1075,32 @@ void store_rollback(store_conn *c)
 
 int store_rows_count(const store_rows *r)
 {
-    return PQntuples(r->res);
+    return PQntuples(res_of(r));
 }
 
 const char *store_value(const store_rows *r, int row, int col)
 {
-    return PQgetvalue(r->res, row, col);
+    return PQgetvalue(res_of(r), row, col);
 }
 
 size_t store_length(const store_rows *r, int row, int col)
 {
-    return (size_t)PQgetlength(r->res, row, col);
+    return (size_t)PQgetlength(res_of(r), row, col);
 }
 
 bool store_is_null(const store_rows *r, int row, int col)
 {
-    return PQgetisnull(r->res, row, col) != 0;
+    return PQgetisnull(res_of(r), row, col) != 0;
 }
 
 long long store_ll(const store_rows *r, int row, int col)
 {
-    return strtoll(PQgetvalue(r->res, row, col), NULL, 10);
+    return strtoll(PQgetvalue(res_of(r), row, col), NULL, 10);
 }
 
 void store_rows_free(void *p)
 {
-    store_rows *r = p;
-    if (!r)
-        return;
-    PQclear(r->res);
-    free(r);
+    PQclear(p); /* NULL is a no-op */
 }
 
 void store_stats_get(store_stats *s)

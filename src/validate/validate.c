@@ -154,6 +154,13 @@ bool val_is_blank(const char *s)
     return true;
 }
 
+/* isxdigit in the C locale, without a call for the locale's table per character */
+static bool is_hex(char c)
+{
+    unsigned char l = (unsigned char)c | 0x20;
+    return (c >= '0' && c <= '9') || (l >= 'a' && l <= 'f');
+}
+
 bool val_uuid(const char *s, size_t len, const char **why)
 {
     static const char *const too_short = "expected 36 characters in the form 8-4-4-4-12 hex digits";
@@ -167,7 +174,7 @@ bool val_uuid(const char *s, size_t len, const char **why)
                 w = "expected '-' at positions 9, 14, 19 and 24";
                 break;
             }
-            if (!dash && !isxdigit((unsigned char)s[i])) {
+            if (!dash && !is_hex(s[i])) {
                 w = "contains a character that is not a hexadecimal digit";
                 break;
             }

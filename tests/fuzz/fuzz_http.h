@@ -1,5 +1,5 @@
 /* A request driven through src/http/server.c without a socket: the .c is included
- * (to reach its statics: on_request, on_completed, unescape_no_nul, scfg, sroutes), the
+ * (to reach its statics: on_request, on_completed, unescape_no_nul, scfg, srouter), the
  * libmicrohttpd calls that read the connection or queue the answer are replaced by
  * definitions here, and the two that make a response from a buffer are wrapped to keep
  * a copy of the body. The executable's definitions win over the shared library's, so
@@ -230,8 +230,8 @@ static inline void fuzz_http_init(const http_route *routes, size_t n)
     log_set_level(LOG_ERROR);
     auth_init(&fuzz_cfg);
     scfg = &fuzz_cfg;
-    sroutes = routes;
-    sn_routes = n;
+    if (router_init(&srouter, routes, n))
+        abort();
     metrics_init(routes, n);
 }
 

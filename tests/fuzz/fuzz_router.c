@@ -95,8 +95,8 @@ static void check_router(const char *method, const char *path)
     const http_route *r = NULL;
     char param[96], allow[128];
     const char *why = NULL;
-    route_result rr = router_match(routes, n_routes, method, path, &r, param, sizeof param,
-                                   allow, sizeof allow, &why);
+    route_result rr = router_match(&srouter, method, path, &r, param, sizeof param, allow,
+                                   sizeof allow, &why);
     if (rr == ROUTE_FOUND || rr == ROUTE_BAD_PARAM) {
         FUZZ_CHECK(r != NULL, "no route for a match");
         const char *m = strcmp(method, "HEAD") ? method : "GET";

@@ -1,6 +1,7 @@
 """HTTP front end, operational routes, configuration, store faults and shutdown."""
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -66,6 +67,9 @@ def test_request_id_echoed_or_generated(api):
     assert r.headers["X-Request-Id"] != "bad id with spaces" and len(r.headers["X-Request-Id"]) == 16
     r = api.get("/healthz", token=None, headers={"X-Request-Id": "x" * 65})
     assert len(r.headers["X-Request-Id"]) == 16
+    # generated: 16 lower-case hex digits, different on every request
+    ids = {api.get("/healthz", token=None).headers["X-Request-Id"] for _ in range(20)}
+    assert len(ids) == 20 and all(re.fullmatch("[0-9a-f]{16}", i) for i in ids), ids
 
 
 def test_access_log_line(server, api):

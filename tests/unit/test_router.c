@@ -26,13 +26,17 @@ static const http_route routes[] = {
     {"GET", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id"},
     {"DELETE", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id"},
     {"GET", "/healthz", h, 0, BODY_NONE, NULL, NULL},
+    {"GET", "/items/{id}/tags", h, 0, BODY_NONE, only_digits, "item id"},
+    {"POST", "/items/bulk", h, 0, BODY_JSON, NULL, NULL}, /* after {id}: still wins */
 };
 #define N (sizeof routes / sizeof routes[0])
 
 static route_result match(const char *m, const char *p, const http_route **r, char *param,
                           char *allow, const char **why)
 {
-    return router_match(routes, N, m, p, r, param, 64, allow, 128, why);
+    http_router rt;
+    assert_int_equal(router_init(&rt, routes, N), 0);
+    return router_match(&rt, m, p, r, param, 64, allow, 128, why);
 }
 
 static void test_literal(void **state)
@@ -111,6 +115,41 @@ static void test_long_param_truncated_safely(void **state)
     assert_int_equal(strlen(param), 63);
 }
 
+static void test_literal_wins_over_param(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128];
+    const char *why = NULL;
+    assert_int_equal(match("POST", "/items/bulk", &r, param, allow, &why), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[6]);
+    /* the literal path is known: other methods get 405, not the {id} routes' 400 */
+    assert_int_equal(match("GET", "/items/bulk", &r, param, allow, &why), ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "POST");
+}
+
+static void test_param_inside_pattern(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], allow[128];
+    const char *why = NULL;
+    assert_int_equal(match("GET", "/items/12/tags", &r, param, allow, &why), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[5]);
+    assert_string_equal(param, "12");
+    assert_int_equal(match("GET", "/items/12/tag", &r, param, allow, &why), ROUTE_NOT_FOUND);
+    assert_int_equal(match("GET", "/items//tags", &r, param, allow, &why), ROUTE_NOT_FOUND);
+    assert_int_equal(match("GET", "/items/12/tags/", &r, param, allow, &why), ROUTE_NOT_FOUND);
+}
+
+static void test_table_too_big(void **state)
+{
+    static http_route many[ROUTER_MAX + 1];
+    http_router rt;
+    for (size_t i = 0; i < ROUTER_MAX + 1; i++)
+        many[i] = routes[0];
+    assert_int_equal(router_init(&rt, many, ROUTER_MAX), 0);
+    assert_int_equal(router_init(&rt, many, ROUTER_MAX + 1), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +157,8 @@ int main(void)
         cmocka_unit_test(test_bad_param),     cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_method_not_allowed), cmocka_unit_test(test_head_is_get),
         cmocka_unit_test(test_long_param_truncated_safely),
+        cmocka_unit_test(test_literal_wins_over_param), cmocka_unit_test(test_param_inside_pattern),
+        cmocka_unit_test(test_table_too_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
 /* Shared validation helpers and the /audiences/segments validator. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,12 @@ static void test_uuid(void **state)
     assert_non_null(strstr(why, "'-'"));
     assert_false(val_uuid("3c90c3cc-0d44-4b50-8888-8dd25736052g", 36, &why));
     assert_non_null(strstr(why, "hexadecimal"));
+    /* every byte at a digit's place: accepted exactly when isxdigit (C locale) says so */
+    for (int c = 1; c < 256; c++) {
+        char u[] = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+        u[35] = (char)c;
+        assert_int_equal(val_uuid(u, 36, NULL), isxdigit(c) != 0);
+    }
 }
 
 static void test_rfc3339(void **state)
