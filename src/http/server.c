@@ -364,19 +364,6 @@ static bool content_type_is(const char *ct, const char *want)
     return n == strlen(want) && !strncasecmp(ct, want, n);
 }
 
-typedef struct body_owner {
-    http_free_fn fn;
-    void *cls;
-} body_owner;
-
-static void body_owner_free(void *cls)
-{
-    body_owner *o = cls;
-    if (o->fn)
-        o->fn(o->cls);
-    free(o);
-}
-
 static enum MHD_Result send_answer(rq_priv *p)
 {
     http_request *rq = &p->rq;
@@ -395,21 +382,14 @@ static enum MHD_Result send_answer(rq_priv *p)
         if (resp)
             MHD_add_response_header(resp, "Content-Type", "application/problem+json");
     } else {
-        body_owner *o = NULL;
-        if (rq->body_free) {
-            o = malloc(sizeof *o);
-            if (!o) {
-                rq->body_free(rq->body_free_cls);
-                return MHD_NO;
-            }
-            o->fn = rq->body_free;
-            o->cls = rq->body_free_cls;
-            rq->body_free = NULL;
-        }
+        /* the body's owner is freed by libmicrohttpd once the answer is sent (its free
+         * callback has http_free_fn's type): no record of our own per answer */
+        http_free_fn fn = rq->body_free;
+        rq->body_free = NULL;
         resp = MHD_create_response_from_buffer_with_free_callback_cls(
-            rq->body_out_len, (void *)(uintptr_t)rq->body_out, o ? body_owner_free : NULL, o);
-        if (!resp && o)
-            body_owner_free(o);
+            rq->body_out_len, (void *)(uintptr_t)rq->body_out, fn, rq->body_free_cls);
+        if (!resp && fn)
+            fn(rq->body_free_cls);
         if (resp && rq->content_type)
             MHD_add_response_header(resp, "Content-Type", rq->content_type);
     }
