@@ -159,6 +159,44 @@ def test_v1_bulk_with_warnings(api):
     assert d["data"] == [{"id": i} for i in ids]
 
 
+# Strings JSON must escape, and non-ASCII text, as the records carry them to PostgreSQL
+TRICKY = 'quote " backslash \\ slash / tab\there \u00e9\u4e2d \U0001f3af \u2028 end'
+
+
+def test_bulk_text_round_trip_matches_single_routes(api):
+    """The bulk records are written as JSON text by segmentd itself: every string and nested
+    value must reach the database exactly as a single POST/PATCH stores it."""
+    props = {"country": ["v\\1", TRICKY], "interest": ['a"b', "\u00e9"]}
+    single_body = aud(TRICKY, description=TRICKY + " d", properties=props,
+                      deprecated_properties={"old": [TRICKY], "mixed": [1.5, 1e300, 0.1, -3, True, None, {"b": "\x01\x1f"}]},
+                      approximated_size=0)
+    r = api.post(A, single_body)
+    assert r.status_code == 201, r.text
+    single = r.json()
+    bulk = envelope(api.post(A + "/bulk", {"data": [single_body]}))["data"][0]
+    strip = lambda s: {k: v for k, v in s.items() if k not in ("id", "no", "created_at", "updated_at")}
+    assert strip(bulk) == strip(single) and bulk["name"] == TRICKY
+    assert api.get(A + "/" + bulk["id"]).json() == bulk
+    # update: a field set to a tricky value, description cleared, properties replaced
+    upd = dict(aud(TRICKY + " 2", properties={"x": [TRICKY]}), id=bulk["id"], description=None)
+    ub = envelope(api.patch(A + "/bulk", {"data": [upd]}))
+    assert ub["errors"] == [] and len(ub["data"]) == 1, ub
+    u = ub["data"][0]
+    assert (u["name"], u["description"], u["properties"]) == (TRICKY + " 2", None, {"x": [TRICKY]})
+    assert api.get(A + "/" + bulk["id"]).json() == u
+    # v1: name and description, constraints spliced as validated
+    groups = [{"type": "OR", "constraints": [{"field": "country", "relation": "==", "value": "PL"},
+                                             {"field": "language", "relation": "==", "value": "pol"}]}]
+    one = api.post(V, v1(TRICKY, description=TRICKY, constraints=groups))
+    assert one.status_code == 201, one.text
+    made = envelope(api.post(V + "/bulk", {"data": [v1(TRICKY, description=TRICKY, constraints=groups)]}))["data"][0]
+    assert (made["name"], made["description"], made["constraints"]) == \
+        (one.json()["name"], one.json()["description"], one.json()["constraints"])
+    assert api.get(V + "/" + made["id"]).json() == made
+    u = envelope(api.patch(V + "/bulk", {"data": [{"id": made["id"], "description": TRICKY + "!"}]}))["data"][0]
+    assert (u["name"], u["description"], u["constraints"]) == (TRICKY, TRICKY + "!", made["constraints"])
+
+
 def test_bulk_interrupted_by_database_restart():
     """Every item a response acknowledged is stored; items of failed requests are not."""
     stop = os.environ["SEGMENTD_TEST_PGCTL_STOP"]
