@@ -125,11 +125,16 @@ static void rec_str(rec *r, const char *key, const char *s)
         rec_put(r, "null", 4);
 }
 
-static void rec_int(rec *r, const char *key, long long v)
+static void rec_ll(rec *r, long long v)
 {
     char num[24];
-    rec_key(r, key);
     rec_put(r, num, (size_t)snprintf(num, sizeof num, "%lld", v));
+}
+
+static void rec_int(rec *r, const char *key, long long v)
+{
+    rec_key(r, key);
+    rec_ll(r, v);
 }
 
 /* JSON text as it is, or null. */
@@ -175,11 +180,9 @@ static void rec_value(rec *r, json_t *v)
     case JSON_STRING:
         rec_quoted(r, json_string_value(v), json_string_length(v));
         break;
-    case JSON_INTEGER: {
-        char num[24];
-        rec_put(r, num, (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
+    case JSON_INTEGER:
+        rec_ll(r, (long long)json_integer_value(v));
         break;
-    }
     case JSON_REAL: {
         char *text = json_dumps(v, JSON_ENCODE_ANY);
         if (!text)
@@ -259,10 +262,8 @@ static int id_only_item(bulk *b, json_t *item, size_t i)
     for (char *c = b->ids[i]; !b->v1 && *c; c++)
         if (*c >= 'A' && *c <= 'F')
             *c = (char)(*c + 32);
-    rec r = {0}; /* a delete's record is the bare id string (a checked id: nothing to escape) */
-    rec_put(&r, "\"", 1);
-    rec_put(&r, b->ids[i], strlen(b->ids[i]));
-    rec_put(&r, "\"", 1);
+    rec r = {0}; /* a delete's record is the bare id string */
+    rec_quoted(&r, b->ids[i], strlen(b->ids[i]));
     return rec_keep(b, &r, i);
 }
 
@@ -554,29 +555,20 @@ static void run_bulk(http_request *rq, bool v1, bulk_op op)
     if (atomic && json_array_size(b.errors) > 0)
         goto refuse;
 
-    size_t total = 0, kept = 0;
+    rec all = {0}; /* [record,record,...]; none kept: no statement */
     for (size_t i = 0; i < b.n; i++)
         if (b.records[i]) {
-            total += strlen(b.records[i]) + 1;
-            kept++;
+            rec_put(&all, all.len ? "," : "[", 1);
+            rec_put(&all, b.records[i], strlen(b.records[i]));
         }
-    if (kept && !(records_text = malloc(total + 2))) {
+    if (all.len)
+        rec_put(&all, "]", 1);
+    if (all.oom) {
+        free(all.p);
         err_set(&rq->err, 500, "internal", "out of memory");
         goto done;
     }
-    if (kept) { /* [record,record,...] */
-        size_t at = 0;
-        records_text[at++] = '[';
-        for (size_t i = 0; i < b.n; i++)
-            if (b.records[i]) {
-                size_t l = strlen(b.records[i]);
-                memcpy(records_text + at, b.records[i], l);
-                at += l;
-                records_text[at++] = ',';
-            }
-        records_text[at - 1] = ']';
-        records_text[at] = '\0';
-    }
+    records_text = all.p;
     if (records_text) {
         if (!(c = store_acquire(&rq->err)))
             goto done;

@@ -30,27 +30,14 @@ static shard shards[N_SHARDS];
 static unsigned next_shard;
 static __thread shard *my_shard;
 
-static uint64_t sum_counts(size_t r, size_t s)
+/* The sum over the shards of one counter, named by its place in the first shard. */
+static uint64_t sum_shards(const uint64_t *in_first)
 {
+    size_t off = (size_t)((const char *)in_first - (const char *)&shards[0]);
     uint64_t v = 0;
     for (int i = 0; i < N_SHARDS; i++)
-        v += __atomic_load_n(&shards[i].counts[r][s], __ATOMIC_RELAXED);
-    return v;
-}
-
-static uint64_t sum_hist(size_t r, size_t b)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < N_SHARDS; i++)
-        v += __atomic_load_n(&shards[i].hist[r][b], __ATOMIC_RELAXED);
-    return v;
-}
-
-static uint64_t sum_sum_us(size_t r)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < N_SHARDS; i++)
-        v += __atomic_load_n(&shards[i].sum_us[r], __ATOMIC_RELAXED);
+        v += __atomic_load_n((const uint64_t *)(const void *)((const char *)&shards[i] + off),
+                             __ATOMIC_RELAXED);
     return v;
 }
 
@@ -132,7 +119,7 @@ char *metrics_render(const char *extra)
         const char *route = r ? mroutes[r - 1].pattern : "unmatched";
         const char *method = r ? mroutes[r - 1].method : "any";
         for (size_t s = 0; s < N_STATUS; s++) {
-            uint64_t c = sum_counts(r, s);
+            uint64_t c = sum_shards(&shards[0].counts[r][s]);
             if (!c)
                 continue;
             if (statuses[s])
@@ -151,7 +138,7 @@ char *metrics_render(const char *extra)
         uint64_t cum = 0;
         uint64_t h[N_BUCKETS + 1];
         for (size_t i = 0; i <= N_BUCKETS; i++)
-            cum += h[i] = sum_hist(r, i);
+            cum += h[i] = sum_shards(&shards[0].hist[r][i]);
         if (!cum)
             continue;
         cum = 0;
@@ -164,7 +151,7 @@ char *metrics_render(const char *extra)
         sb_printf(&b, "segmentd_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %llu\n",
                   route, method, (unsigned long long)cum);
         sb_printf(&b, "segmentd_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n",
-                  route, method, (double)sum_sum_us(r) / 1e6);
+                  route, method, (double)sum_shards(&shards[0].sum_us[r]) / 1e6);
         sb_printf(&b, "segmentd_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %llu\n",
                   route, method, (unsigned long long)cum);
     }
