@@ -1,9 +1,11 @@
 /* Bulk create, update and delete for both dialects: every item validated with the
  * single-item rules and applied on its own, in one statement for the whole request;
  * the answer is seed 002's envelope {"data", "errors", "warnings"}. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/ids.h"
 #include "handlers/common.h"
@@ -17,6 +19,13 @@
 
 typedef enum { OP_CREATE, OP_UPDATE, OP_DELETE } bulk_op;
 
+/* Where a value lies in an item's record: an /audiences/segments create's answer reuses
+ * the JSON text of the values it stored (see aud_created). */
+typedef struct span {
+    uint32_t off, len;
+} span;
+enum { SP_MANAGEMENT_TYPE, SP_NAME, SP_OWNER_ID, SP_SIZE, SP_DESCRIPTION, SP__COUNT };
+
 typedef struct bulk {
     http_request *rq;
     bulk_op op;
@@ -25,6 +34,7 @@ typedef struct bulk {
     char **records;          /* per item: the record for the statement as JSON text, NULL when refused */
     char (*ids)[40];         /* per item: the id it names or was given */
     json_t **warns;          /* per item: warnings (v1), or NULL */
+    span (*spans)[SP__COUNT]; /* per item (/audiences/segments creates): values in its record */
     json_t *errors;
     seg_error item_err;
 } bulk;
@@ -64,22 +74,30 @@ typedef struct rec {
     bool oom;
 } rec;
 
-static void rec_put(rec *r, const char *s, size_t n)
+/* Room for need bytes in all (a terminating NUL included). */
+static bool rec_room(rec *r, size_t need)
 {
     if (r->oom)
-        return;
-    if (r->len + n + 1 > r->cap) {
+        return false;
+    if (need > r->cap) {
         size_t ncap = r->cap ? r->cap : 256;
-        while (ncap < r->len + n + 1)
+        while (ncap < need)
             ncap *= 2;
         char *np = realloc(r->p, ncap);
         if (!np) {
             r->oom = true;
-            return;
+            return false;
         }
         r->p = np;
         r->cap = ncap;
     }
+    return true;
+}
+
+static void rec_put(rec *r, const char *s, size_t n)
+{
+    if (!rec_room(r, r->len + n + 1))
+        return;
     memcpy(r->p + r->len, s, n);
     r->len += n;
     r->p[r->len] = '\0';
@@ -94,10 +112,12 @@ static void rec_key(rec *r, const char *key)
 }
 
 /* A quoted JSON string of n bytes (UTF-8 passes through: the request's strings were
- * checked when it was parsed). */
+ * checked when it was parsed), escaped as PostgreSQL's escape_json does, so that an
+ * answer written from the record reads byte for byte as json_build_object's. */
 static void rec_quoted(rec *r, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    static const char named[32] = {['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
     const char *run = s, *end = s + n;
     rec_put(r, "\"", 1);
     for (; s < end; s++) {
@@ -107,6 +127,8 @@ static void rec_quoted(rec *r, const char *s, size_t n)
         rec_put(r, run, (size_t)(s - run));
         if (c == '"' || c == '\\')
             rec_put(r, (char[]){'\\', (char)c}, 2);
+        else if (named[c])
+            rec_put(r, (char[]){'\\', named[c]}, 2);
         else
             rec_put(r, (char[]){'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]}, 6);
         run = s + 1;
@@ -115,14 +137,28 @@ static void rec_quoted(rec *r, const char *s, size_t n)
     rec_put(r, "\"", 1);
 }
 
-/* A JSON string, or null. */
-static void rec_str(rec *r, const char *key, const char *s)
+/* Notes in at where the value written since from lies. */
+static void rec_mark(const rec *r, size_t from, span *at)
+{
+    *at = (span){(uint32_t)from, (uint32_t)(r->len - from)};
+}
+
+/* A JSON string, or null; at (if not NULL) notes where its value lies. */
+static void rec_str_at(rec *r, const char *key, const char *s, span *at)
 {
     rec_key(r, key);
+    size_t from = r->len;
     if (s)
         rec_quoted(r, s, strlen(s));
     else
         rec_put(r, "null", 4);
+    if (at)
+        rec_mark(r, from, at);
+}
+
+static void rec_str(rec *r, const char *key, const char *s)
+{
+    rec_str_at(r, key, s, NULL);
 }
 
 static void rec_ll(rec *r, long long v)
@@ -215,12 +251,16 @@ static void rec_from(rec *r, json_t *item, const char *key)
         rec_put(r, "null", 4);
 }
 
-static void rec_size(rec *r, const aud_segment_in *in)
+static void rec_size(rec *r, const aud_segment_in *in, span *at)
 {
+    rec_key(r, "approximated_size");
+    size_t from = r->len;
     if (in->size_is_null || !in->size[0])
-        rec_raw(r, "approximated_size", NULL);
+        rec_put(r, "null", 4);
     else
-        rec_int(r, "approximated_size", strtoll(in->size, NULL, 10));
+        rec_ll(r, strtoll(in->size, NULL, 10));
+    if (at)
+        rec_mark(r, from, at);
 }
 
 /* Stores the record as item i's; -1 (and the item refused) when out of memory. */
@@ -282,12 +322,13 @@ static int aud_item(bulk *b, json_t *item, size_t i)
             err_set(&b->item_err, 503, "no_entropy", "no random source available");
             goto done;
         }
+        span *at = b->spans[i];
         rec_str(&r, "id", b->ids[i]);
-        rec_str(&r, "management_type", in.management_type);
-        rec_str(&r, "name", in.name);
-        rec_str(&r, "owner_id", in.owner_id);
-        rec_size(&r, &in);
-        rec_str(&r, "description", in.description);
+        rec_str_at(&r, "management_type", in.management_type, &at[SP_MANAGEMENT_TYPE]);
+        rec_str_at(&r, "name", in.name, &at[SP_NAME]);
+        rec_str_at(&r, "owner_id", in.owner_id, &at[SP_OWNER_ID]);
+        rec_size(&r, &in, &at[SP_SIZE]);
+        rec_str_at(&r, "description", in.description, &at[SP_DESCRIPTION]);
         rec_from(&r, item, "properties");
         rec_from(&r, item, "deprecated_properties");
         rec_str(&r, "created_at", in.created_at);
@@ -298,7 +339,7 @@ static int aud_item(bulk *b, json_t *item, size_t i)
         rec_str(&r, "management_type", in.management_type);
         rec_str(&r, "name", in.name);
         rec_str(&r, "owner_id", in.owner_id[0] ? in.owner_id : NULL);
-        rec_size(&r, &in);
+        rec_size(&r, &in, NULL);
         rec_str(&r, "description", in.description);
         rec_from(&r, item, "properties");
         rec_from(&r, item, "deprecated_properties");
@@ -392,23 +433,104 @@ static void refuse_duplicates(bulk *b)
     free(refs);
 }
 
+#define REC_LIT(r, lit) rec_put(r, lit, sizeof lit - 1)
+
+/* A timestamp the statement returned as microseconds since the epoch, written as
+ * TS_JSON (store/statements.c) writes it: "YYYY-MM-DDTHH:MM:SS.ffffffZ" in UTC. The rows
+ * of one request mostly share one instant (now()), so the last one is kept. */
+typedef struct ts_text {
+    char us[24];
+    char text[48];
+    size_t len;
+} ts_text;
+
+static void rec_ts(rec *r, const char *us, ts_text *last)
+{
+    if (strcmp(us, last->us) != 0) {
+        long long v = strtoll(us, NULL, 10), sec = v / 1000000, frac = v % 1000000;
+        if (frac < 0) {
+            frac += 1000000;
+            sec--;
+        }
+        time_t t = (time_t)sec;
+        struct tm tm;
+        if (strlen(us) >= sizeof last->us || !gmtime_r(&t, &tm)) {
+            r->oom = true; /* not a timestamp PostgreSQL can hold: the answer fails */
+            return;
+        }
+        long long year = (long long)tm.tm_year + 1900;
+        if (year <= 0)
+            year = 1 - year; /* to_char's YYYY: 1 BC is 0001 */
+        last->len = (size_t)snprintf(last->text, sizeof last->text,
+                                     "\"%04lld-%02d-%02dT%02d:%02d:%02d.%06lldZ\"", year, tm.tm_mon + 1,
+                                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        memcpy(last->us, us, strlen(us) + 1);
+    }
+    rec_put(r, last->text, last->len);
+}
+
+static void rec_span(rec *r, const char *record, span at)
+{
+    rec_put(r, record + at.off, at.len);
+}
+
+/* Item i's representation, created as row r, byte for byte as AUD_JSON writes it for the
+ * single routes: its values are taken from its record (escaped as escape_json does), and
+ * PostgreSQL returns only what it made (no, the two documents as jsonb's own text, the
+ * timestamps), which spares it json_build_object and to_char over every row. */
+static void aud_created(rec *o, const bulk *b, size_t i, const store_rows *rows, int r, ts_text last[2])
+{
+    const char *record = b->records[i];
+    const span *at = b->spans[i];
+    REC_LIT(o, "{\"id\" : \"");
+    rec_put(o, b->ids[i], strlen(b->ids[i]));
+    REC_LIT(o, "\", \"management_type\" : ");
+    rec_span(o, record, at[SP_MANAGEMENT_TYPE]);
+    REC_LIT(o, ", \"name\" : ");
+    rec_span(o, record, at[SP_NAME]);
+    REC_LIT(o, ", \"no\" : ");
+    rec_put(o, store_value(rows, r, 1), store_length(rows, r, 1));
+    REC_LIT(o, ", \"owner_id\" : ");
+    rec_span(o, record, at[SP_OWNER_ID]);
+    REC_LIT(o, ", \"approximated_size\" : ");
+    rec_span(o, record, at[SP_SIZE]);
+    REC_LIT(o, ", \"created_at\" : ");
+    rec_ts(o, store_value(rows, r, 4), &last[0]);
+    REC_LIT(o, ", \"deprecated_properties\" : ");
+    rec_put(o, store_value(rows, r, 3), store_length(rows, r, 3));
+    REC_LIT(o, ", \"description\" : ");
+    rec_span(o, record, at[SP_DESCRIPTION]);
+    REC_LIT(o, ", \"properties\" : ");
+    rec_put(o, store_value(rows, r, 2), store_length(rows, r, 2));
+    REC_LIT(o, ", \"updated_at\" : ");
+    rec_ts(o, store_value(rows, r, 5), &last[1]);
+    REC_LIT(o, "}");
+}
+
 /* Builds {"data":[…],"errors":[…],"warnings":[…]} with the stored rows in request
- * order; items the statement did not touch become not_found errors. */
+ * order; items the statement did not touch become not_found errors. Every statement's
+ * rows hold the id in column 0; the others the representation in column 1, except an
+ * /audiences/segments create's (aud_created). */
 static char *envelope(bulk *b, store_rows *rows, size_t *len_out)
 {
     int nrows = rows ? store_rows_count(rows) : 0;
+    bool written = !b->v1 && b->op == OP_CREATE;
     id_ref *found = malloc(((size_t)nrows + 1) * sizeof *found);
+    int *row_of = malloc((b->n + 1) * sizeof *row_of); /* item → its row, -1 for none */
     json_t *warnings = json_array();
-    char *errs = NULL, *warns = NULL, *buf = NULL;
-    size_t cap = 64, len = 0;
-    if (!found || !warnings)
+    char *errs = NULL, *warns = NULL;
+    ts_text last[2];
+    rec o = {0};
+    size_t cap = 64;
+    *len_out = 0;
+    memset(last, 0, sizeof last);
+    if (!found || !row_of || !warnings)
         goto done;
-    for (int r = 0; r < nrows; r++) {
-        found[r] = (id_ref){store_value(rows, r, 1), (size_t)r};
-        cap += store_length(rows, r, 0) + 1;
-    }
+    for (int r = 0; r < nrows; r++)
+        found[r] = (id_ref){store_value(rows, r, 0), (size_t)r};
     qsort(found, (size_t)nrows, sizeof *found, cmp_ref);
     for (size_t i = 0; i < b->n; i++) {
+        row_of[i] = -1;
         if (!b->records[i])
             continue;
         id_ref key = {b->ids[i], 0}, *hit = NULL;
@@ -427,6 +549,9 @@ static char *envelope(bulk *b, store_rows *rows, size_t *len_out)
             b->records[i] = NULL;
             continue;
         }
+        int r = row_of[i] = (int)hit->index;
+        cap += written ? strlen(b->records[i]) + store_length(rows, r, 2) + store_length(rows, r, 3) + 256
+                       : store_length(rows, r, 1) + 1;
         size_t wi;
         json_t *w;
         json_array_foreach(b->warns[i], wi, w) {
@@ -442,44 +567,39 @@ static char *envelope(bulk *b, store_rows *rows, size_t *len_out)
     }
     errs = json_dumps(b->errors, JSON_COMPACT);
     warns = json_dumps(warnings, JSON_COMPACT);
-    if (!errs || !warns)
+    if (!errs || !warns || !rec_room(&o, cap + strlen(errs) + strlen(warns)))
         goto done;
-    cap += strlen(errs) + strlen(warns) + 64;
-    buf = malloc(cap);
-    if (!buf)
-        goto done;
-    len = (size_t)sprintf(buf, "{\"data\":[");
+    REC_LIT(&o, "{\"data\":[");
     bool first = true;
     for (size_t i = 0; i < b->n; i++) {
-        if (!b->records[i])
+        int r = row_of[i];
+        if (r < 0)
             continue;
-        id_ref key = {b->ids[i], 0};
-        for (int lo = 0, hi = nrows - 1; lo <= hi;) {
-            int mid = (lo + hi) / 2, c = strcmp(key.id, found[mid].id);
-            if (c == 0) {
-                int r = (int)found[mid].index;
-                size_t l = store_length(rows, r, 0);
-                if (!first)
-                    buf[len++] = ',';
-                memcpy(buf + len, store_value(rows, r, 0), l);
-                len += l;
-                first = false;
-                break;
-            }
-            if (c < 0)
-                hi = mid - 1;
-            else
-                lo = mid + 1;
-        }
+        if (!first)
+            REC_LIT(&o, ",");
+        first = false;
+        if (written)
+            aud_created(&o, b, i, rows, r, last);
+        else
+            rec_put(&o, store_value(rows, r, 1), store_length(rows, r, 1));
     }
-    len += (size_t)sprintf(buf + len, "],\"errors\":%s,\"warnings\":%s}", errs, warns);
+    REC_LIT(&o, "],\"errors\":");
+    rec_put(&o, errs, strlen(errs));
+    REC_LIT(&o, ",\"warnings\":");
+    rec_put(&o, warns, strlen(warns));
+    REC_LIT(&o, "}");
 done:
     free(found);
+    free(row_of);
     free(errs);
     free(warns);
     json_decref(warnings);
-    *len_out = len;
-    return buf;
+    if (o.oom || !o.len) {
+        free(o.p);
+        return NULL;
+    }
+    *len_out = o.len;
+    return o.p;
 }
 
 static const stmt_id statements[2][3] = {
@@ -533,8 +653,10 @@ static void run_bulk(http_request *rq, bool v1, bulk_op op)
     b.records = calloc(b.n, sizeof *b.records);
     b.ids = calloc(b.n, sizeof *b.ids);
     b.warns = calloc(b.n, sizeof *b.warns);
+    if (!v1 && op == OP_CREATE)
+        b.spans = calloc(b.n, sizeof *b.spans);
     b.errors = json_array();
-    if (!b.records || !b.ids || !b.warns || !b.errors) {
+    if (!b.records || !b.ids || !b.warns || !b.errors || (!v1 && op == OP_CREATE && !b.spans)) {
         err_set(&rq->err, 500, "internal", "out of memory");
         goto done;
     }
@@ -582,7 +704,7 @@ static void run_bulk(http_request *rq, bool v1, bulk_op op)
     }
     text = envelope(&b, rows, &len); /* adds not_found for ids the statement missed */
     if (!text) {
-        err_set(&rq->err, 500, "internal", "out of memory");
+        err_set(&rq->err, 500, "internal", "the answer could not be written");
         goto done;
     }
     if (atomic && json_array_size(b.errors) > 0) {
@@ -611,7 +733,7 @@ refuse:
     }
     text = envelope(&b, NULL, &len);
     if (!text) {
-        err_set(&rq->err, 500, "internal", "out of memory");
+        err_set(&rq->err, 500, "internal", "the answer could not be written");
         goto done;
     }
     http_reply(rq, 422, "application/json", text, len, free, text);
@@ -629,6 +751,7 @@ done:
     free(b.records);
     free(b.ids);
     free(b.warns);
+    free(b.spans);
     json_decref(b.errors);
     json_decref(root);
 }

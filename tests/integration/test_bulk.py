@@ -177,6 +177,26 @@ def test_bulk_text_round_trip_matches_single_routes(api):
     strip = lambda s: {k: v for k, v in s.items() if k not in ("id", "no", "created_at", "updated_at")}
     assert strip(bulk) == strip(single) and bulk["name"] == TRICKY
     assert api.get(A + "/" + bulk["id"]).json() == bulk
+    # a create's answer is written by segmentd from its record and what PostgreSQL returns:
+    # byte for byte what GET answers (PostgreSQL's json_build_object), whatever the strings,
+    # sizes, nulls, documents and created_at (offsets, fractions, the first years)
+    ctl = "".join(chr(c) for c in range(1, 32)) + "\x7f"
+    made = [dict(single_body, name=ctl + " c", description=ctl),
+            dict(single_body, approximated_size=None, description=None, properties={}, deprecated_properties={}),
+            dict(single_body, created_at="2020-02-29T23:59:59.5+05:30", approximated_size=9007199254740993),
+            dict(single_body, created_at="0001-01-01T00:30:00+00:30"),
+            dict(single_body, created_at="1969-12-31T23:59:59.999999Z"),
+            dict(single_body, created_at="9999-12-31T22:59:59.000001-01:00"),
+            dict(single_body, created_at="2016-12-31T23:59:60Z")]
+    r = api.post(A + "/bulk", {"data": made})
+    b = envelope(r)
+    assert b["errors"] == [] and len(b["data"]) == len(made), b["errors"]
+    for s in b["data"]:
+        g = api.get(A + "/" + s["id"])
+        assert g.status_code == 200 and g.text in r.text, (g.text, r.text[:2000])
+    assert [s["created_at"] for s in b["data"][2:]] == [
+        "2020-02-29T18:29:59.500000Z", "0001-01-01T00:00:00.000000Z", "1969-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59.000001Z", "2017-01-01T00:00:00.000000Z"]
     # update: a field set to a tricky value, description cleared, properties replaced
     upd = dict(aud(TRICKY + " 2", properties={"x": [TRICKY]}), id=bulk["id"], description=None)
     ub = envelope(api.patch(A + "/bulk", {"data": [upd]}))
