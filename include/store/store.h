@@ -18,6 +18,7 @@ typedef struct store_stats {
     int size, in_use, connected;
     unsigned long long acquired, waits, timeouts, errors, reconnects;
     unsigned long long batches, batched, reruns; /* pipelines sent, statements in them, reruns */
+    unsigned long long parts;                   /* statements sent by store_parts_send */
 } store_stats;
 
 /* Sets up the pool (connections open lazily). Returns 0 or -1. */
@@ -41,6 +42,17 @@ int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows 
 int store_begin(store_conn *c, seg_error *err) MUSTCHECK;
 int store_commit(store_conn *c, seg_error *err) MUSTCHECK;
 void store_rollback(store_conn *c);
+
+/* One transaction sent in parts on c's own connection (a libpq pipeline): BEGIN, then
+ * each part as soon as the caller has it, not waited for, so PostgreSQL executes one
+ * part while the caller prepares the next; store_parts_end sends COMMIT (or ROLLBACK)
+ * and one Sync and only then reads the answers. After store_parts_begin, whatever
+ * happens, call store_parts_end once: with commit false it rolls everything back. On
+ * success rows[k] holds part k's rows (free each with store_rows_free) and the parts
+ * are committed. A part's error makes every part fail (err as for store_exec). */
+int store_parts_begin(store_conn *c, seg_error *err) MUSTCHECK;
+int store_parts_send(store_conn *c, stmt_id id, const char *const *params, seg_error *err) MUSTCHECK;
+int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, seg_error *err);
 
 int store_rows_count(const store_rows *r);
 const char *store_value(const store_rows *r, int row, int col);   /* "" for NULL */

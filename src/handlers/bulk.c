@@ -507,16 +507,30 @@ static void aud_created(rec *o, const bulk *b, size_t i, const store_rows *rows,
     REC_LIT(o, "}");
 }
 
-/* Builds {"data":[…],"errors":[…],"warnings":[…]} with the stored rows in request
- * order; items the statement did not touch become not_found errors. Every statement's
- * rows hold the id in column 0; the others the representation in column 1, except an
- * /audiences/segments create's (aud_created). */
-static char *envelope(bulk *b, store_rows *rows, size_t *len_out)
+/* A row the statement returned, found by its id (column 0). */
+typedef struct row_ref {
+    const char *id;
+    const store_rows *rows;
+    int row;
+} row_ref;
+
+static int cmp_row(const void *a, const void *b)
 {
-    int nrows = rows ? store_rows_count(rows) : 0;
+    return strcmp(((const row_ref *)a)->id, ((const row_ref *)b)->id);
+}
+
+/* Builds {"data":[…],"errors":[…],"warnings":[…]} with the stored rows (of nparts
+ * statements) in request order; items the statements did not touch become not_found
+ * errors. Every statement's rows hold the id in column 0; the others the representation
+ * in column 1, except an /audiences/segments create's (aud_created). */
+static char *envelope(bulk *b, store_rows *const *parts, int nparts, size_t *len_out)
+{
+    int nrows = 0;
+    for (int k = 0; k < nparts; k++)
+        nrows += parts[k] ? store_rows_count(parts[k]) : 0;
     bool written = !b->v1 && b->op == OP_CREATE;
-    id_ref *found = malloc(((size_t)nrows + 1) * sizeof *found);
-    int *row_of = malloc((b->n + 1) * sizeof *row_of); /* item → its row, -1 for none */
+    row_ref *found = malloc(((size_t)nrows + 1) * sizeof *found);
+    const row_ref **row_of = malloc((b->n + 1) * sizeof *row_of); /* item → its row, or NULL */
     json_t *warnings = json_array();
     char *errs = NULL, *warns = NULL;
     ts_text last[2];
@@ -526,16 +540,18 @@ static char *envelope(bulk *b, store_rows *rows, size_t *len_out)
     memset(last, 0, sizeof last);
     if (!found || !row_of || !warnings)
         goto done;
-    for (int r = 0; r < nrows; r++)
-        found[r] = (id_ref){store_value(rows, r, 0), (size_t)r};
-    qsort(found, (size_t)nrows, sizeof *found, cmp_ref);
+    nrows = 0;
+    for (int k = 0; k < nparts; k++)
+        for (int r = 0; parts[k] && r < store_rows_count(parts[k]); r++)
+            found[nrows++] = (row_ref){store_value(parts[k], r, 0), parts[k], r};
+    qsort(found, (size_t)nrows, sizeof *found, cmp_row);
     for (size_t i = 0; i < b->n; i++) {
-        row_of[i] = -1;
+        row_of[i] = NULL;
         if (!b->records[i])
             continue;
-        id_ref key = {b->ids[i], 0}, *hit = NULL;
+        const row_ref *hit = NULL;
         for (int lo = 0, hi = nrows - 1; lo <= hi && !hit;) {
-            int mid = (lo + hi) / 2, c = strcmp(key.id, found[mid].id);
+            int mid = (lo + hi) / 2, c = strcmp(b->ids[i], found[mid].id);
             if (c == 0)
                 hit = &found[mid];
             else if (c < 0)
@@ -549,9 +565,10 @@ static char *envelope(bulk *b, store_rows *rows, size_t *len_out)
             b->records[i] = NULL;
             continue;
         }
-        int r = row_of[i] = (int)hit->index;
-        cap += written ? strlen(b->records[i]) + store_length(rows, r, 2) + store_length(rows, r, 3) + 256
-                       : store_length(rows, r, 1) + 1;
+        row_of[i] = hit;
+        cap += written ? strlen(b->records[i]) + store_length(hit->rows, hit->row, 2) +
+                             store_length(hit->rows, hit->row, 3) + 256
+                       : store_length(hit->rows, hit->row, 1) + 1;
         size_t wi;
         json_t *w;
         json_array_foreach(b->warns[i], wi, w) {
@@ -572,16 +589,16 @@ static char *envelope(bulk *b, store_rows *rows, size_t *len_out)
     REC_LIT(&o, "{\"data\":[");
     bool first = true;
     for (size_t i = 0; i < b->n; i++) {
-        int r = row_of[i];
-        if (r < 0)
+        const row_ref *hit = row_of[i];
+        if (!hit)
             continue;
         if (!first)
             REC_LIT(&o, ",");
         first = false;
         if (written)
-            aud_created(&o, b, i, rows, r, last);
+            aud_created(&o, b, i, hit->rows, hit->row, last);
         else
-            rec_put(&o, store_value(rows, r, 1), store_length(rows, r, 1));
+            rec_put(&o, store_value(hit->rows, hit->row, 1), store_length(hit->rows, hit->row, 1));
     }
     REC_LIT(&o, "],\"errors\":");
     rec_put(&o, errs, strlen(errs));
@@ -607,28 +624,262 @@ static const stmt_id statements[2][3] = {
     {STMT_V1_BULK_INSERT, STMT_V1_BULK_UPDATE, STMT_V1_BULK_DELETE},
 };
 
-static void run_bulk(http_request *rq, bool v1, bulk_op op)
+static int bulk_alloc(bulk *b, size_t cap)
 {
-    static const char *const allowed[] = {"atomic", NULL};
+    bool spans = !b->v1 && b->op == OP_CREATE;
+    b->records = calloc(cap, sizeof *b->records);
+    b->ids = calloc(cap, sizeof *b->ids);
+    b->warns = calloc(cap, sizeof *b->warns);
+    b->spans = spans ? calloc(cap, sizeof *b->spans) : NULL;
+    b->errors = json_array();
+    if (!b->records || !b->ids || !b->warns || !b->errors || (spans && !b->spans)) {
+        err_set(&b->rq->err, 500, "internal", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void bulk_free(bulk *b)
+{
+    for (size_t i = 0; i < b->n && b->records; i++) {
+        free(b->records[i]);
+        if (b->warns)
+            json_decref(b->warns[i]);
+    }
+    free(b->records);
+    free(b->ids);
+    free(b->warns);
+    free(b->spans);
+    json_decref(b->errors);
+}
+
+/* Validates item i: its record is kept, or its errors are in the envelope. */
+static void bulk_item(bulk *b, json_t *item, size_t i)
+{
+    err_clear(&b->item_err);
+    if (!json_is_object(item)) {
+        err_set(&b->item_err, 422, "validation_failed", "expected an object, got %s",
+                val_type_name(item));
+        add_item_errors(b, i);
+        return;
+    }
+    if ((b->v1 ? v1_item(b, item, i) : aud_item(b, item, i)) != 0)
+        add_item_errors(b, i);
+}
+
+/* The statement's parameter: the kept records of items [from, to) as one JSON array;
+ * NULL when none is kept (and when out of memory: then rq->err says so). */
+static char *join_records(bulk *b, size_t from, size_t to)
+{
+    rec all = {0};
+    for (size_t i = from; i < to; i++)
+        if (b->records[i]) {
+            rec_put(&all, all.len ? "," : "[", 1);
+            rec_put(&all, b->records[i], strlen(b->records[i]));
+        }
+    if (all.len)
+        rec_put(&all, "]", 1);
+    if (all.oom) {
+        free(all.p);
+        err_set(&b->rq->err, 500, "internal", "out of memory");
+        return NULL;
+    }
+    return all.p;
+}
+
+static void bulk_reply(bulk *b, int status, store_rows *const *parts, int nparts)
+{
+    size_t len;
+    char *text = envelope(b, parts, nparts, &len);
+    if (!text) {
+        err_set(&b->rq->err, 500, "internal", "the answer could not be written");
+        return;
+    }
+    http_reply(b->rq, status, "application/json", text, len, free, text);
+}
+
+/* All or nothing: the whole request is refused with every error; nothing stored. */
+static void bulk_refuse(bulk *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->records[i]);
+        b->records[i] = NULL;
+    }
+    bulk_reply(b, 422, NULL, 0);
+}
+
+/* ---- creates: stored while the body is still being read ---------------------------
+ * A create's items are parsed one by one (jansson on each item's text) while the body
+ * {"data":[…]} itself is walked here; every BULK_PART_ITEMS kept items are sent to
+ * PostgreSQL as one part of one transaction (store_parts_*), so that PostgreSQL inserts
+ * one part while the next is parsed and validated, instead of the two one after the
+ * other. The walk accepts only what it is sure of; anything else (other keys, "data"
+ * spelt with escapes, 0 or more than BULK_MAX_ITEMS items, an item jansson refuses, an
+ * item nested about as deep as jansson's limit) rolls back what was sent and starts the
+ * request over on the whole body (run_whole), whose answer is then the one given. */
+#ifndef BULK_PART_ITEMS /* the fuzz target makes it small */
+#define BULK_PART_ITEMS 100
+#endif
+
+typedef struct walk {
+    const char *p, *end;
+} walk;
+
+static void walk_space(walk *w)
+{
+    while (w->p < w->end && (*w->p == ' ' || *w->p == '\t' || *w->p == '\n' || *w->p == '\r'))
+        w->p++;
+}
+
+static bool walk_lit(walk *w, char c)
+{
+    walk_space(w);
+    if (w->p < w->end && *w->p == c) {
+        w->p++;
+        return true;
+    }
+    return false;
+}
+
+static bool walk_open(walk *w)
+{
+    if (!walk_lit(w, '{') || !walk_lit(w, '"') || w->end - w->p < 5 || memcmp(w->p, "data\"", 5))
+        return false;
+    w->p += 5;
+    if (!walk_lit(w, ':') || !walk_lit(w, '['))
+        return false;
+    const char *item = w->p;
+    if (walk_lit(w, ']'))
+        return false; /* no item: run_whole says so */
+    w->p = item;
+    return true;
+}
+
+/* The next item, or NULL when the walk gives up. */
+static json_t *walk_item(walk *w)
+{
+    json_error_t je;
+    size_t left = (size_t)(w->end - w->p);
+    json_t *v = json_loadb(w->p, left, JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY,
+                           &je);
+    if (!v)
+        return NULL;
+    size_t used = je.position > 0 ? (size_t)je.position : 0;
+    /* in the whole body an item is two levels deeper than on its own */
+    if (!used || used > left || (used >= 2 * (JSON_PARSER_MAX_DEPTH - 2) && val_depth(v) > JSON_PARSER_MAX_DEPTH - 2)) {
+        json_decref(v);
+        return NULL;
+    }
+    w->p += used;
+    return v;
+}
+
+/* Sends the kept records of items [from, b->n) as one part; the connection and the
+ * transaction are opened with the first. */
+static int send_part(bulk *b, store_conn **c, bool *open, size_t from, seg_error *err)
+{
+    char *text = join_records(b, from, b->n);
+    if (!text)
+        return b->rq->err.status ? -1 : 0;
+    int rc = -1;
+    if (!*c && !(*c = store_acquire(err)))
+        goto done;
+    if (!*open) {
+        *open = true; /* store_parts_end is owed even when this fails */
+        if (store_parts_begin(*c, err))
+            goto done;
+    }
+    const char *p[2] = {b->rq->principal.tenant, text};
+    rc = store_parts_send(*c, statements[b->v1][OP_CREATE], p, err);
+done:
+    free(text);
+    return rc;
+}
+
+/* 0 when the request was answered (or rq->err set), -1 to start over with run_whole:
+ * then nothing was stored or answered. */
+static int run_streamed(http_request *rq, bool v1, bool atomic)
+{
+    bulk b = {.rq = rq, .op = OP_CREATE, .v1 = v1};
+    walk w = {rq->body, rq->body ? rq->body + rq->body_len : NULL};
+    store_conn *c = NULL;
+    store_rows *parts[BULK_MAX_ITEMS / BULK_PART_ITEMS + 1];
+    seg_error db_err;
+    int nparts = 0, rc = 0, sep;
+    size_t from = 0, kept = 0;
+    bool open = false, failed = false;
+
+    err_clear(&db_err);
+    memset(parts, 0, sizeof parts);
+    if (!rq->body || !walk_open(&w))
+        return -1;
+    if (bulk_alloc(&b, BULK_MAX_ITEMS))
+        goto done;
+    do {
+        json_t *item = b.n < BULK_MAX_ITEMS ? walk_item(&w) : NULL;
+        if (!item)
+            goto over;
+        bulk_item(&b, item, b.n);
+        json_decref(item);
+        kept += b.records[b.n++] != NULL;
+        if (kept == BULK_PART_ITEMS && !failed && !(atomic && json_array_size(b.errors))) {
+            /* a failed part fails them all: its error is given once the walk is done */
+            failed = send_part(&b, &c, &open, from, &db_err) != 0;
+            nparts++;
+            from = b.n;
+            kept = 0;
+        }
+        sep = walk_lit(&w, ',') ? 1 : walk_lit(&w, ']') ? 0 : -1;
+        if (sep < 0)
+            goto over;
+    } while (sep);
+    if (!walk_lit(&w, '}') || (walk_space(&w), w.p != w.end))
+        goto over;
+    if (atomic && json_array_size(b.errors)) {
+        bulk_refuse(&b); /* what was sent is rolled back below */
+        goto done;
+    }
+    if (!failed && kept) {
+        failed = send_part(&b, &c, &open, from, &db_err) != 0;
+        nparts++;
+    }
+    if (open) {
+        open = false;
+        if (store_parts_end(c, !failed, parts, nparts, &db_err))
+            failed = true;
+    }
+    if (failed) {
+        if (!rq->err.status) /* else join_records ran out of memory */
+            rq->err = db_err;
+        goto done;
+    }
+    bulk_reply(&b, 200, parts, nparts);
+    goto done;
+over:
+    rc = -1;
+done:
+    if (open)
+        (void)store_parts_end(c, false, parts, nparts, &db_err);
+    if (rc)
+        err_clear(&rq->err);
+    store_release(c);
+    for (int k = 0; k < nparts; k++)
+        store_rows_free(parts[k]);
+    bulk_free(&b);
+    return rc;
+}
+
+/* ---- the whole body at once: updates, deletes, and creates the walk gave up on ---- */
+static void run_whole(http_request *rq, bool v1, bulk_op op, bool atomic)
+{
     bulk b = {.rq = rq, .op = op, .v1 = v1};
     json_t *root = NULL, *data;
     store_conn *c = NULL;
     store_rows *rows = NULL;
-    bool atomic = false, bad = false, in_tx = false;
-    const char *a;
-    char *text = NULL, *records_text = NULL;
+    bool in_tx = false;
+    char *records_text = NULL, *text = NULL;
     size_t len = 0;
 
-    if (h_only_query(rq, allowed))
-        return;
-    if ((a = http_query(rq, "atomic", &bad))) {
-        if (!bad && !strcmp(a, "true"))
-            atomic = true;
-        else if (bad || strcmp(a, "false")) {
-            h_bad_query(rq, "atomic", "expected true or false");
-            return;
-        }
-    }
     if (!(root = val_parse_body(rq->body, rq->body_len, &rq->err)))
         return;
     data = json_object_get(root, "data");
@@ -643,54 +894,23 @@ static void run_bulk(http_request *rq, bool v1, bulk_op op)
             err_add(&rq->err, "/data", "expected an array of 1 to %d items", BULK_MAX_ITEMS);
         goto done;
     }
-    b.n = json_array_size(data);
-    if (b.n < 1 || b.n > BULK_MAX_ITEMS) {
-        err_set(&rq->err, 422, b.n ? "too_many_items" : "validation_failed",
-                "a bulk request holds 1 to %d items, got %zu", BULK_MAX_ITEMS, b.n);
-        err_add(&rq->err, "/data", "expected 1 to %d items, got %zu", BULK_MAX_ITEMS, b.n);
+    size_t n = json_array_size(data);
+    if (n < 1 || n > BULK_MAX_ITEMS) {
+        err_set(&rq->err, 422, n ? "too_many_items" : "validation_failed",
+                "a bulk request holds 1 to %d items, got %zu", BULK_MAX_ITEMS, n);
+        err_add(&rq->err, "/data", "expected 1 to %d items, got %zu", BULK_MAX_ITEMS, n);
         goto done;
     }
-    b.records = calloc(b.n, sizeof *b.records);
-    b.ids = calloc(b.n, sizeof *b.ids);
-    b.warns = calloc(b.n, sizeof *b.warns);
-    if (!v1 && op == OP_CREATE)
-        b.spans = calloc(b.n, sizeof *b.spans);
-    b.errors = json_array();
-    if (!b.records || !b.ids || !b.warns || !b.errors || (!v1 && op == OP_CREATE && !b.spans)) {
-        err_set(&rq->err, 500, "internal", "out of memory");
+    if (bulk_alloc(&b, n))
         goto done;
-    }
-    for (size_t i = 0; i < b.n; i++) {
-        json_t *item = json_array_get(data, i);
-        err_clear(&b.item_err);
-        if (!json_is_object(item)) {
-            err_set(&b.item_err, 422, "validation_failed", "expected an object, got %s",
-                    val_type_name(item));
-            add_item_errors(&b, i);
-            continue;
-        }
-        if ((v1 ? v1_item(&b, item, i) : aud_item(&b, item, i)) != 0)
-            add_item_errors(&b, i);
-    }
+    for (b.n = 0; b.n < n; b.n++)
+        bulk_item(&b, json_array_get(data, b.n), b.n);
     if (op != OP_CREATE)
         refuse_duplicates(&b);
     if (atomic && json_array_size(b.errors) > 0)
         goto refuse;
-
-    rec all = {0}; /* [record,record,...]; none kept: no statement */
-    for (size_t i = 0; i < b.n; i++)
-        if (b.records[i]) {
-            rec_put(&all, all.len ? "," : "[", 1);
-            rec_put(&all, b.records[i], strlen(b.records[i]));
-        }
-    if (all.len)
-        rec_put(&all, "]", 1);
-    if (all.oom) {
-        free(all.p);
-        err_set(&rq->err, 500, "internal", "out of memory");
+    if (!(records_text = join_records(&b, 0, b.n)) && rq->err.status)
         goto done;
-    }
-    records_text = all.p;
     if (records_text) {
         if (!(c = store_acquire(&rq->err)))
             goto done;
@@ -702,14 +922,13 @@ static void run_bulk(http_request *rq, bool v1, bulk_op op)
         if (store_bulk(c, statements[v1][op], rq->principal.tenant, records_text, &rows, &rq->err))
             goto done;
     }
-    text = envelope(&b, rows, &len); /* adds not_found for ids the statement missed */
+    text = envelope(&b, &rows, rows ? 1 : 0, &len); /* adds not_found for ids the statement missed */
     if (!text) {
         err_set(&rq->err, 500, "internal", "the answer could not be written");
         goto done;
     }
     if (atomic && json_array_size(b.errors) > 0) {
         free(text);
-        text = NULL;
         goto refuse;
     }
     if (in_tx) {
@@ -722,38 +941,40 @@ static void run_bulk(http_request *rq, bool v1, bulk_op op)
     http_reply(rq, 200, "application/json", text, len, free, text);
     goto done;
 refuse:
-    /* all or nothing: the whole request is refused with every error; nothing stored */
     if (in_tx) {
         store_rollback(c);
         in_tx = false;
     }
-    for (size_t i = 0; i < b.n; i++) {
-        free(b.records[i]);
-        b.records[i] = NULL;
-    }
-    text = envelope(&b, NULL, &len);
-    if (!text) {
-        err_set(&rq->err, 500, "internal", "the answer could not be written");
-        goto done;
-    }
-    http_reply(rq, 422, "application/json", text, len, free, text);
+    bulk_refuse(&b);
 done:
     if (in_tx)
         store_rollback(c);
     store_release(c);
     store_rows_free(rows);
     free(records_text);
-    for (size_t i = 0; i < b.n && b.records; i++) {
-        free(b.records[i]);
-        if (b.warns)
-            json_decref(b.warns[i]);
-    }
-    free(b.records);
-    free(b.ids);
-    free(b.warns);
-    free(b.spans);
-    json_decref(b.errors);
+    bulk_free(&b);
     json_decref(root);
+}
+
+static void run_bulk(http_request *rq, bool v1, bulk_op op)
+{
+    static const char *const allowed[] = {"atomic", NULL};
+    bool atomic = false, bad = false;
+    const char *a;
+
+    if (h_only_query(rq, allowed))
+        return;
+    if ((a = http_query(rq, "atomic", &bad))) {
+        if (!bad && !strcmp(a, "true"))
+            atomic = true;
+        else if (bad || strcmp(a, "false")) {
+            h_bad_query(rq, "atomic", "expected true or false");
+            return;
+        }
+    }
+    if (op == OP_CREATE && run_streamed(rq, v1, atomic) == 0)
+        return;
+    run_whole(rq, v1, op, atomic);
 }
 
 void h_aud_bulk_create(http_request *rq) { run_bulk(rq, false, OP_CREATE); }

@@ -50,7 +50,7 @@ void h_readyz(http_request *rq)
 void h_metrics(http_request *rq)
 {
     store_stats s;
-    char extra[2200];
+    char extra[3072];
     store_stats_get(&s);
     snprintf(extra, sizeof extra,
              "# HELP segmentd_db_pool_connections Database connections by state.\n"
@@ -81,9 +81,12 @@ void h_metrics(http_request *rq)
              "segmentd_db_pipeline_statements_total %llu\n"
              "# HELP segmentd_db_pipeline_reruns_total Statements run again alone after another statement of their pipeline failed.\n"
              "# TYPE segmentd_db_pipeline_reruns_total counter\n"
-             "segmentd_db_pipeline_reruns_total %llu\n",
+             "segmentd_db_pipeline_reruns_total %llu\n"
+             "# HELP segmentd_db_parts_total Statements sent as parts of one transaction (bulk creates stored while their body is read).\n"
+             "# TYPE segmentd_db_parts_total counter\n"
+             "segmentd_db_parts_total %llu\n",
              s.size, s.in_use, s.connected, s.acquired, s.waits, s.timeouts, s.errors, s.reconnects,
-             s.batches, s.batched, s.reruns);
+             s.batches, s.batched, s.reruns, s.parts);
     char *text = metrics_render(extra);
     if (!text) {
         err_set(&rq->err, 500, "internal", "out of memory");

@@ -62,6 +62,8 @@ struct store_conn {
     bool in_use;     /* borrowed whole: no pipelining, a transaction or a bulk statement */
     bool prepared;
     bool broken;
+    int parts_sent;  /* store_parts_*: statements sent in the open pipeline, BEGIN included */
+    bool parts_lost; /* store_parts_*: sending failed; the session is given up at the end */
     bool busy;       /* a batch runs on it */
     bool reserved;   /* a borrower waits for it to drain: no new jobs join its queue */
     int queued;
@@ -607,6 +609,23 @@ static void job_run_alone(store_conn *lane, job *j)
     j->rc = j->res ? 0 : -1;
 }
 
+/* Flushes everything a non-blocking session holds; while libpq cannot write, what the
+ * server already answered is read into libpq's buffer, so a server blocked on writing
+ * results never blocks the client's writing. 0, or -1 when the session broke or the
+ * server took no bytes for the statement timeout and a second. */
+static int flush_reading(PGconn *pg)
+{
+    for (;;) {
+        int f = PQflush(pg);
+        if (f <= 0)
+            return f;
+        int ev = fiber_wait_fd(PQsocket(pg), POLLIN | POLLOUT,
+                               fiber_now_ns() + (uint64_t)(pcfg->statement_timeout_ms + 1000) * 1000000u);
+        if (ev <= 0 || ((ev & POLLIN) && !PQconsumeInput(pg)))
+            return -1;
+    }
+}
+
 /* Sends the batch's statements and a Sync without blocking on a full socket: while
  * libpq cannot write, what the server already answered is read into libpq's buffer,
  * so a server blocked on writing results never blocks the client's writing. */
@@ -622,19 +641,8 @@ static int send_pipeline(PGconn *pg, job *batch)
     }
     if (!rc && !PQpipelineSync(pg))
         rc = -1;
-    while (!rc) {
-        int f = PQflush(pg);
-        if (f == 0)
-            break;
-        if (f < 0) {
-            rc = -1;
-            break;
-        }
-        int ev = fiber_wait_fd(PQsocket(pg), POLLIN | POLLOUT,
-                               fiber_now_ns() + (uint64_t)(pcfg->statement_timeout_ms + 1000) * 1000000u);
-        if (ev <= 0 || ((ev & POLLIN) && !PQconsumeInput(pg)))
-            rc = -1;
-    }
+    if (!rc)
+        rc = flush_reading(pg);
     if (!was_nonblocking && PQsetnonblocking(pg, 0))
         rc = -1;
     return rc;
@@ -1071,6 +1079,111 @@ void store_rollback(store_conn *c)
         c = c->own;
     if (c && c->pg && PQstatus(c->pg) == CONNECTION_OK)
         PQclear(run_sql(c->pg, "ROLLBACK"));
+}
+
+/* ---- one transaction in parts (store_parts_*) ------------------------------------ */
+
+static store_conn *parts_slot(store_conn *c)
+{
+    return c && c->handle ? c->own : c;
+}
+
+/* Sends what libpq holds without waiting and reads what the server answered meanwhile:
+ * a part's rows are not read until the end, and a server blocked on writing them would
+ * stop executing the next part. */
+static int parts_sent_one(store_conn *s, int ok, seg_error *err)
+{
+    if (!ok || PQflush(s->pg) < 0 || !PQconsumeInput(s->pg)) {
+        s->parts_lost = true;
+        map_error(s, NULL, err);
+        return -1;
+    }
+    s->parts_sent++;
+    return 0;
+}
+
+int store_parts_begin(store_conn *c, seg_error *err)
+{
+    store_conn *s = slot_for(c, err);
+    if (!s)
+        return -1;
+    s->parts_sent = 0;
+    s->parts_lost = false;
+    if (!PQenterPipelineMode(s->pg)) {
+        map_error(s, NULL, err);
+        return -1;
+    }
+    return parts_sent_one(s, !PQsetnonblocking(s->pg, 1) &&
+                                 PQsendQueryParams(s->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0), err);
+}
+
+int store_parts_send(store_conn *c, stmt_id id, const char *const *params, seg_error *err)
+{
+    store_conn *s = parts_slot(c);
+    const stmt_def *d = &store_statements[id];
+    if (!s || !s->pg || s->parts_lost || PQpipelineStatus(s->pg) == PQ_PIPELINE_OFF) {
+        unavailable(err, "database_unavailable", "the database connection was lost; retry shortly");
+        return -1;
+    }
+    if (parts_sent_one(s, PQsendQueryPrepared(s->pg, d->name, d->nparams, params, NULL, NULL, 0), err))
+        return -1;
+    __atomic_fetch_add(&stats.parts, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, seg_error *err)
+{
+    store_conn *s = parts_slot(c);
+    PGresult *fail = NULL;
+    for (int k = 0; k < nrows; k++)
+        rows[k] = NULL;
+    if (!s || !s->pg || PQpipelineStatus(s->pg) == PQ_PIPELINE_OFF)
+        return -1; /* store_parts_begin failed: err tells why */
+    PGconn *pg = s->pg;
+    bool lost = s->parts_lost || !PQsendQueryParams(pg, commit ? "COMMIT" : "ROLLBACK", 0, NULL, NULL,
+                                                    NULL, NULL, 0) ||
+                !PQpipelineSync(pg) || flush_reading(pg);
+    /* BEGIN, the parts, COMMIT or ROLLBACK: each a result and a NULL; then the Sync */
+    for (int q = 0; q <= s->parts_sent && !lost; q++) {
+        PGresult *r = next_result(pg), *x;
+        if (!r || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            lost = true;
+            break;
+        }
+        while ((x = next_result(pg)) != NULL)
+            PQclear(x);
+        if (result_ok(r) && q >= 1 && q < s->parts_sent && q - 1 < nrows) {
+            rows[q - 1] = (store_rows *)(void *)r;
+        } else if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && !fail) {
+            fail = r;
+        } else {
+            PQclear(r);
+        }
+    }
+    if (!lost) {
+        PGresult *sync = next_result(pg);
+        lost = !sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+    }
+    if (lost || !PQexitPipelineMode(pg) || PQsetnonblocking(pg, 0) || PQstatus(pg) != CONNECTION_OK) {
+        lost = true;
+        s->broken = true; /* reconnected on its next borrowing */
+    } else if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
+        PQclear(run_sql(pg, "ROLLBACK")); /* a failed part leaves the transaction aborted */
+    }
+    s->parts_sent = 0;
+    s->parts_lost = false;
+    if ((lost || fail) && !err->status)
+        map_error(s, fail, err);
+    PQclear(fail);
+    if (!lost && !fail && commit)
+        return 0;
+    for (int k = 0; k < nrows; k++) {
+        PQclear(res_of(rows[k]));
+        rows[k] = NULL;
+    }
+    return lost || fail ? -1 : 0;
 }
 
 int store_rows_count(const store_rows *r)

@@ -21,6 +21,10 @@
 #define store_value fuzz_store_value
 #define store_length fuzz_store_length
 #define store_rows_free fuzz_store_rows_free
+#define store_parts_begin fuzz_store_parts_begin
+#define store_parts_send fuzz_store_parts_send
+#define store_parts_end fuzz_store_parts_end
+#define BULK_PART_ITEMS 2 /* creates are sent in parts of 2 items, so small inputs make several */
 #include "handlers/bulk.c"
 
 #define FAKE_COLS 6
@@ -169,6 +173,56 @@ int fuzz_store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *r
     return 0;
 }
 
+/* A create sent in parts: each part checked and answered as fuzz_store_bulk does; the
+ * rows handed over only when the parts are committed. */
+static store_rows *fake_parts[BULK_MAX_ITEMS / BULK_PART_ITEMS + 1];
+static int fake_nparts, parts_rows;
+
+int fuzz_store_parts_begin(store_conn *c, seg_error *err)
+{
+    FUZZ_CHECK(!in_tx, "parts begun inside a transaction");
+    in_tx = 2;
+    fake_nparts = parts_rows = 0;
+    return 0;
+}
+
+int fuzz_store_parts_send(store_conn *c, stmt_id id, const char *const *params, seg_error *err)
+{
+    FUZZ_CHECK(in_tx == 2, "a part sent outside store_parts_begin/end");
+    FUZZ_CHECK(id == STMT_AUD_BULK_INSERT || id == STMT_V1_BULK_INSERT, "statement %d in parts", (int)id);
+    FUZZ_CHECK(fake_nparts < (int)(sizeof fake_parts / sizeof fake_parts[0]), "%d parts", fake_nparts);
+    (void)!fuzz_store_bulk(c, id, params[0], params[1], &fake_parts[fake_nparts++], err);
+    FUZZ_CHECK(found_rows <= BULK_PART_ITEMS, "a part of %d records", found_rows);
+    parts_rows += found_rows;
+    found_rows = parts_rows;
+    return 0;
+}
+
+int fuzz_store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, seg_error *err)
+{
+    FUZZ_CHECK(in_tx == 2, "store_parts_end without store_parts_begin");
+    FUZZ_CHECK(nrows == fake_nparts, "%d parts sent, %d asked back", fake_nparts, nrows);
+    in_tx = 0;
+    for (int k = 0; k < nrows; k++) {
+        rows[k] = commit ? fake_parts[k] : NULL;
+        if (!commit)
+            fuzz_store_rows_free(fake_parts[k]);
+        fake_parts[k] = NULL;
+    }
+    if (!commit) /* rolled back: as if never sent */
+        found_rows = bulk_calls = 0;
+    return 0;
+}
+
+/* The same create the whole way (no parts), to compare answers with. */
+static void h_whole_create(http_request *rq, bool v1)
+{
+    bool bad = false;
+    run_whole(rq, v1, OP_CREATE, http_query(rq, "atomic", &bad) != NULL);
+}
+static void h_aud_whole_create(http_request *rq) { h_whole_create(rq, false); }
+static void h_v1_whole_create(http_request *rq) { h_whole_create(rq, true); }
+
 static const http_route routes[] = {
     {"POST", "/audiences/segments/bulk", h_aud_bulk_create, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
     {"PATCH", "/audiences/segments/bulk", h_aud_bulk_update, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
@@ -176,14 +230,16 @@ static const http_route routes[] = {
     {"POST", "/v1/segments/bulk", h_v1_bulk_create, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
     {"PATCH", "/v1/segments/bulk", h_v1_bulk_update, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
     {"POST", "/v1/segments/bulk-delete", h_v1_bulk_delete, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
+    {"POST", "/whole/audiences", h_aud_whole_create, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
+    {"POST", "/whole/v1", h_v1_whole_create, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
 };
-#define N_ROUTES (sizeof routes / sizeof routes[0])
+#define N_ROUTES 6 /* the bulk routes; the two /whole ones only compare with */
 
 static char *auth;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_http_init(routes, N_ROUTES);
+    fuzz_http_init(routes, sizeof routes / sizeof routes[0]);
     auth = fuzz_token_for("@w", 2);
     return 0;
 }
@@ -230,6 +286,52 @@ static void check_envelope(const fake_conn *fc, size_t n_items, bool atomic, boo
     json_decref(env);
 }
 
+/* What may differ between two runs of one request goes: generated ids, request ids. */
+static void strip_run(json_t *v)
+{
+    const char *k;
+    json_t *c;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_del(v, "id");
+        json_object_del(v, "traceId");
+        json_object_del(v, "request_id");
+        json_object_foreach(v, k, c) strip_run(c);
+    }
+    json_array_foreach(v, i, c) strip_run(c);
+}
+
+/* A bulk request's headers, with ?atomic=true or not. */
+static void bulk_request(fake_conn *fc, bool atomic)
+{
+    memset(fc, 0, sizeof *fc);
+    fake_add(fc, MHD_HEADER_KIND, "Authorization", 13, auth, strlen(auth));
+    fake_add(fc, MHD_HEADER_KIND, "Content-Type", 12, "application/json", 16);
+    if (atomic)
+        fake_add(fc, MHD_GET_ARGUMENT_KIND, "atomic", 6, "true", 4);
+}
+
+/* A create answered while its body is read in parts must answer as the whole body. */
+static void check_as_whole(const http_route *r, bool atomic, const uint8_t *data, size_t size,
+                           const fake_conn *streamed, unsigned status)
+{
+    fake_conn fc;
+    json_error_t je;
+    bulk_request(&fc, atomic);
+    unsigned whole = fuzz_request(&fc, "POST", r->handler == h_aud_bulk_create ? "/whole/audiences" : "/whole/v1",
+                                  (const char *)data, size, 4096, NULL, NULL);
+    FUZZ_CHECK(!in_tx, "transaction left open");
+    json_t *a = json_loadb(streamed->body, streamed->body_len, 0, &je);
+    json_t *b = json_loadb(fc.body, fc.body_len, 0, &je);
+    strip_run(a);
+    strip_run(b);
+    FUZZ_CHECK(whole == status && a && b && json_equal(a, b), "in parts %u %.300s\nwhole %u %.300s", status,
+               streamed->body ? streamed->body : "", whole, fc.body ? fc.body : "");
+    json_decref(a);
+    json_decref(b);
+    fake_free(&fc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -237,11 +339,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const http_route *r = &routes[(data[0] & 0x7f) % N_ROUTES];
     bool atomic = data[0] & 0x80;
     fake_conn fc;
-    memset(&fc, 0, sizeof fc);
-    fake_add(&fc, MHD_HEADER_KIND, "Authorization", 13, auth, strlen(auth));
-    fake_add(&fc, MHD_HEADER_KIND, "Content-Type", 12, "application/json", 16);
-    if (atomic)
-        fake_add(&fc, MHD_GET_ARGUMENT_KIND, "atomic", 6, "true", 4);
+    bulk_request(&fc, atomic);
     found_rows = bulk_calls = in_tx = 0;
 
     /* how many items the body holds, for the pointers in the envelope */
@@ -258,6 +356,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* 200 and an atomic 422 answer with the envelope; other errors are problems */
     if (status == 200 || (status == 422 && !strstr(fc.body, "\"type\":\"https://")))
         check_envelope(&fc, n_items, atomic, r->handler == h_aud_bulk_create);
+    if (r->handler == h_aud_bulk_create || r->handler == h_v1_bulk_create)
+        check_as_whole(r, atomic, data + 1, size - 1, &fc, status);
     fake_free(&fc);
     return 0;
 }

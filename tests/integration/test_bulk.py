@@ -9,6 +9,7 @@ import uuid
 import pytest
 import requests
 
+from hostile_util import metric
 from segtest import Api, Server, new_uuid, problem, psql
 from segtest import pointers as problem_pointers
 
@@ -117,6 +118,89 @@ def test_limits_1000_and_1001(api):
     problem(api.post(A + "/bulk", {"data": []}), 422)
     problem(api.post(A + "/bulk", {"items": []}), 422)
     problem(api.post(A + "/bulk", {"data": [aud()], "extra": 1}), 422)
+
+
+def test_creates_sent_in_parts(api):
+    """Creates are stored in parts of 100 items while the rest of the body is still being
+    read: the answer and the stored order follow the request, an item refused anywhere is
+    its own error, and a body found bad only after parts were sent stores nothing."""
+    tag = uuid.uuid4().hex[:8]
+    items = [aud(f"parts-{tag}-{i}", approximated_size=i) for i in range(450)]
+    items[237]["owner_id"] = "x"
+    parts0 = metric(api.server, "segmentd_db_parts_total")
+    b = envelope(api.post(A + "/bulk", {"data": items}))
+    assert metric(api.server, "segmentd_db_parts_total") - parts0 == 5  # 449 kept: 4 × 100 + 49
+    kept = [i for i in range(450) if i != 237]
+    assert [s["name"] for s in b["data"]] == [items[i]["name"] for i in kept]
+    assert [s["approximated_size"] for s in b["data"]] == kept
+    assert pointers(b) == ["/data/237/owner_id"]
+    stored = psql("SELECT name, id::text FROM audience_segments WHERE name LIKE %s ORDER BY no",
+                  f"parts-{tag}-%")
+    assert [r[0] for r in stored] == [s["name"] for s in b["data"]]
+    assert [r[1] for r in stored] == [s["id"] for s in b["data"]]
+    for s in b["data"][::97]:
+        assert api.get(A + "/" + s["id"]).json() == s
+
+    def none_stored(prefix):
+        return psql("SELECT count(*) FROM audience_segments WHERE name LIKE %s", prefix + "%")[0][0] == 0
+
+    late = [aud(f"late-{tag}-{i}") for i in range(450)]
+    late[430]["owner_id"] = "x"
+    b = envelope(api.post(A + "/bulk?atomic=true", {"data": late}), 422)
+    assert b["data"] == [] and pointers(b) == ["/data/430/owner_id"]
+    assert none_stored(f"late-{tag}-")
+    text = json.dumps({"data": [aud(f"trunc-{tag}-{i}") for i in range(450)]})
+    hdr = {"Content-Type": "application/json"}
+    problem(api.request("POST", A + "/bulk", data=text[:-2], headers=hdr), 400, "malformed_json")
+    problem(api.request("POST", A + "/bulk", data=text[:-1] + ',"data":[]}', headers=hdr), 400,
+            "malformed_json")
+    problem(api.request("POST", A + "/bulk", data=text[:-1] + ',"extra":1}', headers=hdr), 422)
+    problem(api.request("POST", A + "/bulk", data=text + "\x00", headers=hdr), 400, "malformed_json")
+    assert none_stored(f"trunc-{tag}-")
+    # an item nested as deep as jansson allows on its own, but two levels too deep inside
+    # the body: the whole body is refused as it would be parsed at once
+    for depth, status in ((2045, 200), (2046, 400)):
+        deep = "[" * (depth - 1) + "]" * (depth - 1)
+        body = ('{"data":[' + ",".join(json.dumps(aud(f"deep-{tag}-{depth}-{i}")) for i in range(250)) +
+                ',{"management_type":"selfmanaged","name":"d","owner_id":"' + OWNER +
+                '","properties":{"a":' + deep + '}}]}')
+        r = api.request("POST", A + "/bulk", data=body, headers=hdr)
+        if status == 200:
+            b = envelope(r)
+            assert len(b["data"]) == 250 and pointers(b) == ["/data/250/properties"], pointers(b)
+        else:
+            assert "depth" in problem(r, 400, "malformed_json")["detail"]
+            assert none_stored(f"deep-{tag}-{depth}-")
+    # /v1/segments the same way
+    vs = [v1(f"v1parts-{tag}-{i}") for i in range(250)]
+    vs[180]["constraints"] = []
+    b = envelope(api.post(V + "/bulk", {"data": vs}))
+    assert [s["name"] for s in b["data"]] == [vs[i]["name"] for i in range(250) if i != 180]
+    assert [p.split("/")[2] for p in pointers(b)] == ["180"]
+
+
+def test_part_refused_by_database_stores_nothing(api):
+    """A trigger refuses one item of the fourth part: the whole request fails with the
+    database's error, the parts already inserted are rolled back, and the connection is
+    fine for the next request."""
+    tag = uuid.uuid4().hex[:8]
+    fn = f"bulk_refuse_{tag}"
+    psql(f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+         f"IF NEW.name = 'refuse-{tag}' THEN "
+         f"RAISE EXCEPTION 'refused by test' USING ERRCODE = 'check_violation'; END IF; "
+         f"RETURN NEW; END $$")
+    psql(f"CREATE TRIGGER {fn} BEFORE INSERT ON audience_segments FOR EACH ROW EXECUTE FUNCTION {fn}()")
+    try:
+        items = [aud(f"dbparts-{tag}-{i}") for i in range(500)]
+        items[333]["name"] = f"refuse-{tag}"
+        problem(api.post(A + "/bulk", {"data": items}), 422, "rejected_by_database")
+        assert psql("SELECT count(*) FROM audience_segments WHERE name LIKE %s",
+                    f"dbparts-{tag}-%")[0][0] == 0
+        for _ in range(3):  # every connection of the pool answers again
+            assert len(envelope(api.post(A + "/bulk", {"data": items[:150]}))["data"]) == 150
+    finally:
+        psql(f"DROP TRIGGER IF EXISTS {fn} ON audience_segments")
+        psql(f"DROP FUNCTION IF EXISTS {fn}()")
 
 
 def test_body_over_size_limit_refused_whole():
@@ -230,7 +314,7 @@ def test_bulk_interrupted_by_database_restart():
         sess = requests.Session()
         k = 0
         while not done.is_set():
-            names = [f"rs-{uuid.uuid4().hex}" for _ in range(50)]
+            names = [f"rs-{uuid.uuid4().hex}" for _ in range(250)]  # three parts each
             try:
                 r = sess.post(s.url + A + "/bulk", data=json.dumps({"data": [aud(n) for n in names]}),
                               headers={"Authorization": "Bearer " + api.token,
