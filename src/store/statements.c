@@ -101,8 +101,10 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND ($3::text IS NULL OR strpos(lower(s.name), lower($3)) > 0) "
         "ORDER BY s.seq DESC LIMIT $4::int", 4},
 
-    /* Bulk: one statement for the whole request. $2 is a JSON array of records built
-     * by handlers/bulk.c; column 0 is the id, column 1 the representation, except for
+    /* Bulk: one statement for the whole request (for creates: for each part of it). $2
+     * is a JSON array of records built by handlers/bulk.c, read as json, not jsonb: the
+     * text is read as it comes, with no jsonb value built first (1000 creates: 28.9 ->
+     * 27.7 ms median in an interleaved A/B); column 0 is the id, column 1 the representation, except for
      * /audiences/segments creates, whose answer the handler writes from its records and
      * what PostgreSQL made (no, the two documents as jsonb text, the timestamps): the
      * statement costs ~7 ms less for 1000 rows without json_build_object and to_char. */
@@ -112,7 +114,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "SELECT $1, x.id, x.management_type, x.name, x.owner_id, x.approximated_size, x.description, "
         "coalesce(x.properties, '{}'), coalesce(x.deprecated_properties, '{}'), "
         "coalesce(x.created_at, now()), now() "
-        "FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (id uuid, management_type text, name text, "
+        "FROM ROWS FROM (json_to_recordset($2::json) AS (id uuid, management_type text, name text, "
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
         "deprecated_properties jsonb, created_at timestamptz)) WITH ORDINALITY "
         "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
@@ -131,7 +133,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
         "ELSE s.deprecated_properties END, "
         "updated_at = now(), version = s.version + 1 "
-        "FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, mask int, management_type text, name text, "
+        "FROM json_to_recordset($2::json) AS x(id uuid, mask int, management_type text, name text, "
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
         "deprecated_properties jsonb) "
         "WHERE s.tenant = $1 AND s.id = x.id "
@@ -139,13 +141,13 @@ const stmt_def store_statements[STMT__COUNT] = {
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
         "DELETE FROM audience_segments s WHERE s.tenant = $1 "
-        "AND s.id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid) "
+        "AND s.id IN (SELECT json_array_elements_text($2::json)::uuid) "
         "RETURNING s.id::text, json_build_object('id', s.id)::text", 2},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
         "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
         "SELECT $1, x.id, x.name, x.description, x.constraints "
-        "FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (id text, name text, description text, "
+        "FROM ROWS FROM (json_to_recordset($2::json) AS (id text, name text, description text, "
         "constraints jsonb)) WITH ORDINALITY AS x(id, name, description, constraints, ord) "
         "ORDER BY x.ord RETURNING s.id, " V1_JSON, 2},
 
@@ -155,12 +157,12 @@ const stmt_def store_statements[STMT__COUNT] = {
         "description = CASE WHEN (x.mask & 2) <> 0 THEN x.description ELSE s.description END, "
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
         "updated_at = now(), version = s.version + 1 "
-        "FROM jsonb_to_recordset($2::jsonb) AS x(id text, mask int, name text, description text, "
+        "FROM json_to_recordset($2::json) AS x(id text, mask int, name text, description text, "
         "constraints jsonb) "
         "WHERE s.tenant = $1 AND s.id = x.id RETURNING s.id, " V1_JSON, 2},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
         "DELETE FROM v1_segments s WHERE s.tenant = $1 "
-        "AND s.id IN (SELECT jsonb_array_elements_text($2::jsonb)) "
+        "AND s.id IN (SELECT json_array_elements_text($2::json)) "
         "RETURNING s.id, json_build_object('id', s.id)::text", 2},
 };
