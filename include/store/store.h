@@ -49,7 +49,9 @@ void store_rollback(store_conn *c);
  * and one Sync and only then reads the answers. After store_parts_begin, whatever
  * happens, call store_parts_end once: with commit false it rolls everything back. On
  * success rows[k] holds part k's rows (free each with store_rows_free) and the parts
- * are committed. A part's error makes every part fail (err as for store_exec). */
+ * are committed: success is the COMMIT's own answer, so a session lost after it (say,
+ * PostgreSQL shutting down before it answers the Sync) still counts as committed. A
+ * part's error makes every part fail (err as for store_exec). */
 int store_parts_begin(store_conn *c, seg_error *err) MUSTCHECK;
 int store_parts_send(store_conn *c, stmt_id id, const char *const *params, seg_error *err) MUSTCHECK;
 int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, seg_error *err);

@@ -1135,6 +1135,7 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
 {
     store_conn *s = parts_slot(c);
     PGresult *fail = NULL;
+    bool committed = false;
     for (int k = 0; k < nrows; k++)
         rows[k] = NULL;
     if (!s || !s->pg || PQpipelineStatus(s->pg) == PQ_PIPELINE_OFF)
@@ -1142,7 +1143,9 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
     PGconn *pg = s->pg;
     bool lost = s->parts_lost || !PQsendQueryParams(pg, commit ? "COMMIT" : "ROLLBACK", 0, NULL, NULL,
                                                     NULL, NULL, 0) ||
-                !PQpipelineSync(pg) || flush_reading(pg);
+                !PQpipelineSync(pg);
+    if (!lost)
+        (void)flush_reading(pg); /* on failure still read what came back: the COMMIT's answer may */
     /* BEGIN, the parts, COMMIT or ROLLBACK: each a result and a NULL; then the Sync */
     for (int q = 0; q <= s->parts_sent && !lost; q++) {
         PGresult *r = next_result(pg), *x;
@@ -1158,6 +1161,11 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
         } else if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && !fail) {
             fail = r;
         } else {
+            /* COMMIT answered COMMIT (not ROLLBACK): the parts are durable, whatever
+             * happens to the session from here on (a shutdown of PostgreSQL after the commit
+             * and before the Sync's answer is not a failure of this request) */
+            committed = commit && q == s->parts_sent && !fail && PQresultStatus(r) == PGRES_COMMAND_OK &&
+                        !strcmp(PQcmdStatus(r), "COMMIT");
             PQclear(r);
         }
     }
@@ -1174,16 +1182,23 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
     }
     s->parts_sent = 0;
     s->parts_lost = false;
-    if ((lost || fail) && !err->status)
-        map_error(s, fail, err);
-    PQclear(fail);
-    if (!lost && !fail && commit)
+    if (committed) {
+        PQclear(fail);
         return 0;
+    }
+    int rc = lost || fail || commit ? -1 : 0;
+    if (rc && !err->status) {
+        if (lost || fail)
+            map_error(s, fail, err);
+        else
+            unavailable(err, "database_busy", "the database rolled the request back; retry shortly");
+    }
+    PQclear(fail);
     for (int k = 0; k < nrows; k++) {
         PQclear(res_of(rows[k]));
         rows[k] = NULL;
     }
-    return lost || fail ? -1 : 0;
+    return rc;
 }
 
 int store_rows_count(const store_rows *r)
