@@ -774,10 +774,11 @@ static json_t *walk_item(walk *w)
     return v;
 }
 
-/* Sends the kept records of items [from, b->n) as one part; the connection and the
- * transaction are opened with the first. */
-static int send_part(bulk *b, store_conn **c, bool *open, size_t from, seg_error *err)
+/* Sends the kept records of items [from, b->n) as part *nparts (counted even when it
+ * fails); the connection and the transaction are opened with the first. */
+static int send_part(bulk *b, store_conn **c, bool *open, size_t from, int *nparts, seg_error *err)
 {
+    (*nparts)++;
     char *text = join_records(b, from, b->n);
     if (!text)
         return b->rq->err.status ? -1 : 0;
@@ -824,8 +825,7 @@ static int run_streamed(http_request *rq, bool v1, bool atomic)
         kept += b.records[b.n++] != NULL;
         if (kept == BULK_PART_ITEMS && !failed && !(atomic && json_array_size(b.errors))) {
             /* a failed part fails them all: its error is given once the walk is done */
-            failed = send_part(&b, &c, &open, from, &db_err) != 0;
-            nparts++;
+            failed = send_part(&b, &c, &open, from, &nparts, &db_err) != 0;
             from = b.n;
             kept = 0;
         }
@@ -839,10 +839,8 @@ static int run_streamed(http_request *rq, bool v1, bool atomic)
         bulk_refuse(&b); /* what was sent is rolled back below */
         goto done;
     }
-    if (!failed && kept) {
-        failed = send_part(&b, &c, &open, from, &db_err) != 0;
-        nparts++;
-    }
+    if (!failed && kept)
+        failed = send_part(&b, &c, &open, from, &nparts, &db_err) != 0;
     if (open) {
         open = false;
         if (store_parts_end(c, !failed, parts, nparts, &db_err))

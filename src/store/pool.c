@@ -657,6 +657,38 @@ static PGresult *next_result(PGconn *pg)
     return PQgetResult(pg);
 }
 
+/* The next statement's result in a pipeline, its ending NULL consumed; NULL when the
+ * session broke or the Sync came first. */
+static PGresult *pipeline_result(PGconn *pg)
+{
+    PGresult *r = next_result(pg), *x;
+    if (!r || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        return NULL;
+    }
+    while ((x = next_result(pg)) != NULL)
+        PQclear(x);
+    return r;
+}
+
+/* Reads the Sync (unless lost already) and leaves pipeline mode; a session that fails
+ * any of it is marked broken, to be reconnected on its next borrowing. Returns whether
+ * the session was lost. */
+static bool pipeline_close(store_conn *s, bool lost)
+{
+    PGconn *pg = s->pg;
+    if (!lost) {
+        PGresult *sync = next_result(pg);
+        lost = !sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+    }
+    if (lost || !PQexitPipelineMode(pg) || PQstatus(pg) != CONNECTION_OK) {
+        s->broken = true;
+        return true;
+    }
+    return false;
+}
+
 /* Runs a batch of two or more jobs in one pipeline, one Sync. */
 static void run_pipeline(store_conn *lane, job *batch)
 {
@@ -676,14 +708,11 @@ static void run_pipeline(store_conn *lane, job *batch)
     if (send_pipeline(pg, batch))
         lost = true;
     for (job *j = batch; j && !lost; j = j->next) {
-        PGresult *r = next_result(pg), *x;
-        if (!r || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
+        PGresult *r = pipeline_result(pg);
+        if (!r) {
             lost = true;
             break;
         }
-        while ((x = next_result(pg)) != NULL) /* the NULL that ends this statement's results */
-            PQclear(x);
         if (result_ok(r)) {
             j->res = r;
         } else if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
@@ -695,16 +724,7 @@ static void run_pipeline(store_conn *lane, job *batch)
             PQclear(r);
         }
     }
-    if (!lost) {
-        PGresult *sync = next_result(pg);
-        if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
-            lost = true;
-        PQclear(sync);
-    }
-    if (lost || !PQexitPipelineMode(pg) || PQstatus(pg) != CONNECTION_OK) {
-        lost = true;
-        lane->broken = true;
-    }
+    lost = pipeline_close(lane, lost);
     if (!lost && !failed) {
         for (job *j = batch; j; j = j->next)
             j->rc = 0;
@@ -1148,14 +1168,11 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
         (void)flush_reading(pg); /* on failure still read what came back: the COMMIT's answer may */
     /* BEGIN, the parts, COMMIT or ROLLBACK: each a result and a NULL; then the Sync */
     for (int q = 0; q <= s->parts_sent && !lost; q++) {
-        PGresult *r = next_result(pg), *x;
-        if (!r || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
+        PGresult *r = pipeline_result(pg);
+        if (!r) {
             lost = true;
             break;
         }
-        while ((x = next_result(pg)) != NULL)
-            PQclear(x);
         if (result_ok(r) && q >= 1 && q < s->parts_sent && q - 1 < nrows) {
             rows[q - 1] = (store_rows *)(void *)r;
         } else if (!result_ok(r) && PQresultStatus(r) != PGRES_PIPELINE_ABORTED && !fail) {
@@ -1169,15 +1186,11 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
             PQclear(r);
         }
     }
-    if (!lost) {
-        PGresult *sync = next_result(pg);
-        lost = !sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC;
-        PQclear(sync);
-    }
-    if (lost || !PQexitPipelineMode(pg) || PQsetnonblocking(pg, 0) || PQstatus(pg) != CONNECTION_OK) {
+    lost = pipeline_close(s, lost);
+    if (!lost && PQsetnonblocking(pg, 0)) {
         lost = true;
-        s->broken = true; /* reconnected on its next borrowing */
-    } else if (PQtransactionStatus(pg) != PQTRANS_IDLE) {
+        s->broken = true;
+    } else if (!lost && PQtransactionStatus(pg) != PQTRANS_IDLE) {
         PQclear(run_sql(pg, "ROLLBACK")); /* a failed part leaves the transaction aborted */
     }
     s->parts_sent = 0;
