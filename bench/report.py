@@ -109,9 +109,8 @@ def main():
                                   r.get("warmup"), r.get("soak")))
     w("machine:   %s CPUs (nproc), %s; %s; load average %s at start, %s at end"
       % (r.get("nproc"), r.get("cpu_model"), r.get("kernel"), r.get("load_start"), r.get("load_end")))
-    w("segmentd:  %s, release build, SEGMENTD_HTTP_MODE=%s (%s threads), SEGMENTD_POOL_SIZE=%s, "
-      "SEGMENTD_DB_PIPELINE=%s" % (r.get("git"), r.get("http_mode"), r.get("threads"), r.get("pool"),
-                                   r.get("pipeline")))
+    w("segmentd:  %s, release build, SEGMENTD_LOOPS=%s, SEGMENTD_POOL_SIZE=%s (pipelined)"
+      % (r.get("git"), r.get("loops"), r.get("pool")))
     w("database:  %s, own cluster, fsync=%s, synchronous_commit=%s, full_page_writes=%s"
       % (r.get("pg_version"), r.get("fsync"), r.get("synchronous_commit"), r.get("full_page_writes")))
     w("load:      wrk %s threads, %s connections, loopback; pgbench -M prepared, %s clients, %s threads"
@@ -161,8 +160,8 @@ def main():
     w("  non2xx counts socket errors too; p50/p99 are medians of the rounds.")
     used = ["%s %s" % (key, "/".join(str(t) for t in a["threads"])) for key, a in aggs.items() if a["threads"]]
     if used:
-        w("  segmentd threads that served the load (≥ 5 %% of its CPU each, per round; %s threads run): %s."
-          % (r.get("threads"), ", ".join(used)))
+        w("  segmentd threads that served the load (≥ 5 %% of its CPU each, per round; %s loops run): %s."
+          % (r.get("loops"), ", ".join(used)))
     noise = max([a["foreign"] for a in aggs.values()] + [a.get("pgb_foreign", 0) for a in aggs.values()] + [0])
     if noise > 10:
         w("  NOTE: processes outside this run used up to %.0f%% of the machine during the measurements: the"

@@ -9,7 +9,8 @@
 int main(void)
 {
     for (int i = 0; i < STMT__COUNT; i++)
-        printf("%s\x1f%d\x1f%s\x1e", store_statements[i].name, store_statements[i].nparams,
+        if (store_statements[i].name) /* the utility statements are not prepared */
+            printf("%s\x1f%d\x1f%s\x1e", store_statements[i].name, store_statements[i].nparams,
                store_statements[i].sql);
     return 0;
 }

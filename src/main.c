@@ -132,15 +132,12 @@ static int cmd_serve(seg_config *cfg)
         store_close();
         return fatal(&err);
     }
-    static const char *const modes[] = {"pool", "loop", "thread-per-connection"};
-    char port[8], threads[8], pool[8];
+    char port[8], loops[8], pool[8];
     snprintf(port, sizeof port, "%d", http_server_port());
-    snprintf(threads, sizeof threads, "%d",
-             cfg->http_mode == HTTP_MODE_LOOP ? cfg->loops : cfg->threads);
+    snprintf(loops, sizeof loops, "%d", cfg->loops);
     snprintf(pool, sizeof pool, "%d", cfg->pool_size);
-    log_msg(LOG_INFO, "listening", "host", cfg->listen_host, "port", port, "threads", threads,
-            "pool_size", pool, "http_mode", modes[cfg->http_mode], "db_pipeline", cfg->db_pipeline ? "1" : "0",
-            "version", SEGMENTD_VERSION, NULL);
+    log_msg(LOG_INFO, "listening", "host", cfg->listen_host, "port", port, "loops", loops,
+            "pool_size", pool, "version", SEGMENTD_VERSION, NULL);
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     http_server_stop(cfg->shutdown_grace_s);
@@ -181,6 +178,10 @@ int main(int argc, char **argv)
         return 1;
     }
     log_set_level(cfg.log_level);
+    if (cfg.retired_set[0])
+        log_msg(LOG_WARN, "settings of a retired threading model are ignored: segmentd runs "
+                          "event loops with a pipelined store (SEGMENTD_LOOPS, SEGMENTD_POOL_SIZE)",
+                "settings", cfg.retired_set, NULL);
     auth_init(&cfg);
     if (!strcmp(cmd, "token")) {
         rc = cmd_token(argc, argv);

@@ -11,17 +11,12 @@
 
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 
-typedef enum { HTTP_MODE_POOL = 0, HTTP_MODE_LOOP, HTTP_MODE_TPC } http_mode_kind;
-
 typedef struct seg_config {
     char listen_host[64];
     int listen_port;
     char *database_url;          /* NULL: libpq defaults (PG* variables) */
-    int threads;                 /* libmicrohttpd worker threads (pool mode) */
-    http_mode_kind http_mode;    /* SEGMENTD_HTTP_MODE */
-    int loops;                   /* event loops (loop mode), resolved: at least 1 */
-    int pool_size;               /* PostgreSQL connections */
-    bool db_pipeline;            /* batch concurrent requests' statements per connection */
+    int loops;                   /* event loops, resolved: 1 to pool_size */
+    int pool_size;               /* PostgreSQL connections, dealt out to the loops */
     int pool_wait_ms;            /* how long a request waits for a free connection */
     int statement_timeout_ms;
     char jwt_alg[8];             /* HS256 … ES384 */
@@ -40,6 +35,7 @@ typedef struct seg_config {
     int connection_limit;
     int per_ip_limit;
     int shutdown_grace_s;
+    char retired_set[96];        /* retired settings found set, space-separated: warned about */
 } seg_config;
 
 /* Looks a variable up by name; returns NULL when unset. getenv fits. */

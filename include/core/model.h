@@ -21,4 +21,23 @@ typedef struct aud_segment_in {
     const char *created_at;        /* as sent (RFC 3339), NULL when absent or null */
 } aud_segment_in;
 
+/* The filters of GET /audiences/segments, validated; NULL = not filtered. */
+typedef struct aud_list_query {
+    const char *before_no;       /* keyset cursor: rows with no < this (decimal text) */
+    const char *owner_id;        /* lower-case uuid */
+    const char *management_type;
+    const char *name;
+    const char *property;        /* jsonb text {"code": ["value"]} */
+    const char *property_num;    /* jsonb text {"code": [1.5]} when the value is a number */
+    const char *updated_since;
+    int limit;                   /* items of the page (one more row is read to tell "more") */
+} aud_list_query;
+
+/* The filters of GET /v1/segments, validated. */
+typedef struct v1_list_query {
+    const char *before_seq;      /* keyset cursor, decimal text; NULL: the first page */
+    const char *name;
+    int limit;
+} v1_list_query;
+
 #endif

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "core/arena.h"
 #include "core/error.h"
 
 typedef struct http_request http_request;
@@ -29,6 +30,9 @@ typedef struct http_route {
     const char *param_what;       /* "segment id" for messages */
 } http_route;
 
+/* The request's context: what it asked (route, path, body), who asks (principal), its
+ * memory and deferred cleanups (arena: released in libmicrohttpd's completion callback,
+ * after the answer is sent), the error it answers with, and the answer. */
 struct http_request {
     const http_route *route;
     const char *method;
@@ -39,6 +43,7 @@ struct http_request {
     auth_principal principal;
     char request_id[72];
     seg_error err;                /* handlers fill this to answer with a problem */
+    seg_arena arena;              /* everything the handler takes: arena_alloc, arena_defer */
 
     /* the answer */
     int status;
@@ -50,10 +55,11 @@ struct http_request {
     char etag[48];
     char location[192];
 
-    void *priv;                   /* http/server.c's own state */
+    void *priv;                   /* http/dispatch.c's own state */
 };
 
-/* Answers with a buffer; free_fn(cls) runs once the response is gone (NULL: static). */
+/* Answers with a buffer; free_fn(cls) runs once the response is gone (NULL: static, or
+ * memory of the request's arena, released after the answer is sent). */
 void http_reply(http_request *rq, int status, const char *content_type, const char *body,
                 size_t len, http_free_fn free_fn, void *cls);
 /* Answers with a JSON value (reference stolen), serialised compactly. */

@@ -1,4 +1,4 @@
-/* The libmicrohttpd daemon: threading, request lifecycle, body limits, shutdown. */
+/* Starting and stopping the HTTP server (src/http/listen.c). */
 #ifndef SEGMENTD_HTTP_SERVER_H
 #define SEGMENTD_HTTP_SERVER_H
 

@@ -1,36 +1,45 @@
-/* Segment rows of both dialects. Reads return PostgreSQL-built JSON text in column 0
- * and the version (or the paging key) in column 1. */
+/* Segments of both dialects, as the handlers see them: typed results and finished JSON
+ * text (PostgreSQL writes the representations); the statements' columns stay in here. */
 #ifndef SEGMENTD_STORE_SEGMENTS_H
 #define SEGMENTD_STORE_SEGMENTS_H
 
 #include "core/model.h"
 #include "store/store.h"
 
-/* Filters of GET /audiences/segments; NULL = not filtered. */
-typedef struct aud_list_query {
-    const char *before_no;       /* keyset cursor: rows with no < this */
-    const char *owner_id;
-    const char *management_type;
-    const char *name;
-    const char *property;        /* jsonb text {"code": ["value"]} */
-    const char *property_num;    /* jsonb text {"code": [1.5]} when the value is a number */
-    const char *updated_since;
-    int limit;
-} aud_list_query;
+
+/* A segment's representation as PostgreSQL wrote it (JSON text, not NUL-terminated) and
+ * its version (the ETag). The text lives as long as the request's arena (store_open). */
+typedef struct store_doc {
+    const char *json;
+    size_t len;
+    long long version;
+} store_doc;
+
+/* What became of a read or a write: it happened, there is no such segment (of this
+ * tenant), or If-Match named none of the current version. The functions below return one
+ * of these, or -1 with err set (database errors). */
+typedef enum { STORE_DONE = 0, STORE_MISSING = 1, STORE_STALE = 2 } store_outcome;
+
+/* A page of a list, newest first: up to limit items, and the paging key of the last one
+ * when more follow (more: next_key holds it as decimal text). */
+typedef struct store_page {
+    int n;
+    store_doc *items;        /* in the request's arena */
+    bool more;
+    char next_key[24];
+} store_page;
 
 int store_aud_insert(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
-                     store_rows **out, seg_error *err) MUSTCHECK;
-int store_aud_get(store_conn *c, const char *tenant, const char *id, store_rows **out,
+                     store_doc *out, seg_error *err) MUSTCHECK;
+int store_aud_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
                   seg_error *err) MUSTCHECK;
-/* Rows: none = no such segment; (old_version, NULL, NULL) = If-Match stale;
- * (old_version, body, new_version) = updated. versions: bigint[] text of acceptable
- * versions (If-Match), NULL for no check. */
+/* versions: bigint[] text of acceptable versions (If-Match), NULL for no check. On
+ * STORE_STALE out->version is the current version. */
 int store_aud_update(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
-                     const char *versions, store_rows **out, seg_error *err) MUSTCHECK;
-/* Rows: none = no such segment; (version, NULL) = If-Match stale; (version, version) = gone. */
+                     const char *versions, store_doc *out, seg_error *err) MUSTCHECK;
 int store_aud_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
-                     store_rows **out, seg_error *err) MUSTCHECK;
-int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, store_rows **out,
+                     seg_error *err) MUSTCHECK;
+int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, store_page *out,
                    seg_error *err) MUSTCHECK;
 
 /* /v1/segments: the same shapes. set holds V1_SET_* bits; NULL description = null. */
@@ -42,15 +51,18 @@ typedef struct v1_segment_row {
 } v1_segment_row;
 
 int store_v1_insert(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
-                    store_rows **out, seg_error *err) MUSTCHECK;
-int store_v1_get(store_conn *c, const char *tenant, const char *id, store_rows **out,
+                    store_doc *out, seg_error *err) MUSTCHECK;
+int store_v1_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
                  seg_error *err) MUSTCHECK;
 int store_v1_update(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
-                    const char *versions, store_rows **out, seg_error *err) MUSTCHECK;
+                    const char *versions, store_doc *out, seg_error *err) MUSTCHECK;
 int store_v1_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
-                    store_rows **out, seg_error *err) MUSTCHECK;
-int store_v1_list(store_conn *c, const char *tenant, const char *before_seq, const char *name,
-                  int limit, store_rows **out, seg_error *err) MUSTCHECK;
+                    seg_error *err) MUSTCHECK;
+int store_v1_list(store_conn *c, const char *tenant, const v1_list_query *q, store_page *out,
+                  seg_error *err) MUSTCHECK;
+
+/* The highest migration version applied to the database. */
+int store_migration_applied(store_conn *c, long long *out, seg_error *err) MUSTCHECK;
 
 /* Runs one bulk statement (STMT_*_BULK_*) with $2 = records, a JSON array. */
 int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,

@@ -1,8 +1,23 @@
-/* Every SQL statement segmentd runs, by id; prepared on each new connection. */
+/* Every SQL statement segmentd runs, by id: the table, with what the store needs to know
+ * of each (prepared or not, the rows it locks, whether it runs alone). */
 #ifndef SEGMENTD_STORE_STATEMENTS_H
 #define SEGMENTD_STORE_STATEMENTS_H
 
+#include <stdbool.h>
+
 typedef enum stmt_id {
+    /* utility statements: sent as text (they cannot be prepared, or run before preparing) */
+    STMT_SESSION_SETUP,
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_MIG_SESSION,
+    STMT_MIG_LOCK,
+    STMT_MIG_UNLOCK,
+    STMT_MIG_TABLE,
+    STMT_MIG_APPLIED,
+    STMT_MIG_RECORD,
+    /* prepared on every new session */
     STMT_MIGRATION_VERSION,
     STMT_AUD_INSERT,
     STMT_AUD_GET,
@@ -23,10 +38,17 @@ typedef enum stmt_id {
     STMT__COUNT
 } stmt_id;
 
+/* Tables whose rows a statement locks by ($1 tenant, $2 id) until its transaction ends;
+ * a batch sends such writes in the order (table, tenant, id), so that two batches never
+ * wait on each other's locks (store/batch.c). */
+typedef enum { LOCKS_NONE = 0, LOCKS_AUDIENCE_SEGMENTS, LOCKS_V1_SEGMENTS } stmt_locks;
+
 typedef struct stmt_def {
-    const char *name;
+    const char *name;   /* prepared statement name; NULL: a utility statement sent as text */
     const char *sql;
     int nparams;
+    stmt_locks locks;   /* the existing row it locks, if any */
+    bool alone;         /* moves up to megabytes: runs on a session of its own, not batched */
 } stmt_def;
 
 extern const stmt_def store_statements[STMT__COUNT];

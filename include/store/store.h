@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/arena.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "store/statements.h"
@@ -26,8 +27,14 @@ int store_init(const seg_config *cfg, seg_error *err) MUSTCHECK;
 /* Closes every connection; callers must have released them. */
 void store_close(void);
 
-/* Borrows a connected connection, waiting up to SEGMENTD_POOL_WAIT_MS. NULL with a
- * 503 (Retry-After) in err when none frees up or PostgreSQL is unreachable. */
+/* A request's handle on the pool, in its arena: the handle is returned, and every result
+ * read through it freed, when the arena is released (arena_run_now(a, handle) returns it
+ * early). Statements through it wait for a connection up to SEGMENTD_POOL_WAIT_MS (503
+ * with Retry-After past it). Only on a fiber of an event loop; NULL with err set. */
+store_conn *store_open(seg_arena *a, seg_error *err) MUSTCHECK;
+
+/* The same, owned by the caller: release it with store_release; results are the
+ * caller's to free (store_rows_free). */
 store_conn *store_acquire(seg_error *err) MUSTCHECK;
 void store_release(store_conn *c);
 

@@ -25,18 +25,11 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_LISTEN", CF_LISTEN, "127.0.0.1:8080", 0, 0, "host:port to listen on"},
     {"SEGMENTD_DATABASE_URL", CF_STR, NULL, 0, 0,
      "libpq conninfo or postgresql:// URI (also SEGMENTD_DATABASE_URL_FILE)"},
-    {"SEGMENTD_HTTP_MODE", CF_STR, "loop", 0, 0,
-     "loop (SEGMENTD_LOOPS event loops, requests on fibers), pool (epoll thread pool of "
-     "SEGMENTD_THREADS, blocking handlers) or thread-per-connection (for benchmarks)"},
     {"SEGMENTD_LOOPS", CF_INT, "0", 0, 256,
-     "event loops of the loop mode (0: one per usable CPU, at most 8 and SEGMENTD_POOL_SIZE)"},
-    {"SEGMENTD_THREADS", CF_INT, "8", 1, 256, "HTTP worker threads of the pool mode"},
+     "event loops (0: one per usable CPU, at most 8 and SEGMENTD_POOL_SIZE)"},
     {"SEGMENTD_POOL_SIZE", CF_INT, NULL, 1, 256,
-     "PostgreSQL connections (default: one per loop when pipelined, 2 in the pool mode when "
-     "pipelined, else one per worker thread or 8)"},
-    {"SEGMENTD_DB_PIPELINE", CF_BOOL, NULL, 0, 0,
-     "1: batch concurrent requests' statements on few connections in libpq pipelines (default: "
-     "on in the loop mode, off in the others)"},
+     "PostgreSQL connections, dealt out to the loops (default: one per loop; each carries "
+     "its loop's requests in libpq pipelines)"},
     {"SEGMENTD_POOL_WAIT_MS", CF_INT, "2000", 1, 60000,
      "how long a request waits for a free connection before 503"},
     {"SEGMENTD_STATEMENT_TIMEOUT_MS", CF_INT, "5000", 100, 600000,
@@ -66,6 +59,9 @@ static const cf_entry cf_table[] = {
 };
 
 #define CF_COUNT (sizeof cf_table / sizeof cf_table[0])
+
+static const char *const config_retired[] = {"SEGMENTD_HTTP_MODE", "SEGMENTD_THREADS",
+                                             "SEGMENTD_DB_PIPELINE"};
 
 /* Reads a whole small file (secrets, keys); strips one trailing newline. */
 static char *read_small_file(const char *path, size_t *len_out, const char *setting,
@@ -167,26 +163,10 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
     } else if (!strcmp(name, "DATABASE_URL")) {
         free(cfg->database_url);
         cfg->database_url = strdup(v);
-    } else if (!strcmp(name, "THREADS")) {
-        cfg->threads = (int)n;
-    } else if (!strcmp(name, "HTTP_MODE")) {
-        if (!strcmp(v, "pool"))
-            cfg->http_mode = HTTP_MODE_POOL;
-        else if (!strcmp(v, "loop"))
-            cfg->http_mode = HTTP_MODE_LOOP;
-        else if (!strcmp(v, "thread-per-connection"))
-            cfg->http_mode = HTTP_MODE_TPC;
-        else {
-            err_set(err, 1, "config", "%s: \"%s\" is not pool, loop or thread-per-connection",
-                    e->name, v);
-            return -1;
-        }
     } else if (!strcmp(name, "LOOPS")) {
         cfg->loops = (int)n;
     } else if (!strcmp(name, "POOL_SIZE")) {
         cfg->pool_size = (int)n;
-    } else if (!strcmp(name, "DB_PIPELINE")) {
-        cfg->db_pipeline = b;
     } else if (!strcmp(name, "POOL_WAIT_MS")) {
         cfg->pool_wait_ms = (int)n;
     } else if (!strcmp(name, "STATEMENT_TIMEOUT_MS")) {
@@ -345,19 +325,21 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
                 goto fail;
         }
     }
-    /* Measured defaults (bench/README.md): event loops batching their statements. */
-    if (!lookup("SEGMENTD_DB_PIPELINE", cls))
-        cfg->db_pipeline = cfg->http_mode == HTTP_MODE_LOOP;
+    /* Settings of the threading models retired in 0.2 (one model since: event loops with
+     * the pipelined store, bench/README.md): named for a warning at start-up, not refused,
+     * so that an upgrade with an old environment still starts. */
+    for (size_t i = 0; i < sizeof config_retired / sizeof config_retired[0]; i++)
+        if (lookup(config_retired[i], cls)) {
+            size_t used = strlen(cfg->retired_set);
+            snprintf(cfg->retired_set + used, sizeof cfg->retired_set - used, "%s%s",
+                     used ? " " : "", config_retired[i]);
+        }
     if (!cfg->loops) {
         int cpus = usable_cpus();
         cfg->loops = cpus < DEFAULT_LOOPS_MAX ? cpus : DEFAULT_LOOPS_MAX;
     }
-    if (!cfg->pool_size) { /* pipelined connections carry many requests each (store/pool.c) */
-        if (cfg->http_mode == HTTP_MODE_LOOP)
-            cfg->pool_size = cfg->db_pipeline ? cfg->loops : 8;
-        else
-            cfg->pool_size = cfg->db_pipeline ? (cfg->threads < 2 ? cfg->threads : 2) : cfg->threads;
-    }
+    if (!cfg->pool_size) /* pipelined connections carry many requests each (store/batch.c) */
+        cfg->pool_size = cfg->loops;
     if (cfg->loops > cfg->pool_size) /* every loop owns at least one connection */
         cfg->loops = cfg->pool_size;
     if (cfg->jwt_alg[0] == 'H') {

@@ -1,5 +1,5 @@
-/* Steps shared by the resource handlers: zero-copy replies from rows, keyset pages,
- * cursors, If-Match and query-parameter errors. */
+/* Steps shared by the resource handlers: the request's store handle and body, zero-copy
+ * replies of stored documents and pages, If-Match and query-parameter errors. */
 #include "handlers/common.h"
 
 #include <stdarg.h>
@@ -8,27 +8,68 @@
 #include <string.h>
 
 #include "core/ids.h"
+#include "validate/list_query.h"
+#include "validate/validate.h"
 
-#define PAGE_DEFAULT 50
-#define PAGE_MAX 500
 
-void h_reply_row(http_request *rq, int status, store_rows *rows, int col)
+void *h_keep(http_request *rq, size_t n, void (*release)(void *))
 {
-    http_reply(rq, status, "application/json", store_value(rows, 0, col),
-               store_length(rows, 0, col), store_rows_free, rows);
+    void *p = arena_alloc(&rq->arena, n);
+    if (!p || arena_defer(&rq->arena, release, p)) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        return NULL;
+    }
+    return p;
+}
+
+bool h_missed(http_request *rq, int outcome)
+{
+    if (outcome == STORE_MISSING)
+        err_set(&rq->err, 404, "not_found", "no segment with this id");
+    else if (outcome == STORE_STALE)
+        err_set(&rq->err, 412, "precondition_failed",
+                "the segment changed since the ETag in If-Match was issued: fetch it again");
+    return outcome != STORE_DONE;
+}
+
+store_conn *h_store(http_request *rq)
+{
+    return store_open(&rq->arena, &rq->err);
+}
+
+static void json_release(void *j)
+{
+    json_decref(j);
+}
+
+json_t *h_body(http_request *rq)
+{
+    json_t *root = val_parse_body(rq->body, rq->body_len, &rq->err);
+    if (root && arena_defer(&rq->arena, json_release, root)) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        return NULL;
+    }
+    return root;
+}
+
+void h_reply_doc(http_request *rq, int status, const store_doc *doc)
+{
+    http_reply(rq, status, "application/json", doc->json, doc->len, NULL, NULL);
 }
 
 void h_bad_query(http_request *rq, const char *name, const char *fmt, ...)
 {
-    char detail[ERR_DETAIL_MAX], ptr[96];
+    char detail[ERR_DETAIL_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    if (!rq->err.status)
-        err_set(&rq->err, 400, "invalid_query_parameter", "a query parameter is not valid; see errors");
-    snprintf(ptr, sizeof ptr, "/query/%.80s", name);
-    err_add(&rq->err, ptr, "%s", detail);
+    val_query_fail(&rq->err, name, "%s", detail);
+}
+
+const char *h_query(void *rq, const char *name, bool *bad)
+{
+    return http_query(rq, name, bad);
 }
 
 int h_only_query(http_request *rq, const char *const *allowed)
@@ -40,85 +81,36 @@ int h_only_query(http_request *rq, const char *const *allowed)
     return -1;
 }
 
-static void encode_cursor(char kind, const char *key, char *out)
+void h_reply_page(http_request *rq, const store_page *page, char kind)
 {
-    char raw[40];
-    int n = snprintf(raw, sizeof raw, "%c:%s", kind, key);
-    ids_b64url_encode((const unsigned char *)raw, (size_t)n, out);
-}
-
-int h_paging(http_request *rq, char kind, int *limit, char before[24])
-{
-    bool bad = false;
-    const char *l = http_query(rq, "limit", &bad);
-    const char *c = http_query(rq, "cursor", &bad);
-    *limit = PAGE_DEFAULT;
-    before[0] = '\0';
-    if (l) {
-        char *end;
-        long v = strtol(l, &end, 10);
-        if (bad || !*l || *end || v < 1 || v > PAGE_MAX)
-            h_bad_query(rq, "limit", "expected an integer from 1 to %d", PAGE_MAX);
-        else
-            *limit = (int)v;
-    }
-    if (c) {
-        unsigned char raw[40];
-        int n = strlen(c) < 48 ? ids_b64url_decode(c, raw, sizeof raw - 1) : -1;
-        bool ok = n > 2 && raw[0] == (unsigned char)kind && raw[1] == ':' && n - 2 <= 18; /* < 2^63 */
-        for (int i = 2; ok && i < n; i++)
-            ok = raw[i] >= '0' && raw[i] <= '9';
-        if (bad || !ok) {
-            h_bad_query(rq, "cursor", "not a cursor returned by this list: pass next_cursor as it came");
-        } else {
-            memcpy(before, raw + 2, (size_t)n - 2);
-            before[n - 2] = '\0';
-        }
-    }
-    return rq->err.status ? -1 : 0;
-}
-
-void h_reply_page(http_request *rq, store_rows *rows, int limit, char kind)
-{
-    int n = store_rows_count(rows), shown = n > limit ? limit : n;
-    size_t cap = 64, len = 0;
-    char *buf;
-    for (int i = 0; i < shown; i++)
-        cap += store_length(rows, i, 0) + 1;
-    buf = malloc(cap);
+    static const char head[] = "{\"items\":[", no_more[] = "],\"next_cursor\":null}";
+    char cursor[VAL_CURSOR_MAX] = "";
+    size_t cap = sizeof head + sizeof no_more + 16, len = 0;
+    if (page->more)
+        val_cursor_encode(kind, page->next_key, cursor);
+    cap += strlen(cursor);
+    for (int i = 0; i < page->n; i++)
+        cap += page->items[i].len + 1;
+    char *buf = arena_alloc(&rq->arena, cap);
     if (!buf) {
-        store_rows_free(rows);
         err_set(&rq->err, 500, "internal", "out of memory");
         return;
     }
-    memcpy(buf, "{\"items\":[", 10);
-    len = 10;
-    for (int i = 0; i < shown; i++) {
-        size_t l = store_length(rows, i, 0);
+    memcpy(buf, head, sizeof head - 1);
+    len = sizeof head - 1;
+    for (int i = 0; i < page->n; i++) {
         if (i)
             buf[len++] = ',';
-        memcpy(buf + len, store_value(rows, i, 0), l);
-        len += l;
+        memcpy(buf + len, page->items[i].json, page->items[i].len);
+        len += page->items[i].len;
     }
-    if (n > limit) {
-        char cursor[64];
-        encode_cursor(kind, store_value(rows, shown - 1, 1), cursor);
-        len += (size_t)snprintf(buf + len, cap - len, "],\"next_cursor\":\"");
-        char *grown = realloc(buf, cap + strlen(cursor) + 8);
-        if (!grown) {
-            free(buf);
-            store_rows_free(rows);
-            err_set(&rq->err, 500, "internal", "out of memory");
-            return;
-        }
-        buf = grown;
-        len += (size_t)sprintf(buf + len, "%s\"}", cursor);
-    } else {
-        memcpy(buf + len, "],\"next_cursor\":null}", 21);
-        len += 21;
+    if (page->more)
+        len += (size_t)snprintf(buf + len, cap - len, "],\"next_cursor\":\"%s\"}", cursor);
+    else {
+        memcpy(buf + len, no_more, sizeof no_more - 1);
+        len += sizeof no_more - 1;
     }
-    store_rows_free(rows);
-    http_reply(rq, 200, "application/json", buf, len, free, buf);
+    http_reply(rq, 200, "application/json", buf, len, NULL, NULL);
 }
 
 int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions)

@@ -8,21 +8,34 @@
 #include "http/request.h"
 #include "store/segments.h"
 
-/* Answers with column col of row 0 (JSON text) without copying it; takes rows. */
-void h_reply_row(http_request *rq, int status, store_rows *owned_rows, int col);
+/* n zeroed bytes of the request whose release(ptr) runs with the request (a validator's
+ * output struct). NULL with rq->err set (500). */
+void *h_keep(http_request *rq, size_t n, void (*release)(void *));
 
-/* Answers {"items":[col 0 …], "next_cursor": …} from rows fetched with limit + 1;
- * the paging key is column 1; kind tags the cursor. Takes rows. */
-void h_reply_page(http_request *rq, store_rows *owned_rows, int limit, char kind);
+/* Answers 404 (no such segment) or 412 (If-Match stale) for those outcomes of the store.
+ * True when the request is answered: by one of these, or by the error of a failed call
+ * (outcome -1); false for STORE_DONE, which the caller answers. */
+bool h_missed(http_request *rq, int outcome);
 
-/* Reads ?limit= (default 50, 1 to 500) and ?cursor= (opaque, of this kind) into
- * *limit and before (decimal text, "" when absent). Returns 0 or -1 with a 400. */
-int h_paging(http_request *rq, char kind, int *limit, char before[24]);
+/* The request's handle on the store (released with the request). NULL with rq->err set. */
+store_conn *h_store(http_request *rq);
+
+/* The parsed JSON body (freed with the request). NULL with rq->err set (400). */
+json_t *h_body(http_request *rq);
+
+/* Answers with a stored representation as it is, without copying it. */
+void h_reply_doc(http_request *rq, int status, const store_doc *doc);
+
+/* Answers {"items":[…], "next_cursor": …} from a page; kind tags the cursor. */
+void h_reply_page(http_request *rq, const store_page *page, char kind);
 
 /* If-Match as the text of a PostgreSQL bigint[] for the statements' version check:
  * *versions is NULL when there is no precondition. Returns 0, or -1 with a 400. */
 #define H_IF_MATCH_BUF 400
 int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions);
+
+/* A query parameter of rq (a void * so that it is a val_query_fn). */
+const char *h_query(void *rq, const char *name, bool *bad);
 
 /* Records a 400 for a query parameter. */
 void h_bad_query(http_request *rq, const char *name, const char *fmt, ...)

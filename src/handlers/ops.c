@@ -5,7 +5,7 @@
 
 #include "handlers/handlers.h"
 #include "http/metrics.h"
-#include "store/store.h"
+#include "store/segments.h"
 
 extern const unsigned char segmentd_openapi_yaml[];
 extern const unsigned long segmentd_openapi_yaml_len;
@@ -25,16 +25,10 @@ void h_healthz(http_request *rq)
 
 void h_readyz(http_request *rq)
 {
-    store_rows *rows = NULL;
-    store_conn *c = store_acquire(&rq->err);
-    if (!c)
+    long long applied;
+    store_conn *c = store_open(&rq->arena, &rq->err);
+    if (!c || store_migration_applied(c, &applied, &rq->err))
         return;
-    int rc = store_exec(c, STMT_MIGRATION_VERSION, NULL, &rows, &rq->err);
-    store_release(c);
-    if (rc)
-        return;
-    long long applied = store_ll(rows, 0, 0);
-    store_rows_free(rows);
     if (applied < expected_migration) {
         err_set(&rq->err, 503, "migrations_pending",
                 "the database schema is at version %lld, this server needs %lld: run segmentd migrate",

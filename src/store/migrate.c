@@ -1,6 +1,6 @@
 /* The migration runner: numbered plain-SQL files applied in order, each in its own
  * transaction, recorded in schema_migrations, under a session advisory lock so that
- * instances starting together never race (../shared/notes/libraries.md §3.6). */
+ * instances starting together never race. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +11,6 @@
 #include "store/store.h"
 #include "store/store_private.h"
 
-/* "segmentd" in ASCII, as a constant 64-bit advisory lock key. */
-#define MIGRATION_LOCK_KEY "8315166006560322660"
 #define MAX_MIGRATIONS 512
 
 typedef struct migration {
@@ -95,12 +93,13 @@ static char *read_file(const char *path)
     return buf;
 }
 
-static int run(PGconn *pg, const char *sql, seg_error *err, const char *what)
+/* Runs a statement of the table (id >= 0) or a migration file's text (sql) on pg. */
+static int run(PGconn *pg, int id, const char *sql, const char *const *params, seg_error *err,
+               const char *what)
 {
-    PGresult *r = PQexec(pg, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        err_set(err, 1, "migrate", "%s: %s", what, PQresultErrorMessage(r));
+    PGresult *r = id >= 0 ? session_run(pg, (stmt_id)id, params) : PQexec(pg, sql);
+    if (!session_result_ok(r)) {
+        err_set(err, 1, "migrate", "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
         PQclear(r);
         return -1;
     }
@@ -134,13 +133,11 @@ int store_migrate(const seg_config *cfg, seg_error *err)
         struct timespec ts = {0, 500 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    if (run(pg, "SET lock_timeout = '60s'; SET client_min_messages = warning", err, "session setup") ||
-        run(pg, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err, "advisory lock"))
+    if (run(pg, STMT_MIG_SESSION, NULL, NULL, err, "session setup") ||
+        run(pg, STMT_MIG_LOCK, NULL, NULL, err, "advisory lock"))
         goto done;
     locked = true;
-    if (run(pg, "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, "
-                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-            err, "schema_migrations"))
+    if (run(pg, STMT_MIG_TABLE, NULL, NULL, err, "schema_migrations"))
         goto done;
     for (int i = 0; i < n; i++) {
         char v[24], path[1024];
@@ -149,10 +146,10 @@ int store_migrate(const seg_config *cfg, seg_error *err)
         snprintf(v, sizeof v, "%lld", list[i].version);
         params[0] = v;
         params[1] = list[i].file;
-        r = PQexecParams(pg, "SELECT 1 FROM schema_migrations WHERE version = $1::bigint", 1, NULL,
-                         params, NULL, NULL, 0);
+        r = session_run(pg, STMT_MIG_APPLIED, params);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            err_set(err, 1, "migrate", "reading schema_migrations: %s", PQresultErrorMessage(r));
+            err_set(err, 1, "migrate", "reading schema_migrations: %s",
+                    r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
             PQclear(r);
             goto done;
         }
@@ -166,22 +163,15 @@ int store_migrate(const seg_config *cfg, seg_error *err)
             err_set(err, 1, "migrate", "cannot read %s", path);
             goto done;
         }
-        if (run(pg, "BEGIN", err, list[i].file)) {
+        if (run(pg, STMT_BEGIN, NULL, NULL, err, list[i].file)) {
             free(sql);
             goto done;
         }
-        int bad = run(pg, sql, err, list[i].file);
+        int bad = run(pg, -1, sql, NULL, err, list[i].file);
         free(sql);
-        if (!bad) {
-            r = PQexecParams(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1::bigint, $2)",
-                             2, NULL, params, NULL, NULL, 0);
-            bad = PQresultStatus(r) != PGRES_COMMAND_OK;
-            if (bad)
-                err_set(err, 1, "migrate", "%s: %s", list[i].file, PQresultErrorMessage(r));
-            PQclear(r);
-        }
-        if (bad || run(pg, "COMMIT", err, list[i].file)) {
-            PQclear(PQexec(pg, "ROLLBACK"));
+        if (bad || run(pg, STMT_MIG_RECORD, NULL, params, err, list[i].file) ||
+            run(pg, STMT_COMMIT, NULL, NULL, err, list[i].file)) {
+            PQclear(session_run(pg, STMT_ROLLBACK, NULL));
             goto done;
         }
         log_msg(LOG_INFO, "migration applied", "file", list[i].file, NULL);
@@ -190,7 +180,7 @@ int store_migrate(const seg_config *cfg, seg_error *err)
     rc = applied;
 done:
     if (locked)
-        PQclear(PQexec(pg, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")"));
+        PQclear(session_run(pg, STMT_MIG_UNLOCK, NULL));
     if (pg)
         PQfinish(pg);
     return rc;

@@ -1,26 +1,118 @@
-/* Parameter order of the segment statements, in one place beside store/statements.c. */
+/* The segment statements of both dialects: their parameters in order, and their columns read
+ * into typed results (store/segments.h). */
 #include "store/segments.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_private.h"
+
+/* Column col of row r as a document whose version is in column vcol. */
+static void doc_of(const PGresult *res, int r, int col, int vcol, store_doc *out)
+{
+    out->json = PQgetvalue(res, r, col);
+    out->len = (size_t)PQgetlength(res, r, col);
+    out->version = strtoll(PQgetvalue(res, r, vcol), NULL, 10);
+}
+
+/* A single-row read or insert: (body, version), or no row. */
+static int one_doc(store_conn *c, stmt_id id, const char *const *p, store_doc *out, seg_error *err)
+{
+    PGresult *res = store_run(c, id, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_MISSING;
+    doc_of(res, 0, 0, 1, out);
+    return STORE_DONE;
+}
+
+/* INSERT … RETURNING returns its row: none would be a bug of ours, not a missing segment. */
+static int inserted(int rc, seg_error *err)
+{
+    if (rc != STORE_MISSING)
+        return rc;
+    err_set(err, 500, "internal", "the database stored the segment but returned nothing");
+    return -1;
+}
+
+/* An update's row: none = no such segment; (version, NULL, NULL) = If-Match stale;
+ * (old version, body, new version) = updated. */
+static int updated_doc(store_conn *c, stmt_id id, const char *const *p, store_doc *out,
+                       seg_error *err)
+{
+    PGresult *res = store_run(c, id, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_MISSING;
+    if (PQgetisnull(res, 0, 1)) {
+        out->json = NULL;
+        out->len = 0;
+        out->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        return STORE_STALE;
+    }
+    doc_of(res, 0, 1, 2, out);
+    return STORE_DONE;
+}
+
+/* A delete's row: none = no such segment; (version, NULL) = If-Match stale; (version,
+ * version) = gone. */
+static int deleted(store_conn *c, stmt_id id, const char *const *p, seg_error *err)
+{
+    PGresult *res = store_run(c, id, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_MISSING;
+    return PQgetisnull(res, 0, 1) ? STORE_STALE : STORE_DONE;
+}
+
+/* A list read with limit + 1 rows: (body, paging key) each. */
+static int page_of(store_conn *c, stmt_id id, const char *const *p, int limit, store_page *out,
+                   seg_error *err)
+{
+    PGresult *res = store_run(c, id, p, err);
+    if (!res)
+        return -1;
+    int n = PQntuples(res);
+    out->more = n > limit;
+    out->n = out->more ? limit : n;
+    out->items = arena_alloc(c->arena, (size_t)(out->n ? out->n : 1) * sizeof *out->items);
+    if (!out->items) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < out->n; i++) {
+        out->items[i].json = PQgetvalue(res, i, 0);
+        out->items[i].len = (size_t)PQgetlength(res, i, 0);
+        out->items[i].version = 0;
+    }
+    out->next_key[0] = '\0';
+    if (out->more)
+        snprintf(out->next_key, sizeof out->next_key, "%s", PQgetvalue(res, out->n - 1, 1));
+    return STORE_DONE;
+}
 
 int store_aud_insert(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
-                     store_rows **out, seg_error *err)
+                     store_doc *out, seg_error *err)
 {
     const char *p[10] = {tenant, id, in->management_type, in->name, in->owner_id,
                          in->size_is_null || !in->size[0] ? NULL : in->size, in->description,
                          in->properties, in->deprecated_properties, in->created_at};
-    return store_exec(c, STMT_AUD_INSERT, p, out, err);
+    return inserted(one_doc(c, STMT_AUD_INSERT, p, out, err), err);
 }
 
-int store_aud_get(store_conn *c, const char *tenant, const char *id, store_rows **out,
+int store_aud_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
                   seg_error *err)
 {
     const char *p[2] = {tenant, id};
-    return store_exec(c, STMT_AUD_GET, p, out, err);
+    return one_doc(c, STMT_AUD_GET, p, out, err);
 }
 
 int store_aud_update(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
-                     const char *versions, store_rows **out, seg_error *err)
+                     const char *versions, store_doc *out, seg_error *err)
 {
     char mask[16];
     snprintf(mask, sizeof mask, "%u", in->set);
@@ -28,64 +120,73 @@ int store_aud_update(store_conn *c, const char *tenant, const char *id, const au
                          in->management_type, in->name, in->owner_id[0] ? in->owner_id : NULL,
                          in->size_is_null || !in->size[0] ? NULL : in->size, in->description,
                          in->properties, in->deprecated_properties};
-    return store_exec(c, STMT_AUD_UPDATE, p, out, err);
+    return updated_doc(c, STMT_AUD_UPDATE, p, out, err);
 }
 
 int store_aud_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
-                     store_rows **out, seg_error *err)
+                     seg_error *err)
 {
     const char *p[3] = {tenant, id, versions};
-    return store_exec(c, STMT_AUD_DELETE, p, out, err);
+    return deleted(c, STMT_AUD_DELETE, p, err);
 }
 
-int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, store_rows **out,
+int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, store_page *out,
                    seg_error *err)
 {
     char limit[16];
-    snprintf(limit, sizeof limit, "%d", q->limit);
+    snprintf(limit, sizeof limit, "%d", q->limit + 1);
     const char *p[9] = {tenant, q->before_no, q->owner_id, q->management_type, q->name,
                         q->property, q->property_num, q->updated_since, limit};
-    return store_exec(c, STMT_AUD_LIST, p, out, err);
+    return page_of(c, STMT_AUD_LIST, p, q->limit, out, err);
 }
 
 int store_v1_insert(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
-                    store_rows **out, seg_error *err)
+                    store_doc *out, seg_error *err)
 {
     const char *p[5] = {tenant, id, in->name, in->description, in->constraints};
-    return store_exec(c, STMT_V1_INSERT, p, out, err);
+    return inserted(one_doc(c, STMT_V1_INSERT, p, out, err), err);
 }
 
-int store_v1_get(store_conn *c, const char *tenant, const char *id, store_rows **out,
+int store_v1_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
                  seg_error *err)
 {
     const char *p[2] = {tenant, id};
-    return store_exec(c, STMT_V1_GET, p, out, err);
+    return one_doc(c, STMT_V1_GET, p, out, err);
 }
 
 int store_v1_update(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
-                    const char *versions, store_rows **out, seg_error *err)
+                    const char *versions, store_doc *out, seg_error *err)
 {
     char mask[16];
     snprintf(mask, sizeof mask, "%u", in->set);
     const char *p[7] = {tenant, id, mask, versions, in->name,
                         in->description, in->constraints};
-    return store_exec(c, STMT_V1_UPDATE, p, out, err);
+    return updated_doc(c, STMT_V1_UPDATE, p, out, err);
 }
 
 int store_v1_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
-                    store_rows **out, seg_error *err)
+                    seg_error *err)
 {
     const char *p[3] = {tenant, id, versions};
-    return store_exec(c, STMT_V1_DELETE, p, out, err);
+    return deleted(c, STMT_V1_DELETE, p, err);
 }
 
-int store_v1_list(store_conn *c, const char *tenant, const char *before_seq, const char *name,
-                  int limit, store_rows **out, seg_error *err)
+int store_v1_list(store_conn *c, const char *tenant, const v1_list_query *q, store_page *out,
+                  seg_error *err)
 {
     char lim[16];
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *p[4] = {tenant, before_seq, name, lim};
-    return store_exec(c, STMT_V1_LIST, p, out, err);
+    snprintf(lim, sizeof lim, "%d", q->limit + 1);
+    const char *p[4] = {tenant, q->before_seq, q->name, lim};
+    return page_of(c, STMT_V1_LIST, p, q->limit, out, err);
+}
+
+int store_migration_applied(store_conn *c, long long *out, seg_error *err)
+{
+    PGresult *res = store_run(c, STMT_MIGRATION_VERSION, NULL, err);
+    if (!res)
+        return -1;
+    *out = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    return STORE_DONE;
 }
 
 int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,

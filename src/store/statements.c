@@ -2,6 +2,12 @@
  * text, so a read goes from the row to the socket without being parsed again. */
 #include "store/statements.h"
 
+#include <stddef.h>
+
+/* The advisory lock that serialises migrations across processes: "segmentd" in ASCII as a
+ * 64-bit key. */
+#define MIGRATION_LOCK_KEY "8315166006560322660"
+
 #define TS_JSON(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 #define AUD_JSON                                                                            \
@@ -22,19 +28,41 @@
     "'updatedAt', " MS_JSON("s.updated_at") ")::text"
 
 const stmt_def store_statements[STMT__COUNT] = {
+    /* $1 statement_timeout (ms), $2 idle_in_transaction_session_timeout (ms) */
+    [STMT_SESSION_SETUP] = {NULL,
+        "SELECT set_config('statement_timeout', $1, false), "
+        "set_config('idle_in_transaction_session_timeout', $2, false), "
+        "set_config('TimeZone', 'UTC', false)", 2, LOCKS_NONE, false},
+    [STMT_BEGIN] = {NULL, "BEGIN", 0, LOCKS_NONE, false},
+    [STMT_COMMIT] = {NULL, "COMMIT", 0, LOCKS_NONE, false},
+    [STMT_ROLLBACK] = {NULL, "ROLLBACK", 0, LOCKS_NONE, false},
+
+    /* migrations (store/migrate.c), on a session of their own; the migrations' own SQL is
+     * in migrations/NNNN_name.sql */
+    [STMT_MIG_SESSION] = {NULL,
+        "SELECT set_config('lock_timeout', '60s', false), "
+        "set_config('client_min_messages', 'warning', false)", 0, LOCKS_NONE, false},
+    [STMT_MIG_LOCK] = {NULL, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", 0, LOCKS_NONE, false},
+    [STMT_MIG_UNLOCK] = {NULL, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")", 0, LOCKS_NONE, false},
+    [STMT_MIG_TABLE] = {NULL,
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY KEY, "
+        "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())", 0, LOCKS_NONE, false},
+    [STMT_MIG_APPLIED] = {NULL, "SELECT 1 FROM schema_migrations WHERE version = $1::bigint", 1, LOCKS_NONE, false},
+    [STMT_MIG_RECORD] = {NULL, "INSERT INTO schema_migrations (version, name) VALUES ($1::bigint, $2)", 2, LOCKS_NONE, false},
+
     [STMT_MIGRATION_VERSION] = {"migration_version",
-        "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
+        "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
 
     [STMT_AUD_INSERT] = {"aud_insert",
         "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at) "
         "VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, coalesce($8::jsonb, '{}'), "
         "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now()) "
-        "RETURNING " AUD_JSON ", s.version", 10},
+        "RETURNING " AUD_JSON ", s.version", 10, LOCKS_NONE, false},
 
     [STMT_AUD_GET] = {"aud_get",
         "SELECT " AUD_JSON ", s.version FROM audience_segments s "
-        "WHERE s.tenant = $1 AND s.id = $2::uuid", 2},
+        "WHERE s.tenant = $1 AND s.id = $2::uuid", 2, LOCKS_NONE, false},
 
     /* One round trip tells apart "no such row" (no result row) from "stale If-Match"
      * (a row whose body is NULL). */
@@ -52,13 +80,13 @@ const stmt_def store_statements[STMT__COUNT] = {
         "updated_at = now(), version = s.version + 1 "
         "WHERE s.tenant = $1 AND s.id = $2::uuid AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "RETURNING " AUD_JSON " AS body, s.version AS new_version) "
-        "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 11},
+        "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 11, LOCKS_AUDIENCE_SEGMENTS, false},
 
     [STMT_AUD_DELETE] = {"aud_delete",
         "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
         "del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 AND s.id = $2::uuid "
         "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
-        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3},
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_AUDIENCE_SEGMENTS, false},
 
     [STMT_AUD_LIST] = {"aud_list",
         "SELECT " AUD_JSON ", s.no FROM audience_segments s WHERE s.tenant = $1 "
@@ -69,14 +97,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND ($6::jsonb IS NULL OR s.properties @> $6::jsonb "
         "     OR ($7::jsonb IS NOT NULL AND s.properties @> $7::jsonb)) "
         "AND ($8::timestamptz IS NULL OR s.updated_at >= $8::timestamptz) "
-        "ORDER BY s.no DESC LIMIT $9::int", 9},
+        "ORDER BY s.no DESC LIMIT $9::int", 9, LOCKS_NONE, false},
 
     [STMT_V1_INSERT] = {"v1_insert",
         "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
-        "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING " V1_JSON ", s.version", 5},
+        "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING " V1_JSON ", s.version", 5, LOCKS_NONE, false},
 
     [STMT_V1_GET] = {"v1_get",
-        "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2},
+        "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
 
     [STMT_V1_UPDATE] = {"v1_update",
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
@@ -87,19 +115,19 @@ const stmt_def store_statements[STMT__COUNT] = {
         "updated_at = now(), version = s.version + 1 "
         "WHERE s.tenant = $1 AND s.id = $2 AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "RETURNING " V1_JSON " AS body, s.version AS new_version) "
-        "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 7},
+        "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 7, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_DELETE] = {"v1_delete",
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
         "del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2 "
         "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
-        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3},
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_LIST] = {"v1_list",
         "SELECT " V1_JSON ", s.seq FROM v1_segments s WHERE s.tenant = $1 "
         "AND ($2::bigint IS NULL OR s.seq < $2::bigint) "
         "AND ($3::text IS NULL OR strpos(lower(s.name), lower($3)) > 0) "
-        "ORDER BY s.seq DESC LIMIT $4::int", 4},
+        "ORDER BY s.seq DESC LIMIT $4::int", 4, LOCKS_NONE, false},
 
     /* Bulk: one statement for the whole request (for creates: for each part of it). $2
      * is a JSON array of records built by handlers/bulk.c, read as json, not jsonb: the
@@ -120,7 +148,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
         "deprecated_properties, created_at, ord) ORDER BY x.ord "
         "RETURNING s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
-        US_OF("s.created_at") ", " US_OF("s.updated_at"), 2},
+        US_OF("s.created_at") ", " US_OF("s.updated_at"), 2, LOCKS_NONE, true},
 
     [STMT_AUD_BULK_UPDATE] = {"aud_bulk_update",
         "UPDATE audience_segments AS s SET "
@@ -137,19 +165,19 @@ const stmt_def store_statements[STMT__COUNT] = {
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
         "deprecated_properties jsonb) "
         "WHERE s.tenant = $1 AND s.id = x.id "
-        "RETURNING s.id::text, " AUD_JSON, 2},
+        "RETURNING s.id::text, " AUD_JSON, 2, LOCKS_NONE, true},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
         "DELETE FROM audience_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)::uuid) "
-        "RETURNING s.id::text, json_build_object('id', s.id)::text", 2},
+        "RETURNING s.id::text, json_build_object('id', s.id)::text", 2, LOCKS_NONE, true},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
         "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
         "SELECT $1, x.id, x.name, x.description, x.constraints "
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id text, name text, description text, "
         "constraints jsonb)) WITH ORDINALITY AS x(id, name, description, constraints, ord) "
-        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 2},
+        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 2, LOCKS_NONE, true},
 
     [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
         "UPDATE v1_segments AS s SET "
@@ -159,10 +187,10 @@ const stmt_def store_statements[STMT__COUNT] = {
         "updated_at = now(), version = s.version + 1 "
         "FROM json_to_recordset($2::json) AS x(id text, mask int, name text, description text, "
         "constraints jsonb) "
-        "WHERE s.tenant = $1 AND s.id = x.id RETURNING s.id, " V1_JSON, 2},
+        "WHERE s.tenant = $1 AND s.id = x.id RETURNING s.id, " V1_JSON, 2, LOCKS_NONE, true},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
         "DELETE FROM v1_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)) "
-        "RETURNING s.id, json_build_object('id', s.id)::text", 2},
+        "RETURNING s.id, json_build_object('id', s.id)::text", 2, LOCKS_NONE, true},
 };

@@ -1,7 +1,7 @@
 /* libFuzzer target: bulk request bodies of both dialects. The first input byte picks
  * the route (create, update or delete, /audiences/segments or /v1/segments) and
  * whether ?atomic=true is sent; the rest is the body. The request runs through
- * server.c into the real bulk handler (src/handlers/bulk.c, included here); the store
+ * dispatch.c into the real bulk handler (src/handlers/bulk.c, included here); the store
  * is stood in for by a fake that checks the records the handler binds as the
  * statement's JSON parameter and answers with one row per record, except that ids
  * ending in '0' are "not found" (another tenant's, or deleted meanwhile). The envelope

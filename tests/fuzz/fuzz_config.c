@@ -116,7 +116,8 @@ static void check_loaded(const seg_config *c, const char *text)
         alg_ok = alg_ok || !strcmp(c->jwt_alg, algs[i]);
     FUZZ_CHECK(alg_ok, "jwt_alg \"%s\"", c->jwt_alg);
     FUZZ_CHECK(c->listen_host[0] && c->listen_port >= 0 && c->listen_port <= 65535, "listen");
-    FUZZ_CHECK(c->threads >= 1 && c->threads <= 256, "threads %d", c->threads);
+    FUZZ_CHECK(c->loops >= 1 && c->loops <= c->pool_size, "loops %d of pool %d", c->loops, c->pool_size);
+    FUZZ_CHECK(strlen(c->retired_set) < sizeof c->retired_set, "retired_set");
     FUZZ_CHECK(c->pool_size >= 1 && c->pool_size <= 256, "pool_size %d", c->pool_size);
     FUZZ_CHECK(c->pool_wait_ms >= 1 && c->pool_wait_ms <= 60000, "pool_wait_ms");
     FUZZ_CHECK(c->statement_timeout_ms >= 100 && c->statement_timeout_ms <= 600000, "statement_timeout_ms");

@@ -1,19 +1,21 @@
-/* A request driven through src/http/server.c without a socket: the .c is included
- * (to reach its statics: on_request, on_completed, unescape_no_nul, scfg, srouter), the
+/* A request driven through src/http/dispatch.c without a socket: the .c is included
+ * (to reach its statics: scfg, srouter, rq_priv), the
  * libmicrohttpd calls that read the connection or queue the answer are replaced by
  * definitions here, and the two that make a response from a buffer are wrapped to keep
  * a copy of the body. The executable's definitions win over the shared library's, so
- * server.c runs unchanged against a fake connection. Only one translation unit of a
+ * dispatch.c runs unchanged against a fake connection; handlers run on fibers of one
+ * loop made for the fuzzer. Only one translation unit of a
  * target may include this file. */
 #ifndef SEGMENTD_FUZZ_HTTP_H
 #define SEGMENTD_FUZZ_HTTP_H
 
-#include "http/server.c"
+#include "http/dispatch.c"
 
 #include <dlfcn.h>
 
 #include "auth/auth.h"
 #include "core/config.h"
+#include "core/fiber.h"
 #include "core/log.h"
 #include "fuzz_common.h"
 #include "http/metrics.h"
@@ -183,12 +185,12 @@ static inline void fake_parse_query(fake_conn *fc, const char *q, size_t len)
         for (char *c = args; *c; c++)
             if (*c == '+')
                 *c = ' ';
-        size_t klen = unescape_no_nul(NULL, NULL, args), vlen = 0;
+        size_t klen = http_unescape_no_nul(NULL, NULL, args), vlen = 0;
         if (eq) {
             for (char *c = eq; *c; c++)
                 if (*c == '+')
                     *c = ' ';
-            vlen = unescape_no_nul(NULL, NULL, eq);
+            vlen = http_unescape_no_nul(NULL, NULL, eq);
         }
         fake_add(fc, MHD_GET_ARGUMENT_KIND, args, klen, eq, vlen);
         args = amp ? amp + 1 : NULL;
@@ -229,10 +231,8 @@ static inline void fuzz_http_init(const http_route *routes, size_t n)
     }
     log_set_level(LOG_ERROR);
     auth_init(&fuzz_cfg);
-    scfg = &fuzz_cfg;
-    if (router_init(&srouter, routes, n))
+    if (http_dispatch_init(&fuzz_cfg, routes, n) || fiber_loop_init(0, 1))
         abort();
-    metrics_init(routes, n);
 }
 
 /* A token the server accepts, so that inputs get past authentication: the header
@@ -273,7 +273,7 @@ static inline unsigned fuzz_request(fake_conn *fc, const char *method, const cha
     void *con_cls = NULL;
     size_t zero = 0;
     fuzz_inflight = fc;
-    enum MHD_Result r = on_request(NULL, conn, url, method, "HTTP/1.1", NULL, &zero, &con_cls);
+    enum MHD_Result r = http_on_request(NULL, conn, url, method, "HTTP/1.1", NULL, &zero, &con_cls);
     rq_priv *p = con_cls;
     FUZZ_CHECK(p != NULL, "no request state after the first call");
     if (r == MHD_YES && !fc->queued) {
@@ -281,13 +281,13 @@ static inline unsigned fuzz_request(fake_conn *fc, const char *method, const cha
         while (off < body_len && r == MHD_YES) {
             size_t n = body_len - off < chunk ? body_len - off : chunk;
             size_t left = n;
-            r = on_request(NULL, conn, url, method, "HTTP/1.1", body + off, &left, &con_cls);
+            r = http_on_request(NULL, conn, url, method, "HTTP/1.1", body + off, &left, &con_cls);
             FUZZ_CHECK(left == 0, "upload data not consumed (%zu of %zu left)", left, n);
             off += n;
         }
         if (r == MHD_YES) {
             zero = 0;
-            r = on_request(NULL, conn, url, method, "HTTP/1.1", NULL, &zero, &con_cls);
+            r = http_on_request(NULL, conn, url, method, "HTTP/1.1", NULL, &zero, &con_cls);
             FUZZ_CHECK(r == MHD_NO || fc->queued, "the final call queued nothing");
         }
     }
@@ -308,7 +308,7 @@ static inline unsigned fuzz_request(fake_conn *fc, const char *method, const cha
                 (int)(fc->body_len < 600 ? fc->body_len : 600), fc->body ? fc->body : "");
     if (inspect)
         inspect(p, cls);
-    on_completed(NULL, conn, &con_cls, MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    http_on_completed(NULL, conn, &con_cls, MHD_REQUEST_TERMINATED_COMPLETED_OK);
     FUZZ_CHECK(con_cls == NULL, "request state not released");
     fuzz_inflight = NULL;
     return fc->queued ? fc->status : 0;

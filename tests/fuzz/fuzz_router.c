@@ -2,7 +2,7 @@
  *
  *     METHOD URL\n  (Header: value\n)*  \n  body
  *
- * driven through server.c's three-phase on_request (routing with the server's table,
+ * driven through dispatch.c's three-phase access handler (routing with the server's table,
  * unescaping, authentication, media type, Content-Length and body limits) into
  * stand-in handlers that check what the router promised them and parse
  * If-Match and Accept. An Authorization value of @rw, @r or @w becomes a valid token. */
@@ -176,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         *q++ = '\0';
         fake_parse_query(&fc, q, strlen(q));
     }
-    unescape_no_nul(NULL, NULL, url);
+    http_unescape_no_nul(NULL, NULL, url);
     check_router(method, url);
 
     handler_calls = 0;

@@ -102,16 +102,6 @@ def check_against_spec(method, path, resp):
 
 # ---------------------------------------------------------------- server process
 
-def server_model(env=os.environ):
-    """(SEGMENTD_HTTP_MODE, pipelined?) of a segmentd started with env, defaults resolved as
-    src/core/config.c does: event loops, pipelined unless SEGMENTD_DB_PIPELINE says no; the
-    other modes pipeline only when asked."""
-    mode = env.get("SEGMENTD_HTTP_MODE", "loop")
-    p = env.get("SEGMENTD_DB_PIPELINE")
-    pipelined = (mode == "loop") if p is None else p in ("1", "true", "yes")
-    return mode, pipelined
-
-
 class Server:
     """One segmentd process. env overrides the defaults; logs are kept for asserts."""
 
@@ -121,7 +111,6 @@ class Server:
             "SEGMENTD_LISTEN": "127.0.0.1:0",
             "SEGMENTD_DATABASE_URL": DB_URL,
             "SEGMENTD_JWT_SECRET": secret,
-            "SEGMENTD_THREADS": "4",
             "SEGMENTD_LOG_LEVEL": "info",
             "SEGMENTD_MIGRATIONS_DIR": os.path.join(ROOT, "migrations"),
         })

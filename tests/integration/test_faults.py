@@ -13,7 +13,7 @@ import uuid
 import psycopg2
 import requests
 
-from segtest import DB_URL, Api, Server, check_against_spec, psql, server_model
+from segtest import DB_URL, Api, Server, check_against_spec, psql
 from hostile_util import (AUD, CLIENT_TIMEOUT, V1, Load, Outcome, assert_only_clean_503s, aud_body, metric,
                           record, v1_body)
 
@@ -63,7 +63,7 @@ def test_postgres_restarted_under_load():
     get 503, none hangs, the same segmentd process serves again within seconds, and no
     acknowledged write is lost."""
     app = f"hx-restart-{RUN}"
-    s = Server(env={"SEGMENTD_THREADS": "8", "SEGMENTD_DATABASE_URL": db_url_named(app),
+    s = Server(env={"SEGMENTD_DATABASE_URL": db_url_named(app),
                     "SEGMENTD_POOL_WAIT_MS": "1000"}).start()
     pid = s.proc.pid
     load = Load(s, threads=6, tenant_prefix="hx-rs").start()
@@ -145,7 +145,7 @@ def test_postgres_sessions_killed_under_load():
     """pg_terminate_backend on every session of segmentd, three times, under load:
     the affected requests get 503, the next ones reconnect, nothing acknowledged is lost."""
     app = f"hx-kill-{RUN}"
-    s = Server(env={"SEGMENTD_THREADS": "6", "SEGMENTD_DATABASE_URL": db_url_named(app)}).start()
+    s = Server(env={"SEGMENTD_DATABASE_URL": db_url_named(app)}).start()
     load = Load(s, threads=6, tenant_prefix="hx-kl").start()
     killed = 0
     try:
@@ -165,9 +165,9 @@ def test_postgres_sessions_killed_under_load():
         late = [o for o in load.outcomes if o.status == 503 and o.t0 > t_last + 1.0]
         assert not late, "503s after the sessions came back: %s" % [(o.op, o.code) for o in late[:5]]
         n503 = sum(1 for o in load.outcomes if o.status == 503)
-        # at most the requests that were using a killed session fail (with the pipelined
-        # store a session carries a batch: up to one request per load thread)
-        per_session = 6 if server_model()[1] else 1
+        # at most the requests that were using a killed session fail (a session carries
+        # a batch: up to one request per load thread)
+        per_session = 6
         assert n503 <= killed * per_session, (n503, killed)
         every_route_ok(s, f"hx-kl-after-{RUN}")
         checked = load.verify_acknowledged()
@@ -191,7 +191,7 @@ def test_pool_exhausted_and_statement_timeout_under_concurrency():
     bound is the burst's worst case, not one request's."""
     pool_wait, stmt_timeout, n = 300, 1500, 30
     s = Server(env={"SEGMENTD_POOL_SIZE": "2", "SEGMENTD_POOL_WAIT_MS": str(pool_wait),
-                    "SEGMENTD_STATEMENT_TIMEOUT_MS": str(stmt_timeout), "SEGMENTD_THREADS": "16"}).start()
+                    "SEGMENTD_STATEMENT_TIMEOUT_MS": str(stmt_timeout)}).start()
     tenant = f"hx-pool-{RUN}"
     api = Api(s, tenant=tenant)
     seg = api.post(V1, v1_body("pool")).json()
@@ -288,7 +288,7 @@ def test_sigterm_under_load_completes_in_flight_and_loses_nothing():
     inside PostgreSQL: the parked requests complete with 2xx after the lock goes (within
     the grace period), every id acknowledged with a 2xx — creates, bulk creates,
     updates, deletes — is in the database as acknowledged, and the process exits 0."""
-    s = Server(env={"SEGMENTD_THREADS": "8", "SEGMENTD_SHUTDOWN_GRACE": "20"}).start()
+    s = Server(env={"SEGMENTD_SHUTDOWN_GRACE": "20"}).start()
     tenant = f"hx-term-{RUN}"
     api = Api(s, tenant=tenant)
     parked_seg = api.post(V1, v1_body("parked")).json()

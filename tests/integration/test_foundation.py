@@ -201,8 +201,8 @@ def run_config(env, args=("serve",)):
 
 
 @pytest.mark.parametrize("env,needle", [
-    ({"SEGMENTD_THREADS": "0"}, "SEGMENTD_THREADS"),
-    ({"SEGMENTD_THREADS": "many"}, "SEGMENTD_THREADS"),
+    ({"SEGMENTD_POOL_SIZE": "0"}, "SEGMENTD_POOL_SIZE"),
+    ({"SEGMENTD_LOOPS": "many"}, "SEGMENTD_LOOPS"),
     ({"SEGMENTD_LISTEN": "nowhere"}, "SEGMENTD_LISTEN"),
     ({"SEGMENTD_LISTEN": "127.0.0.1:99999"}, "SEGMENTD_LISTEN"),
     ({"SEGMENTD_JWT_ALG": "none"}, "SEGMENTD_JWT_ALG"),
@@ -230,12 +230,33 @@ def test_bad_setting_stops_startup_naming_it(env, needle):
 def test_help_lists_every_setting():
     p = subprocess.run([BIN, "--help"], capture_output=True, text=True)
     assert p.returncode == 0
-    for name in ["SEGMENTD_LISTEN", "SEGMENTD_DATABASE_URL", "SEGMENTD_THREADS", "SEGMENTD_POOL_SIZE",
+    for name in ["SEGMENTD_LISTEN", "SEGMENTD_DATABASE_URL", "SEGMENTD_LOOPS", "SEGMENTD_POOL_SIZE",
                  "SEGMENTD_JWT_ALG", "SEGMENTD_JWT_SECRET", "SEGMENTD_JWT_PUBLIC_KEY_FILE",
                  "SEGMENTD_JWT_ISSUER", "SEGMENTD_JWT_AUDIENCE", "SEGMENTD_JWT_LEEWAY",
                  "SEGMENTD_TENANT_CLAIM", "SEGMENTD_MAX_BODY_BYTES", "SEGMENTD_LOG_LEVEL"]:
         assert name in p.stdout
     assert subprocess.run([BIN, "--version"], capture_output=True, text=True).stdout.startswith("segmentd ")
+
+
+def test_retired_threading_settings_are_ignored_with_a_warning():
+    """SEGMENTD_HTTP_MODE, SEGMENTD_THREADS and SEGMENTD_DB_PIPELINE belonged to threading
+    models retired for the one model (event loops, pipelined store): an old environment
+    still starts, serves, and is told once at start-up which settings it ignores."""
+    s = Server(env={"SEGMENTD_HTTP_MODE": "pool", "SEGMENTD_THREADS": "8",
+                    "SEGMENTD_DB_PIPELINE": "0"}).start()
+    try:
+        api = Api(s, tenant="retired-settings")
+        r = api.post("/audiences/segments", {"management_type": "selfmanaged", "name": "x",
+                                             "owner_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a"})
+        assert r.status_code == 201, r.text
+        warned = [rec for rec in s.log_records() if rec.get("level") == "warn" and
+                  "retired" in rec.get("msg", "")]
+        assert len(warned) == 1, s.lines[:10]
+        assert warned[0]["settings"] == "SEGMENTD_HTTP_MODE SEGMENTD_THREADS SEGMENTD_DB_PIPELINE"
+        listening = [rec for rec in s.log_records() if rec.get("msg") == "listening"]
+        assert listening and "http_mode" not in listening[0] and int(listening[0]["loops"]) >= 1
+    finally:
+        assert s.stop() == 0
 
 
 def test_secret_file_and_token_subcommand(tmp_path):
@@ -329,7 +350,7 @@ def test_database_restart_gives_503_then_recovers():
 
 
 def test_graceful_shutdown_finishes_in_flight_work():
-    s = Server(env={"SEGMENTD_THREADS": "8"}).start()
+    s = Server(env={}).start()
     api = Api(s)
     results, ids = [], []
     lock = threading.Lock()
@@ -386,7 +407,7 @@ def test_connection_limits_refuse_the_next_and_recover(setting):
     """With 8 connections open (the limit), the 9th is closed unanswered; once they close,
     new connections are served again."""
     import socket
-    env = {"SEGMENTD_THREADS": "2", setting: "8"}
+    env = {setting: "8"}
     s = Server(env=env).start()
     held = []
     try:

@@ -82,7 +82,7 @@ def test_slowloris_normal_client_still_served_promptly():
     reads and writes on fresh and kept-alive connections is served promptly all along.
     When the trickle stops, the idle timeout closes every slow connection."""
     n_slow, period, phase = 300, 2.0, 12.0
-    s = Server(env={"SEGMENTD_IDLE_TIMEOUT": "5", "SEGMENTD_THREADS": "4"}).start()
+    s = Server(env={"SEGMENTD_IDLE_TIMEOUT": "5"}).start()
     normal_tenant = f"hx-sl-{RUN}"
     stop = threading.Event()
     try:

@@ -1,8 +1,7 @@
-"""SEGMENTD_HTTP_MODE=loop: event loops whose requests run on fibers (core/fiber.c,
-http/server.c). What the mode promises beyond the pool mode's guarantees (the whole suite
-also runs in this mode, see scripts/test): a request waiting for PostgreSQL never holds up
-the other connections of its loop, a request waiting for a pooled connection gives up
-after SEGMENTD_POOL_WAIT_MS with a clean 503, and nothing is lost or hangs meanwhile."""
+"""The event loops whose requests run on fibers (core/fiber.c, http/loops.c, http/dispatch.c):
+a request waiting for PostgreSQL never holds up the other connections of its loop, a
+request waiting for a pooled connection gives up after SEGMENTD_POOL_WAIT_MS with a clean
+503, and nothing is lost or hangs meanwhile."""
 import json
 import threading
 import time
@@ -56,9 +55,9 @@ def patch_waiting_on_lock(s, api, tenant):
 
 def test_a_waiting_statement_does_not_hold_up_its_loop():
     """One loop, four connections to PostgreSQL: while a PATCH waits 1.5 s on a row lock,
-    reads on other HTTP connections of the same loop answer at once (in the pool mode, the
-    connections of a worker blocked in libpq wait with it)."""
-    s = Server(env={"SEGMENTD_HTTP_MODE": "loop", "SEGMENTD_LOOPS": "1",
+    reads on other HTTP connections of the same loop answer at once (in the retired thread
+    pool, the connections of a worker blocked in libpq waited with it)."""
+    s = Server(env={"SEGMENTD_LOOPS": "1",
                     "SEGMENTD_POOL_SIZE": "4"}).start()
     tenant = f"loop-hol-{RUN}"
     api = Api(s, tenant=tenant)
@@ -92,7 +91,7 @@ def test_waiting_for_a_connection_ends_in_a_clean_503():
     request that needs the database waits SEGMENTD_POOL_WAIT_MS, then gets 503
     pool_exhausted with Retry-After; /healthz answers meanwhile; once the lock goes both
     the PATCH and new requests succeed."""
-    s = Server(env={"SEGMENTD_HTTP_MODE": "loop", "SEGMENTD_LOOPS": "1",
+    s = Server(env={"SEGMENTD_LOOPS": "1",
                     "SEGMENTD_POOL_SIZE": "1", "SEGMENTD_POOL_WAIT_MS": "300"}).start()
     tenant = f"loop-pool-{RUN}"
     api = Api(s, tenant=tenant)
@@ -111,8 +110,8 @@ def test_waiting_for_a_connection_ends_in_a_clean_503():
         assert r.headers.get("Retry-After") == "1"
         assert 0.25 <= took < 2.0, took
         assert requests.get(s.url + "/healthz", timeout=5).status_code == 200
-        if before is not None:
-            assert metric(s, "segmentd_db_pool_timeouts_total") == before + 1
+        assert before is not None, "/metrics has no segmentd_db_pool_timeouts_total"
+        assert metric(s, "segmentd_db_pool_timeouts_total") == before + 1
         conn.rollback()
         conn.close()
         t.join(CLIENT_TIMEOUT)
@@ -126,7 +125,7 @@ def test_concurrent_requests_on_few_loops_all_answer_their_own():
     """64 concurrent creates on 2 loops sharing 2 connections: each answer is its own
     request's (the name it sent), every one is stored, and waiting fibers are handed the
     connections in turn without a 503 (the wait is far below SEGMENTD_POOL_WAIT_MS)."""
-    s = Server(env={"SEGMENTD_HTTP_MODE": "loop", "SEGMENTD_LOOPS": "2",
+    s = Server(env={"SEGMENTD_LOOPS": "2",
                     "SEGMENTD_POOL_SIZE": "2"}).start()
     tenant = f"loop-own-{RUN}"
     api = Api(s, tenant=tenant)
@@ -164,12 +163,12 @@ def test_concurrent_requests_on_few_loops_all_answer_their_own():
 
 
 def test_a_slow_batch_gets_no_new_statements():
-    """Pipelined, one loop with 2 connections: a PATCH's batch waits 1.5 s on a row lock.
+    """One loop with 2 connections: a PATCH's batch waits 1.5 s on a row lock.
     Eight concurrent readers keep the other connection busy, yet none of their statements
     queues behind the stuck batch (a lane whose batch has run 50 ms takes no new ones while
     another can): the slowest read stays far below the lock's 1.5 s."""
-    s = Server(env={"SEGMENTD_HTTP_MODE": "loop", "SEGMENTD_LOOPS": "1",
-                    "SEGMENTD_POOL_SIZE": "2", "SEGMENTD_DB_PIPELINE": "1"}).start()
+    s = Server(env={"SEGMENTD_LOOPS": "1",
+                    "SEGMENTD_POOL_SIZE": "2"}).start()
     tenant = f"loop-slow-{RUN}"
     api = Api(s, tenant=tenant)
     try:

@@ -1,8 +1,7 @@
-"""SEGMENTD_DB_PIPELINE=1: concurrent requests' statements batched in libpq pipelines on
-few connections (store/pool.c). The same guarantees as unbatched: every answer is its own
-request's, a 2xx write is committed, one statement's failure is never another request's,
-and nothing acknowledged is lost. The whole suite can also be run in this mode
-(scripts/test runs the fault, soak and dialect suites with it)."""
+"""The pipelined store: concurrent requests' statements batched in libpq pipelines on few
+connections (store/batch.c). The same guarantees as one statement at a time: every answer is
+its own request's, a 2xx write is committed, one statement's failure is never another
+request's, and nothing acknowledged is lost."""
 import json
 import threading
 import time
@@ -43,10 +42,9 @@ def burst(s, api, bodies):
 
 
 def test_batches_form_and_every_answer_is_its_own():
-    """16 workers on one pipelined connection under a burst: statements are batched (the
+    """One loop on one pipelined connection under a burst: statements are batched (the
     metrics say so), each create answers with its own name, and every one is stored."""
-    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_POOL_SIZE": "1",
-                    "SEGMENTD_THREADS": "16"}).start()
+    s = Server(env={"SEGMENTD_POOL_SIZE": "1"}).start()
     tenant = f"pl-own-{RUN}"
     api = Api(s, tenant=tenant)
     try:
@@ -72,8 +70,7 @@ def test_one_failing_statement_does_not_fail_its_batch():
     """A trigger refuses one name (check_violation): in a burst that shares pipelines, that
     request gets 422 rejected_by_database, every other request of its batch is run again
     alone and stored, and nothing of the refused one is."""
-    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_POOL_SIZE": "1",
-                    "SEGMENTD_THREADS": "16"}).start()
+    s = Server(env={"SEGMENTD_POOL_SIZE": "1"}).start()
     tenant = f"pl-fail-{RUN}"
     api = Api(s, tenant=tenant)
     fn, trg = f"pl_refuse_{RUN}", f"pl_refuse_{RUN}"
@@ -88,7 +85,7 @@ def test_one_failing_statement_does_not_fail_its_batch():
         reruns = 0
         # at least six bursts of 24 on one connection, and more (up to 30) until the refused
         # create has shared a pipeline: whether it does in a given burst is up to timing
-        # (once, in the thread pool, it ran alone in all of six)
+        # (once, in the retired thread pool, it ran alone in all of six)
         for rnd in range(30):
             bodies = [v1_body(("refuse-" if i == 7 else "keep-") + f"{rnd}-{i}") for i in range(24)]
             for b, (status, j) in zip(bodies, burst(s, api, bodies)):
@@ -115,7 +112,7 @@ def test_one_failing_statement_does_not_fail_its_batch():
 def test_mixed_load_loses_nothing_in_pipeline_mode():
     """The fault suite's load generator (both dialects, reads, writes, bulk) on two
     pipelined connections for 8 s: only 2xx, every acknowledged write stored."""
-    s = Server(env={"SEGMENTD_DB_PIPELINE": "1", "SEGMENTD_THREADS": "8"}).start()
+    s = Server(env={"SEGMENTD_LOOPS": "2", "SEGMENTD_POOL_SIZE": "2"}).start()
     load = Load(s, threads=8, tenant_prefix="pl-load").start()
     try:
         time.sleep(8)

@@ -21,7 +21,7 @@ GROWTH_FRACTION = 0.05 if SANITIZED else 0.02
 
 
 def test_soak_mixed_load_memory_flat():
-    env = {"SEGMENTD_THREADS": "8"}
+    env = {}
     if SANITIZED:
         # ASan keeps freed memory in a quarantine (256 MiB by default) to catch
         # use-after-free: RSS climbs until it is full, which says nothing about leaks.

@@ -21,11 +21,10 @@ static void test_defaults(void **state)
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n", &e), 0);
     assert_string_equal(c.listen_host, "127.0.0.1");
     assert_int_equal(c.listen_port, 8080);
-    assert_int_equal(c.http_mode, HTTP_MODE_LOOP); /* event loops, pipelined: one lane each */
-    assert_true(c.db_pipeline);
+    /* one loop per CPU (at most 8), one pipelined connection each */
     assert_true(c.loops >= 1 && c.loops <= 8 && c.loops <= sysconf(_SC_NPROCESSORS_ONLN));
     assert_int_equal(c.pool_size, c.loops);
-    assert_int_equal(c.threads, 8);
+    assert_string_equal(c.retired_set, "");
     assert_string_equal(c.jwt_alg, "HS256");
     assert_int_equal(c.jwt_key_len, 32);
     assert_int_equal((int)c.max_body_bytes, 1048576);
@@ -43,36 +42,18 @@ static void test_values(void **state)
     err_clear(&e);
     assert_int_equal(config_load_from_string(&c,
                          "SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_LISTEN=0.0.0.0:9000\n"
-                         "SEGMENTD_HTTP_MODE=pool\nSEGMENTD_THREADS=3\nSEGMENTD_JWT_ISSUER=https://i\nSEGMENTD_AUTO_MIGRATE=false\n"
+                         "SEGMENTD_LOOPS=3\nSEGMENTD_JWT_ISSUER=https://i\nSEGMENTD_AUTO_MIGRATE=false\n"
                          "SEGMENTD_DATABASE_URL=postgresql://u@h/db\nSEGMENTD_LOG_LEVEL=warn\n",
                          &e),
                      0);
     assert_string_equal(c.listen_host, "0.0.0.0");
     assert_int_equal(c.listen_port, 9000);
-    assert_int_equal(c.threads, 3);
-    assert_int_equal(c.pool_size, 3); /* one connection per worker by default */
-    assert_false(c.db_pipeline);      /* the pool mode does not pipeline unless asked */
+    assert_int_equal(c.loops, 3);
+    assert_int_equal(c.pool_size, 3); /* one connection per loop by default */
     assert_string_equal(c.jwt_issuer, "https://i");
     assert_false(c.auto_migrate);
     assert_string_equal(c.database_url, "postgresql://u@h/db");
     assert_int_equal(c.log_level, LOG_WARN);
-    config_free(&c);
-}
-
-static void test_pipeline_pool_default(void **state)
-{
-    seg_config c;
-    seg_error e;
-    err_clear(&e);
-    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_HTTP_MODE=pool\nSEGMENTD_DB_PIPELINE=1\n", &e), 0);
-    assert_true(c.db_pipeline);
-    assert_int_equal(c.pool_size, 2); /* pipelined lanes, not one per worker */
-    config_free(&c);
-    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_HTTP_MODE=pool\nSEGMENTD_DB_PIPELINE=yes\n"
-                                             "SEGMENTD_POOL_SIZE=5\n", &e), 0);
-    assert_int_equal(c.pool_size, 5);
     config_free(&c);
 }
 
@@ -91,9 +72,8 @@ static void test_errors(void **state)
 {
     expect_error("", "SEGMENTD_JWT_SECRET");
     expect_error("SEGMENTD_JWT_SECRET=short\n", "SEGMENTD_JWT_SECRET");
-    expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_THREADS=0\n", "SEGMENTD_THREADS");
-    expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_THREADS=1e3\n", "SEGMENTD_THREADS");
-    expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_DB_PIPELINE=maybe\n", "SEGMENTD_DB_PIPELINE");
+    expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_POOL_SIZE=0\n", "SEGMENTD_POOL_SIZE");
+    expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_LOOPS=1e3\n", "SEGMENTD_LOOPS");
     expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_AUTO_MIGRATE=2\n", "SEGMENTD_AUTO_MIGRATE");
     expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_LISTEN=8080\n", "SEGMENTD_LISTEN");
     expect_error("SEGMENTD_JWT_SECRET=" SECRET "\nSEGMENTD_LISTEN=h:70000\n", "SEGMENTD_LISTEN");
@@ -144,51 +124,54 @@ static void test_help_lists_settings(void **state)
     assert_non_null(strstr(buf, "SEGMENTD_TENANT_CLAIM"));
 }
 
-static void test_http_modes(void **state)
+static void test_loops_and_pool(void **state)
 {
     seg_config c;
     seg_error e;
     err_clear(&e);
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_DB_PIPELINE=0\n", &e), 0);
-    assert_int_equal(c.http_mode, HTTP_MODE_LOOP);
-    assert_false(c.db_pipeline);
-    assert_int_equal(c.pool_size, 8);
-    assert_true(c.loops >= 1 && c.loops <= 8); /* one per usable CPU, at most 8 */
-    config_free(&c);
-    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_HTTP_MODE=pool\n", &e), 0);
-    assert_int_equal(c.http_mode, HTTP_MODE_POOL);
-    assert_false(c.db_pipeline);
-    config_free(&c);
-    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_HTTP_MODE=loop\nSEGMENTD_LOOPS=6\n"
-                                             "SEGMENTD_POOL_SIZE=4\n", &e), 0);
-    assert_int_equal(c.http_mode, HTTP_MODE_LOOP);
+                                             "SEGMENTD_LOOPS=6\nSEGMENTD_POOL_SIZE=4\n", &e), 0);
     assert_int_equal(c.loops, 4); /* every loop owns a connection */
-    config_free(&c);
-    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_HTTP_MODE=thread-per-connection\n", &e), 0);
-    assert_int_equal(c.http_mode, HTTP_MODE_TPC);
-    config_free(&c);
-    /* pipelined loops: one lane each by default */
-    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_HTTP_MODE=loop\nSEGMENTD_DB_PIPELINE=1\n"
-                                             "SEGMENTD_LOOPS=4\n", &e), 0);
-    assert_true(c.db_pipeline);
-    assert_int_equal(c.loops, 4);
     assert_int_equal(c.pool_size, 4);
     config_free(&c);
     assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
-                                             "SEGMENTD_HTTP_MODE=fibers\n", &e), -1);
-    assert_non_null(strstr(e.detail, "SEGMENTD_HTTP_MODE"));
+                                             "SEGMENTD_LOOPS=2\nSEGMENTD_POOL_SIZE=6\n", &e), 0);
+    assert_int_equal(c.loops, 2); /* three connections each */
+    assert_int_equal(c.pool_size, 6);
+    config_free(&c);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_LOOPS=4\n", &e), 0);
+    assert_int_equal(c.loops, 4);
+    assert_int_equal(c.pool_size, 4); /* one lane each by default */
+    config_free(&c);
+}
+
+/* The settings of the retired threading models are named for a warning, not refused: an
+ * upgrade with an old environment still starts. */
+static void test_retired_settings(void **state)
+{
+    seg_config c;
+    seg_error e;
+    err_clear(&e);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_SECRET=" SECRET "\n"
+                                             "SEGMENTD_HTTP_MODE=pool\nSEGMENTD_THREADS=3\n"
+                                             "SEGMENTD_DB_PIPELINE=0\n", &e), 0);
+    assert_string_equal(c.retired_set, "SEGMENTD_HTTP_MODE SEGMENTD_THREADS SEGMENTD_DB_PIPELINE");
+    assert_int_equal(c.pool_size, c.loops);
+    config_free(&c);
+    char buf[16384] = {0};
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    config_print_help(f);
+    fclose(f);
+    assert_null(strstr(buf, "SEGMENTD_HTTP_MODE"));
+    assert_null(strstr(buf, "SEGMENTD_THREADS"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_values),
-        cmocka_unit_test(test_pipeline_pool_default), cmocka_unit_test(test_http_modes),
+        cmocka_unit_test(test_loops_and_pool), cmocka_unit_test(test_retired_settings),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_secret_never_in_errors),
         cmocka_unit_test(test_secret_file), cmocka_unit_test(test_help_lists_settings),
     };

@@ -1,0 +1,443 @@
+/* One request through libmicrohttpd: routing, auth, body limits, the handler on a fiber,
+ * and the answer.
+ *
+ * libmicrohttpd calls the access handler three ways: first with the headers (we route,
+ * authenticate and check the body's type and length, and may answer at once), then with
+ * each chunk of the body (kept, up to the route's limit), and last with nothing more to
+ * read. Then the handler runs on a fiber of the connection's loop; where it waits for
+ * PostgreSQL the connection is suspended and the loop serves others, and the fiber
+ * resumes it with its answer. The completion callback logs, counts and frees. */
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/fiber.h"
+#include "http/http_private.h"
+#include "http/metrics.h"
+#include "http/request_parse.h"
+#include "http/response.h"
+#include "http/router.h"
+
+enum { RUN_NONE = 0, RUN_ON_FIBER, RUN_DONE };
+
+typedef struct rq_priv {
+    struct MHD_Connection *conn;
+    uint64_t start_ns;
+    char *buf;                 /* body bytes received so far */
+    size_t len, cap;
+    size_t drained;
+    bool too_big;
+    bool answered;             /* a response was queued in the first call */
+    bool close_after;          /* the connection cannot be reused after the answer */
+    bool authenticated;
+    bool suspended;            /* suspended while its fiber waits */
+    int run;                   /* RUN_* */
+    http_request rq;
+} rq_priv;
+
+static const seg_config *scfg;
+static http_router srouter;
+static volatile int draining;
+static int inflight;
+
+int http_dispatch_init(const seg_config *cfg, const http_route *routes, size_t n_routes)
+{
+    scfg = cfg;
+    if (router_init(&srouter, routes, n_routes))
+        return -1;
+    metrics_init(routes, n_routes);
+    return 0;
+}
+
+int http_inflight(void)
+{
+    return __atomic_load_n(&inflight, __ATOMIC_SEQ_CST);
+}
+
+void http_set_draining(void)
+{
+    draining = 1;
+}
+
+struct MHD_Connection *http_conn_of(http_request *rq)
+{
+    return ((rq_priv *)rq->priv)->conn;
+}
+
+/* A request's record is 22 KiB (the error's table of field problems), too big for
+ * malloc's per-thread cache: each thread keeps up to RQ_KEEP (350 KiB) that its finished
+ * requests left, instead of a malloc and free of that size per request (callgrind: 0.8k
+ * instructions fewer a get-by-id). A thread-exit destructor frees a thread's list. */
+#define RQ_KEEP 16
+static __thread rq_priv *rq_kept;
+static __thread int rq_n_kept;
+static pthread_key_t rq_key;
+static pthread_once_t rq_once = PTHREAD_ONCE_INIT;
+
+static void rq_kept_free(void *unused)
+{
+    (void)unused;
+    while (rq_kept) {
+        rq_priv *p = rq_kept;
+        rq_kept = *(rq_priv **)(void *)p;
+        free(p);
+    }
+    rq_n_kept = 0;
+}
+
+static void rq_key_make(void)
+{
+    (void)pthread_key_create(&rq_key, rq_kept_free);
+}
+
+static rq_priv *rq_new(void)
+{
+    rq_priv *p = rq_kept;
+    if (p) {
+        rq_kept = *(rq_priv **)(void *)p;
+        rq_n_kept--;
+        return p;
+    }
+    return malloc(sizeof *p);
+}
+
+static void rq_release(rq_priv *p)
+{
+    if (rq_n_kept >= RQ_KEEP) {
+        free(p);
+        return;
+    }
+    if (!rq_n_kept) { /* the destructor that frees this thread's list at its exit */
+        pthread_once(&rq_once, rq_key_make);
+        (void)pthread_setspecific(rq_key, p);
+    }
+    *(rq_priv **)(void *)p = rq_kept;
+    rq_kept = p;
+    rq_n_kept++;
+}
+
+static size_t body_limit(const http_route *r)
+{
+    return r && r->body == BODY_BULK_JSON ? scfg->max_bulk_body_bytes : scfg->max_body_bytes;
+}
+
+/* Request ids: 16 hex digits from a per-thread generator seeded by getrandom(2). */
+static void gen_request_id(char *out, size_t cap)
+{
+    static __thread uint64_t state;
+    if (!state) {
+        if (getrandom(&state, sizeof state, 0) != sizeof state || !state)
+            state = fiber_now_ns() | 1;
+    }
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    if (cap < 17)
+        return;
+    /* "%016llx" without snprintf's format parsing (on every request) */
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--)
+        out[15 - i] = hex[(state >> (4 * i)) & 15];
+    out[16] = '\0';
+}
+
+static enum MHD_Result send_answer(rq_priv *p)
+{
+    http_request *rq = &p->rq;
+    struct MHD_Response *resp;
+    char *problem = NULL;
+    size_t len;
+    enum MHD_Result ret;
+
+    if (rq->err.status) {
+        problem = http_problem_render(&rq->err, rq->request_id, &len);
+        if (rq->body_free)
+            rq->body_free(rq->body_free_cls);
+        rq->body_free = NULL;
+        rq->status = rq->err.status;
+        resp = MHD_create_response_from_buffer(len, problem, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            MHD_add_response_header(resp, "Content-Type", "application/problem+json");
+    } else {
+        /* the body's owner is freed by libmicrohttpd once the answer is sent (its free
+         * callback has http_free_fn's type): no record of our own per answer */
+        http_free_fn fn = rq->body_free;
+        rq->body_free = NULL;
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            rq->body_out_len, (void *)(uintptr_t)rq->body_out, fn, rq->body_free_cls);
+        if (!resp && fn)
+            fn(rq->body_free_cls);
+        if (resp && rq->content_type)
+            MHD_add_response_header(resp, "Content-Type", rq->content_type);
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+    if (rq->etag[0] && !rq->err.status)
+        MHD_add_response_header(resp, "ETag", rq->etag);
+    if (rq->location[0] && !rq->err.status)
+        MHD_add_response_header(resp, "Location", rq->location);
+    if (rq->route && rq->route->scope)
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (rq->err.status) {
+        if (rq->err.www_authenticate)
+            MHD_add_response_header(resp, "WWW-Authenticate", rq->err.www_authenticate);
+        if (rq->err.retry_after) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%d", rq->err.retry_after);
+            MHD_add_response_header(resp, "Retry-After", ra);
+        }
+        if (rq->err.status == 405 && rq->location[0])
+            MHD_add_response_header(resp, "Allow", rq->location); /* Allow list kept there */
+    }
+    if (draining || p->too_big || p->close_after || (p->answered && p->rq.route && p->rq.route->body))
+        MHD_add_response_header(resp, "Connection", "close");
+    ret = MHD_queue_response(p->conn, (unsigned)rq->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Refuses in the first call, before any body is read. */
+static enum MHD_Result answer_early(rq_priv *p)
+{
+    p->answered = true;
+    return send_answer(p);
+}
+
+static const char *header(rq_priv *p, const char *name)
+{
+    return MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, name);
+}
+
+/* The first call: the request line and headers are here, the body is not. */
+static enum MHD_Result first_call(rq_priv *p, const char *method, const char *url)
+{
+    http_request *rq = &p->rq;
+    const char *rid = header(p, "X-Request-Id");
+    char allow[128];
+    const char *why = NULL;
+    const http_route *route = NULL;
+
+    if (rid && http_request_id_ok(rid))
+        snprintf(rq->request_id, sizeof rq->request_id, "%s", rid);
+    else
+        gen_request_id(rq->request_id, sizeof rq->request_id);
+
+    /* RFC 9112 6.1: a transfer coding other than chunked is not implemented. MHD would
+     * take the body length as unknown and read until the client closes: refuse it now,
+     * before any body is read, and close the connection (its framing is unknown). */
+    const char *te = header(p, "Transfer-Encoding");
+    if (te && strcasecmp(te, "chunked") != 0) {
+        p->close_after = true;
+        err_set(&rq->err, 501, "unsupported_transfer_encoding",
+                "Transfer-Encoding \"%.40s\" is not supported: send the body with "
+                "Content-Length or Transfer-Encoding: chunked", te);
+        return answer_early(p);
+    }
+
+    switch (router_match(&srouter, method, url, &route, rq->param, sizeof rq->param, allow,
+                         sizeof allow, &why)) {
+    case ROUTE_NOT_FOUND:
+        err_set(&rq->err, 404, "not_found", "no resource at this path");
+        return answer_early(p);
+    case ROUTE_BAD_METHOD:
+        err_set(&rq->err, 405, "method_not_allowed", "%s is not allowed here: use %s", method,
+                allow);
+        snprintf(rq->location, sizeof rq->location, "%s", allow);
+        return answer_early(p);
+    case ROUTE_BAD_PARAM:
+        rq->route = route;
+        err_set(&rq->err, 400, "invalid_path_parameter", "\"%.64s\" is not a valid %s: %s",
+                rq->param, route->param_what ? route->param_what : "id", why ? why : "malformed");
+        err_add(&rq->err, "/path/id", "%s", why ? why : "malformed");
+        rq->err.status = 400;
+        return answer_early(p);
+    case ROUTE_FOUND:
+        break;
+    }
+    rq->route = route;
+    if (route->scope) {
+        if (auth_verify(header(p, "Authorization"), (long long)time(NULL), &rq->principal, &rq->err) ||
+            auth_require(&rq->principal, route->scope, &rq->err))
+            return answer_early(p);
+        p->authenticated = true;
+    }
+    if (route->body) {
+        const char *ct = header(p, "Content-Type");
+        const char *cl = header(p, "Content-Length");
+        bool ok = http_content_type_is(ct, "application/json") ||
+                  (route->body == BODY_MERGE_PATCH && http_content_type_is(ct, "application/merge-patch+json"));
+        if (!ok) {
+            err_set(&rq->err, 415, "unsupported_media_type",
+                    "the body must be sent with Content-Type: %s",
+                    route->body == BODY_MERGE_PATCH
+                        ? "application/merge-patch+json or application/json"
+                        : "application/json");
+            return answer_early(p);
+        }
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (*end == '\0' && n > body_limit(route)) {
+                p->too_big = true;
+                err_set(&rq->err, 413, "body_too_large",
+                        "the body is %llu bytes: at most %zu bytes are accepted", n,
+                        body_limit(route));
+                return answer_early(p);
+            }
+        }
+    }
+    return MHD_YES;
+}
+
+/* A chunk of the body: kept up to the route's limit; past it only counted. */
+static enum MHD_Result body_chunk(rq_priv *p, const char *data, size_t n)
+{
+    if (p->too_big || !p->rq.route->body) {
+        p->drained += n;
+        /* a body on a route without one is ignored; an oversized chunked body is
+         * read up to 4x the limit so that the 413 can be sent, then cut */
+        return p->drained > 4 * body_limit(p->rq.route) ? MHD_NO : MHD_YES;
+    }
+    if (p->len + n > body_limit(p->rq.route)) {
+        p->too_big = true;
+        p->drained += n;
+        free(p->buf);
+        p->buf = NULL;
+        return MHD_YES;
+    }
+    if (p->len + n > p->cap) {
+        size_t ncap = p->cap ? p->cap : 4096;
+        while (ncap < p->len + n)
+            ncap *= 2;
+        if (ncap > body_limit(p->rq.route))
+            ncap = body_limit(p->rq.route);
+        char *nb = realloc(p->buf, ncap);
+        if (!nb)
+            return MHD_NO;
+        p->buf = nb;
+        p->cap = ncap;
+    }
+    memcpy(p->buf + p->len, data, n);
+    p->len += n;
+    return MHD_YES;
+}
+
+/* The handler on its fiber; the answer is sent from the access handler, called again once
+ * the connection is resumed. */
+static void run_on_fiber(void *arg)
+{
+    rq_priv *p = arg;
+    p->rq.route->handler(&p->rq);
+    if (!p->rq.err.status && !p->rq.status)
+        err_set(&p->rq.err, 500, "internal", "the handler produced no answer");
+    p->run = RUN_DONE;
+    if (p->suspended) {
+        p->suspended = false;
+        MHD_resume_connection(p->conn);
+    }
+}
+
+/* The final call: the whole request is here. */
+static enum MHD_Result last_call(rq_priv *p)
+{
+    if (p->too_big) {
+        err_set(&p->rq.err, 413, "body_too_large", "the body is larger than %zu bytes",
+                body_limit(p->rq.route));
+        return send_answer(p);
+    }
+    if (p->run == RUN_DONE) /* called again after its fiber resumed the connection */
+        return send_answer(p);
+    if (p->run == RUN_ON_FIBER)
+        return MHD_YES;
+    p->rq.body = p->buf;
+    p->rq.body_len = p->len;
+    p->run = RUN_ON_FIBER;
+    switch (fiber_spawn(run_on_fiber, p)) {
+    case 1:
+        return send_answer(p);
+    case 0: /* it waits: the fiber resumes the connection when it has the answer */
+        MHD_suspend_connection(p->conn);
+        p->suspended = true;
+        return MHD_YES;
+    default:
+        p->run = RUN_DONE;
+        err_set(&p->rq.err, 503, "overloaded", "the server cannot take this request now");
+        p->rq.err.retry_after = 1;
+        return send_answer(p);
+    }
+}
+
+enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version,
+                                const char *upload_data, size_t *upload_data_size,
+                                void **con_cls)
+{
+    rq_priv *p = *con_cls;
+    if (!p) {
+        p = rq_new();
+        if (!p)
+            return MHD_NO;
+        memset(p, 0, offsetof(rq_priv, rq));
+        memset(&p->rq, 0, offsetof(http_request, err));
+        err_clear(&p->rq.err);
+        arena_init(&p->rq.arena);
+        p->rq.status = 0;
+        p->rq.content_type = NULL;
+        p->rq.body_out = NULL;
+        p->rq.body_out_len = 0;
+        p->rq.body_free = NULL;
+        p->rq.etag[0] = '\0';
+        p->rq.location[0] = '\0';
+        p->rq.priv = p;
+        p->rq.method = method;
+        p->rq.path = url;
+        p->conn = conn;
+        p->start_ns = fiber_now_ns();
+        *con_cls = p;
+        __atomic_fetch_add(&inflight, 1, __ATOMIC_SEQ_CST);
+        return first_call(p, method, url);
+    }
+    if (p->answered) {
+        *upload_data_size = 0; /* MHD discards the rest and closes */
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        return body_chunk(p, upload_data, n);
+    }
+    return last_call(p);
+}
+
+void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                       enum MHD_RequestTerminationCode toe)
+{
+    rq_priv *p = *con_cls;
+    if (!p)
+        return;
+    uint64_t dur_us = (fiber_now_ns() - p->start_ns) / 1000u;
+    if (!p->rq.status)
+        p->rq.status = p->rq.err.status ? p->rq.err.status : 499; /* client went away */
+    metrics_observe(p->rq.route, p->rq.status, dur_us);
+    http_access_log(&p->rq, p->authenticated, dur_us);
+    if (p->rq.body_free)
+        p->rq.body_free(p->rq.body_free_cls);
+    arena_release(&p->rq.arena); /* the answer is gone: its body may have lived there */
+    free(p->buf);
+    rq_release(p);
+    *con_cls = NULL;
+    __atomic_fetch_sub(&inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Percent-decoding that never produces a NUL byte: "%00" stays as the three
+ * characters, so "/v1/segments/x%00y" cannot route as "/v1/segments/x". */
+size_t http_unescape_no_nul(void *cls, struct MHD_Connection *c, char *s)
+{
+    return http_unescape(s);
+}

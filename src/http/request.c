@@ -1,0 +1,228 @@
+/* What a handler reads of its request: headers, query parameters, If-Match and Accept. */
+#include "http/request.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_private.h"
+#include "http/request_parse.h"
+
+const char *http_header(http_request *rq, const char *name)
+{
+    return MHD_lookup_connection_value(http_conn_of(rq), MHD_HEADER_KIND, name);
+}
+
+const char *http_query(http_request *rq, const char *name, bool *bad)
+{
+    const char *v = NULL;
+    size_t len = 0;
+    if (MHD_lookup_connection_value_n(http_conn_of(rq), MHD_GET_ARGUMENT_KIND, name, strlen(name),
+                                      &v, &len) != MHD_YES)
+        return NULL;
+    if (!v)
+        v = "";
+    if (strlen(v) != len || len > 1024)
+        *bad = true;
+    return v;
+}
+
+typedef struct unknown_scan {
+    const char *const *allowed;
+    const char *first;
+} unknown_scan;
+
+static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    unknown_scan *s = cls;
+    for (const char *const *a = s->allowed; *a; a++)
+        if (!strcmp(*a, key))
+            return MHD_YES;
+    s->first = key;
+    return MHD_NO;
+}
+
+const char *http_unknown_query(http_request *rq, const char *const *allowed)
+{
+    unknown_scan s = {allowed, NULL};
+    MHD_get_connection_values(http_conn_of(rq), MHD_GET_ARGUMENT_KIND, scan_query, &s);
+    return s.first;
+}
+
+int http_if_match_list(http_request *rq, long long *out, int cap, bool *present)
+{
+    return http_parse_if_match(http_header(rq, "If-Match"), out, cap, present);
+}
+
+bool http_if_match_ok(http_request *rq, long long current)
+{
+    return http_if_match_allows(http_header(rq, "If-Match"), current);
+}
+
+bool http_accepts(http_request *rq, const char *media_type)
+{
+    return http_accept_allows(http_header(rq, "Accept"), media_type);
+}
+
+/* ---- pure parsing -------------------------------------------------------------------- */
+
+/* Parses a strong entity tag "123" (optionally W/ – which never matches If-Match).
+ * Returns the version, -2 for a tag that matches nothing, -1 with *bad when malformed. */
+static long long parse_tag(const char **pp, bool *bad)
+{
+    const char *p = *pp;
+    long long v = 0;
+    int digits = 0;
+    bool weak = false;
+    if (!strncmp(p, "W/", 2)) {
+        weak = true;
+        p += 2;
+    }
+    if (*p != '"') {
+        *bad = true;
+        return -1;
+    }
+    p++;
+    while (*p >= '0' && *p <= '9' && digits < 18) {
+        v = v * 10 + (*p - '0');
+        p++;
+        digits++;
+    }
+    if (*p != '"') {
+        /* an opaque tag we never issued: skip it, it matches nothing */
+        const char *q = strchr(p, '"');
+        if (!q) {
+            *bad = true;
+            return -1;
+        }
+        *pp = q + 1;
+        return -2;
+    }
+    *pp = p + 1;
+    return weak || digits == 0 ? -2 : v;
+}
+
+int http_parse_if_match(const char *h, long long *out, int cap, bool *present)
+{
+    bool bad = false;
+    int n = 0;
+    *present = false;
+    if (!h)
+        return 0;
+    while (*h == ' ')
+        h++;
+    if (!strcmp(h, "*"))
+        return 0;
+    *present = true;
+    while (*h) {
+        long long v = parse_tag(&h, &bad);
+        if (bad)
+            return -1;
+        if (v >= 0) {
+            if (n == cap)
+                return -1;
+            out[n++] = v;
+        }
+        while (*h == ' ')
+            h++;
+        if (*h == ',') {
+            h++;
+            while (*h == ' ')
+                h++;
+        } else if (*h) {
+            return -1;
+        }
+    }
+    return n;
+}
+
+bool http_if_match_allows(const char *h, long long current)
+{
+    bool bad = false;
+    if (!h)
+        return true;
+    while (*h == ' ')
+        h++;
+    if (!strcmp(h, "*"))
+        return true;
+    while (*h && !bad) {
+        if (parse_tag(&h, &bad) == current)
+            return true;
+        while (*h == ' ' || *h == ',')
+            h++;
+    }
+    return false;
+}
+
+bool http_accept_allows(const char *a, const char *media_type)
+{
+    const char *slash = strchr(media_type, '/');
+    if (!a)
+        return true;
+    while (*a) {
+        while (*a == ' ' || *a == ',')
+            a++;
+        size_t n = strcspn(a, ",;");
+        while (n && a[n - 1] == ' ')
+            n--;
+        if ((n == strlen(media_type) && !strncasecmp(a, media_type, n)) ||
+            (n == 3 && !strncmp(a, "*/*", 3)) ||
+            (slash && n == (size_t)(slash - media_type) + 2 &&
+             !strncasecmp(a, media_type, (size_t)(slash - media_type) + 1) && a[n - 1] == '*'))
+            return true;
+        a += strcspn(a, ",");
+    }
+    return false;
+}
+
+bool http_content_type_is(const char *ct, const char *want)
+{
+    size_t n;
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ')
+        n--;
+    return n == strlen(want) && !strncasecmp(ct, want, n);
+}
+
+bool http_request_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+size_t http_unescape(char *s)
+{
+    char *r = strchr(s, '%'), *w; /* most paths have no escape: nothing to move */
+    if (!r)
+        return strlen(s);
+    w = r;
+    while (*r) {
+        if (*r == '%' && r[1] && r[2]) {
+            char hex[3] = {r[1], r[2], 0};
+            char *end;
+            unsigned long v = strtoul(hex, &end, 16);
+            if (*end == '\0' && v != 0 && isxdigit((unsigned char)r[1])) {
+                *w++ = (char)v;
+                r += 3;
+                continue;
+            }
+        }
+        *w++ = *r++;
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
