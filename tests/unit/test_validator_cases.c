@@ -2,6 +2,7 @@
  * call of one validator with its whole expected outcome, so a new case is a new file. */
 #include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include "store/statements.h"
 #include "validate/audience.h"
+#include "validate/formats.h"
 #include "validate/v1_segment.h"
 #include "validate/validate.h"
 
@@ -188,6 +190,21 @@ static json_t *run_parse_body(json_t *c, char *why)
     return json_pack("{s:o}", "output", root);
 }
 
+static json_t *run_formats(json_t *c, char *why)
+{
+    const char *name = json_string_value(json_object_get(c, "field"));
+    const char *value = json_string_value(json_object_get(c, "value"));
+    const val_field *f = name ? val_field_find(name) : NULL;
+    char reason[160] = "";
+    if (!f || !value) {
+        say(why, "\"field\" must name a device field and \"value\" be a string");
+        return NULL;
+    }
+    if (val_field_format_ok(f, value, reason, sizeof reason))
+        return json_pack("{s:b}", "valid", true);
+    return json_pack("{s:b, s:s, s:s}", "valid", false, "what", f->what, "why", reason);
+}
+
 /* ---- the kinds of case: a folder each ------------------------------------------------- */
 
 typedef struct case_kind {
@@ -202,6 +219,7 @@ static const case_kind kinds[] = {
     {"aud_segment", run_aud_segment, {"mode", "body"}, "no_text"},
     {"merge_patch", run_merge_patch, {"target", "patch"}, NULL},
     {"parse_body", run_parse_body, {"text"}, NULL},
+    {"formats", run_formats, {"field", "value"}, NULL},
 };
 
 static const case_kind *kind_named(const char *dir)
@@ -210,14 +228,6 @@ static const case_kind *kind_named(const char *dir)
         if (!strcmp(kinds[i].dir, dir))
             return &kinds[i];
     return NULL;
-}
-
-static bool is_input(const case_kind *k, const char *key)
-{
-    for (size_t i = 0; i < ARRAY_LEN(k->inputs) && k->inputs[i]; i++)
-        if (!strcmp(key, k->inputs[i]))
-            return true;
-    return k->optional && !strcmp(key, k->optional);
 }
 
 /* Refuses a case that is not {"about": text, <inputs>, "expect": object}. */
@@ -245,7 +255,11 @@ static bool well_formed(const case_kind *k, json_t *c, char *why)
         }
     }
     json_object_foreach(c, key, v) {
-        if (strcmp(key, "about") && strcmp(key, "expect") && !is_input(k, key)) {
+        bool known = !strcmp(key, "about") || !strcmp(key, "expect") ||
+                     (k->optional && !strcmp(key, k->optional));
+        for (size_t i = 0; i < ARRAY_LEN(k->inputs) && k->inputs[i]; i++)
+            known = known || !strcmp(key, k->inputs[i]);
+        if (!known) {
             say(why, "unknown key \"%s\" in a %s case", key, k->dir);
             return false;
         }
@@ -262,53 +276,35 @@ static void dump_into(char *buf, size_t cap, const json_t *v)
     free(s);
 }
 
-/* Finds the first place where actual differs from expected and says where (a JSON Pointer
- * into "expect") and what each holds there. Returns false when they differ. */
-static bool same(const json_t *exp, const json_t *act, char *at, size_t at_len, char *why)
+/* Compares expected with actual; where they differ, says where (a JSON Pointer into
+ * "expect", built in at) and what each holds there, and returns false. */
+static bool same(const json_t *exp, const json_t *act, char *at, char *why)
 {
     char e[400], a[400];
-    if (json_is_object(exp) && json_is_object(act)) {
-        const char *key;
-        json_t *v;
+    size_t len = strlen(at), i;
+    const char *key;
+    json_t *v;
+    if (json_is_object(exp) && json_is_object(act) && json_object_size(exp) == json_object_size(act)) {
         json_object_foreach((json_t *)exp, key, v) {
-            snprintf(at + at_len, WHY_MAX / 2 - at_len, "/%s", key);
-            if (!same(v, json_object_get(act, key), at, strlen(at), why))
+            snprintf(at + len, WHY_MAX / 2 - len, "/%s", key);
+            if (!same(v, json_object_get(act, key), at, why))
                 return false;
-        }
-        json_object_foreach((json_t *)act, key, v) {
-            if (!json_object_get(exp, key)) {
-                at[at_len] = '\0';
-                dump_into(a, sizeof a, v);
-                say(why, "at %s: the case does not expect \"%s\", which is %s", at[0] ? at : "/",
-                    key, a);
-                return false;
-            }
         }
         return true;
     }
-    if (json_is_array(exp) && json_is_array(act)) {
-        size_t n = json_array_size(exp) < json_array_size(act) ? json_array_size(exp)
-                                                               : json_array_size(act);
-        for (size_t i = 0; i < n; i++) {
-            snprintf(at + at_len, WHY_MAX / 2 - at_len, "/%zu", i);
-            if (!same(json_array_get(exp, i), json_array_get(act, i), at, strlen(at), why))
+    if (json_is_array(exp) && json_is_array(act) && json_array_size(exp) == json_array_size(act)) {
+        json_array_foreach(exp, i, v) {
+            snprintf(at + len, WHY_MAX / 2 - len, "/%zu", i);
+            if (!same(v, json_array_get(act, i), at, why))
                 return false;
         }
-        at[at_len] = '\0';
-        if (json_array_size(exp) == json_array_size(act))
-            return true;
-        snprintf(at + at_len, WHY_MAX / 2 - at_len, "/%zu", n);
-        dump_into(e, sizeof e, json_array_get(exp, n));
-        dump_into(a, sizeof a, json_array_get(act, n));
-        say(why, "at %s: expected %zu items, got %zu (expected %s, got %s)", at,
-            json_array_size(exp), json_array_size(act), e, a);
-        return false;
+        return true;
     }
     if (act && json_equal((json_t *)exp, (json_t *)act))
         return true;
     dump_into(e, sizeof e, exp);
     dump_into(a, sizeof a, act);
-    say(why, "at %s: expected %s, got %s", at, e, a);
+    say(why, "at %s: expected %s, got %s", len ? at : "/", e, a);
     return false;
 }
 
@@ -323,7 +319,7 @@ static int check_case(const case_kind *k, json_t *c, char *why)
     if (!actual)
         return CASE_MALFORMED;
     json_t *expect = json_object_get(c, "expect");
-    int rc = same(expect, actual, at, 0, why) ? CASE_PASS : CASE_MISMATCH;
+    int rc = same(expect, actual, at, why) ? CASE_PASS : CASE_MISMATCH;
     if (rc == CASE_PASS && json_object_get(expect, "warnings")) {
         char *e = json_dumps(json_object_get(expect, "warnings"), JSON_COMPACT);
         char *a = json_dumps(json_object_get(actual, "warnings"), JSON_COMPACT);
@@ -339,44 +335,40 @@ static int check_case(const case_kind *k, json_t *c, char *why)
     return rc;
 }
 
-/* The first string in v, or failing that its first integer, depth first; NULL when v
- * holds neither. */
-static json_t *first_leaf(json_t *v, bool want_string)
+/* The first string in v, depth first; NULL when it holds none. */
+static json_t *first_string(json_t *v)
 {
-    if (want_string ? json_is_string(v) : json_is_integer(v))
-        return v;
     const char *key;
     size_t i;
-    json_t *item, *l;
+    json_t *item, *found = NULL;
+    if (json_is_string(v))
+        return v;
     if (json_is_object(v)) {
         json_object_foreach(v, key, item) {
-            if ((l = first_leaf(item, want_string)))
-                return l;
+            if (!found)
+                found = first_string(item);
         }
     } else if (json_is_array(v)) {
         json_array_foreach(v, i, item) {
-            if ((l = first_leaf(item, want_string)))
-                return l;
+            if (!found)
+                found = first_string(item);
         }
     }
-    return NULL;
+    return found;
 }
 
-/* Changes one value of c's expectation in place (a string gets a "!" more, or an integer
- * one more, or a key is added), so that a runner comparing nothing would be caught. */
+/* Changes c's expectation in place (its first string gets a "!" more; with no string, a
+ * key is added), so that a runner comparing nothing would be caught passing it. */
 static void spoil(json_t *c)
 {
     json_t *expect = json_object_get(c, "expect");
-    json_t *leaf = first_leaf(expect, true);
-    if (leaf) {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%.40s!", json_string_value(leaf));
-        json_string_set(leaf, buf);
-    } else if ((leaf = first_leaf(expect, false))) {
-        json_integer_set(leaf, json_integer_value(leaf) + 1);
-    } else {
+    json_t *text = first_string(expect);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.40s!", text ? json_string_value(text) : "");
+    if (text)
+        json_string_set(text, buf);
+    else
         json_object_set_new(expect, "spoiled", json_true());
-    }
 }
 
 /* ---- the cases on disk -------------------------------------------------------------------- */
@@ -386,9 +378,9 @@ typedef struct case_file {
     const case_kind *kind;
 } case_file;
 
-static int by_path(const void *a, const void *b)
+static int visible(const struct dirent *d)
 {
-    return strcmp(((const case_file *)a)->path, ((const case_file *)b)->path);
+    return d->d_name[0] != '.';
 }
 
 /* find_cases says why it refuses a folder here; the self-test below silences it */
@@ -410,77 +402,52 @@ static bool case_name_ok(const char *name)
  * nothing must not pass. Returns the number of cases, or -1. */
 static int find_cases(const char *root, case_file **out)
 {
-    DIR *top = opendir(root);
+    struct dirent **dirs = NULL, **names = NULL;
     case_file *files = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *d;
-    int rc = -1;
+    int n_dirs = scandir(root, &dirs, visible, alphasort), n = 0, rc = -1;
     *out = NULL;
-    if (!top) {
+    if (n_dirs < 0)
         COMPLAIN("cannot read %s: %s (run from the source directory)\n", root, strerror(errno));
-        return -1;
-    }
-    while ((d = readdir(top))) {
+    for (int d = 0; d < n_dirs; d++) {
         char dir[512];
-        struct stat st;
-        if (d->d_name[0] == '.')
+        const case_kind *k = kind_named(dirs[d]->d_name);
+        int n_names = -1;
+        snprintf(dir, sizeof dir, "%s/%s", root, dirs[d]->d_name);
+        if (!k && !strcmp(dirs[d]->d_name, "README.md"))
             continue;
-        snprintf(dir, sizeof dir, "%s/%s", root, d->d_name);
-        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            if (!strcmp(d->d_name, "README.md"))
-                continue;
-            COMPLAIN("%s: only README.md and validator folders belong here\n", dir);
+        if (!k || (n_names = scandir(dir, &names, visible, alphasort)) <= 0) {
+            COMPLAIN("%s: %s\n", dir, !k ? "no validator is named so (README.md may sit here)"
+                                       : n_names ? strerror(errno) : "a validator without cases");
             goto out;
         }
-        const case_kind *k = kind_named(d->d_name);
-        if (!k) {
-            COMPLAIN("%s: no validator is named %s\n", dir, d->d_name);
-            goto out;
-        }
-        DIR *sub = opendir(dir);
-        size_t before = n;
-        struct dirent *f;
-        if (!sub) {
-            COMPLAIN("cannot read %s: %s\n", dir, strerror(errno));
-            goto out;
-        }
-        while ((f = readdir(sub))) {
-            if (f->d_name[0] == '.')
-                continue;
-            if (!case_name_ok(f->d_name)) {
-                COMPLAIN("%s/%s: a case file is named NNN-name.json\n", dir, f->d_name);
-                closedir(sub);
-                goto out;
-            }
-            if (n == cap) {
-                cap = cap ? 2 * cap : 256;
-                case_file *bigger = realloc(files, cap * sizeof *files);
-                if (!bigger) {
-                    closedir(sub);
-                    goto out;
-                }
-                files = bigger;
-            }
-            snprintf(files[n].path, sizeof files[n].path, "%s/%s", dir, f->d_name);
+        case_file *more = realloc(files, (size_t)(n + n_names) * sizeof *files);
+        bool named = more != NULL;
+        files = more ? more : files;
+        for (int i = 0; named && i < n_names; i++) {
+            named = case_name_ok(names[i]->d_name);
+            if (!named)
+                COMPLAIN("%s/%s: a case file is named NNN-name.json\n", dir, names[i]->d_name);
+            snprintf(files[n].path, sizeof files[n].path, "%s/%s", dir, names[i]->d_name);
             files[n++].kind = k;
         }
-        closedir(sub);
-        if (n == before) {
-            COMPLAIN("%s: a validator folder without cases\n", dir);
+        for (int i = 0; i < n_names; i++)
+            free(names[i]);
+        free(names);
+        if (!named)
             goto out;
-        }
     }
-    if (n == 0) {
+    if (n_dirs >= 0 && n == 0)
         COMPLAIN("%s: no cases found\n", root);
-        goto out;
+    if (n > 0) {
+        *out = files;
+        files = NULL;
+        rc = n;
     }
-    qsort(files, n, sizeof *files, by_path);
-    *out = files;
-    files = NULL;
-    rc = (int)n;
 out:
     free(files);
-    closedir(top);
+    for (int d = 0; d < n_dirs; d++)
+        free(dirs[d]);
+    free(dirs);
     return rc;
 }
 
@@ -539,37 +506,41 @@ static void test_runner_refuses_malformed_cases(void **state)
     json_decref(c);
 }
 
+/* Makes root/rel, a folder or an empty file, or with remove set removes it. */
+static void make(const char *root, const char *rel, bool folder, bool remove_it)
+{
+    char path[600];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    if (remove_it)
+        assert_int_equal(remove(path), 0);
+    else if (folder)
+        assert_int_equal(mkdir(path, 0700), 0);
+    else
+        assert_int_equal(!(f = fopen(path, "w")) || fclose(f), 0);
+}
+
 static void test_runner_refuses_empty_folders(void **state)
 {
-    char root[] = "/tmp/validator-cases-XXXXXX", path[600];
+    char root[] = "/tmp/validator-cases-XXXXXX";
     case_file *files;
     FILE *was = complaints;
     complaints = NULL;
     assert_non_null(mkdtemp(root));
     assert_int_equal(find_cases(root, &files), -1); /* nothing at all */
-    snprintf(path, sizeof path, "%s/v1_segment", root);
-    assert_int_equal(mkdir(path, 0700), 0);
+    make(root, "v1_segment", true, false);
     assert_int_equal(find_cases(root, &files), -1); /* a validator without cases */
-    snprintf(path, sizeof path, "%s/v1_segment/notes.txt", root);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fclose(f);
+    make(root, "v1_segment/notes.txt", false, false);
     assert_int_equal(find_cases(root, &files), -1); /* a file not named as a case */
-    assert_int_equal(unlink(path), 0);
-    snprintf(path, sizeof path, "%s/v1_segment/001-x.json", root);
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fclose(f);
+    make(root, "v1_segment/notes.txt", false, true);
+    make(root, "v1_segment/001-x.json", false, false);
     assert_int_equal(find_cases(root, &files), 1);
     free(files);
-    snprintf(path, sizeof path, "%s/nobody", root);
-    assert_int_equal(mkdir(path, 0700), 0);
+    make(root, "nobody", true, false);
     assert_int_equal(find_cases(root, &files), -1); /* a folder no validator owns */
-    assert_int_equal(rmdir(path), 0);
-    snprintf(path, sizeof path, "%s/v1_segment/001-x.json", root);
-    assert_int_equal(unlink(path), 0);
-    snprintf(path, sizeof path, "%s/v1_segment", root);
-    assert_int_equal(rmdir(path), 0);
+    make(root, "nobody", true, true);
+    make(root, "v1_segment/001-x.json", false, true);
+    make(root, "v1_segment", true, true);
     assert_int_equal(rmdir(root), 0);
     complaints = was;
 }
@@ -580,12 +551,9 @@ static int print_cases(int n, char **paths)
 {
     int rc = 0;
     for (int i = 0; i < n; i++) {
-        char why[WHY_MAX], dir[512];
-        const char *slash = strrchr(paths[i], '/');
-        size_t len = slash ? (size_t)(slash - paths[i]) : 0;
-        snprintf(dir, sizeof dir, "%.*s", (int)len, paths[i]);
-        const char *base = strrchr(dir, '/');
-        const case_kind *k = kind_named(base ? base + 1 : dir);
+        char why[WHY_MAX], dir[1024];
+        snprintf(dir, sizeof dir, "%s", paths[i]);
+        const case_kind *k = kind_named(basename(dirname(dir))); /* .../<validator>/NNN-x.json */
         json_t *c = k ? load_case(paths[i], why) : NULL;
         json_t *actual = NULL;
         if (!k)
