@@ -1,6 +1,6 @@
-/* The device fields: each one's name, type and value format, as a table with lookups and
- * one format check. It knows nothing of constraints or relations, so the /v1 constraints
- * and a device body can both be checked against it. */
+/* The device fields table: each field's name, type and value format, its lookups and one format check. */
+/* It knows nothing of constraints or relations, so the /v1 constraints and a device body
+ * can both be checked against it. */
 #ifndef SEGMENTD_VALIDATE_FORMATS_H
 #define SEGMENTD_VALIDATE_FORMATS_H
 

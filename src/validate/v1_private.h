@@ -1,5 +1,5 @@
-/* What the /v1/segments validator's files share: the relations, and the constraint groups
- * of a body that passed, which v1_segment.c fills and v1_canonical.c and v1_warnings.c read. */
+/* What the /v1/segments validator's files share: the relations and the groups of a body that passed. */
+/* v1_segment.c fills the groups; v1_canonical.c and v1_warnings.c read them. */
 #ifndef SEGMENTD_VALIDATE_V1_PRIVATE_H
 #define SEGMENTD_VALIDATE_V1_PRIVATE_H
 

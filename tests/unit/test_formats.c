@@ -1,5 +1,5 @@
-/* Unit tests for validate/formats: the device field table's lookups and invariants. Each
- * format's verdicts on values are cases in tests/cases/formats, run by test_validator_cases. */
+/* Unit tests for validate/formats: the device field table's lookups and invariants. */
+/* Each format's verdicts on values are cases in tests/cases/formats (test_validator_cases). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

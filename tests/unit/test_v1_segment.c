@@ -1,6 +1,6 @@
-/* Unit tests for validate/v1_segment that data cannot express: the C contract (NULL root,
- * release), val_v1_id and allocation failures. The body rules are cases in
- * tests/cases/v1_segment, run by test_validator_cases. */
+/* Unit tests for validate/v1_segment that data cannot express. */
+/* That is the C contract (NULL root, release), val_v1_id and allocation failures; the body
+ * rules are cases in tests/cases/v1_segment, run by test_validator_cases. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
-/* Unit tests for validate/v1_warnings on groups built by hand: what no body can reach
- * through the walk, the append contract and allocation failures. The warnings of real
- * bodies are cases in tests/cases/v1_segment. */
+/* Unit tests for validate/v1_warnings on groups built by hand, for what no body can reach. */
+/* That is the Long lower bound, the append contract and allocation failures; the warnings
+ * of real bodies are cases in tests/cases/v1_segment. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
-/* Unit tests for validate/validate (uuid, RFC 3339, JSON Pointer, UTF-8) and core/ids. The
- * body parser, the /audiences/segments validator and the merge patch are cases in
+/* Unit tests for validate/validate (uuid, RFC 3339, JSON Pointer, UTF-8) and core/ids. */
+/* The body parser, the /audiences/segments validator and the merge patch are cases in
  * tests/cases/{parse_body,aud_segment,merge_patch}, run by test_validator_cases. */
 #include <ctype.h>
 #include <setjmp.h>

@@ -1,5 +1,6 @@
-/* Runs the validator cases kept as data: every tests/cases/<validator>/NNN-name.json is one
- * call of one validator with its whole expected outcome, so a new case is a new file. */
+/* Runs the validator cases kept as data, tests/cases/<validator>/NNN-name.json. */
+/* Each file is one call of one validator with its whole expected outcome, so a new case is
+ * a new file (tests/cases/README.md). */
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
