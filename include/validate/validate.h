@@ -1,5 +1,6 @@
 /* Shared validation machinery: JSON body parsing, JSON Pointer tracking while walking
- * a document, and the small format checks every dialect uses. */
+ * a document, the small format checks every dialect uses, and client text quoted in
+ * messages. */
 #ifndef SEGMENTD_VALIDATE_H
 #define SEGMENTD_VALIDATE_H
 
@@ -55,5 +56,15 @@ bool val_rfc3339(const char *s, int64_t *us);
 
 /* Largest depth of nested arrays/objects in v (a scalar has depth 0). */
 int val_depth(const json_t *v);
+
+/* Client text quoted in a message is cut to VAL_EXCERPT_MAX bytes (at a character
+ * boundary), so that two quotes plus the sentence always fit ERR_DETAIL_MAX and stay valid
+ * UTF-8; VAL_EXCERPT_BUF holds the cut text, its escapes and "...". */
+#define VAL_EXCERPT_MAX 40
+#define VAL_EXCERPT_BUF (VAL_EXCERPT_MAX + 4)
+
+/* Copies s into buf for quoting: at most VAL_EXCERPT_MAX bytes, '"' and '\\' escaped,
+ * control characters shown as '?', "..." appended when cut. Returns buf. */
+const char *val_excerpt(char buf[VAL_EXCERPT_BUF], const char *s);
 
 #endif

@@ -1,4 +1,4 @@
-/* JSON Pointer tracking, body parsing and the format checks shared by every dialect. */
+/* JSON Pointer tracking, body parsing, the format checks and the quoting of client text shared by every dialect. */
 #include "validate/validate.h"
 
 #include "core/utf8.h"
@@ -284,4 +284,45 @@ int val_depth(const json_t *v)
         return best + 1;
     }
     return 0;
+}
+
+const char *val_excerpt(char buf[VAL_EXCERPT_BUF], const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    while (u[i]) {
+        char tmp[4];
+        size_t in_len = 1, out_len = 1;
+        if (u[i] == '"' || u[i] == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)u[i];
+            out_len = 2;
+        } else if (u[i] < 0x20 || u[i] == 0x7F) {
+            tmp[0] = '?';
+        } else if (u[i] < 0x80) {
+            tmp[0] = (char)u[i];
+        } else {
+            size_t n = u[i] >= 0xF0 ? 4 : u[i] >= 0xE0 ? 3 : u[i] >= 0xC0 ? 2 : 1;
+            size_t k = 1;
+            while (k < n && (u[i + k] & 0xC0) == 0x80)
+                k++;
+            if (k == n && n > 1) {
+                memcpy(tmp, u + i, n);
+                in_len = out_len = n;
+            } else {
+                tmp[0] = '?'; /* not UTF-8 (jansson never hands us this, but be safe) */
+                in_len = k;
+            }
+        }
+        if (o + out_len > VAL_EXCERPT_MAX) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(buf + o, tmp, out_len);
+        o += out_len;
+        i += in_len;
+    }
+    buf[o] = '\0';
+    return buf;
 }

@@ -1,4 +1,6 @@
-/* Shared validation helpers and the /audiences/segments validator. */
+/* Unit tests for validate/validate (uuid, RFC 3339, JSON Pointer, UTF-8) and core/ids. */
+/* The body parser, the /audiences/segments validator and the merge patch are cases in
+ * tests/cases/{parse_body,aud_segment,merge_patch}, run by test_validator_cases. */
 #include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,8 +12,6 @@
 #include <cmocka.h>
 
 #include "core/ids.h"
-#include "store/statements.h"
-#include "validate/audience.h"
 #include "validate/validate.h"
 
 static void test_uuid(void **state)
@@ -74,105 +74,6 @@ static void test_path_escaping_and_utf8(void **state)
     assert_false(val_is_blank(" x "));
 }
 
-static void test_parse_body(void **state)
-{
-    seg_error e;
-    err_clear(&e);
-    json_t *j = val_parse_body("{\"a\":1}", 7, &e);
-    assert_non_null(j);
-    json_decref(j);
-    const char *bad[] = {"", "[]", "{\"a\":1,\"a\":2}", "{\"a\":1} x", "{\"a\":\"\\u0000\"}", "{\n\"a\":tru}"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        err_clear(&e);
-        assert_null(val_parse_body(bad[i], strlen(bad[i]), &e));
-        assert_int_equal(e.status, 400);
-        assert_string_equal(e.code, "malformed_json");
-    }
-    assert_non_null(strstr(e.detail, "line 2"));
-}
-
-static json_t *load(const char *s)
-{
-    json_error_t je;
-    json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, &je);
-    assert_non_null(j);
-    return j;
-}
-
-static void test_audience_create_ok(void **state)
-{
-    seg_error e;
-    aud_segment_in in;
-    err_clear(&e);
-    json_t *j = load("{\"management_type\":\"selfmanaged\",\"name\":\"n\",\"owner_id\":"
-                     "\"3C90C3CC-0d44-4b50-8888-8dd25736052a\",\"approximated_size\":5,"
-                     "\"properties\":{\"k\":[\"v\",1]},\"created_at\":\"2023-11-07T05:31:56Z\","
-                     "\"id\":\"x\",\"no\":1,\"updated_at\":null}");
-    assert_int_equal(val_aud_segment(j, AUD_CREATE, &in, &e), 0);
-    assert_string_equal(in.owner_id, "3c90c3cc-0d44-4b50-8888-8dd25736052a");
-    assert_string_equal(in.size, "5");
-    assert_string_equal(in.properties, "{\"k\":[\"v\",1]}");
-    assert_string_equal(in.created_at, "2023-11-07T05:31:56Z");
-    assert_null(in.deprecated_properties);
-    val_aud_release(&in);
-    /* the bulk handler's mode: the same checks, the JSON left in the document */
-    assert_int_equal(val_aud_segment(j, AUD_CREATE | AUD_NO_TEXT, &in, &e), 0);
-    assert_null(in.properties);
-    assert_true(in.set & AUD_SET_PROPERTIES);
-    assert_string_equal(in.owner_id, "3c90c3cc-0d44-4b50-8888-8dd25736052a");
-    val_aud_release(&in);
-    json_decref(j);
-}
-
-static void test_audience_all_errors(void **state)
-{
-    seg_error e;
-    aud_segment_in in;
-    err_clear(&e);
-    json_t *j = load("{\"management_type\":\"x\",\"name\":\" \",\"owner_id\":\"nope\",\"bogus\":1,"
-                     "\"properties\":{\"k\":[\"v\",\"v\"]}}");
-    assert_int_equal(val_aud_segment(j, AUD_CREATE, &in, &e), -1);
-    assert_int_equal(e.status, 422);
-    assert_int_equal(e.n_items, 5);
-    const char *want[] = {"/bogus", "/management_type", "/name", "/owner_id", "/properties/k/1"};
-    for (int i = 0; i < 5; i++) {
-        int found = 0;
-        for (int k = 0; k < e.n_items; k++)
-            found |= !strcmp(e.items[k].pointer, want[i]);
-        if (!found)
-            fail_msg("no error at %s", want[i]);
-    }
-    val_aud_release(&in);
-    json_decref(j);
-}
-
-static void test_audience_replace_mask(void **state)
-{
-    seg_error e;
-    aud_segment_in in;
-    err_clear(&e);
-    json_t *j = load("{\"id\":\"3c90c3cc-0d44-4b50-8888-8dd25736052a\",\"management_type\":\"selfmanaged\","
-                     "\"name\":\"n\",\"owner_id\":\"3c90c3cc-0d44-4b50-8888-8dd25736052a\","
-                     "\"description\":null,\"created_at\":\"whatever\"}");
-    assert_int_equal(val_aud_segment(j, AUD_REPLACE, &in, &e), 0);
-    assert_int_equal(in.set, AUD_SET_MANAGEMENT_TYPE | AUD_SET_NAME | AUD_SET_OWNER_ID | AUD_SET_DESCRIPTION);
-    assert_null(in.description);
-    val_aud_release(&in);
-    json_decref(j);
-}
-
-static void test_merge_patch(void **state)
-{
-    json_t *t = load("{\"a\":\"b\",\"c\":{\"d\":\"e\",\"f\":\"g\"}}");
-    json_t *p = load("{\"a\":\"z\",\"c\":{\"f\":null},\"n\":{\"x\":1}}");
-    json_t *want = load("{\"a\":\"z\",\"c\":{\"d\":\"e\"},\"n\":{\"x\":1}}");
-    val_merge_patch(t, p);
-    assert_true(json_equal(t, want));
-    json_decref(t);
-    json_decref(p);
-    json_decref(want);
-}
-
 /* Server ids across many draws (the random bytes come from a per-thread buffer that is
  * refilled every 256 bytes): well formed, version and variant bits set, all distinct. */
 static int cmp_str(const void *a, const void *b)
@@ -207,11 +108,10 @@ static void test_ids_many(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid),          cmocka_unit_test(test_rfc3339),
-        cmocka_unit_test(test_path_escaping_and_utf8), cmocka_unit_test(test_parse_body),
-        cmocka_unit_test(test_audience_create_ok), cmocka_unit_test(test_audience_all_errors),
+        cmocka_unit_test(test_uuid),
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_path_escaping_and_utf8),
         cmocka_unit_test(test_ids_many),
-        cmocka_unit_test(test_audience_replace_mask), cmocka_unit_test(test_merge_patch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
