@@ -40,7 +40,7 @@ int fiber_spawn(fiber_fn fn, void *arg);
 
 /* True on a fiber (then the waits below yield instead of blocking). */
 bool fiber_on(void);
-/* The running fiber, or NULL. */
+/* The running fiber; off a fiber, the calling thread's own record (it parks by blocking). */
 fiber *fiber_self(void);
 
 /* Monotonic clock in ns, for deadlines. */
@@ -51,10 +51,13 @@ uint64_t fiber_now_ns(void);
  * timeout, -1 on error. */
 int fiber_wait_fd(int fd, int events, uint64_t deadline_ns);
 
-/* Sleeps until fiber_wake or the deadline (0: none). 0 when woken, -1 on timeout.
- * Only on a fiber. */
+/* Sleeps until fiber_wake or the deadline (0: none). 0 when woken, -1 on timeout. On a
+ * fiber it yields to the loop; off one it blocks the thread (a wake that came first is
+ * kept, so it is never lost; a late one may end a later park early: callers check what
+ * they waited for, as the store does). */
 int fiber_park(uint64_t deadline_ns);
-/* Makes a parked fiber of this loop runnable (it resumes in the next turn). */
+/* Makes a parked fiber of this loop runnable (it resumes in the next turn), or wakes a
+ * parked thread (from any thread). A fiber of another loop must not be woken from here. */
 void fiber_wake(fiber *f);
 
 #endif

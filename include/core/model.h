@@ -4,8 +4,17 @@
 
 #include <stdbool.h>
 
-/* An /audiences/segments body after validation. `set` holds AUD_SET_* bits (store/
- * statements.h) of the fields present; strings are borrowed from the parsed body
+/* Bits of the fields a body sets (a partial update changes only those): the mask the
+ * *_UPDATE statements take as $3. */
+enum {
+    AUD_SET_MANAGEMENT_TYPE = 1, AUD_SET_NAME = 2, AUD_SET_OWNER_ID = 4, AUD_SET_SIZE = 8,
+    AUD_SET_DESCRIPTION = 16, AUD_SET_PROPERTIES = 32, AUD_SET_DEPRECATED = 64,
+    AUD_SET_ALL = 127
+};
+enum { V1_SET_NAME = 1, V1_SET_DESCRIPTION = 2, V1_SET_CONSTRAINTS = 4 };
+
+/* An /audiences/segments body after validation. `set` holds AUD_SET_* bits of the fields
+ * present; strings are borrowed from the parsed body
  * except the two JSON texts, which the validator allocates. */
 typedef struct aud_segment_in {
     unsigned set;

@@ -21,7 +21,7 @@ void h_metrics(http_request *rq);
 void h_openapi(http_request *rq);
 
 void h_aud_create(http_request *rq);
-void h_aud_replace(http_request *rq);     /* PATCH /audiences/segments (seed 000) */
+void h_aud_replace(http_request *rq);     /* PATCH /audiences/segments (the body names the id) */
 void h_aud_get(http_request *rq);
 void h_aud_merge(http_request *rq);       /* PATCH /audiences/segments/{id} (RFC 7396) */
 void h_aud_delete(http_request *rq);

@@ -53,12 +53,4 @@ typedef struct stmt_def {
 
 extern const stmt_def store_statements[STMT__COUNT];
 
-/* Bits of the partial-update mask ($3 of the *_UPDATE statements). */
-enum {
-    AUD_SET_MANAGEMENT_TYPE = 1, AUD_SET_NAME = 2, AUD_SET_OWNER_ID = 4, AUD_SET_SIZE = 8,
-    AUD_SET_DESCRIPTION = 16, AUD_SET_PROPERTIES = 32, AUD_SET_DEPRECATED = 64,
-    AUD_SET_ALL = 127
-};
-enum { V1_SET_NAME = 1, V1_SET_DESCRIPTION = 2, V1_SET_CONSTRAINTS = 4 };
-
 #endif

@@ -1,4 +1,4 @@
-/* Validation of /audiences/segments bodies (seeds 000 and 001). */
+/* Validation of /audiences/segments bodies (create, update, merge). */
 #ifndef SEGMENTD_VALIDATE_AUDIENCE_H
 #define SEGMENTD_VALIDATE_AUDIENCE_H
 

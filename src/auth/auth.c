@@ -1,6 +1,6 @@
 /* JWT bearer authentication. libjwt 1.10 verifies only the signature, trusts the
  * token's own "alg" and reads mistyped claims as 0, so everything else happens here
- * (see ../shared/notes/libraries.md §2). */
+ * (the alg check, the algorithm confusion, the key types). */
 #include "auth/auth.h"
 
 #include <jansson.h>

@@ -1,4 +1,4 @@
-/* /audiences/segments: the A2 dialect (seeds 000 and 001). */
+/* /audiences/segments: uuid ids, management_type, owner_id and attribute properties. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ids.h"
+#include "http/request_parse.h"
 #include "validate/list_query.h"
 #include "validate/validate.h"
 
@@ -113,18 +113,15 @@ void h_reply_page(http_request *rq, const store_page *page, char kind)
     http_reply(rq, 200, "application/json", buf, len, NULL, NULL);
 }
 
-int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions)
+int h_versions_array(const char *if_match, char buf[H_IF_MATCH_BUF], const char **versions)
 {
     long long v[16];
     bool present;
-    int n = http_if_match_list(rq, v, 16, &present);
+    int n = http_parse_if_match(if_match, v, 16, &present);
     size_t len = 0;
     *versions = NULL;
-    if (n < 0) {
-        err_set(&rq->err, 400, "invalid_if_match",
-                "If-Match must be \"*\" or up to 16 entity tags as sent in ETag, like \"3\"");
+    if (n < 0)
         return -1;
-    }
     if (!present)
         return 0;
     /* a PostgreSQL array literal of integers; "{}" (nothing can match) → 412 */
@@ -135,4 +132,13 @@ int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions
     buf[len] = '\0';
     *versions = buf;
     return 0;
+}
+
+int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions)
+{
+    if (!h_versions_array(http_header(rq, "If-Match"), buf, versions))
+        return 0;
+    err_set(&rq->err, 400, "invalid_if_match",
+            "If-Match must be \"*\" or up to 16 entity tags as sent in ETag, like \"3\"");
+    return -1;
 }

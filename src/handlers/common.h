@@ -33,6 +33,8 @@ void h_reply_page(http_request *rq, const store_page *page, char kind);
  * *versions is NULL when there is no precondition. Returns 0, or -1 with a 400. */
 #define H_IF_MATCH_BUF 400
 int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions);
+/* The same from an If-Match value (NULL: none); -1 when it is malformed. Pure. */
+int h_versions_array(const char *if_match, char buf[H_IF_MATCH_BUF], const char **versions);
 
 /* A query parameter of rq (a void * so that it is a val_query_fn). */
 const char *h_query(void *rq, const char *name, bool *bad);

@@ -1,4 +1,4 @@
-/* /v1/segments: constraint segments with seg_ ids (seed 003). */
+/* /v1/segments: seg_ ids and constraint groups over device fields. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +22,7 @@ bool h_check_seg_id(const char *value, const char **why)
     return false;
 }
 
-/* The client asked for the bare id, as seed 003 documents the response. */
+/* The client asked for the bare id (text/plain), as the /v1 dialect answers a create. */
 static bool wants_plain_id(http_request *rq)
 {
     const char *a = http_header(rq, "Accept");

@@ -12,13 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "core/fiber.h"
+#include "core/metrics.h"
+#include "http/admit.h"
 #include "http/http_private.h"
-#include "http/metrics.h"
 #include "http/request_parse.h"
 #include "http/response.h"
 #include "http/router.h"
@@ -42,6 +40,7 @@ typedef struct rq_priv {
 
 static const seg_config *scfg;
 static http_router srouter;
+static const http_route *sroutes;   /* the table, for the metrics' route index */
 static volatile int draining;
 static int inflight;
 
@@ -50,7 +49,9 @@ int http_dispatch_init(const seg_config *cfg, const http_route *routes, size_t n
     scfg = cfg;
     if (router_init(&srouter, routes, n_routes))
         return -1;
-    metrics_init(routes, n_routes);
+    sroutes = routes;
+    for (size_t i = 0; i < n_routes; i++)
+        metrics_route(i + 1, routes[i].method, routes[i].pattern);
     return 0;
 }
 
@@ -123,27 +124,7 @@ static void rq_release(rq_priv *p)
 
 static size_t body_limit(const http_route *r)
 {
-    return r && r->body == BODY_BULK_JSON ? scfg->max_bulk_body_bytes : scfg->max_body_bytes;
-}
-
-/* Request ids: 16 hex digits from a per-thread generator seeded by getrandom(2). */
-static void gen_request_id(char *out, size_t cap)
-{
-    static __thread uint64_t state;
-    if (!state) {
-        if (getrandom(&state, sizeof state, 0) != sizeof state || !state)
-            state = fiber_now_ns() | 1;
-    }
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    if (cap < 17)
-        return;
-    /* "%016llx" without snprintf's format parsing (on every request) */
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--)
-        out[15 - i] = hex[(state >> (4 * i)) & 15];
-    out[16] = '\0';
+    return http_body_limit(scfg, r);
 }
 
 static enum MHD_Result send_answer(rq_priv *p)
@@ -209,90 +190,20 @@ static enum MHD_Result answer_early(rq_priv *p)
     return send_answer(p);
 }
 
-static const char *header(rq_priv *p, const char *name)
+static const char *header(void *p, const char *name)
 {
-    return MHD_lookup_connection_value(p->conn, MHD_HEADER_KIND, name);
+    return MHD_lookup_connection_value(((rq_priv *)p)->conn, MHD_HEADER_KIND, name);
 }
 
 /* The first call: the request line and headers are here, the body is not. */
 static enum MHD_Result first_call(rq_priv *p, const char *method, const char *url)
 {
-    http_request *rq = &p->rq;
-    const char *rid = header(p, "X-Request-Id");
-    char allow[128];
-    const char *why = NULL;
-    const http_route *route = NULL;
-
-    if (rid && http_request_id_ok(rid))
-        snprintf(rq->request_id, sizeof rq->request_id, "%s", rid);
-    else
-        gen_request_id(rq->request_id, sizeof rq->request_id);
-
-    /* RFC 9112 6.1: a transfer coding other than chunked is not implemented. MHD would
-     * take the body length as unknown and read until the client closes: refuse it now,
-     * before any body is read, and close the connection (its framing is unknown). */
-    const char *te = header(p, "Transfer-Encoding");
-    if (te && strcasecmp(te, "chunked") != 0) {
-        p->close_after = true;
-        err_set(&rq->err, 501, "unsupported_transfer_encoding",
-                "Transfer-Encoding \"%.40s\" is not supported: send the body with "
-                "Content-Length or Transfer-Encoding: chunked", te);
-        return answer_early(p);
-    }
-
-    switch (router_match(&srouter, method, url, &route, rq->param, sizeof rq->param, allow,
-                         sizeof allow, &why)) {
-    case ROUTE_NOT_FOUND:
-        err_set(&rq->err, 404, "not_found", "no resource at this path");
-        return answer_early(p);
-    case ROUTE_BAD_METHOD:
-        err_set(&rq->err, 405, "method_not_allowed", "%s is not allowed here: use %s", method,
-                allow);
-        snprintf(rq->location, sizeof rq->location, "%s", allow);
-        return answer_early(p);
-    case ROUTE_BAD_PARAM:
-        rq->route = route;
-        err_set(&rq->err, 400, "invalid_path_parameter", "\"%.64s\" is not a valid %s: %s",
-                rq->param, route->param_what ? route->param_what : "id", why ? why : "malformed");
-        err_add(&rq->err, "/path/id", "%s", why ? why : "malformed");
-        rq->err.status = 400;
-        return answer_early(p);
-    case ROUTE_FOUND:
-        break;
-    }
-    rq->route = route;
-    if (route->scope) {
-        if (auth_verify(header(p, "Authorization"), (long long)time(NULL), &rq->principal, &rq->err) ||
-            auth_require(&rq->principal, route->scope, &rq->err))
-            return answer_early(p);
-        p->authenticated = true;
-    }
-    if (route->body) {
-        const char *ct = header(p, "Content-Type");
-        const char *cl = header(p, "Content-Length");
-        bool ok = http_content_type_is(ct, "application/json") ||
-                  (route->body == BODY_MERGE_PATCH && http_content_type_is(ct, "application/merge-patch+json"));
-        if (!ok) {
-            err_set(&rq->err, 415, "unsupported_media_type",
-                    "the body must be sent with Content-Type: %s",
-                    route->body == BODY_MERGE_PATCH
-                        ? "application/merge-patch+json or application/json"
-                        : "application/json");
-            return answer_early(p);
-        }
-        if (cl) {
-            char *end;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (*end == '\0' && n > body_limit(route)) {
-                p->too_big = true;
-                err_set(&rq->err, 413, "body_too_large",
-                        "the body is %llu bytes: at most %zu bytes are accepted", n,
-                        body_limit(route));
-                return answer_early(p);
-            }
-        }
-    }
-    return MHD_YES;
+    http_admission adm;
+    int rc = http_admit(&srouter, scfg, method, url, header, p, &p->rq, &adm);
+    p->close_after = adm.close_after;
+    p->too_big = adm.too_big;
+    p->authenticated = adm.authenticated;
+    return rc ? answer_early(p) : MHD_YES;
 }
 
 /* A chunk of the body: kept up to the route's limit; past it only counted. */
@@ -424,7 +335,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     uint64_t dur_us = (fiber_now_ns() - p->start_ns) / 1000u;
     if (!p->rq.status)
         p->rq.status = p->rq.err.status ? p->rq.err.status : 499; /* client went away */
-    metrics_observe(p->rq.route, p->rq.status, dur_us);
+    metrics_observe(p->rq.route ? (size_t)(p->rq.route - sroutes) + 1 : 0, p->rq.status, dur_us);
     http_access_log(&p->rq, p->authenticated, dur_us);
     if (p->rq.body_free)
         p->rq.body_free(p->rq.body_free_cls);

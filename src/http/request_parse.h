@@ -1,5 +1,5 @@
-/* Private to http/ (and its tests and fuzzers): the pure parsing behind request.h, on plain
- * strings, with no libmicrohttpd in sight. */
+/* The pure parsing behind request.h, on plain header and path strings (for http/, handlers
+ * that hold a header value, tests and fuzzers), with no libmicrohttpd in sight. */
 #ifndef SEGMENTD_HTTP_REQUEST_PARSE_H
 #define SEGMENTD_HTTP_REQUEST_PARSE_H
 

@@ -190,16 +190,21 @@ static void run_batch(store_conn *lane, job *batch)
  * rows in one global order cannot deadlock with each other (before: two lanes' batches
  * updating the same two rows in opposite orders waited the 1 s deadlock_timeout, seen in
  * the benchmark). Reads and inserts lock no existing row and go first, in arrival order. */
-static int lock_order(const job *a, const job *b)
+int batch_lock_order(stmt_id a, const char *const *pa, stmt_id b, const char *const *pb)
 {
-    int ra = (int)store_statements[a->id].locks, rb = (int)store_statements[b->id].locks, c;
+    int ra = (int)store_statements[a].locks, rb = (int)store_statements[b].locks, c;
     if (ra != rb || ra == LOCKS_NONE)
         return ra - rb;
-    if ((c = strcmp(a->params[0], b->params[0])) != 0)
+    if ((c = strcmp(pa[0], pb[0])) != 0)
         return c;
-    if ((c = strcasecmp(a->params[1], b->params[1])) != 0) /* a uuid in either case */
+    if ((c = strcasecmp(pa[1], pb[1])) != 0) /* a uuid in either case */
         return c;
-    return strcmp(a->params[1], b->params[1]);
+    return strcmp(pa[1], pb[1]);
+}
+
+static int lock_order(const job *a, const job *b)
+{
+    return batch_lock_order(a->id, a->params, b->id, b->params);
 }
 
 /* Sorts a batch (at most MAX_BATCH jobs) into lock order; stable. */

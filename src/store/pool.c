@@ -11,9 +11,11 @@
 #include "store/store.h"
 
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics.h"
 #include "store/sqlstate.h"
 #include "store/store_private.h"
 
@@ -28,6 +30,47 @@ typedef struct slot_waiter {
 } slot_waiter;
 static __thread slot_waiter *waiters_head, *waiters_tail;
 
+/* The pool's families of /metrics. */
+static void store_metrics(metrics_out *o)
+{
+    store_stats s;
+    store_stats_get(&s);
+    metrics_family(o, "segmentd_db_pool_connections", "gauge", "Database connections by state.");
+    metrics_sample(o, "segmentd_db_pool_connections", "state=\"size\"", (unsigned long long)s.size);
+    metrics_sample(o, "segmentd_db_pool_connections", "state=\"in_use\"", (unsigned long long)s.in_use);
+    metrics_sample(o, "segmentd_db_pool_connections", "state=\"open\"", (unsigned long long)s.connected);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } counters[] = {
+        {"segmentd_db_pool_acquired_total", "Connections handed to requests.",
+         offsetof(store_stats, acquired)},
+        {"segmentd_db_pool_waits_total", "Requests that had to wait for a connection.",
+         offsetof(store_stats, waits)},
+        {"segmentd_db_pool_timeouts_total", "Requests refused with 503 because no connection freed up.",
+         offsetof(store_stats, timeouts)},
+        {"segmentd_db_errors_total", "Database errors (connect failures and failed statements).",
+         offsetof(store_stats, errors)},
+        {"segmentd_db_reconnects_total", "Connections re-established after a loss.",
+         offsetof(store_stats, reconnects)},
+        {"segmentd_db_pipeline_batches_total", "Pipelines of two or more statements sent.",
+         offsetof(store_stats, batches)},
+        {"segmentd_db_pipeline_statements_total", "Statements sent in those pipelines.",
+         offsetof(store_stats, batched)},
+        {"segmentd_db_pipeline_reruns_total",
+         "Statements run again alone after another statement of their pipeline failed.",
+         offsetof(store_stats, reruns)},
+        {"segmentd_db_parts_total",
+         "Statements sent as parts of one transaction (bulk creates stored while their body is read).",
+         offsetof(store_stats, parts)},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        metrics_family(o, counters[i].name, "counter", counters[i].help);
+        metrics_sample(o, counters[i].name, "",
+                       *(const unsigned long long *)(const void *)((const char *)&s + counters[i].off));
+    }
+}
+
 int store_init(const seg_config *cfg, seg_error *err)
 {
     store_p.cfg = cfg;
@@ -38,6 +81,10 @@ int store_init(const seg_config *cfg, seg_error *err)
         return -1;
     }
     store_p.stats.size = store_p.nslots;
+    static bool provided;
+    if (!provided) /* once per process, whatever the number of store_init calls */
+        metrics_provide(store_metrics);
+    provided = true;
     return 0;
 }
 

@@ -99,6 +99,10 @@ bool session_result_ok(const PGresult *r);
 int batch_exec(stmt_id id, const char *const *params, store_rows **out, seg_error *err);
 /* One statement alone on slot c (its own implicit transaction). */
 PGresult *batch_exec_alone(store_conn *c, stmt_id id, const char *const *params, seg_error *err);
+/* The order in which a batch sends statements: < 0 when a goes before b. Statements that
+ * lock no existing row first (in arrival order: 0 among them), then by the table they
+ * lock, the tenant ($1) and the id ($2). */
+int batch_lock_order(stmt_id a, const char *const *pa, stmt_id b, const char *const *pb);
 /* The next statement's result in a pipeline, its ending NULL consumed; NULL when the
  * session broke or the Sync came first. */
 PGresult *batch_pipeline_result(PGconn *pg);

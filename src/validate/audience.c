@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/statements.h"
 #include "validate/validate.h"
 
 typedef enum { F_ENUM, F_NAME, F_UUID, F_SIZE, F_DESCRIPTION, F_PROPERTIES, F_DEPRECATED,

@@ -18,7 +18,7 @@
 #include "core/fiber.h"
 #include "core/log.h"
 #include "fuzz_common.h"
-#include "http/metrics.h"
+#include "core/metrics.h"
 
 #define FAKE_MAX_VALUES 64
 

@@ -1,4 +1,4 @@
-"""/audiences/segments: the A2 dialect (seeds 000 and 001)."""
+"""/audiences/segments: uuid ids, management_type, owner_id and attribute properties."""
 import json
 import threading
 import time
@@ -241,7 +241,7 @@ def test_delete(api):
     problem(api.delete(SEG + "/" + seg["id"]), 404)
 
 
-# ------------------------------------------------------------------ PATCH (seed 000)
+# ------------------------------------------------------------------ PATCH /audiences/segments (the body names the id)
 
 def test_seed_000_update_verbatim(api):
     seg = create(api, description="before", approximated_size=5, properties={"a": ["b"]})

@@ -1,4 +1,4 @@
-"""Bulk create, update and delete on both dialects (seed 002's envelope)."""
+"""Bulk create, update and delete on both dialects (the {data, errors, warnings} envelope)."""
 import json
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""/v1/segments: constraint segments (seed 003)."""
+"""/v1/segments: seg_ ids and constraint groups over device fields."""
 import json
 import re
 import uuid

@@ -4,6 +4,8 @@
  * fallback off a loop. Built twice: with the x86-64 switch and with ucontext. */
 #include <fenv.h>
 #include <poll.h>
+#include <pthread.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -248,10 +250,36 @@ static void test_off_a_loop_waits_block(void **state)
     assert_int_equal(fiber_wait_fd(fds[0], POLLIN, fiber_now_ns() + 5 * 1000000ull), 0);
     assert_int_equal(write(fds[1], "x", 1), 1);
     assert_true(fiber_wait_fd(fds[0], POLLIN, 0) & POLLIN);
-    assert_int_equal(fiber_park(0), -1); /* not on a fiber */
     assert_int_equal(fiber_spawn(run_through, &steps), -1); /* no loop on this thread */
     close(fds[0]);
     close(fds[1]);
+}
+
+static void *wake_later(void *arg)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    fiber_wake(arg);
+    return NULL;
+}
+
+/* Off a loop, park blocks the thread until another thread wakes it or the deadline. */
+static void test_off_a_loop_park_and_wake(void **state)
+{
+    pthread_t t;
+    fiber *me = fiber_self();
+    assert_true(me != NULL);
+    assert_false(fiber_on());
+    uint64_t t0 = fiber_now_ns();
+    assert_int_equal(fiber_park(t0 + 30 * 1000000ull), -1); /* nobody wakes it: timed out */
+    assert_true(fiber_now_ns() - t0 >= 30 * 1000000ull);
+    assert_int_equal(pthread_create(&t, NULL, wake_later, me), 0);
+    t0 = fiber_now_ns();
+    assert_int_equal(fiber_park(t0 + 5000 * 1000000ull), 0); /* woken after ~20 ms */
+    assert_true(fiber_now_ns() - t0 < 4000 * 1000000ull);
+    pthread_join(t, NULL);
+    fiber_wake(me); /* a wake before the park is kept */
+    assert_int_equal(fiber_park(0), 0);
 }
 
 int main(void)
@@ -261,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_fd_wait_times_out),  cmocka_unit_test(test_park_and_wake),
         cmocka_unit_test(test_deep_stack),         cmocka_unit_test(test_many_fibers),
         cmocka_unit_test(test_switch_keeps_state), cmocka_unit_test(test_off_a_loop_waits_block),
+        cmocka_unit_test(test_off_a_loop_park_and_wake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

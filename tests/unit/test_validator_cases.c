@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "store/statements.h"
+#include "core/model.h"
 #include "validate/audience.h"
 #include "validate/formats.h"
 #include "validate/v1_segment.h"

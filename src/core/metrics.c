@@ -1,12 +1,13 @@
-/* Request counters and latency histograms, updated lock-free with atomics, per thread. */
-#include "http/metrics.h"
+/* Prometheus exposition: request counters and latency histograms updated lock-free in
+ * per-thread shards, and the families providers write at each scrape. */
+#include "core/metrics.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ROUTES 64
+#define MAX_ROUTES METRICS_MAX_ROUTES
 static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 406, 409,
                                412, 413, 414, 415, 422, 428, 431, 500, 501, 503, 0};
 #define N_STATUS (sizeof statuses / sizeof statuses[0])
@@ -14,7 +15,9 @@ static const double buckets_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                    0.05,   0.1,   0.25,   0.5,   1,    2.5};
 #define N_BUCKETS (sizeof buckets_s / sizeof buckets_s[0])
 
-static const http_route *mroutes;
+static struct {
+    const char *method, *pattern;
+} mroutes[MAX_ROUTES];
 static size_t mn;
 
 /* The counters in shards: a thread adds to its own shard (threads beyond N_SHARDS share
@@ -41,22 +44,19 @@ static uint64_t sum_shards(const uint64_t *in_first)
     return v;
 }
 
-void metrics_init(const http_route *routes, size_t n_routes)
+void metrics_route(size_t i, const char *method, const char *pattern)
 {
-    mroutes = routes;
-    mn = n_routes > MAX_ROUTES ? MAX_ROUTES : n_routes;
+    if (i < 1 || i > MAX_ROUTES)
+        return;
+    mroutes[i - 1].method = method;
+    mroutes[i - 1].pattern = pattern;
+    if (i > mn)
+        mn = i;
 }
 
-static size_t route_index(const http_route *r)
+void metrics_observe(size_t route, int status, uint64_t duration_us)
 {
-    if (!r || r < mroutes || r >= mroutes + mn)
-        return 0;
-    return (size_t)(r - mroutes) + 1;
-}
-
-void metrics_observe(const http_route *route, int status, uint64_t duration_us)
-{
-    size_t ri = route_index(route), si = N_STATUS - 1, b = 0;
+    size_t ri = route <= mn ? route : 0, si = N_STATUS - 1, b = 0;
     for (size_t i = 0; i + 1 < N_STATUS; i++)
         if (statuses[i] == status) {
             si = i;
@@ -77,6 +77,20 @@ typedef struct sbuf {
     size_t len, cap;
     int oom;
 } sbuf;
+
+struct metrics_out {
+    sbuf b;
+};
+
+#define MAX_PROVIDERS 8
+static void (*providers[MAX_PROVIDERS])(metrics_out *o);
+static int n_providers;
+
+void metrics_provide(void (*fn)(metrics_out *o))
+{
+    if (n_providers < MAX_PROVIDERS)
+        providers[n_providers++] = fn;
+}
 
 static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_printf(sbuf *b, const char *fmt, ...)
@@ -107,17 +121,28 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
-char *metrics_render(const char *extra)
+void metrics_family(metrics_out *o, const char *name, const char *type, const char *help)
 {
-    sbuf b = {malloc(16384), 0, 16384, 0};
+    sb_printf(&o->b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void metrics_sample(metrics_out *o, const char *name, const char *labels, unsigned long long v)
+{
+    sb_printf(&o->b, "%s%s%s%s %llu\n", name, *labels ? "{" : "", labels, *labels ? "}" : "", v);
+}
+
+char *metrics_render(void)
+{
+    metrics_out o = {{malloc(16384), 0, 16384, 0}};
+    sbuf b = o.b;
     if (!b.p)
         return NULL;
     b.p[0] = '\0';
     sb_printf(&b, "# HELP segmentd_http_requests_total HTTP requests by route, method and status.\n"
                   "# TYPE segmentd_http_requests_total counter\n");
     for (size_t r = 0; r <= mn; r++) {
-        const char *route = r ? mroutes[r - 1].pattern : "unmatched";
-        const char *method = r ? mroutes[r - 1].method : "any";
+        const char *route = r && mroutes[r - 1].pattern ? mroutes[r - 1].pattern : "unmatched";
+        const char *method = r && mroutes[r - 1].method ? mroutes[r - 1].method : "any";
         for (size_t s = 0; s < N_STATUS; s++) {
             uint64_t c = sum_shards(&shards[0].counts[r][s]);
             if (!c)
@@ -133,8 +158,8 @@ char *metrics_render(const char *extra)
     sb_printf(&b, "# HELP segmentd_http_request_duration_seconds Request latency by route.\n"
                   "# TYPE segmentd_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r <= mn; r++) {
-        const char *route = r ? mroutes[r - 1].pattern : "unmatched";
-        const char *method = r ? mroutes[r - 1].method : "any";
+        const char *route = r && mroutes[r - 1].pattern ? mroutes[r - 1].pattern : "unmatched";
+        const char *method = r && mroutes[r - 1].method ? mroutes[r - 1].method : "any";
         uint64_t cum = 0;
         uint64_t h[N_BUCKETS + 1];
         for (size_t i = 0; i <= N_BUCKETS; i++)
@@ -155,8 +180,10 @@ char *metrics_render(const char *extra)
         sb_printf(&b, "segmentd_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %llu\n",
                   route, method, (unsigned long long)cum);
     }
-    if (extra)
-        sb_printf(&b, "%s", extra);
+    o.b = b;
+    for (int i = 0; i < n_providers; i++)
+        providers[i](&o);
+    b = o.b;
     if (b.oom) {
         free(b.p);
         return NULL;
