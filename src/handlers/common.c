@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/ids.h"
+#include "core/json_text.h"
 
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 500
@@ -81,43 +82,33 @@ int h_paging(http_request *rq, char kind, int *limit, char before[24])
 void h_reply_page(http_request *rq, store_rows *rows, int limit, char kind)
 {
     int n = store_rows_count(rows), shown = n > limit ? limit : n;
-    size_t cap = 64, len = 0;
-    char *buf;
+    size_t cap = 64, len;
+    json_text t = {0};
     for (int i = 0; i < shown; i++)
         cap += store_length(rows, i, 0) + 1;
-    buf = malloc(cap);
-    if (!buf) {
-        store_rows_free(rows);
-        err_set(&rq->err, 500, "internal", "out of memory");
-        return;
-    }
-    memcpy(buf, "{\"items\":[", 10);
-    len = 10;
+    (void)json_text_reserve(&t, cap); /* one allocation; failing, the writes below fail too */
+    JSON_TEXT_LIT(&t, "{\"items\":[");
     for (int i = 0; i < shown; i++) {
-        size_t l = store_length(rows, i, 0);
         if (i)
-            buf[len++] = ',';
-        memcpy(buf + len, store_value(rows, i, 0), l);
-        len += l;
+            JSON_TEXT_LIT(&t, ",");
+        json_text_put(&t, store_value(rows, i, 0), store_length(rows, i, 0));
     }
+    JSON_TEXT_LIT(&t, "]");
+    json_text_key(&t, "next_cursor");
     if (n > limit) {
         char cursor[64];
         encode_cursor(kind, store_value(rows, shown - 1, 1), cursor);
-        len += (size_t)snprintf(buf + len, cap - len, "],\"next_cursor\":\"");
-        char *grown = realloc(buf, cap + strlen(cursor) + 8);
-        if (!grown) {
-            free(buf);
-            store_rows_free(rows);
-            err_set(&rq->err, 500, "internal", "out of memory");
-            return;
-        }
-        buf = grown;
-        len += (size_t)sprintf(buf + len, "%s\"}", cursor);
+        json_text_cstr(&t, cursor, JSON_ESC_PG); /* base64url: nothing to escape */
     } else {
-        memcpy(buf + len, "],\"next_cursor\":null}", 21);
-        len += 21;
+        JSON_TEXT_LIT(&t, "null");
     }
+    JSON_TEXT_LIT(&t, "}");
     store_rows_free(rows);
+    char *buf = json_text_take(&t, &len);
+    if (!buf) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        return;
+    }
     http_reply(rq, 200, "application/json", buf, len, free, buf);
 }
 
