@@ -130,7 +130,7 @@ int store_init(const seg_config *cfg, seg_error *err)
     nslots = cfg->pool_size;
     slots = calloc((size_t)nslots, sizeof *slots);
     if (!slots) {
-        err_set(err, 1, "store", "out of memory");
+        err_startup(err, "store", "out of memory");
         return -1;
     }
     pthread_condattr_init(&ca);
