@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* A text being written. Zeroed ({0}) it is an empty growable text; json_text_fixed
  * makes it write into a caller's buffer. The text is NUL-terminated after every call
@@ -14,8 +15,9 @@ typedef struct json_text {
     char *p;
     size_t len, cap;
     bool fixed;  /* p is the caller's buffer of cap bytes: cut short, never grown */
-    bool failed; /* growable: out of memory, or a JSON_ESC_STRICT string was not UTF-8;
-                  * fixed: something was cut short. Once set, a growable text writes nothing */
+    bool failed; /* growable: out of memory, or a JSON_ESC_STRICT string was not UTF-8
+                  * (the text is then good only to be released: it grows no more, and
+                  * json_text_take gives NULL); fixed: something was cut short */
 } json_text;
 
 /* How a string's bytes are escaped. The three exist because each reproduces, byte for
@@ -43,8 +45,21 @@ void json_text_fixed(json_text *t, char *buf, size_t cap, size_t len);
  * allocates nothing. false when memory ran out (t->failed is set then). */
 bool json_text_reserve(json_text *t, size_t more);
 
-/* n bytes as they are: JSON text the caller vouches for. */
-void json_text_put(json_text *t, const char *s, size_t n);
+/* The part of json_text_put that grows the text or cuts it short. */
+void json_text_put_more(json_text *t, const char *s, size_t n);
+
+/* n bytes as they are: JSON text the caller vouches for. Inline: the writers call it
+ * for every piece, and most pieces fit (a list page puts each row and each comma). */
+static inline void json_text_put(json_text *t, const char *s, size_t n)
+{
+    if (n < t->cap - t->len) { /* len < cap, or both 0 */
+        memcpy(t->p + t->len, s, n);
+        t->len += n;
+        t->p[t->len] = '\0';
+    } else {
+        json_text_put_more(t, s, n);
+    }
+}
 #define JSON_TEXT_LIT(t, lit) json_text_put((t), (lit), sizeof(lit) - 1)
 
 /* s as they are, or null when s is NULL: a finished JSON value. */

@@ -47,7 +47,7 @@ bool json_text_reserve(json_text *t, size_t more)
     return !t->failed && room(t, t->len + more + 1);
 }
 
-void json_text_put(json_text *t, const char *s, size_t n)
+void json_text_put_more(json_text *t, const char *s, size_t n)
 {
     if ((t->failed && !t->fixed) || !room(t, t->len + n + 1)) {
         t->failed = true;

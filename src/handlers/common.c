@@ -82,16 +82,21 @@ int h_paging(http_request *rq, char kind, int *limit, char before[24])
 void h_reply_page(http_request *rq, store_rows *rows, int limit, char kind)
 {
     int n = store_rows_count(rows), shown = n > limit ? limit : n;
-    size_t cap = 64, len;
+    size_t cap = 64, len, lens[PAGE_MAX]; /* each row's length, asked for once */
     json_text t = {0};
+    if (shown > PAGE_MAX) { /* h_paging keeps limit within PAGE_MAX */
+        store_rows_free(rows);
+        err_set(&rq->err, 500, "internal", "a page of %d rows", shown);
+        return;
+    }
     for (int i = 0; i < shown; i++)
-        cap += store_length(rows, i, 0) + 1;
+        cap += (lens[i] = store_length(rows, i, 0)) + 1;
     (void)json_text_reserve(&t, cap); /* one allocation; failing, the writes below fail too */
     JSON_TEXT_LIT(&t, "{\"items\":[");
     for (int i = 0; i < shown; i++) {
         if (i)
             JSON_TEXT_LIT(&t, ",");
-        json_text_put(&t, store_value(rows, i, 0), store_length(rows, i, 0));
+        json_text_put(&t, store_value(rows, i, 0), lens[i]);
     }
     JSON_TEXT_LIT(&t, "]");
     json_text_key(&t, "next_cursor");

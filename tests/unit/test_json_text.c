@@ -194,7 +194,7 @@ static void test_strict_rejects_bad_utf8(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         written(&t, JSON_ESC_STRICT, bad[i], strlen(bad[i]));
         assert_true(t.failed);
-        json_text_put(&t, "more", 4); /* a failed text takes nothing more */
+        json_text_put(&t, "more", 4); /* a failed text stays failed */
         assert_null(json_text_take(&t, &len));
         assert_int_equal(len, 0);
     }
