@@ -1,5 +1,6 @@
 /* The one error type: HTTP status, stable code, client-safe detail, log-only detail
- * and the list of per-field validation problems. Rendered only by http/response.c. */
+ * and the list of per-field validation problems; a client sees it as a problem
+ * (core/problem.h), written by http/response.c. */
 #ifndef SEGMENTD_CORE_ERROR_H
 #define SEGMENTD_CORE_ERROR_H
 
@@ -17,8 +18,16 @@ typedef struct err_item {
     char detail[ERR_DETAIL_MAX];
 } err_item;
 
+/* What an error is about. */
+typedef enum err_kind {
+    ERR_REQUEST = 0, /* a request's: status is the HTTP status of its answer */
+    ERR_STARTUP,     /* starting or a command (configuration, listening, migrations, a
+                      * token): no HTTP status, the detail is printed and segmentd stops */
+} err_kind;
+
 typedef struct seg_error {
-    int status;             /* 0 = no error */
+    err_kind kind;
+    int status;             /* HTTP status; 0 = no error of a request (see err_is_set) */
     const char *code;       /* stable machine-readable code, static string */
     const char *title;      /* short human title, static string */
     char detail[512];       /* safe to show the client */
@@ -33,8 +42,15 @@ typedef struct seg_error {
 /* Resets an error to "no error" without touching the item storage. */
 void err_clear(seg_error *e);
 
-/* Sets status, code and a formatted client-safe detail; title from the status. */
+/* Sets an HTTP status, code and a formatted client-safe detail; title from the status.
+ * Errors outside a request (start-up, configuration) are err_startup's. */
 void err_set(seg_error *e, int status, const char *code, const char *fmt, ...) PRINTF_LIKE(4, 5);
+
+/* Sets a start-up error: kind ERR_STARTUP, no HTTP status (0), code and detail. */
+void err_startup(seg_error *e, const char *code, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/* Whether e holds an error of either kind. */
+int err_is_set(const seg_error *e);
 
 /* Appends a log-only detail (never sent to the client). */
 void err_log(seg_error *e, const char *fmt, ...) PRINTF_LIKE(2, 3);

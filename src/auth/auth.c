@@ -326,7 +326,7 @@ char *auth_mint(const char *tenant, const char *subject, const char *scope, long
     jwt_t *jwt = NULL;
     char *out = NULL;
     if (acfg->jwt_alg[0] != 'H') {
-        err_set(err, 1, "config", "token minting needs an HMAC algorithm (SEGMENTD_JWT_ALG=HS*)");
+        err_startup(err, "config", "token minting needs an HMAC algorithm (SEGMENTD_JWT_ALG=HS*)");
         return NULL;
     }
     if (jwt_new(&jwt) || jwt_add_grant(jwt, "sub", subject) ||
@@ -335,12 +335,12 @@ char *auth_mint(const char *tenant, const char *subject, const char *scope, long
         (acfg->jwt_issuer && jwt_add_grant(jwt, "iss", acfg->jwt_issuer)) ||
         (acfg->jwt_audience && jwt_add_grant(jwt, "aud", acfg->jwt_audience)) ||
         jwt_set_alg(jwt, pinned_alg, acfg->jwt_key, (int)acfg->jwt_key_len)) {
-        err_set(err, 1, "token", "cannot build the token");
+        err_startup(err, "token", "cannot build the token");
         goto done;
     }
     out = jwt_encode_str(jwt);
     if (!out)
-        err_set(err, 1, "token", "cannot sign the token");
+        err_startup(err, "token", "cannot sign the token");
 done:
     jwt_free(jwt);
     return out;

@@ -71,18 +71,18 @@ static char *read_small_file(const char *path, size_t *len_out, const char *sett
     char *buf = NULL;
     size_t cap = 65536, len;
     if (!f) {
-        err_set(err, 1, "config", "%s: cannot read \"%s\": %s", setting, path, strerror(errno));
+        err_startup(err, "config", "%s: cannot read \"%s\": %s", setting, path, strerror(errno));
         return NULL;
     }
     buf = malloc(cap + 1);
     if (!buf) {
         fclose(f);
-        err_set(err, 1, "config", "%s: out of memory", setting);
+        err_startup(err, "config", "%s: out of memory", setting);
         return NULL;
     }
     len = fread(buf, 1, cap, f);
     if (!feof(f)) {
-        err_set(err, 1, "config", "%s: \"%s\" is larger than 64 KiB", setting, path);
+        err_startup(err, "config", "%s: \"%s\" is larger than 64 KiB", setting, path);
         fclose(f);
         free(buf);
         return NULL;
@@ -103,11 +103,11 @@ static int parse_int(const cf_entry *e, const char *v, long long *out, seg_error
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (errno || end == v || *end != '\0') {
-        err_set(err, 1, "config", "%s: \"%s\" is not an integer", e->name, v);
+        err_startup(err, "config", "%s: \"%s\" is not an integer", e->name, v);
         return -1;
     }
     if (n < e->min || n > e->max) {
-        err_set(err, 1, "config", "%s: %lld is out of range: expected %lld to %lld", e->name, n,
+        err_startup(err, "config", "%s: %lld is out of range: expected %lld to %lld", e->name, n,
                 e->min, e->max);
         return -1;
     }
@@ -134,7 +134,7 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
             b = false;
         else {
-            err_set(err, 1, "config", "%s: \"%s\" is not a boolean: expected 1/0, true/false",
+            err_startup(err, "config", "%s: \"%s\" is not a boolean: expected 1/0, true/false",
                     e->name, v);
             return -1;
         }
@@ -148,13 +148,13 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         char *end;
         long port;
         if (!colon || colon == v || (size_t)(colon - v) >= sizeof cfg->listen_host) {
-            err_set(err, 1, "config", "%s: \"%s\" is not host:port", e->name, v);
+            err_startup(err, "config", "%s: \"%s\" is not host:port", e->name, v);
             return -1;
         }
         errno = 0;
         port = strtol(colon + 1, &end, 10);
         if (errno || *end || end == colon + 1 || port < 0 || port > 65535) {
-            err_set(err, 1, "config", "%s: port in \"%s\" is not 0 to 65535", e->name, v);
+            err_startup(err, "config", "%s: port in \"%s\" is not 0 to 65535", e->name, v);
             return -1;
         }
         memcpy(cfg->listen_host, v, (size_t)(colon - v));
@@ -177,7 +177,7 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
             if (!strcmp(v, algs[i]))
                 break;
         if (i == sizeof algs / sizeof algs[0]) {
-            err_set(err, 1, "config",
+            err_startup(err, "config",
                     "%s: \"%s\" is not supported: expected HS256, HS384, HS512, RS256, RS384, "
                     "RS512, ES256 or ES384", e->name, v);
             return -1;
@@ -205,7 +205,7 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->jwt_leeway_s = (int)n;
     } else if (!strcmp(name, "TENANT_CLAIM")) {
         if (!*v || strlen(v) >= sizeof cfg->tenant_claim) {
-            err_set(err, 1, "config", "%s: expected 1 to 63 characters", e->name);
+            err_startup(err, "config", "%s: expected 1 to 63 characters", e->name);
             return -1;
         }
         snprintf(cfg->tenant_claim, sizeof cfg->tenant_claim, "%s", v);
@@ -220,7 +220,7 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
             if (!strcmp(v, lv[i]))
                 break;
         if (i == 4) {
-            err_set(err, 1, "config", "%s: \"%s\" is not one of debug, info, warn, error",
+            err_startup(err, "config", "%s: \"%s\" is not one of debug, info, warn, error",
                     e->name, v);
             return -1;
         }
@@ -257,7 +257,7 @@ static int lookup_value(const cf_entry *e, config_lookup_fn lookup, void *cls, c
             char *path = strdup(p);
             if (!path || lookup(e->name, cls)) {
                 free(path);
-                err_set(err, 1, "config", "%s and %s are both set: set only one", e->name,
+                err_startup(err, "config", "%s and %s are both set: set only one", e->name,
                         file_name);
                 return -1;
             }
@@ -268,7 +268,7 @@ static int lookup_value(const cf_entry *e, config_lookup_fn lookup, void *cls, c
             if (strlen(*owned) != len) {
                 free(*owned);
                 *owned = NULL;
-                err_set(err, 1, "config", "%s: the file contains a NUL byte", file_name);
+                err_startup(err, "config", "%s: the file contains a NUL byte", file_name);
                 return -1;
             }
             *out = *owned;
@@ -346,7 +346,7 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
         /* The key file replaces the secret in cfg->jwt_key: with HS* its PEM text would
          * become the HMAC key, and anyone holding the public key could sign tokens. */
         if (lookup("SEGMENTD_JWT_PUBLIC_KEY_FILE", cls)) {
-            err_set(err, 1, "config",
+            err_startup(err, "config",
                     "SEGMENTD_JWT_PUBLIC_KEY_FILE: must not be set with %s (the public key would "
                     "be the HMAC secret): set SEGMENTD_JWT_ALG to RS*/ES* or unset the key file",
                     cfg->jwt_alg);
@@ -355,25 +355,25 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
         /* libjwt treats an empty key as "no signature check"; RFC 7518 3.2 wants a key
          * at least as long as the hash output (32 bytes for HS256). */
         if (!cfg->jwt_key || cfg->jwt_key_len == 0) {
-            err_set(err, 1, "config",
+            err_startup(err, "config",
                     "SEGMENTD_JWT_SECRET: not set: %s needs a secret of at least 32 bytes "
                     "(or SEGMENTD_JWT_SECRET_FILE)", cfg->jwt_alg);
             goto fail;
         }
         if (cfg->jwt_key_len < 32) {
-            err_set(err, 1, "config", "SEGMENTD_JWT_SECRET: too short: %zu bytes, at least 32 needed",
+            err_startup(err, "config", "SEGMENTD_JWT_SECRET: too short: %zu bytes, at least 32 needed",
                     cfg->jwt_key_len);
             goto fail;
         }
     } else {
         if (lookup("SEGMENTD_JWT_SECRET", cls) || lookup("SEGMENTD_JWT_SECRET_FILE", cls)) {
-            err_set(err, 1, "config",
+            err_startup(err, "config",
                     "SEGMENTD_JWT_SECRET: must not be set with %s: use SEGMENTD_JWT_PUBLIC_KEY_FILE",
                     cfg->jwt_alg);
             goto fail;
         }
         if (!cfg->jwt_key || !strstr((const char *)cfg->jwt_key, "-----BEGIN PUBLIC KEY-----")) {
-            err_set(err, 1, "config",
+            err_startup(err, "config",
                     "SEGMENTD_JWT_PUBLIC_KEY_FILE: %s needs a PEM public key file "
                     "(-----BEGIN PUBLIC KEY-----)", cfg->jwt_alg);
             goto fail;

@@ -1,4 +1,4 @@
-/* Filling the one error type; rendering it lives in http/response.c. */
+/* Filling the one error type; a client sees it as a problem (core/problem.c). */
 #include "core/error.h"
 
 #include "core/utf8.h"
@@ -25,6 +25,7 @@ static void utf8_sanitize(char *s)
 
 void err_clear(seg_error *e)
 {
+    e->kind = ERR_REQUEST;
     e->status = 0;
     e->code = NULL;
     e->title = NULL;
@@ -60,16 +61,39 @@ const char *err_title_for(int status)
     }
 }
 
+PRINTF_LIKE(2, 0) static void set_detail(seg_error *e, const char *fmt, va_list ap)
+{
+    vsnprintf(e->detail, sizeof e->detail, fmt, ap);
+    utf8_sanitize(e->detail);
+}
+
 void err_set(seg_error *e, int status, const char *code, const char *fmt, ...)
 {
     va_list ap;
+    e->kind = ERR_REQUEST;
     e->status = status;
     e->code = code;
     e->title = err_title_for(status);
     va_start(ap, fmt);
-    vsnprintf(e->detail, sizeof e->detail, fmt, ap);
+    set_detail(e, fmt, ap);
     va_end(ap);
-    utf8_sanitize(e->detail);
+}
+
+void err_startup(seg_error *e, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    e->kind = ERR_STARTUP;
+    e->status = 0;
+    e->code = code;
+    e->title = NULL;
+    va_start(ap, fmt);
+    set_detail(e, fmt, ap);
+    va_end(ap);
+}
+
+int err_is_set(const seg_error *e)
+{
+    return e->status != 0 || e->kind == ERR_STARTUP;
 }
 
 void err_log(seg_error *e, const char *fmt, ...)
@@ -83,7 +107,7 @@ void err_log(seg_error *e, const char *fmt, ...)
 void err_add(seg_error *e, const char *pointer, const char *fmt, ...)
 {
     va_list ap;
-    if (e->status == 0) {
+    if (!err_is_set(e)) {
         e->status = 422;
         e->code = "validation_failed";
         e->title = err_title_for(422);

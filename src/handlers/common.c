@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_text.h"
+#include "core/problem.h"
 #include "http/request_parse.h"
 #include "validate/list_query.h"
 #include "validate/validate.h"
@@ -52,6 +54,24 @@ json_t *h_body(http_request *rq)
     return root;
 }
 
+void h_put_warnings(json_text *o, json_t *warnings, long item, const char *trace_id)
+{
+    size_t wi;
+    json_t *w;
+    json_array_foreach(warnings, wi, w) {
+        problem p = {
+            .kind = PROBLEM_WARNING,
+            .code = json_string_value(json_object_get(w, "code")),
+            .title = json_string_value(json_object_get(w, "title")),
+            .detail = json_string_value(json_object_get(w, "detail")),
+            .pointer = json_string_value(json_object_get(json_object_get(w, "source"), "pointer")),
+            .item = item,
+            .trace_id = trace_id,
+        };
+        problem_write(o, &p);
+    }
+}
+
 void h_reply_doc(http_request *rq, int status, const store_doc *doc)
 {
     http_reply(rq, status, "application/json", doc->json, doc->len, NULL, NULL);
@@ -83,9 +103,9 @@ int h_only_query(http_request *rq, const char *const *allowed)
 
 void h_reply_page(http_request *rq, const store_page *page, char kind)
 {
-    static const char head[] = "{\"items\":[", no_more[] = "],\"next_cursor\":null}";
     char cursor[VAL_CURSOR_MAX] = "";
-    size_t cap = sizeof head + sizeof no_more + 16, len = 0;
+    size_t cap = 64;
+    json_text t;
     if (page->more)
         val_cursor_encode(kind, page->next_key, cursor);
     cap += strlen(cursor);
@@ -96,21 +116,21 @@ void h_reply_page(http_request *rq, const store_page *page, char kind)
         err_set(&rq->err, 500, "internal", "out of memory");
         return;
     }
-    memcpy(buf, head, sizeof head - 1);
-    len = sizeof head - 1;
+    json_text_fixed(&t, buf, cap, 0); /* sized above: never cut */
+    JSON_TEXT_LIT(&t, "{\"items\":[");
     for (int i = 0; i < page->n; i++) {
         if (i)
-            buf[len++] = ',';
-        memcpy(buf + len, page->items[i].json, page->items[i].len);
-        len += page->items[i].len;
+            JSON_TEXT_LIT(&t, ",");
+        json_text_put(&t, page->items[i].json, page->items[i].len);
     }
+    JSON_TEXT_LIT(&t, "]");
+    json_text_key(&t, "next_cursor");
     if (page->more)
-        len += (size_t)snprintf(buf + len, cap - len, "],\"next_cursor\":\"%s\"}", cursor);
-    else {
-        memcpy(buf + len, no_more, sizeof no_more - 1);
-        len += sizeof no_more - 1;
-    }
-    http_reply(rq, 200, "application/json", buf, len, NULL, NULL);
+        json_text_cstr(&t, cursor, JSON_ESC_PG); /* base64url: nothing to escape */
+    else
+        JSON_TEXT_LIT(&t, "null");
+    JSON_TEXT_LIT(&t, "}");
+    http_reply(rq, 200, "application/json", t.p, t.len, NULL, NULL);
 }
 
 int h_versions_array(const char *if_match, char buf[H_IF_MATCH_BUF], const char **versions)

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "core/json_text.h"
 #include "http/request.h"
 #include "store/segments.h"
 
@@ -22,6 +23,10 @@ store_conn *h_store(http_request *rq);
 
 /* The parsed JSON body (freed with the request). NULL with rq->err set (400). */
 json_t *h_body(http_request *rq);
+
+/* Writes a /v1 segment's warnings (val_v1_segment's array) through problem_write, comma
+ * separated; item >= 0 and trace_id for a bulk item's (pointer under /data/item). */
+void h_put_warnings(json_text *o, json_t *warnings, long item, const char *trace_id);
 
 /* Answers with a stored representation as it is, without copying it. */
 void h_reply_doc(http_request *rq, int status, const store_doc *doc);

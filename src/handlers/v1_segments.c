@@ -46,25 +46,28 @@ static v1_segment_in *validated(http_request *rq, json_t *root, bool is_patch)
 static void reply_with_warnings(http_request *rq, int status, const store_doc *doc,
                                 json_t *warnings)
 {
+    json_text w = {0}, o;
     if (!warnings || json_array_size(warnings) == 0) {
         h_reply_doc(rq, status, doc);
         return;
     }
-    char *w = json_dumps(warnings, JSON_COMPACT);
-    if (w && arena_defer(&rq->arena, free, w))
-        w = NULL;
-    char *buf = w ? arena_alloc(&rq->arena, doc->len + strlen(w) + 16) : NULL;
+    h_put_warnings(&w, warnings, -1, NULL);
+    size_t close = doc->len, cap = doc->len + w.len + 32;
+    char *buf = !w.failed ? arena_alloc(&rq->arena, cap) : NULL;
     if (!buf) {
+        json_text_release(&w);
         err_set(&rq->err, 500, "internal", "out of memory");
         return;
     }
-    size_t close = doc->len;
     while (close > 0 && doc->json[close - 1] != '}')
         close--;
-    memcpy(buf, doc->json, close - 1);
-    size_t n = close - 1;
-    n += (size_t)sprintf(buf + n, ", \"warnings\":%s}", w);
-    http_reply(rq, status, "application/json", buf, n, NULL, NULL);
+    json_text_fixed(&o, buf, cap, 0); /* sized above: never cut */
+    json_text_put(&o, doc->json, close - 1);
+    JSON_TEXT_LIT(&o, ", \"warnings\":[");
+    json_text_put(&o, w.p, w.len);
+    JSON_TEXT_LIT(&o, "]}");
+    json_text_release(&w);
+    http_reply(rq, status, "application/json", o.p, o.len, NULL, NULL);
 }
 
 void h_v1_create(http_request *rq)

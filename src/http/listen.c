@@ -211,7 +211,7 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
     char port[8];
     scfg = cfg;
     if (http_dispatch_init(cfg, routes, n_routes)) {
-        err_set(err, 1, "internal", "more than %d routes", ROUTER_MAX);
+        err_startup(err, "internal", "more than %d routes", ROUTER_MAX);
         return -1;
     }
     hints.ai_family = AF_UNSPEC;
@@ -220,14 +220,14 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
     snprintf(port, sizeof port, "%d", cfg->listen_port);
     int gai = getaddrinfo(cfg->listen_host, port, &hints, &ai);
     if (gai) {
-        err_set(err, 1, "config", "SEGMENTD_LISTEN: cannot resolve \"%s\": %s", cfg->listen_host,
+        err_startup(err, "config", "SEGMENTD_LISTEN: cannot resolve \"%s\": %s", cfg->listen_host,
                 gai_strerror(gai));
         return -1;
     }
     listen_fd = open_listener(ai);
     freeaddrinfo(ai);
     if (listen_fd < 0) {
-        err_set(err, 1, "listen", "SEGMENTD_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host,
+        err_startup(err, "listen", "SEGMENTD_LISTEN: cannot listen on %s:%d: %s", cfg->listen_host,
                 cfg->listen_port, strerror(errno));
         return -1;
     }
@@ -235,7 +235,7 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
         goto fail;
     stop_fd = eventfd(0, EFD_CLOEXEC);
     if (stop_fd < 0 || pthread_create(&acceptor, NULL, accept_loop, NULL)) {
-        err_set(err, 1, "listen", "cannot start the acceptor thread: %s", strerror(errno));
+        err_startup(err, "listen", "cannot start the acceptor thread: %s", strerror(errno));
         http_loops_stop(true);
         goto fail;
     }

@@ -199,7 +199,7 @@ int http_loops_start(const seg_config *cfg, seg_error *err)
     }
     return 0;
 fail:
-    err_set(err, 1, "listen", "cannot start the event loops: %s", strerror(errno));
+    err_startup(err, "listen", "cannot start the event loops: %s", strerror(errno));
     http_loops_stop(true);
     return -1;
 }

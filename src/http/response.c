@@ -1,6 +1,8 @@
-/* Answers: JSON bodies, ETags, and the one place errors become RFC 9457 problem
- * details (application/problem+json). */
+/* Answers: JSON bodies, ETags, and the one place a request's error becomes its RFC 9457
+ * problem document (application/problem+json, written by core/problem.c). */
 #include "http/response.h"
+
+#include "core/problem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,34 +67,17 @@ void http_set_location(http_request *rq, const char *prefix, const char *id)
 
 char *http_problem_render(const seg_error *e, const char *request_id, size_t *len)
 {
-    json_t *p = json_object(), *errors = NULL;
-    char type[96];
-    char *s;
-    snprintf(type, sizeof type, "https://segmentd.dev/problems/%s", e->code ? e->code : "error");
-    json_object_set_new(p, "type", json_string(type));
-    json_object_set_new(p, "title", json_string(e->title ? e->title : err_title_for(e->status)));
-    json_object_set_new(p, "status", json_integer(e->status));
-    json_object_set_new(p, "detail", json_string(e->detail[0] ? e->detail : "no detail"));
-    json_object_set_new(p, "code", json_string(e->code ? e->code : "error"));
-    json_object_set_new(p, "request_id", json_string(request_id));
-    if (e->n_items > 0) {
-        errors = json_array();
-        for (int i = 0; i < e->n_items; i++)
-            json_array_append_new(errors, json_pack("{s:s, s:s}", "pointer", e->items[i].pointer,
-                                                    "detail", e->items[i].detail));
-        json_object_set_new(p, "errors", errors);
-        if (e->truncated)
-            json_object_set_new(p, "errors_truncated", json_true());
-    }
-    s = json_dumps(p, JSON_COMPACT);
-    json_decref(p);
+    json_text t = {0};
+    problem p = problem_of_error(e, request_id);
+    problem_write(&t, &p);
+    char *s = json_text_take(&t, len);
     if (!s) {
         /* Only reached when a detail holds invalid UTF-8 or memory ran out. */
         static const char fallback[] =
             "{\"type\":\"https://segmentd.dev/problems/internal\",\"title\":\"Internal Server "
             "Error\",\"status\":500,\"detail\":\"the error could not be encoded\",\"code\":\"internal\"}";
         s = strdup(fallback);
+        *len = s ? strlen(s) : 0;
     }
-    *len = s ? strlen(s) : 0;
     return s;
 }

@@ -31,7 +31,7 @@ static int list_migrations(const char *dir, migration *out, int cap, seg_error *
     struct dirent *e;
     int n = 0;
     if (!d) {
-        err_set(err, 1, "migrate", "SEGMENTD_MIGRATIONS_DIR: cannot open \"%s\"", dir);
+        err_startup(err, "migrate", "SEGMENTD_MIGRATIONS_DIR: cannot open \"%s\"", dir);
         return -1;
     }
     while ((e = readdir(d))) {
@@ -45,7 +45,7 @@ static int list_migrations(const char *dir, migration *out, int cap, seg_error *
             continue;
         if (n == cap || len >= sizeof out[0].file) {
             closedir(d);
-            err_set(err, 1, "migrate", "too many migrations or a file name too long in \"%s\"", dir);
+            err_startup(err, "migrate", "too many migrations or a file name too long in \"%s\"", dir);
             return -1;
         }
         out[n].version = v;
@@ -56,7 +56,7 @@ static int list_migrations(const char *dir, migration *out, int cap, seg_error *
     qsort(out, (size_t)n, sizeof *out, cmp_migration);
     for (int i = 1; i < n; i++)
         if (out[i].version == out[i - 1].version) {
-            err_set(err, 1, "migrate", "two migrations have version %lld", out[i].version);
+            err_startup(err, "migrate", "two migrations have version %lld", out[i].version);
             return -1;
         }
     return n;
@@ -99,7 +99,7 @@ static int run(PGconn *pg, int id, const char *sql, const char *const *params, s
 {
     PGresult *r = id >= 0 ? session_run(pg, (stmt_id)id, params) : PQexec(pg, sql);
     if (!session_result_ok(r)) {
-        err_set(err, 1, "migrate", "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+        err_startup(err, "migrate", "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
         PQclear(r);
         return -1;
     }
@@ -123,7 +123,7 @@ int store_migrate(const seg_config *cfg, seg_error *err)
         if (pg && PQstatus(pg) == CONNECTION_OK)
             break;
         if (attempt == 29) {
-            err_set(err, 1, "migrate", "SEGMENTD_DATABASE_URL: cannot connect: %s",
+            err_startup(err, "migrate", "SEGMENTD_DATABASE_URL: cannot connect: %s",
                     pg ? PQerrorMessage(pg) : "out of memory");
             goto done;
         }
@@ -148,7 +148,7 @@ int store_migrate(const seg_config *cfg, seg_error *err)
         params[1] = list[i].file;
         r = session_run(pg, STMT_MIG_APPLIED, params);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            err_set(err, 1, "migrate", "reading schema_migrations: %s",
+            err_startup(err, "migrate", "reading schema_migrations: %s",
                     r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
             PQclear(r);
             goto done;
@@ -160,7 +160,7 @@ int store_migrate(const seg_config *cfg, seg_error *err)
         snprintf(path, sizeof path, "%s/%s", cfg->migrations_dir, list[i].file);
         char *sql = read_file(path);
         if (!sql) {
-            err_set(err, 1, "migrate", "cannot read %s", path);
+            err_startup(err, "migrate", "cannot read %s", path);
             goto done;
         }
         if (run(pg, STMT_BEGIN, NULL, NULL, err, list[i].file)) {

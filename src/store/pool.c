@@ -77,7 +77,7 @@ int store_init(const seg_config *cfg, seg_error *err)
     store_p.nslots = cfg->pool_size;
     store_p.slots = calloc((size_t)store_p.nslots, sizeof *store_p.slots);
     if (!store_p.slots) {
-        err_set(err, 1, "store", "out of memory");
+        err_startup(err, "store", "out of memory");
         return -1;
     }
     store_p.stats.size = store_p.nslots;

@@ -1,101 +1,28 @@
-/* libFuzzer target: bulk request bodies of both dialects. The first input byte picks
- * the route (create, update or delete, /audiences/segments or /v1/segments) and
- * whether ?atomic=true is sent; the rest is the body. The request runs through
- * dispatch.c into the real bulk handler (src/handlers/bulk.c, included here); the store
- * is stood in for by a fake that checks the records the handler binds as the
- * statement's JSON parameter and answers with one row per record, except that ids
- * ending in '0' are "not found" (another tenant's, or deleted meanwhile). The envelope
- * that comes back is checked against seed 002's shape and against the items sent. */
-#include "fuzz_http.h"
+/* libFuzzer target: bulk request bodies of both dialects, through the pure units the
+ * bulk handler is made of: the body walk (validate/bulk_body.h), each item's validation
+ * and record, and the envelope (handlers/bulk_private.h). The first input byte picks the
+ * operation (% 6: create, update, delete on /audiences/segments, then on /v1/segments)
+ * and whether the request is atomic (0x80); the rest is the body. A stand-in store
+ * answers each record with a row (ids ending in '0' are "not found" to updates and
+ * deletes). Checked: the records the statement would bind; the envelope is
+ * {data, errors, warnings} with every pointer naming an item sent; the walk gives the items of jansson's
+ * parse of the whole body, and a create walked in parts of 2 answers exactly as the
+ * same body taken whole (ids and trace ids aside). */
+#include <stdbool.h>
 
-#include "validate/validate.h"
+#include "fuzz_common.h"
+#include "handlers/bulk_private.h"
+#include "validate/bulk_body.h"
 #include "validate/v1_segment.h"
+#include "validate/validate.h"
 
-#define store_acquire fuzz_store_acquire
-#define store_release fuzz_store_release
-#define store_begin fuzz_store_begin
-#define store_commit fuzz_store_commit
-#define store_rollback fuzz_store_rollback
-#define store_bulk fuzz_store_bulk
-#define store_rows_count fuzz_store_rows_count
-#define store_value fuzz_store_value
-#define store_length fuzz_store_length
-#define store_rows_free fuzz_store_rows_free
-#define store_parts_begin fuzz_store_parts_begin
-#define store_parts_send fuzz_store_parts_send
-#define store_parts_end fuzz_store_parts_end
-#define BULK_PART_ITEMS 2 /* creates are sent in parts of 2 items, so small inputs make several */
-#include "handlers/bulk.c"
+#define PART_ITEMS 2 /* the handler's parts hold 100 kept items; 2 makes several of small inputs */
+#define TRACE_ID "0123456789abcdef"
 
-#define FAKE_COLS 6
-
-/* Columns as the statements return them: the id, then the representation, or for an
- * /audiences/segments create no, properties, deprecated_properties and the two
- * timestamps in microseconds. */
-struct store_rows {
-    int n, cols;
-    char *(*v)[FAKE_COLS];
-};
-
-static int found_rows, bulk_calls, in_tx;
-
-store_conn *fuzz_store_acquire(seg_error *err)
+int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    static int token;
-    return (store_conn *)(void *)&token;
-}
-
-void fuzz_store_release(store_conn *c)
-{
-    FUZZ_CHECK(!in_tx, "connection released inside a transaction");
-}
-
-int fuzz_store_begin(store_conn *c, seg_error *err)
-{
-    FUZZ_CHECK(!in_tx, "nested BEGIN");
-    in_tx = 1;
+    fuzz_seed_jansson();
     return 0;
-}
-
-int fuzz_store_commit(store_conn *c, seg_error *err)
-{
-    FUZZ_CHECK(in_tx, "COMMIT outside a transaction");
-    in_tx = 0;
-    return 0;
-}
-
-void fuzz_store_rollback(store_conn *c)
-{
-    in_tx = 0;
-}
-
-int fuzz_store_rows_count(const store_rows *r)
-{
-    return r ? r->n : 0;
-}
-
-const char *fuzz_store_value(const store_rows *r, int row, int col)
-{
-    FUZZ_CHECK(r && row >= 0 && row < r->n && col >= 0 && col < r->cols, "row %d col %d of %d", row,
-               col, r ? r->n : 0);
-    return r->v[row][col];
-}
-
-size_t fuzz_store_length(const store_rows *r, int row, int col)
-{
-    return strlen(fuzz_store_value(r, row, col));
-}
-
-void fuzz_store_rows_free(void *v)
-{
-    store_rows *r = v;
-    if (!r)
-        return;
-    for (int i = 0; i < r->n; i++)
-        for (int k = 0; k < r->cols; k++)
-            free(r->v[i][k]);
-    free(r->v);
-    free(r);
 }
 
 static bool lower_uuid(const char *s)
@@ -108,158 +35,130 @@ static bool lower_uuid(const char *s)
     return true;
 }
 
-/* What the statement would get as $2: checked record by record. */
-int fuzz_store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,
-                    store_rows **out, seg_error *err)
+/* The rows a stand-in store made: text it owns, and the rows pointing into it. */
+typedef struct fake_store {
+    bulk_row rows[VAL_BULK_MAX_ITEMS];
+    char *text[VAL_BULK_MAX_ITEMS][6];
+    size_t n;
+    size_t made; /* rows made by creates, in request order: picks their timestamps */
+} fake_store;
+
+static char *dup_or_die(char *s)
+{
+    if (!s)
+        abort();
+    return s;
+}
+
+/* What the statement would get as $2 (the records of items [from, to)): checked record
+ * by record, then answered with a row per record as PostgreSQL would. */
+static void fake_statement(fake_store *st, const bulk *b, size_t from, size_t to)
 {
     json_error_t je;
-    bool v1 = id >= STMT_V1_BULK_INSERT, del = id == STMT_AUD_BULK_DELETE || id == STMT_V1_BULK_DELETE;
-    bool create = id == STMT_AUD_BULK_INSERT || id == STMT_V1_BULK_INSERT;
+    bool oom, del = b->op == BULK_DELETE, create = b->op == BULK_CREATE;
+    char *records = h_bulk_join(b, from, to, &oom);
+    FUZZ_CHECK(!oom, "records out of memory");
+    if (!records)
+        return; /* no item kept: no statement */
     json_t *arr = json_loads(records, JSON_REJECT_DUPLICATES, &je), *rec;
     size_t i;
-    bulk_calls++;
-    FUZZ_CHECK(!strcmp(tenant, "tenant-a"), "tenant \"%s\"", tenant);
-    FUZZ_CHECK(json_array_size(arr) >= 1 && json_array_size(arr) <= BULK_MAX_ITEMS,
-               "records: %.200s", records);
-    store_rows *r = calloc(1, sizeof *r);
-    if (!r || !(r->v = calloc(json_array_size(arr), sizeof *r->v)))
-        abort();
-    r->cols = !v1 && create ? 6 : 2;
+    FUZZ_CHECK(json_array_size(arr) >= 1 && json_array_size(arr) <= VAL_BULK_MAX_ITEMS, "records: %.200s",
+               records);
     json_array_foreach(arr, i, rec) {
         const char *rid = del ? json_string_value(rec) : json_string_value(json_object_get(rec, "id"));
-        FUZZ_CHECK(rid && (v1 ? val_v1_id(rid) : lower_uuid(rid)), "record %zu id: %.200s", i, records);
+        FUZZ_CHECK(rid && (b->v1 ? val_v1_id(rid) : lower_uuid(rid)), "record %zu id: %.200s", i, records);
         for (size_t k = 0; k < i; k++) {
             json_t *o = json_array_get(arr, k);
             const char *oid = del ? json_string_value(o) : json_string_value(json_object_get(o, "id"));
             FUZZ_CHECK(strcmp(rid, oid), "id %s bound twice", rid);
         }
+        if (!create && rid[strlen(rid) - 1] == '0')
+            continue; /* not found */
         if (!del && !create)
             FUZZ_CHECK(json_is_integer(json_object_get(rec, "mask")), "update without a mask");
-        if (!v1 && !del) {
+        if (!b->v1 && !del) {
             const char *keys[] = {"properties", "deprecated_properties"};
             for (int k = 0; k < 2; k++) {
                 json_t *pv = json_object_get(rec, keys[k]);
                 FUZZ_CHECK(json_is_null(pv) || json_is_object(pv), "%s in record %zu", keys[k], i);
             }
         }
-        if (v1 && !del) {
+        if (b->v1 && !del) {
             json_t *cons = json_object_get(rec, "constraints");
             FUZZ_CHECK(json_is_null(cons) || json_is_array(cons), "constraints in record %zu", i);
         }
-        if (!create && rid[strlen(rid) - 1] == '0')
-            continue; /* not found */
-        char **v = r->v[r->n];
-        v[0] = strdup(rid);
-        if (r->cols == 2) {
-            json_t *row = json_pack("{s:s}", "id", rid);
-            v[1] = json_dumps(row, JSON_COMPACT);
-            json_decref(row);
+        char **v = st->text[st->n];
+        v[0] = dup_or_die(strdup(rid));
+        bulk_row *row = &st->rows[st->n];
+        if (b->v1 || !create) {
+            json_t *r = json_pack("{s:s}", "id", rid);
+            v[1] = dup_or_die(json_dumps(r, JSON_COMPACT));
+            json_decref(r);
+            *row = (bulk_row){.id = v[0], .json = v[1], .json_len = strlen(v[1])};
         } else { /* what PostgreSQL would make of the record */
             json_t *p = json_object_get(rec, "properties"), *d = json_object_get(rec, "deprecated_properties");
-            v[1] = strdup("42");
-            v[2] = json_is_object(p) ? json_dumps(p, JSON_COMPACT) : strdup("{}");
-            v[3] = json_is_object(d) ? json_dumps(d, JSON_COMPACT) : strdup("{}");
-            v[4] = strdup(i % 2 ? "-62135596800000000" : "1764748800123456"); /* 0001-01-01, 2025-12-03 */
-            v[5] = strdup("1764748800123456");
+            v[1] = dup_or_die(strdup("42"));
+            v[2] = dup_or_die(json_is_object(p) ? json_dumps(p, JSON_COMPACT) : strdup("{}"));
+            v[3] = dup_or_die(json_is_object(d) ? json_dumps(d, JSON_COMPACT) : strdup("{}"));
+            v[4] = dup_or_die(strdup(st->made % 2 ? "-62135596800000000" : "1764748800123456")); /* 0001-01-01, 2025-12-03 */
+            v[5] = dup_or_die(strdup("1764748800123456"));
+            *row = (bulk_row){.id = v[0], .no = v[1], .no_len = 2, .properties = v[2],
+                              .properties_len = strlen(v[2]), .deprecated_properties = v[3],
+                              .deprecated_properties_len = strlen(v[3]), .created_us = v[4], .updated_us = v[5]};
         }
-        for (int k = 0; k < r->cols; k++)
-            if (!v[k])
-                abort();
-        r->n++;
+        st->made++;
+        st->n++;
     }
-    found_rows = r->n;
     json_decref(arr);
-    *out = r;
-    return 0;
+    free(records);
 }
 
-/* A create sent in parts: each part checked and answered as fuzz_store_bulk does; the
- * rows handed over only when the parts are committed. */
-static store_rows *fake_parts[BULK_MAX_ITEMS / BULK_PART_ITEMS + 1];
-static int fake_nparts, parts_rows;
-
-int fuzz_store_parts_begin(store_conn *c, seg_error *err)
+static void fake_free(fake_store *st)
 {
-    FUZZ_CHECK(!in_tx, "parts begun inside a transaction");
-    in_tx = 2;
-    fake_nparts = parts_rows = 0;
-    return 0;
+    for (size_t i = 0; i < st->n; i++)
+        for (int k = 0; k < 6; k++) {
+            free(st->text[i][k]);
+            st->text[i][k] = NULL;
+        }
+    st->n = st->made = 0;
 }
 
-int fuzz_store_parts_send(store_conn *c, stmt_id id, const char *const *params, seg_error *err)
+/* The answer to a request whose items are in b: an all-or-nothing one with an error
+ * stores nothing and is a 422 (as the handler's bulk_refuse). */
+static char *answer(bulk *b, fake_store *st, bool atomic, unsigned *status, size_t *len)
 {
-    FUZZ_CHECK(in_tx == 2, "a part sent outside store_parts_begin/end");
-    FUZZ_CHECK(id == STMT_AUD_BULK_INSERT || id == STMT_V1_BULK_INSERT, "statement %d in parts", (int)id);
-    FUZZ_CHECK(fake_nparts < (int)(sizeof fake_parts / sizeof fake_parts[0]), "%d parts", fake_nparts);
-    (void)!fuzz_store_bulk(c, id, params[0], params[1], &fake_parts[fake_nparts++], err);
-    FUZZ_CHECK(found_rows <= BULK_PART_ITEMS, "a part of %d records", found_rows);
-    parts_rows += found_rows;
-    found_rows = parts_rows;
-    return 0;
-}
-
-int fuzz_store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, seg_error *err)
-{
-    FUZZ_CHECK(in_tx == 2, "store_parts_end without store_parts_begin");
-    FUZZ_CHECK(nrows == fake_nparts, "%d parts sent, %d asked back", fake_nparts, nrows);
-    in_tx = 0;
-    for (int k = 0; k < nrows; k++) {
-        rows[k] = commit ? fake_parts[k] : NULL;
-        if (!commit)
-            fuzz_store_rows_free(fake_parts[k]);
-        fake_parts[k] = NULL;
+    char *text;
+    *status = 200;
+    if (!(atomic && b->n_errors)) {
+        text = h_bulk_envelope(b, st->rows, st->n, len); /* adds not_found problems */
+        FUZZ_CHECK(text, "the envelope was not written");
+        if (!atomic || !b->n_errors)
+            return text;
+        free(text); /* an item not found refuses an atomic request too */
     }
-    if (!commit) /* rolled back: as if never sent */
-        found_rows = bulk_calls = 0;
-    return 0;
+    *status = 422;
+    h_bulk_drop_records(b);
+    text = h_bulk_envelope(b, NULL, 0, len);
+    FUZZ_CHECK(text, "the refusal was not written");
+    return text;
 }
 
-/* The same create the whole way (no parts), to compare answers with. */
-static void h_whole_create(http_request *rq, bool v1)
-{
-    bool bad = false;
-    run_whole(rq, v1, OP_CREATE, http_query(rq, "atomic", &bad) != NULL);
-}
-static void h_aud_whole_create(http_request *rq) { h_whole_create(rq, false); }
-static void h_v1_whole_create(http_request *rq) { h_whole_create(rq, true); }
-
-static const http_route routes[] = {
-    {"POST", "/audiences/segments/bulk", h_aud_bulk_create, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
-    {"PATCH", "/audiences/segments/bulk", h_aud_bulk_update, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
-    {"POST", "/audiences/segments/bulk-delete", h_aud_bulk_delete, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
-    {"POST", "/v1/segments/bulk", h_v1_bulk_create, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
-    {"PATCH", "/v1/segments/bulk", h_v1_bulk_update, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
-    {"POST", "/v1/segments/bulk-delete", h_v1_bulk_delete, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
-    {"POST", "/whole/audiences", h_aud_whole_create, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
-    {"POST", "/whole/v1", h_v1_whole_create, AUTH_SCOPE_WRITE, BODY_BULK_JSON, NULL, NULL},
-};
-#define N_ROUTES 6 /* the bulk routes; the two /whole ones only compare with */
-
-static char *auth;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    fuzz_http_init(routes, sizeof routes / sizeof routes[0]);
-    auth = fuzz_token_for("@w", 2);
-    return 0;
-}
-
-/* Seed 002's envelope: data, errors and warnings, every error naming an item sent. */
-static void check_envelope(const fake_conn *fc, size_t n_items, bool atomic, bool aud_create)
+/* Seed 002's envelope: data, errors and warnings, every problem naming an item sent. */
+static void check_envelope(const char *text, size_t len, unsigned status, size_t n_items, size_t n_rows,
+                           bool aud_create)
 {
     json_error_t je;
-    json_t *env = json_loadb(fc->body, fc->body_len, JSON_REJECT_DUPLICATES, &je);
+    json_t *env = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     json_t *data = json_object_get(env, "data"), *errors = json_object_get(env, "errors"),
            *warnings = json_object_get(env, "warnings"), *e;
     size_t i;
     FUZZ_CHECK(json_object_size(env) == 3 && json_is_array(data) && json_is_array(errors) &&
                    json_is_array(warnings),
-               "envelope: %.300s", fc->body);
-    FUZZ_CHECK(json_array_size(data) == (size_t)(bulk_calls ? found_rows : 0) || fc->status == 422,
-               "%zu data items for %d rows", json_array_size(data), found_rows);
-    if (fc->status == 422)
-        FUZZ_CHECK(atomic && json_array_size(data) == 0 && json_array_size(errors) > 0,
-                   "422 envelope: %.300s", fc->body);
+               "envelope: %.300s", text);
+    if (status == 422)
+        FUZZ_CHECK(json_array_size(data) == 0 && json_array_size(errors) > 0, "422 envelope: %.300s", text);
+    else
+        FUZZ_CHECK(json_array_size(data) == n_rows, "%zu data items for %zu rows", json_array_size(data), n_rows);
     json_array_foreach(data, i, e) {
         /* an /audiences/segments create's answer is written by the handler: every field */
         const char *ts = json_string_value(json_object_get(e, "created_at"));
@@ -267,97 +166,159 @@ static void check_envelope(const fake_conn *fc, size_t n_items, bool atomic, boo
                        (!aud_create || (json_object_size(e) == 11 && ts && strlen(ts) == 27 &&
                                         json_is_integer(json_object_get(e, "no")) &&
                                         json_is_object(json_object_get(e, "properties")))),
-                   "data item %zu: %.300s", i, fc->body);
+                   "data item %zu: %.300s", i, text);
     }
     json_t *lists[2] = {errors, warnings};
     for (int l = 0; l < 2; l++) {
         json_array_foreach(lists[l], i, e) {
             const char *ptr = json_string_value(json_object_get(json_object_get(e, "source"), "pointer"));
+            const char *trace = json_string_value(json_object_get(e, "traceId"));
             char *end;
-            FUZZ_CHECK(json_is_string(json_object_get(e, "code")) && json_is_string(json_object_get(e, "title")) &&
-                           json_is_string(json_object_get(e, "detail")) && json_is_string(json_object_get(e, "traceId")) &&
+            FUZZ_CHECK(json_object_size(e) == 5 && json_is_string(json_object_get(e, "code")) &&
+                           json_is_string(json_object_get(e, "title")) &&
+                           json_is_string(json_object_get(e, "detail")) && trace && !strcmp(trace, TRACE_ID) &&
                            ptr && !strncmp(ptr, "/data/", 6),
-                       "%s %zu: %.300s", l ? "warning" : "error", i, fc->body);
+                       "%s %zu: %.300s", l ? "warning" : "error", i, text);
             unsigned long idx = strtoul(ptr + 6, &end, 10);
-            FUZZ_CHECK(end != ptr + 6 && (*end == '\0' || *end == '/') && idx < n_items,
-                       "pointer %s for %zu items", ptr, n_items);
+            FUZZ_CHECK(end != ptr + 6 && (*end == '\0' || *end == '/') && idx < n_items, "pointer %s for %zu items",
+                       ptr, n_items);
         }
     }
     json_decref(env);
 }
 
-/* What may differ between two runs of one request goes: generated ids, request ids. */
-static void strip_run(json_t *v)
+/* The body taken whole (the handler's run_whole): 0 with the answer, or -1 when the
+ * body itself is refused (then its problem is checked). */
+static int run_whole(const char *body, size_t len, bulk_op op, bool v1, bool atomic, unsigned *status,
+                     char **text, size_t *text_len)
+{
+    seg_error err;
+    bulk b = {.op = op, .v1 = v1, .trace_id = TRACE_ID};
+    static fake_store st;
+    err_clear(&err);
+    json_t *root = val_parse_body(body, len, &err), *data = root ? val_bulk_data(root, &err) : NULL;
+    if (!data) {
+        FUZZ_CHECK(err.status == 400 || err.status == 422, "the body refused with %d", err.status);
+        fuzz_check_problem(&err);
+        json_decref(root);
+        return -1;
+    }
+    size_t n = json_array_size(data);
+    if (h_bulk_alloc(&b, n))
+        abort();
+    for (b.n = 0; b.n < n; b.n++)
+        h_bulk_item(&b, json_array_get(data, b.n), b.n);
+    if (op != BULK_CREATE)
+        h_bulk_refuse_duplicates(&b);
+    if (!(atomic && b.n_errors))
+        fake_statement(&st, &b, 0, b.n);
+    *text = answer(&b, &st, atomic, status, text_len);
+    check_envelope(*text, *text_len, *status, n, st.n, !v1 && op == BULK_CREATE);
+    fake_free(&st);
+    h_bulk_free(&b);
+    json_decref(root);
+    return 0;
+}
+
+/* A create walked as its text is read, sent in parts (the handler's run_streamed): 0
+ * with the answer, or -1 when the walk gave up. */
+static int run_streamed(const char *body, size_t len, bool v1, bool atomic, unsigned *status, char **text,
+                        size_t *text_len)
+{
+    bulk b = {.op = BULK_CREATE, .v1 = v1, .trace_id = TRACE_ID};
+    static fake_store st;
+    val_bulk_walk w;
+    size_t from = 0, kept = 0;
+    int step, rc = -1;
+    if (!val_bulk_open(&w, body, len))
+        return -1;
+    if (h_bulk_alloc(&b, VAL_BULK_MAX_ITEMS))
+        abort();
+    do {
+        if ((step = h_bulk_step(&b, &w)) < 0)
+            goto done; /* what was sent is rolled back */
+        kept += b.records[b.n - 1] != NULL;
+        if (kept == PART_ITEMS && !(atomic && b.n_errors)) {
+            fake_statement(&st, &b, from, b.n);
+            from = b.n;
+            kept = 0;
+        }
+    } while (step);
+    if (!(atomic && b.n_errors) && kept)
+        fake_statement(&st, &b, from, b.n);
+    *text = answer(&b, &st, atomic, status, text_len);
+    check_envelope(*text, *text_len, *status, b.n, st.n, !v1);
+    rc = 0;
+done:
+    fake_free(&st);
+    h_bulk_free(&b);
+    return rc;
+}
+
+/* What may differ between two runs of one request goes: generated ids. */
+static void strip_ids(json_t *v)
 {
     const char *k;
     json_t *c;
     size_t i;
     if (json_is_object(v)) {
         json_object_del(v, "id");
-        json_object_del(v, "traceId");
-        json_object_del(v, "request_id");
-        json_object_foreach(v, k, c) strip_run(c);
+        json_object_foreach(v, k, c) strip_ids(c);
     }
-    json_array_foreach(v, i, c) strip_run(c);
+    json_array_foreach(v, i, c) strip_ids(c);
 }
 
-/* A bulk request's headers, with ?atomic=true or not. */
-static void bulk_request(fake_conn *fc, bool atomic)
+/* The walk alone: when it reaches the end, its items are the whole parse's. */
+static void check_walk(const char *body, size_t len)
 {
-    memset(fc, 0, sizeof *fc);
-    fake_add(fc, MHD_HEADER_KIND, "Authorization", 13, auth, strlen(auth));
-    fake_add(fc, MHD_HEADER_KIND, "Content-Type", 12, "application/json", 16);
-    if (atomic)
-        fake_add(fc, MHD_GET_ARGUMENT_KIND, "atomic", 6, "true", 4);
-}
-
-/* A create answered while its body is read in parts must answer as the whole body. */
-static void check_as_whole(const http_route *r, bool atomic, const uint8_t *data, size_t size,
-                           const fake_conn *streamed, unsigned status)
-{
-    fake_conn fc;
-    json_error_t je;
-    bulk_request(&fc, atomic);
-    unsigned whole = fuzz_request(&fc, "POST", r->handler == h_aud_bulk_create ? "/whole/audiences" : "/whole/v1",
-                                  (const char *)data, size, 4096, NULL, NULL);
-    FUZZ_CHECK(!in_tx, "transaction left open");
-    json_t *a = json_loadb(streamed->body, streamed->body_len, 0, &je);
-    json_t *b = json_loadb(fc.body, fc.body_len, 0, &je);
-    strip_run(a);
-    strip_run(b);
-    FUZZ_CHECK(whole == status && a && b && json_equal(a, b), "in parts %u %.300s\nwhole %u %.300s", status,
-               streamed->body ? streamed->body : "", whole, fc.body ? fc.body : "");
-    json_decref(a);
-    json_decref(b);
-    fake_free(&fc);
+    val_bulk_walk w;
+    json_t *items = json_array();
+    int next = -1;
+    if (val_bulk_open(&w, body, len)) {
+        do {
+            json_t *item = val_bulk_item(&w);
+            if (!item)
+                break;
+            json_array_append_new(items, item);
+            next = val_bulk_next(&w);
+        } while (next > 0);
+    }
+    if (next == 0) {
+        json_error_t je;
+        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+        FUZZ_CHECK(json_object_size(root) == 1 && json_equal(json_object_get(root, "data"), items),
+                   "the walk's %zu items are not the body's: %.300s", json_array_size(items), body);
+        json_decref(root);
+    }
+    json_decref(items);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    const http_route *r = &routes[(data[0] & 0x7f) % N_ROUTES];
-    bool atomic = data[0] & 0x80;
-    fake_conn fc;
-    bulk_request(&fc, atomic);
-    found_rows = bulk_calls = in_tx = 0;
+    static const bulk_op ops[3] = {BULK_CREATE, BULK_UPDATE, BULK_DELETE};
+    unsigned route = (data[0] & 0x7f) % 6, whole_status = 0, streamed_status = 0;
+    bool atomic = data[0] & 0x80, v1 = route >= 3;
+    bulk_op op = ops[route % 3];
+    char *body = fuzz_cstr(data + 1, size - 1), *whole = NULL, *streamed = NULL; /* NUL after, for messages */
+    size_t len = size - 1, whole_len = 0, streamed_len = 0;
 
-    /* how many items the body holds, for the pointers in the envelope */
-    json_error_t je;
-    json_t *root = json_loadb((const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, &je);
-    size_t n_items = json_array_size(json_object_get(root, "data"));
-    json_decref(root);
-
-    unsigned status = fuzz_request(&fc, r->method, r->pattern, (const char *)data + 1, size - 1,
-                                   4096, NULL, NULL);
-    FUZZ_CHECK(!in_tx, "transaction left open");
-    FUZZ_CHECK(status == 200 || status == 400 || status == 413 || status == 422,
-               "%s %s gave %u: %.300s", r->method, r->pattern, status, fc.body ? fc.body : "");
-    /* 200 and an atomic 422 answer with the envelope; other errors are problems */
-    if (status == 200 || (status == 422 && !strstr(fc.body, "\"type\":\"https://")))
-        check_envelope(&fc, n_items, atomic, r->handler == h_aud_bulk_create);
-    if (r->handler == h_aud_bulk_create || r->handler == h_v1_bulk_create)
-        check_as_whole(r, atomic, data + 1, size - 1, &fc, status);
-    fake_free(&fc);
+    check_walk(body, len);
+    int whole_rc = run_whole(body, len, op, v1, atomic, &whole_status, &whole, &whole_len);
+    if (op == BULK_CREATE && run_streamed(body, len, v1, atomic, &streamed_status, &streamed, &streamed_len) == 0) {
+        json_error_t je;
+        FUZZ_CHECK(whole_rc == 0, "walked a body the whole parse refuses: %.300s", body);
+        json_t *a = json_loadb(streamed, streamed_len, 0, &je), *b = json_loadb(whole, whole_len, 0, &je);
+        strip_ids(a);
+        strip_ids(b);
+        FUZZ_CHECK(streamed_status == whole_status && a && b && json_equal(a, b),
+                   "in parts %u %.300s\nwhole %u %.300s", streamed_status, streamed, whole_status, whole);
+        json_decref(a);
+        json_decref(b);
+    }
+    free(streamed);
+    free(whole);
+    free(body);
     return 0;
 }

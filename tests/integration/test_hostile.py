@@ -1255,3 +1255,25 @@ def test_access_log_lines_stay_valid_json_and_utf8(hs):
         if "\ufffd" in line:
             bad.append(line)
     assert not bad, f"{len(bad)} log lines are not valid UTF-8 JSON: {bad[:3]}"
+
+
+def test_a_1000_byte_method_is_answered_and_logged_whole_line():
+    """A request whose method is 1000 bytes (no token needed) gets its 405, and the access
+    log line stays one valid JSON line with every field, the method cut to 64 bytes: before,
+    the line's writer ran past its 1024-byte buffer (ASan: stack-buffer-overflow) and the
+    process died."""
+    import socket
+    s = Server().start()
+    try:
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        c.sendall(("M" * 1000 + " /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").encode())
+        assert c.recv(64).startswith(b"HTTP/1.1 405"), "no 405 for the long method"
+        c.close()
+        assert requests.get(s.url + "/healthz", timeout=5).status_code == 200
+        time.sleep(0.2)
+        lines = [json.loads(l) for l in s.lines if l.startswith("{") and '"msg":"request"' in l]
+        long_ones = [l for l in lines if l.get("method", "").startswith("MMMM")]
+        assert len(long_ones) == 1 and long_ones[0]["method"] == "M" * 64, long_ones
+        assert long_ones[0]["status"] == 405
+    finally:
+        assert s.stop() == 0

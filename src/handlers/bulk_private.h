@@ -1,0 +1,85 @@
+/* Private to handlers/bulk*.c: one bulk request's items, their records and problems,
+ * and the answer's envelope; none of it touches the store or the HTTP request. */
+#ifndef SEGMENTD_HANDLERS_BULK_PRIVATE_H
+#define SEGMENTD_HANDLERS_BULK_PRIVATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/json_text.h"
+#include "validate/bulk_body.h"
+
+typedef enum { BULK_CREATE, BULK_UPDATE, BULK_DELETE } bulk_op;
+
+/* Where a value lies in an item's record: an /audiences/segments create's answer reuses
+ * the JSON text of the values it stored. */
+typedef struct bulk_span {
+    uint32_t off, len;
+} bulk_span;
+enum { SP_MANAGEMENT_TYPE, SP_NAME, SP_OWNER_ID, SP_SIZE, SP_DESCRIPTION, SP__COUNT };
+
+typedef struct bulk {
+    bulk_op op;
+    bool v1;
+    const char *trace_id;     /* the request's id: each problem's traceId */
+    size_t n;                 /* items validated so far */
+    char **records;           /* per item: the record for the statement as JSON text, NULL when refused */
+    char (*ids)[40];          /* per item: the id it names or was given */
+    json_t **warns;           /* per item: warnings (v1), or NULL */
+    bulk_span (*spans)[SP__COUNT]; /* per item (/audiences/segments creates): values in its record */
+    json_text errors;         /* the envelope's "errors" so far: problems, comma-separated */
+    size_t n_errors;
+    seg_error item_err;
+} bulk;
+
+/* A row a statement returned for an item, as the envelope writes it. */
+typedef struct bulk_row {
+    const char *id;             /* the item's id */
+    const char *json;           /* the stored representation (json_len bytes); unused for an
+                                 * /audiences/segments create, whose answer the envelope writes */
+    size_t json_len;
+    /* /audiences/segments creates: what PostgreSQL made (JSON text) */
+    const char *no, *properties, *deprecated_properties;
+    size_t no_len, properties_len, deprecated_properties_len;
+    const char *created_us, *updated_us; /* the timestamps in microseconds since the epoch */
+} bulk_row;
+
+/* ---- bulk_items.c ------------------------------------------------------------------ */
+
+/* Room for cap items of b (op, v1 and trace_id set). 0, or -1 when memory ran out. */
+int h_bulk_alloc(bulk *b, size_t cap);
+void h_bulk_free(bulk *b);
+
+/* Validates item i (b->n must be i): its record is kept, or its problems are added. */
+void h_bulk_item(bulk *b, json_t *item, size_t i);
+
+/* The next item of a create's walk validated as item b->n (then counted): 1 when
+ * another follows, 0 when the body ended well after it, -1 when the walk gives up
+ * (then start over on the whole body). */
+int h_bulk_step(bulk *b, val_bulk_walk *w);
+
+/* Refuses every later item naming an id already named (updates and deletes). */
+void h_bulk_refuse_duplicates(bulk *b);
+
+/* Adds a problem of item i to the envelope's errors; pointer is inside the item. */
+void h_bulk_problem(bulk *b, size_t i, const char *code, const char *title, const char *pointer,
+                    const char *detail);
+
+/* Drops every record: nothing is stored, the envelope keeps only the errors. */
+void h_bulk_drop_records(bulk *b);
+
+/* The kept records of items [from, to) as one JSON array, the statement's parameter;
+ * NULL when none is kept (*oom false) or memory ran out (*oom true). malloc'd. */
+char *h_bulk_join(const bulk *b, size_t from, size_t to, bool *oom);
+
+/* ---- bulk_envelope.c --------------------------------------------------------------- */
+
+/* {"data":[…],"errors":[…],"warnings":[…]} (seed 002): rows (sorted here by id) in
+ * request order; the items with a record but no row become not_found errors. malloc'd,
+ * *len bytes; NULL when memory ran out or a timestamp is not one PostgreSQL holds. */
+char *h_bulk_envelope(bulk *b, bulk_row *rows, size_t nrows, size_t *len);
+
+#endif
