@@ -51,7 +51,7 @@ static int admit_body(const seg_config *cfg, const http_route *route, http_heade
                                                 : "application/json");
         return -1;
     }
-    if (cl) {
+    if (cl && cl[0] >= '0' && cl[0] <= '9') { /* libmicrohttpd refuses the others itself */
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
         if (*end == '\0' && n > http_body_limit(cfg, route)) {

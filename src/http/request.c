@@ -138,20 +138,41 @@ int http_parse_if_match(const char *h, long long *out, int cap, bool *present)
     return n;
 }
 
+/* More tags than any client sends: a longer list is refused (h_if_match allows 16). */
+#define IF_MATCH_MAX 64
+
 bool http_if_match_allows(const char *h, long long current)
 {
-    bool bad = false;
-    if (!h)
-        return true;
-    while (*h == ' ')
-        h++;
-    if (!strcmp(h, "*"))
-        return true;
-    while (*h && !bad) {
-        if (parse_tag(&h, &bad) == current)
+    long long v[IF_MATCH_MAX];
+    bool present;
+    int n = http_parse_if_match(h, v, IF_MATCH_MAX, &present);
+    if (!present) /* none, or "*" */
+        return n == 0;
+    for (int i = 0; i < n; i++) /* a malformed list (n < 0) allows nothing */
+        if (v[i] == current)
             return true;
-        while (*h == ' ' || *h == ',')
-            h++;
+    return false;
+}
+
+/* True when a media range's parameters (from after its type up to the next ',') give it
+ * q=0: "not acceptable" (RFC 9110 12.4.2). */
+static bool q_zero(const char *p)
+{
+    const char *end = p + strcspn(p, ",");
+    while ((p = memchr(p, ';', (size_t)(end - p))) != NULL) {
+        p++;
+        while (*p == ' ')
+            p++;
+        if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            p += 2;
+            if (*p++ != '0')
+                return false;
+            if (*p == '.')
+                p++;
+            while (*p == '0')
+                p++;
+            return p >= end || *p == ' ' || *p == ';' || *p == ',';
+        }
     }
     return false;
 }
@@ -167,10 +188,11 @@ bool http_accept_allows(const char *a, const char *media_type)
         size_t n = strcspn(a, ",;");
         while (n && a[n - 1] == ' ')
             n--;
-        if ((n == strlen(media_type) && !strncasecmp(a, media_type, n)) ||
-            (n == 3 && !strncmp(a, "*/*", 3)) ||
-            (slash && n == (size_t)(slash - media_type) + 2 &&
-             !strncasecmp(a, media_type, (size_t)(slash - media_type) + 1) && a[n - 1] == '*'))
+        if (((n == strlen(media_type) && !strncasecmp(a, media_type, n)) ||
+             (n == 3 && !strncmp(a, "*/*", 3)) ||
+             (slash && n == (size_t)(slash - media_type) + 2 &&
+              !strncasecmp(a, media_type, (size_t)(slash - media_type) + 1) && a[n - 1] == '*')) &&
+            !q_zero(a + n))
             return true;
         a += strcspn(a, ",");
     }

@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +37,15 @@ void val_cursor_encode(char kind, const char *key, char out[VAL_CURSOR_MAX])
 int val_list_paging(val_query_fn q, void *cls, char kind, int *limit, char before[24],
                     seg_error *err)
 {
-    bool bad = false;
-    const char *l = q(cls, "limit", &bad);
-    const char *c = q(cls, "cursor", &bad);
+    bool lbad = false, cbad = false;
+    const char *l = q(cls, "limit", &lbad);
+    const char *c = q(cls, "cursor", &cbad);
     *limit = VAL_PAGE_DEFAULT;
     before[0] = '\0';
     if (l) {
-        char *end;
-        long v = strtol(l, &end, 10);
-        if (bad || !*l || *end || v < 1 || v > VAL_PAGE_MAX)
+        char *end = (char *)(uintptr_t)l;
+        long v = l[0] >= '0' && l[0] <= '9' ? strtol(l, &end, 10) : -1; /* no sign, no space */
+        if (lbad || v < 1 || *end || v > VAL_PAGE_MAX)
             val_query_fail(err, "limit", "expected an integer from 1 to %d", VAL_PAGE_MAX);
         else
             *limit = (int)v;
@@ -55,7 +56,7 @@ int val_list_paging(val_query_fn q, void *cls, char kind, int *limit, char befor
         bool ok = n > 2 && raw[0] == (unsigned char)kind && raw[1] == ':' && n - 2 <= 18; /* < 2^63 */
         for (int i = 2; ok && i < n; i++)
             ok = raw[i] >= '0' && raw[i] <= '9';
-        if (bad || !ok) {
+        if (cbad || !ok) {
             val_query_fail(err, "cursor", "not a cursor returned by this list: pass next_cursor as it came");
         } else {
             memcpy(before, raw + 2, (size_t)n - 2);
@@ -119,8 +120,8 @@ static void property_filter(seg_arena *a, const char *name, const char *code, si
 static void property_params(val_query_fn q, void *cls, seg_arena *a, aud_list_query *out,
                             seg_error *err)
 {
-    bool bad = false;
-    const char *pc = q(cls, "property_code", &bad), *pv = q(cls, "property_value", &bad), *v;
+    bool cbad = false, vbad = false, bad = false;
+    const char *pc = q(cls, "property_code", &cbad), *pv = q(cls, "property_value", &vbad), *v;
     if ((v = q(cls, "property", &bad))) {
         const char *colon = strchr(v, ':');
         if (bad)
@@ -131,8 +132,8 @@ static void property_params(val_query_fn q, void *cls, seg_arena *a, aud_list_qu
             property_filter(a, "property", v, colon ? (size_t)(colon - v) : 0, colon ? colon + 1 : "",
                             out, err);
     } else if (pc || pv) {
-        if (bad)
-            val_query_fail(err, pc ? "property_code" : "property_value", "contains a NUL byte or is too long");
+        if (cbad || vbad)
+            val_query_fail(err, cbad ? "property_code" : "property_value", "contains a NUL byte or is too long");
         else if (!pc || !pv)
             val_query_fail(err, pc ? "property_value" : "property_code",
                            "property_code and property_value go together");

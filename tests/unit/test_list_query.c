@@ -150,13 +150,29 @@ static void test_limit_bounds(void **state)
         assert_int_equal(v1(Q1("limit", ok[i][0]), &a, &v, &err), 0);
         assert_int_equal(v.limit, atoi(ok[i][1]));
     }
-    const char *bad[] = {"0", "501", "-1", "junk", "", "5x", "1.5", "99999999999999999999", "0x10"};
+    const char *bad[] = {"0", "501", "-1", "junk", "", "5x", "1.5", "99999999999999999999", "0x10",
+                         "+5", " 5", "5 "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         aud_refuses(Q1("limit", bad[i]), &q, "limit", why);
         assert_int_equal(q.limit, 50);
         v1_refuses(Q1("limit", bad[i]), &v, "limit", why);
     }
     aud_refuses(Q1_BAD("limit", "5"), &q, "limit", why);
+    /* an unusable cursor does not make the limit refused too, nor the other way round */
+    seg_error e2;
+    err_clear(&e2);
+    query mixed = {{{"limit", "7", false}, {"cursor", "x", true}}};
+    int limit;
+    char before[24];
+    assert_int_equal(val_list_paging(lookup, &mixed, 'a', &limit, before, &e2), -1);
+    assert_int_equal(e2.n_items, 1);
+    assert_string_equal(e2.items[0].pointer, "/query/cursor");
+    assert_int_equal(limit, 7);
+    err_clear(&e2);
+    query pv = {{{"property_code", "interest", false}, {"property_value", "x", true}}};
+    assert_int_equal(val_aud_list_query(lookup, &pv, &a, &q, &e2), -1);
+    assert_int_equal(e2.n_items, 1);
+    assert_string_equal(e2.items[0].pointer, "/query/property_value");
     arena_release(&a);
 }
 

@@ -91,6 +91,11 @@ static void test_if_match_malformed(void **state)
     assert_false(http_if_match_allows("5", 5));
     assert_false(http_if_match_allows("\"5", 5));
     assert_false(http_if_match_allows("junk, \"5\"", 5));
+    /* the reader that allows is as strict as the parser: a malformed list allows nothing */
+    assert_false(http_if_match_allows("\"5\" junk", 5));
+    assert_false(http_if_match_allows("\"1\" \"5\"", 5));
+    assert_false(http_if_match_allows("W/5", -1));
+    assert_true(http_if_match_allows("\"1\", \"5\"", 5));
 }
 
 static void test_if_match_cap(void **state)
@@ -155,6 +160,11 @@ static void test_accept(void **state)
         {"application/x", J, false},                /* as long as a wildcard, but none */
         {"text/plain;application/json", J, false},  /* a parameter, not a type */
         {"application/json", "application/problem+json", false},
+        {"application/json;q=0", J, false},           /* q=0: not acceptable (RFC 9110 12.4.2) */
+        {"application/json; q=0.000, text/plain", J, false},
+        {"*/*;q=0, application/json;q=0.001", J, true},
+        {"application/json;q=0.5", J, true},
+        {"application/json;level=1;q=0", J, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (http_accept_allows(cases[i].header, cases[i].type) != cases[i].want)
