@@ -64,8 +64,31 @@ int store_v1_list(store_conn *c, const char *tenant, const v1_list_query *q, sto
 /* The highest migration version applied to the database. */
 int store_migration_applied(store_conn *c, long long *out, seg_error *err) MUSTCHECK;
 
-/* Runs one bulk statement (STMT_*_BULK_*) with $2 = records, a JSON array. */
+/* A row a bulk statement returned for an item. */
+typedef struct store_bulk_row {
+    const char *id;             /* the item's id */
+    const char *json;           /* the stored representation (json_len bytes); NULL for an
+                                 * /audiences/segments create, whose answer the handler writes */
+    size_t json_len;
+    /* /audiences/segments creates: what PostgreSQL made (JSON text) */
+    const char *no, *properties, *deprecated_properties;
+    size_t no_len, properties_len, deprecated_properties_len;
+    const char *created_us, *updated_us; /* the timestamps in microseconds since the epoch */
+} store_bulk_row;
+
+/* The rows of a bulk statement (or of all the parts of one), in the request's arena. */
+typedef struct store_bulk_rows {
+    store_bulk_row *rows;
+    size_t n;
+} store_bulk_rows;
+
+/* Runs one bulk statement (STMT_*_BULK_*) with $2 = records, a JSON array, through a
+ * handle of store_open. */
 int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,
-               store_rows **out, seg_error *err) MUSTCHECK;
+               store_bulk_rows *out, seg_error *err) MUSTCHECK;
+/* Ends a transaction in parts of statement id (store_parts_end) and reads the rows of its
+ * nparts parts; with commit false it rolls back and out is empty. As store_parts_end. */
+int store_bulk_parts_end(store_conn *c, stmt_id id, bool commit, int nparts, store_bulk_rows *out,
+                         seg_error *err);
 
 #endif

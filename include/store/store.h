@@ -33,19 +33,11 @@ void store_close(void);
  * with Retry-After past it). Only on a fiber of an event loop; NULL with err set. */
 store_conn *store_open(seg_arena *a, seg_error *err) MUSTCHECK;
 
-/* The same, owned by the caller: release it with store_release; results are the
- * caller's to free (store_rows_free). */
-store_conn *store_acquire(seg_error *err) MUSTCHECK;
-void store_release(store_conn *c);
+/* The statements of the store's modules (store/segments.h) go through such a handle; on
+ * failure err carries a status mapped from the SQLSTATE (store/sqlstate.h). */
 
-/* Runs a prepared statement with text parameters (NULL = SQL NULL). On success *out
- * holds the rows (free with store_rows_free). On failure err carries a status mapped
- * from the SQLSTATE (23505 → 409, 57014 → 503, connection lost → 503 …). */
-int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows **out,
-               seg_error *err) MUSTCHECK;
-
-/* Runs several statements in one transaction on c: store_begin … store_commit. On
- * any error call store_rollback. */
+/* Runs several statements in one transaction on c's own connection: store_begin …
+ * store_commit. On any error call store_rollback. */
 int store_begin(store_conn *c, seg_error *err) MUSTCHECK;
 int store_commit(store_conn *c, seg_error *err) MUSTCHECK;
 void store_rollback(store_conn *c);
@@ -63,12 +55,8 @@ int store_parts_begin(store_conn *c, seg_error *err) MUSTCHECK;
 int store_parts_send(store_conn *c, stmt_id id, const char *const *params, seg_error *err) MUSTCHECK;
 int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, seg_error *err);
 
-int store_rows_count(const store_rows *r);
-const char *store_value(const store_rows *r, int row, int col);   /* "" for NULL */
-size_t store_length(const store_rows *r, int row, int col);
-bool store_is_null(const store_rows *r, int row, int col);
-long long store_ll(const store_rows *r, int row, int col);
-void store_rows_free(void *r);   /* void * so it fits http_free_fn */
+/* Frees a part's rows (store_parts_end); void * so that it fits arena_defer. */
+void store_rows_free(void *r);
 
 void store_stats_get(store_stats *s);
 

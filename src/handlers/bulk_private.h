@@ -1,5 +1,6 @@
 /* Private to handlers/bulk*.c: one bulk request's items, their records and problems,
- * and the answer's envelope; none of it touches the store or the HTTP request. */
+ * and the answer's envelope; none of it touches the store (only its row type) or the
+ * HTTP request. */
 #ifndef SEGMENTD_HANDLERS_BULK_PRIVATE_H
 #define SEGMENTD_HANDLERS_BULK_PRIVATE_H
 
@@ -10,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/json_text.h"
+#include "store/segments.h"
 #include "validate/bulk_body.h"
 
 typedef enum { BULK_CREATE, BULK_UPDATE, BULK_DELETE } bulk_op;
@@ -35,17 +37,8 @@ typedef struct bulk {
     seg_error item_err;
 } bulk;
 
-/* A row a statement returned for an item, as the envelope writes it. */
-typedef struct bulk_row {
-    const char *id;             /* the item's id */
-    const char *json;           /* the stored representation (json_len bytes); unused for an
-                                 * /audiences/segments create, whose answer the envelope writes */
-    size_t json_len;
-    /* /audiences/segments creates: what PostgreSQL made (JSON text) */
-    const char *no, *properties, *deprecated_properties;
-    size_t no_len, properties_len, deprecated_properties_len;
-    const char *created_us, *updated_us; /* the timestamps in microseconds since the epoch */
-} bulk_row;
+/* A row a statement returned for an item, as the store reads it (store/segments.h). */
+typedef store_bulk_row bulk_row;
 
 /* ---- bulk_items.c ------------------------------------------------------------------ */
 

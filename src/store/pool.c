@@ -232,28 +232,9 @@ store_conn *pool_borrow(seg_error *err)
     return c;
 }
 
-store_conn *store_acquire(seg_error *err)
-{
-    if (fiber_loop_index() < 0 || !fiber_on()) {
-        /* a bug, not an input: every request runs on a fiber of a loop */
-        err_set(err, 500, "internal", "the database is used only from a request's fiber");
-        err_log(err, "store_acquire off an event loop's fiber");
-        return NULL;
-    }
-    store_conn *h = calloc(1, sizeof *h);
-    if (!h) {
-        err_set(err, 500, "internal", "out of memory");
-        return NULL;
-    }
-    h->handle = true;
-    return h;
-}
-
 static void handle_close(void *arg)
 {
-    store_conn *h = arg;
-    store_release(h->own);
-    h->own = NULL;
+    store_release(arg);
 }
 
 store_conn *store_open(seg_arena *a, seg_error *err)
@@ -289,9 +270,9 @@ void store_release(store_conn *c)
 {
     if (!c)
         return;
-    if (c->handle) {
+    if (c->handle) { /* in its arena: only its slot goes back */
         store_release(c->own);
-        free(c);
+        c->own = NULL;
         return;
     }
     pthread_mutex_lock(&store_p.mu);
@@ -349,31 +330,6 @@ void store_rollback(store_conn *c)
         c = c->own;
     if (c && c->pg && PQstatus(c->pg) == CONNECTION_OK)
         PQclear(session_run(c->pg, STMT_ROLLBACK, NULL));
-}
-
-int store_rows_count(const store_rows *r)
-{
-    return PQntuples(store_res(r));
-}
-
-const char *store_value(const store_rows *r, int row, int col)
-{
-    return PQgetvalue(store_res(r), row, col);
-}
-
-size_t store_length(const store_rows *r, int row, int col)
-{
-    return (size_t)PQgetlength(store_res(r), row, col);
-}
-
-bool store_is_null(const store_rows *r, int row, int col)
-{
-    return PQgetisnull(store_res(r), row, col) != 0;
-}
-
-long long store_ll(const store_rows *r, int row, int col)
-{
-    return strtoll(PQgetvalue(store_res(r), row, col), NULL, 10);
 }
 
 void store_rows_free(void *p)

@@ -189,9 +189,86 @@ int store_migration_applied(store_conn *c, long long *out, seg_error *err)
     return STORE_DONE;
 }
 
+/* Appends the rows of bulk statement id's result to out (which has room). Every bulk
+ * statement returns the id in column 0; the others the representation in column 1, except
+ * an /audiences/segments create's: no, properties, deprecated_properties and the two
+ * timestamps in microseconds. */
+static void bulk_rows_of(stmt_id id, const PGresult *res, store_bulk_rows *out)
+{
+    bool written = id == STMT_AUD_BULK_INSERT;
+    for (int r = 0; r < PQntuples(res); r++) {
+        store_bulk_row *row = &out->rows[out->n++];
+        *row = (store_bulk_row){.id = PQgetvalue(res, r, 0)};
+        if (!written) {
+            row->json = PQgetvalue(res, r, 1);
+            row->json_len = (size_t)PQgetlength(res, r, 1);
+            continue;
+        }
+        row->no = PQgetvalue(res, r, 1);
+        row->no_len = (size_t)PQgetlength(res, r, 1);
+        row->properties = PQgetvalue(res, r, 2);
+        row->properties_len = (size_t)PQgetlength(res, r, 2);
+        row->deprecated_properties = PQgetvalue(res, r, 3);
+        row->deprecated_properties_len = (size_t)PQgetlength(res, r, 3);
+        row->created_us = PQgetvalue(res, r, 4);
+        row->updated_us = PQgetvalue(res, r, 5);
+    }
+}
+
+/* Room for n rows in the request's arena. */
+static int bulk_room(store_conn *c, size_t n, store_bulk_rows *out, seg_error *err)
+{
+    out->n = 0;
+    out->rows = arena_alloc(c->arena, (n ? n : 1) * sizeof *out->rows);
+    if (!out->rows) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,
-               store_rows **out, seg_error *err)
+               store_bulk_rows *out, seg_error *err)
 {
     const char *p[2] = {tenant, records};
-    return store_exec(c, id, p, out, err);
+    PGresult *res = store_run(c, id, p, err);
+    if (!res || bulk_room(c, (size_t)PQntuples(res), out, err))
+        return -1;
+    bulk_rows_of(id, res, out);
+    return STORE_DONE;
+}
+
+int store_bulk_parts_end(store_conn *c, stmt_id id, bool commit, int nparts, store_bulk_rows *out,
+                         seg_error *err)
+{
+    store_rows **parts = arena_alloc(c->arena, (size_t)(nparts > 0 ? nparts : 1) * sizeof *parts);
+    size_t total = 0;
+    out->rows = NULL;
+    out->n = 0;
+    if (!parts) {
+        (void)store_parts_end(c, false, NULL, 0, err);
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    int rc = store_parts_end(c, commit, parts, nparts, err);
+    bool lost = false;
+    for (int k = 0; k < nparts; k++)
+        if (parts[k] && arena_defer(c->arena, store_rows_free, parts[k])) {
+            parts[k] = NULL; /* freed already: out of memory */
+            lost = true;
+        }
+    if (rc || !commit)
+        return rc;
+    if (lost) { /* committed, but the answer cannot be written: not acknowledged */
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    for (int k = 0; k < nparts; k++)
+        total += parts[k] ? (size_t)PQntuples(store_res(parts[k])) : 0;
+    if (bulk_room(c, total, out, err))
+        return -1;
+    for (int k = 0; k < nparts; k++)
+        if (parts[k])
+            bulk_rows_of(id, store_res(parts[k]), out);
+    return STORE_DONE;
 }

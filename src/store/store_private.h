@@ -53,6 +53,13 @@ static inline PGresult *store_res(const store_rows *r)
 }
 
 /* ---- pool.c ---- */
+/* Runs a statement of the table with text parameters (NULL = SQL NULL) through c: a
+ * handle's statement joins its loop's batches, a slot's runs alone. On success *out holds
+ * the result (NULL out: dropped). 0, or -1 with err set. */
+int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows **out,
+               seg_error *err) MUSTCHECK;
+/* Gives a slot back to its loop (its first waiter gets it), or a handle with its slot. */
+void store_release(store_conn *c);
 /* Runs a statement through c; on success returns its result, which lives in c's arena
  * (store_open), or NULL with err set. */
 PGresult *store_run(store_conn *c, stmt_id id, const char *const *params, seg_error *err);
