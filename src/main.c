@@ -15,7 +15,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "handlers/handlers.h"
-#include "http/server.h"
+#include "http/listen.h"
 #include "store/store.h"
 
 static const char *env_lookup(const char *name, void *cls)

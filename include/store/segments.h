@@ -20,11 +20,13 @@ typedef struct store_doc {
  * of these, or -1 with err set (database errors). */
 typedef enum { STORE_DONE = 0, STORE_MISSING = 1, STORE_STALE = 2 } store_outcome;
 
-/* A page of a list, newest first: up to limit items, and the paging key of the last one
- * when more follow (more: next_key holds it as decimal text). */
+/* A page of a list, newest first: up to limit items, written by the store as JSON text
+ * (each exactly as GET by id answers it) and joined with commas, and the paging key of the
+ * last one when more follow (more: next_key holds it as decimal text). */
 typedef struct store_page {
     int n;
-    store_doc *items;        /* in the request's arena */
+    const char *items;       /* items_len bytes in the request's arena */
+    size_t items_len;
     bool more;
     char next_key[24];
 } store_page;

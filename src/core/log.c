@@ -1,5 +1,5 @@
 /* JSON-lines logging to stderr (written with core/json_text.h in a fixed buffer); the
- * access log line is assembled by http/server.c. */
+ * access log line is assembled by http/access_log.c. */
 #include "core/log.h"
 
 #include "core/json_text.h"

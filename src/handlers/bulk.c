@@ -112,7 +112,7 @@ static int run_streamed(http_request *rq, bool v1, bool atomic)
     bulk *b;
     val_bulk_walk w;
     store_conn *c;
-    store_bulk_rows rows;
+    store_bulk_rows rows = {0}; /* none when no part was sent */
     seg_error db_err;
     int nparts = 0, rc = 0, step;
     size_t from = 0, kept = 0;

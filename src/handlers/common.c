@@ -104,13 +104,10 @@ int h_only_query(http_request *rq, const char *const *allowed)
 void h_reply_page(http_request *rq, const store_page *page, char kind)
 {
     char cursor[VAL_CURSOR_MAX] = "";
-    size_t cap = 64;
     json_text t;
     if (page->more)
         val_cursor_encode(kind, page->next_key, cursor);
-    cap += strlen(cursor);
-    for (int i = 0; i < page->n; i++)
-        cap += page->items[i].len + 1;
+    size_t cap = page->items_len + strlen(cursor) + 64;
     char *buf = arena_alloc(&rq->arena, cap);
     if (!buf) {
         err_set(&rq->err, 500, "internal", "out of memory");
@@ -118,11 +115,7 @@ void h_reply_page(http_request *rq, const store_page *page, char kind)
     }
     json_text_fixed(&t, buf, cap, 0); /* sized above: never cut */
     JSON_TEXT_LIT(&t, "{\"items\":[");
-    for (int i = 0; i < page->n; i++) {
-        if (i)
-            JSON_TEXT_LIT(&t, ",");
-        json_text_put(&t, page->items[i].json, page->items[i].len);
-    }
+    json_text_put(&t, page->items, page->items_len);
     JSON_TEXT_LIT(&t, "]");
     json_text_key(&t, "next_cursor");
     if (page->more)

@@ -35,7 +35,8 @@ void http_loops_deal(int fd, const struct sockaddr_storage *ss, socklen_t sl);
  * Returns the number of daemons left running. */
 int http_loops_stop(bool all);
 
-/* ---- listen.c: the acceptor and the connection limits ---- */
+/* ---- limits.c: the connection limits ---- */
+void http_limits_init(const seg_config *cfg);
 /* Counts a new connection in; false (nothing counted) past a limit. */
 bool http_limits_take(const struct sockaddr *sa);
 void http_limits_give(const struct sockaddr *sa);

@@ -1,6 +1,6 @@
-/* The listening socket, the acceptor thread that deals connections to the loops, the
- * connection limits, and starting and stopping the server. */
-#include "http/server.h"
+/* The listening socket, the acceptor thread that deals connections to the loops, and
+ * starting and stopping the server. */
+#include "http/listen.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -27,93 +27,6 @@ static int stop_fd = -1;       /* eventfd: wakes the acceptor to stop */
 static pthread_t acceptor;
 static bool acceptor_running;
 static bool serving;
-
-/* ---- connection limits ------------------------------------------------------------------ */
-
-/* Open connections, all loops together, and per client address when
- * SEGMENTD_PER_IP_LIMIT is set: counted when the acceptor takes a connection, uncounted
- * when its daemon closes it (or refuses it). */
-#define IP_BUCKETS 256
-typedef struct ip_count {
-    struct ip_count *next;
-    int family;
-    unsigned char addr[16];
-    int n;
-} ip_count;
-static pthread_mutex_t limits_mu = PTHREAD_MUTEX_INITIALIZER;
-static int open_conns;
-static ip_count *ip_table[IP_BUCKETS];
-
-static size_t ip_key(const struct sockaddr *sa, unsigned char out[16], int *family)
-{
-    *family = sa->sa_family;
-    if (sa->sa_family == AF_INET) {
-        memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-        return 4;
-    }
-    if (sa->sa_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-        return 16;
-    }
-    return 0;
-}
-
-static ip_count **ip_slot(const struct sockaddr *sa, unsigned char key[16], int *family, size_t *n)
-{
-    *n = ip_key(sa, key, family);
-    unsigned h = 2166136261u;
-    for (size_t i = 0; i < *n; i++)
-        h = (h ^ key[i]) * 16777619u;
-    ip_count **pp = &ip_table[h % IP_BUCKETS];
-    while (*pp && ((*pp)->family != *family || memcmp((*pp)->addr, key, *n)))
-        pp = &(*pp)->next;
-    return pp;
-}
-
-bool http_limits_take(const struct sockaddr *sa)
-{
-    bool ok = false;
-    pthread_mutex_lock(&limits_mu);
-    if (open_conns < scfg->connection_limit) {
-        ok = true;
-        if (scfg->per_ip_limit > 0) {
-            unsigned char key[16];
-            int family;
-            size_t n;
-            ip_count **pp = ip_slot(sa, key, &family, &n);
-            if (!*pp && (*pp = calloc(1, sizeof **pp))) {
-                (*pp)->family = family;
-                memcpy((*pp)->addr, key, n);
-            }
-            if (!*pp || (*pp)->n >= scfg->per_ip_limit)
-                ok = false;
-            else
-                (*pp)->n++;
-        }
-        if (ok)
-            open_conns++;
-    }
-    pthread_mutex_unlock(&limits_mu);
-    return ok;
-}
-
-void http_limits_give(const struct sockaddr *sa)
-{
-    pthread_mutex_lock(&limits_mu);
-    open_conns--;
-    if (scfg->per_ip_limit > 0 && sa) {
-        unsigned char key[16];
-        int family;
-        size_t n;
-        ip_count **pp = ip_slot(sa, key, &family, &n);
-        if (*pp && --(*pp)->n <= 0) {
-            ip_count *dead = *pp;
-            *pp = dead->next;
-            free(dead);
-        }
-    }
-    pthread_mutex_unlock(&limits_mu);
-}
 
 /* ---- the listening socket and the acceptor ---------------------------------------------- */
 
@@ -210,6 +123,7 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
     struct addrinfo hints = {0}, *ai = NULL;
     char port[8];
     scfg = cfg;
+    http_limits_init(cfg);
     if (http_dispatch_init(cfg, routes, n_routes)) {
         err_startup(err, "internal", "more than %d routes", ROUTER_MAX);
         return -1;

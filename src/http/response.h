@@ -1,4 +1,4 @@
-/* Private to http/: problem rendering for server.c. */
+/* Private to http/: problem rendering for dispatch.c. */
 #ifndef SEGMENTD_HTTP_RESPONSE_PRIVATE_H
 #define SEGMENTD_HTTP_RESPONSE_PRIVATE_H
 

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "store/store_private.h"
+#include "store/batch.h"
+#include "store/session.h"
 
 #define MAX_BATCH 32                 /* statements in one pipeline at most */
 #define MAX_BATCH_BYTES (256 * 1024) /* parameter bytes in one pipeline at most */
@@ -37,7 +38,7 @@ PGresult *batch_exec_alone(store_conn *c, stmt_id id, const char *const *params,
 {
     PGresult *r = session_run(c->pg, id, params);
     if (!session_result_ok(r)) {
-        pool_fail(c, r, err);
+        session_fail(c, r, err);
         PQclear(r);
         return NULL;
     }
@@ -143,13 +144,13 @@ static void run_pipeline(store_conn *lane, job *batch)
     }
     if (lost) {
         for (job *j = batch; j; j = j->next) {
-            pool_fail(lane, NULL, j->err);
+            session_fail(lane, NULL, j->err);
             j->rc = -1;
         }
         PQclear(fail_res);
         return;
     }
-    pool_fail(lane, fail_res, failed->err);
+    session_fail(lane, fail_res, failed->err);
     PQclear(fail_res);
     failed->rc = -1;
     const char *code = failed->err->code;
@@ -353,11 +354,11 @@ int batch_exec(stmt_id id, const char *const *params, store_rows **out, seg_erro
         if (j.state == J_LEAD)
             lead(j.lane, &j, &j);
     } else { /* every lane of this loop is borrowed whole or reserved: wait for one */
-        store_conn *c = pool_borrow(err);
+        store_conn *c = session_borrow(err);
         if (!c)
             return -1;
         job_run_alone(c, &j);
-        store_release(c);
+        slots_put(c);
     }
     if (j.rc)
         return -1;

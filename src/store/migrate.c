@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 #include "store/store.h"
-#include "store/store_private.h"
+#include "store/session.h"
 
 #define MAX_MIGRATIONS 512
 

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "store/store_private.h"
+#include "store/batch.h"
+#include "store/session.h"
 
 static store_conn *parts_slot(store_conn *c)
 {
@@ -17,7 +19,7 @@ static int parts_sent_one(store_conn *s, int ok, seg_error *err)
 {
     if (!ok || PQflush(s->pg) < 0 || !PQconsumeInput(s->pg)) {
         s->parts_lost = true;
-        pool_fail(s, NULL, err);
+        session_fail(s, NULL, err);
         return -1;
     }
     s->parts_sent++;
@@ -32,7 +34,7 @@ int store_parts_begin(store_conn *c, seg_error *err)
     s->parts_sent = 0;
     s->parts_lost = false;
     if (!PQenterPipelineMode(s->pg)) {
-        pool_fail(s, NULL, err);
+        session_fail(s, NULL, err);
         return -1;
     }
     return parts_sent_one(s, session_send(s->pg, STMT_BEGIN, NULL), err);
@@ -97,7 +99,7 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
     int rc = lost || fail || commit ? -1 : 0;
     if (rc && !err->status) {
         if (lost || fail)
-            pool_fail(s, fail, err);
+            session_fail(s, fail, err);
         else
             pool_unavailable(err, "database_busy", "the database rolled the request back; retry shortly");
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/list_json.h"
 #include "store/store_private.h"
 
 /* Column col of row r as a document whose version is in column vcol. */
@@ -69,29 +70,38 @@ static int deleted(store_conn *c, stmt_id id, const char *const *p, seg_error *e
     return PQgetisnull(res, 0, 1) ? STORE_STALE : STORE_DONE;
 }
 
-/* A list read with limit + 1 rows: (body, paging key) each. */
+/* A list read with limit + 1 rows (the representation's columns, store/list_json.c): the
+ * items written into the arena, joined with commas, and the key of the last shown. */
 static int page_of(store_conn *c, stmt_id id, const char *const *p, int limit, store_page *out,
                    seg_error *err)
 {
+    store_list_kind kind = id == STMT_AUD_LIST || id == STMT_AUD_PAGE ? STORE_LIST_AUD : STORE_LIST_V1;
     PGresult *res = store_run(c, id, p, err);
     if (!res)
         return -1;
+    const store_rows *rows = (const store_rows *)(const void *)res;
     int n = PQntuples(res);
+    size_t cap = 1;
     out->more = n > limit;
     out->n = out->more ? limit : n;
-    out->items = arena_alloc(c->arena, (size_t)(out->n ? out->n : 1) * sizeof *out->items);
-    if (!out->items) {
+    for (int i = 0; i < out->n; i++)
+        cap += store_list_item_max(rows, i, kind) + 1;
+    char *buf = arena_alloc(c->arena, cap);
+    if (!buf) {
         err_set(err, 500, "internal", "out of memory");
         return -1;
     }
+    size_t len = 0;
     for (int i = 0; i < out->n; i++) {
-        out->items[i].json = PQgetvalue(res, i, 0);
-        out->items[i].len = (size_t)PQgetlength(res, i, 0);
-        out->items[i].version = 0;
+        if (i)
+            buf[len++] = ',';
+        len += store_list_item_write(rows, i, kind, buf + len);
     }
+    out->items = buf;
+    out->items_len = len;
     out->next_key[0] = '\0';
     if (out->more)
-        snprintf(out->next_key, sizeof out->next_key, "%s", PQgetvalue(res, out->n - 1, 1));
+        snprintf(out->next_key, sizeof out->next_key, "%s", store_list_key(rows, out->n - 1, kind));
     return STORE_DONE;
 }
 
@@ -135,6 +145,11 @@ int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, s
 {
     char limit[16];
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
+    if (!q->owner_id && !q->management_type && !q->name && !q->property && !q->property_num &&
+        !q->updated_since) { /* no filter: the statement whose plan PostgreSQL keeps */
+        const char *page[3] = {tenant, q->before_no, limit};
+        return page_of(c, STMT_AUD_PAGE, page, q->limit, out, err);
+    }
     const char *p[9] = {tenant, q->before_no, q->owner_id, q->management_type, q->name,
                         q->property, q->property_num, q->updated_since, limit};
     return page_of(c, STMT_AUD_LIST, p, q->limit, out, err);
@@ -176,6 +191,10 @@ int store_v1_list(store_conn *c, const char *tenant, const v1_list_query *q, sto
 {
     char lim[16];
     snprintf(lim, sizeof lim, "%d", q->limit + 1);
+    if (!q->name) { /* no filter: the statement whose plan PostgreSQL keeps */
+        const char *page[3] = {tenant, q->before_seq, lim};
+        return page_of(c, STMT_V1_PAGE, page, q->limit, out, err);
+    }
     const char *p[4] = {tenant, q->before_seq, q->name, lim};
     return page_of(c, STMT_V1_LIST, p, q->limit, out, err);
 }

@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "core/fiber.h"
-#include "store/store_private.h"
+#include "store/sqlstate.h"
+#include "store/session.h"
 
 /* Opens a session with keepalives and timeouts; the user's URL comes last so that
  * anything it sets wins over these defaults (libpq: the last keyword processed wins). */
@@ -205,4 +206,25 @@ int session_ensure(store_conn *c, seg_error *err)
         return -1;
     }
     return 0;
+}
+
+void session_fail(store_conn *c, PGresult *r, seg_error *err)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg);
+    err_log(err, "sqlstate %s: %s", state ? state : "none", msg ? msg : "");
+    if (store_sqlstate_map(state, PQstatus(c->pg) == CONNECTION_BAD, err))
+        c->broken = true;
+    STAT_ADD(errors);
+}
+
+store_conn *session_borrow(seg_error *err)
+{
+    store_conn *c = slots_take(err);
+    if (c && session_ensure(c, err)) {
+        STAT_ADD(errors);
+        slots_put(c);
+        return NULL;
+    }
+    return c;
 }

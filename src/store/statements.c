@@ -1,5 +1,6 @@
-/* The SQL of segmentd, in one table. Representations are built by PostgreSQL as JSON
- * text, so a read goes from the row to the socket without being parsed again. */
+/* The SQL of segmentd, in one table. A single segment's representation is built by
+ * PostgreSQL as JSON text, so a read goes from the row to the socket without being parsed
+ * again; a list's rows come as columns that store/list_json.c writes as the same text. */
 #include "store/statements.h"
 
 #include <stddef.h>
@@ -26,6 +27,21 @@
     "json_build_object('id', s.id, 'name', s.name, 'description', s.description, "     \
     "'constraints', s.constraints, 'createdAt', " MS_JSON("s.created_at") ", "          \
     "'updatedAt', " MS_JSON("s.updated_at") ")::text"
+
+/* A timestamp as microseconds since 2000-01-01 UTC, 16 hex digits (its binary send
+ * format): set by no session setting, and cheaper for PostgreSQL than to_char or a numeric
+ * extract (callgrind, a page of 21 rows: 635k instructions against 806k and 740k). */
+#define TS_HEX(col) "encode(timestamptz_send(" col "), 'hex')"
+
+/* The list columns, read by store/list_json.c in this order. */
+#define AUD_COLUMNS                                                                       \
+    "s.id, s.management_type, s.name, s.no, s.owner_id, s.approximated_size, "            \
+    TS_HEX("s.created_at") ", s.deprecated_properties, s.description, s.properties, "   \
+    TS_HEX("s.updated_at")
+
+#define V1_COLUMNS                                                                        \
+    "s.id, s.name, s.description, s.constraints, " TS_HEX("s.created_at") ", "           \
+    TS_HEX("s.updated_at") ", s.seq"
 
 const stmt_def store_statements[STMT__COUNT] = {
     /* $1 statement_timeout (ms), $2 idle_in_transaction_session_timeout (ms) */
@@ -88,8 +104,11 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_AUDIENCE_SEGMENTS, false},
 
+    /* Lists return the representation's columns in its order, the timestamps as TS_HEX;
+     * store/list_json.c writes each item as AUD_JSON / V1_JSON would. A page of 21 rows
+     * costs PostgreSQL a third of the instructions it costs with json_build_object. */
     [STMT_AUD_LIST] = {"aud_list",
-        "SELECT " AUD_JSON ", s.no FROM audience_segments s WHERE s.tenant = $1 "
+        "SELECT " AUD_COLUMNS " FROM audience_segments s WHERE s.tenant = $1 "
         "AND ($2::bigint IS NULL OR s.no < $2::bigint) "
         "AND ($3::uuid IS NULL OR s.owner_id = $3::uuid) "
         "AND ($4::text IS NULL OR s.management_type = $4) "
@@ -98,6 +117,16 @@ const stmt_def store_statements[STMT__COUNT] = {
         "     OR ($7::jsonb IS NOT NULL AND s.properties @> $7::jsonb)) "
         "AND ($8::timestamptz IS NULL OR s.updated_at >= $8::timestamptz) "
         "ORDER BY s.no DESC LIMIT $9::int", 9, LOCKS_NONE, false},
+
+    /* A list without filters: its own statement, so that PostgreSQL keeps one generic
+     * plan (the backward scan of (tenant, no)) instead of planning every execution as it
+     * must for the optional filters above. LIMIT (SELECT $3) hides the page size from the
+     * planner in custom plans too, so they cost what the generic plan costs and the plan
+     * cache keeps the generic one after five executions. */
+    [STMT_AUD_PAGE] = {"aud_page",
+        "SELECT " AUD_COLUMNS " FROM audience_segments s WHERE s.tenant = $1 "
+        "AND s.no < coalesce($2::bigint, 9223372036854775807) "
+        "ORDER BY s.no DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
     [STMT_V1_INSERT] = {"v1_insert",
         "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
@@ -124,10 +153,15 @@ const stmt_def store_statements[STMT__COUNT] = {
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_LIST] = {"v1_list",
-        "SELECT " V1_JSON ", s.seq FROM v1_segments s WHERE s.tenant = $1 "
+        "SELECT " V1_COLUMNS " FROM v1_segments s WHERE s.tenant = $1 "
         "AND ($2::bigint IS NULL OR s.seq < $2::bigint) "
         "AND ($3::text IS NULL OR strpos(lower(s.name), lower($3)) > 0) "
         "ORDER BY s.seq DESC LIMIT $4::int", 4, LOCKS_NONE, false},
+
+    [STMT_V1_PAGE] = {"v1_page",
+        "SELECT " V1_COLUMNS " FROM v1_segments s WHERE s.tenant = $1 "
+        "AND s.seq < coalesce($2::bigint, 9223372036854775807) "
+        "ORDER BY s.seq DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
     /* Bulk: one statement for the whole request (for creates: for each part of it). $2
      * is a JSON array of records built by handlers/bulk.c, read as json, not jsonb: the

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "store/statements.h"
-#include "store/store_private.h"
+#include "store/batch.h"
 
 #define UUID_LO "0190a7a2-3c4d-7e5f-8a6b-1c2d3e4f5a6b"
 #define UUID_HI "0190a7a2-3c4d-7e5f-8a6b-1c2d3e4f5a6c"

@@ -1,6 +1,6 @@
-/* Starting and stopping the HTTP server (src/http/listen.c). */
-#ifndef SEGMENTD_HTTP_SERVER_H
-#define SEGMENTD_HTTP_SERVER_H
+/* Starting and stopping the HTTP server: the listening socket and its acceptor. */
+#ifndef SEGMENTD_HTTP_LISTEN_H
+#define SEGMENTD_HTTP_LISTEN_H
 
 #include "core/config.h"
 #include "http/request.h"

@@ -1,0 +1,31 @@
+/* Private to store/: a slot's PostgreSQL session (session.c). */
+#ifndef SEGMENTD_STORE_SESSION_H
+#define SEGMENTD_STORE_SESSION_H
+
+#include "store/slots.h"
+
+/* A slot of this loop, connected (slots_take + session_ensure). NULL with err set. */
+store_conn *session_borrow(seg_error *err);
+/* Maps a failed result (or a lost session: r NULL) into err, marks c broken when the
+ * session is gone, counts the error. */
+void session_fail(store_conn *c, PGresult *r, seg_error *err);
+/* A new blocking session with segmentd's keepalive/timeout defaults (migrations); the
+ * caller checks PQstatus and PQfinishes it. */
+PGconn *store_connect_raw(const seg_config *cfg);
+/* Connects (without blocking the loop on a fiber) and prepares every statement when c
+ * has no healthy session; rolls back a session left in a transaction. 0 or -1 (503). */
+int session_ensure(store_conn *c, seg_error *err) MUSTCHECK;
+/* Sends a statement of the table on pg (prepared, or as text when it has no name). */
+int session_send(PGconn *pg, stmt_id id, const char *const *params);
+/* Waits for the whole answer to what was sent and returns its last result (the first
+ * failed one, if one failed), as PQexec would; NULL when the session broke. */
+PGresult *session_await(PGconn *pg);
+/* session_send + session_await. */
+PGresult *session_run(PGconn *pg, stmt_id id, const char *const *params);
+/* Flushes a non-blocking session, reading what the server answers meanwhile. 0 or -1. */
+int session_flush_reading(PGconn *pg);
+/* PQgetResult that waits by yielding on a fiber. */
+PGresult *session_next_result(PGconn *pg);
+bool session_result_ok(const PGresult *r);
+
+#endif
