@@ -102,7 +102,9 @@ static int send_part(bulk *b, http_request *rq, store_conn *c, bool *open, size_
             return -1;
     }
     const char *p[2] = {rq->principal.tenant, text};
-    return store_parts_send(c, statements[b->v1][BULK_CREATE], p, err);
+    int rc = store_parts_send(c, statements[b->v1][BULK_CREATE], p, err);
+    (void)arena_run_now(&rq->arena, text); /* libpq holds its copy: a body's worth less kept */
+    return rc;
 }
 
 /* 0 when the request was answered (or rq->err set), -1 to start over with run_whole:
@@ -196,7 +198,9 @@ static void run_whole(http_request *rq, bool v1, bulk_op op, bool atomic)
                 return;
             in_tx = true;
         }
-        if (store_bulk(c, statements[v1][op], rq->principal.tenant, records_text, &rows, &rq->err))
+        int rc = store_bulk(c, statements[v1][op], rq->principal.tenant, records_text, &rows, &rq->err);
+        (void)arena_run_now(&rq->arena, records_text); /* sent and answered: no longer needed */
+        if (rc)
             goto done;
     }
     size_t len;
