@@ -78,11 +78,18 @@ typedef struct store_bulk_row {
     const char *created_us, *updated_us; /* the timestamps in microseconds since the epoch */
 } store_bulk_row;
 
-/* The rows of a bulk statement (or of all the parts of one), in the request's arena. */
+/* The rows of a bulk statement (or of all the parts of one), in the request's arena; their
+ * text lives in the statements' results until store_bulk_done or the request's end. */
 typedef struct store_bulk_rows {
     store_bulk_row *rows;
     size_t n;
+    void **results;          /* the results the rows point into */
+    int nresults;
 } store_bulk_rows;
+
+/* Gives back the results of rows (up to a megabyte for 1000 items) once the caller has
+ * written what it needs of them; rows is empty afterwards. */
+void store_bulk_done(store_conn *c, store_bulk_rows *rows);
 
 /* Runs one bulk statement (STMT_*_BULK_*) with $2 = records, a JSON array, through a
  * handle of store_open. */

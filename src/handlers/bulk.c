@@ -29,10 +29,12 @@ static char *envelope(bulk *b, http_request *rq, store_bulk_rows *rows, size_t *
     return text;
 }
 
-static void bulk_reply(bulk *b, http_request *rq, int status, store_bulk_rows *rows)
+static void bulk_reply(bulk *b, http_request *rq, store_conn *c, int status, store_bulk_rows *rows)
 {
     size_t len;
     char *text = envelope(b, rq, rows, &len);
+    if (c && rows)
+        store_bulk_done(c, rows); /* written into the answer: not kept while it is sent */
     if (text)
         http_reply(rq, status, "application/json", text, len, NULL, NULL);
 }
@@ -41,7 +43,7 @@ static void bulk_reply(bulk *b, http_request *rq, int status, store_bulk_rows *r
 static void bulk_refuse(bulk *b, http_request *rq)
 {
     h_bulk_drop_records(b);
-    bulk_reply(b, rq, 422, NULL);
+    bulk_reply(b, rq, NULL, 422, NULL);
 }
 
 static void bulk_release(void *b)
@@ -152,7 +154,7 @@ static int run_streamed(http_request *rq, bool v1, bool atomic)
             rq->err = db_err;
         goto done;
     }
-    bulk_reply(b, rq, 200, &rows);
+    bulk_reply(b, rq, c, 200, &rows);
     goto done;
 over:
     rc = -1;
@@ -205,6 +207,8 @@ static void run_whole(http_request *rq, bool v1, bulk_op op, bool atomic)
     }
     size_t len;
     char *text = envelope(b, rq, &rows, &len);
+    if (c)
+        store_bulk_done(c, &rows); /* written into the answer: not kept while it is sent */
     if (!text)
         goto done;
     if (atomic && b->n_errors > 0) { /* an item the statement did not find refuses them all */

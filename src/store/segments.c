@@ -238,6 +238,8 @@ static void bulk_rows_of(stmt_id id, const PGresult *res, store_bulk_rows *out)
 static int bulk_room(store_conn *c, size_t n, store_bulk_rows *out, seg_error *err)
 {
     out->n = 0;
+    out->results = NULL;
+    out->nresults = 0;
     out->rows = arena_alloc(c->arena, (n ? n : 1) * sizeof *out->rows);
     if (!out->rows) {
         err_set(err, 500, "internal", "out of memory");
@@ -246,14 +248,30 @@ static int bulk_room(store_conn *c, size_t n, store_bulk_rows *out, seg_error *e
     return 0;
 }
 
+void store_bulk_done(store_conn *c, store_bulk_rows *rows)
+{
+    for (int k = 0; k < rows->nresults; k++)
+        if (rows->results[k])
+            (void)arena_run_now(c->arena, rows->results[k]);
+    rows->n = 0;
+    rows->nresults = 0;
+}
+
 int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,
                store_bulk_rows *out, seg_error *err)
 {
     const char *p[2] = {tenant, records};
     PGresult *res = store_run(c, id, p, err);
-    if (!res || bulk_room(c, (size_t)PQntuples(res), out, err))
+    void **results = res ? arena_alloc(c->arena, sizeof *results) : NULL;
+    if (!res || !results || bulk_room(c, (size_t)PQntuples(res), out, err)) {
+        if (res && !results)
+            err_set(err, 500, "internal", "out of memory");
         return -1;
+    }
     bulk_rows_of(id, res, out);
+    results[0] = res;
+    out->results = results;
+    out->nresults = 1;
     return STORE_DONE;
 }
 
@@ -289,5 +307,7 @@ int store_bulk_parts_end(store_conn *c, stmt_id id, bool commit, int nparts, sto
     for (int k = 0; k < nparts; k++)
         if (parts[k])
             bulk_rows_of(id, store_res(parts[k]), out);
+    out->results = (void **)parts;
+    out->nresults = nparts;
     return STORE_DONE;
 }
