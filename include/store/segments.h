@@ -25,11 +25,16 @@ typedef enum { STORE_DONE = 0, STORE_MISSING = 1, STORE_STALE = 2 } store_outcom
  * last one when more follow (more: next_key holds it as decimal text). */
 typedef struct store_page {
     int n;
-    const char *items;       /* items_len bytes in the request's arena */
+    char *items;             /* items_len bytes in the request's arena, with STORE_PAGE_HEAD
+                              * writable bytes before them and STORE_PAGE_TAIL after: the
+                              * answer is written around them in place, not copied */
     size_t items_len;
     bool more;
     char next_key[24];
 } store_page;
+
+#define STORE_PAGE_HEAD 16
+#define STORE_PAGE_TAIL 128
 
 int store_aud_insert(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
                      store_doc *out, seg_error *err) MUSTCHECK;

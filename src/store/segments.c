@@ -81,7 +81,7 @@ static int page_of(store_conn *c, stmt_id id, const char *const *p, int limit, s
         return -1;
     const store_rows *rows = (const store_rows *)(const void *)res;
     int n = PQntuples(res);
-    size_t cap = 1;
+    size_t cap = STORE_PAGE_HEAD + STORE_PAGE_TAIL;
     out->more = n > limit;
     out->n = out->more ? limit : n;
     for (int i = 0; i < out->n; i++)
@@ -91,6 +91,7 @@ static int page_of(store_conn *c, stmt_id id, const char *const *p, int limit, s
         err_set(err, 500, "internal", "out of memory");
         return -1;
     }
+    buf += STORE_PAGE_HEAD;
     size_t len = 0;
     for (int i = 0; i < out->n; i++) {
         if (i)
