@@ -14,9 +14,4 @@ int log_enabled(log_level level);
 /* A message with an optional list of extra string fields: key, value, …, NULL. */
 void log_msg(log_level level, const char *msg, ...) __attribute__((sentinel));
 
-/* Appends s to buf as a JSON string literal (with quotes), escaped as JSON_ESC_LOG;
- * cut short to fit, keeping 8 bytes after each character (core/json_text.h, fixed
- * text). Returns the new length: at most cap - 1, even when len was past it. */
-size_t log_json_str(char *buf, size_t len, size_t cap, const char *s);
-
 #endif

@@ -83,11 +83,6 @@ const char *http_unknown_query(http_request *rq, const char *const *allowed);
 /* Parses If-Match against the current version. Returns true when the request may go
  * on: no If-Match, "*", or a list containing the current strong tag. */
 bool http_if_match_ok(http_request *rq, long long current_version);
-/* The versions named by If-Match (weak and foreign tags never match, so they are left
- * out). *present is false when there is no If-Match or it is "*". Returns the count,
- * or -1 when the header is malformed or names more than cap tags. */
-int http_if_match_list(http_request *rq, long long *out, int cap, bool *present);
-
 /* Does the client accept this media type (exactly or by wildcard)? */
 bool http_accepts(http_request *rq, const char *media_type);
 

@@ -23,14 +23,6 @@ int log_enabled(log_level level)
     return level >= current_level;
 }
 
-size_t log_json_str(char *buf, size_t len, size_t cap, const char *s)
-{
-    json_text t;
-    json_text_fixed(&t, buf, cap, len);
-    json_text_string(&t, s ? s : "", s ? strlen(s) : 0, JSON_ESC_LOG);
-    return t.len;
-}
-
 void log_msg(log_level level, const char *msg, ...)
 {
     char buf[4096];

@@ -48,11 +48,6 @@ const char *http_unknown_query(http_request *rq, const char *const *allowed)
     return s.first;
 }
 
-int http_if_match_list(http_request *rq, long long *out, int cap, bool *present)
-{
-    return http_parse_if_match(http_header(rq, "If-Match"), out, cap, present);
-}
-
 bool http_if_match_ok(http_request *rq, long long current)
 {
     return http_if_match_allows(http_header(rq, "If-Match"), current);
