@@ -3,15 +3,43 @@
 #define SEGMENTD_CORE_MODEL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Bits of the fields a body sets (a partial update changes only those): the mask the
  * *_UPDATE statements take as $3. */
 enum {
     AUD_SET_MANAGEMENT_TYPE = 1, AUD_SET_NAME = 2, AUD_SET_OWNER_ID = 4, AUD_SET_SIZE = 8,
     AUD_SET_DESCRIPTION = 16, AUD_SET_PROPERTIES = 32, AUD_SET_DEPRECATED = 64,
-    AUD_SET_ALL = 127
 };
 enum { V1_SET_NAME = 1, V1_SET_DESCRIPTION = 2, V1_SET_CONSTRAINTS = 4 };
+/* The lifecycle fields, the same bits in both dialects' masks (the statements share
+ * their SQL). */
+enum {
+    LC_SET_START = 1 << 8, LC_SET_END = 1 << 9, LC_SET_ACTIVE = 1 << 10, LC_SET_EXTEND = 1 << 11,
+    LC_SET_EXTEND_DAYS = 1 << 12, LC_SET_ALL = 0x1f00
+};
+enum { AUD_SET_ALL = 127 | LC_SET_ALL };
+
+#define LC_EXTEND_DAYS_DEFAULT 30
+#define LC_EXTEND_DAYS_MAX 3650
+/* The dates of either dialect lie in years 0001 to 9999 UTC, as every RFC 3339 date. */
+#define LC_MIN_US (-62135596800LL * 1000000)
+#define LC_MAX_US (253402300799LL * 1000000 + 999999)
+
+/* A segment's lifecycle as a body gives it (both dialects). Fields whose LC_SET_* bit is
+ * not in set hold their defaults: a create stores them, an update leaves the stored
+ * value. */
+typedef struct lifecycle_in {
+    unsigned set;             /* LC_SET_* bits of the fields present */
+    bool has_start, has_end;  /* false: null (no start: live from creation; no end) */
+    int64_t start_us, end_us; /* microseconds since the Unix epoch */
+    bool active;              /* default true */
+    bool extend;              /* default false */
+    int extend_days;          /* 1 to LC_EXTEND_DAYS_MAX, default LC_EXTEND_DAYS_DEFAULT */
+} lifecycle_in;
+
+/* A segment's status filter: bits of the statuses a list keeps. */
+enum { LC_ACTIVE = 1, LC_SCHEDULED = 2, LC_EXPIRED = 4, LC_PAUSED = 8 };
 
 /* An /audiences/segments body after validation. `set` holds AUD_SET_* bits of the fields
  * present; strings are borrowed from the parsed body
@@ -28,6 +56,7 @@ typedef struct aud_segment_in {
     char *properties;              /* compact JSON, malloc'd; NULL when absent */
     char *deprecated_properties;   /* compact JSON, malloc'd; NULL when absent */
     const char *created_at;        /* as sent (RFC 3339), NULL when absent or null */
+    lifecycle_in lc;               /* its LC_SET_* bits are in set too */
 } aud_segment_in;
 
 /* The filters of GET /audiences/segments, validated; NULL = not filtered. */
@@ -39,6 +68,8 @@ typedef struct aud_list_query {
     const char *property;        /* jsonb text {"code": ["value"]} */
     const char *property_num;    /* jsonb text {"code": [1.5]} when the value is a number */
     const char *updated_since;
+    const char *statuses;        /* text[] of the statuses kept, like {active,scheduled} */
+    const char *active_at_us;    /* live at this instant: microseconds since the epoch */
     int limit;                   /* items of the page (one more row is read to tell "more") */
 } aud_list_query;
 
@@ -46,6 +77,8 @@ typedef struct aud_list_query {
 typedef struct v1_list_query {
     const char *before_seq;      /* keyset cursor, decimal text; NULL: the first page */
     const char *name;
+    const char *statuses;        /* as aud_list_query */
+    const char *active_at_us;
     int limit;
 } v1_list_query;
 

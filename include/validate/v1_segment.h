@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "core/error.h"
+#include "core/model.h"
 
 /* Limits. 10 constraints per group is the documented "max size: 10"; the documentation
  * gives no limit on groups, so the same 10 keeps a segment at most 100 constraints. */
@@ -25,6 +26,7 @@ typedef struct v1_segment_in {
     bool has_description;      /* key present with a string value (create: null means "no description") */
     char *constraints_json;    /* canonical compact JSON of the constraint groups (malloc'd), NULL when absent */
     json_t *warnings;          /* new reference, JSON array (possibly empty) of warning objects */
+    lifecycle_in lc;           /* startDate, endDate, active, extend, extendDays */
 } v1_segment_in;
 
 /* Validates a parsed body. is_patch selects the PATCH /v1/segments rules. Returns 0 and
