@@ -17,6 +17,7 @@
 #include "handlers/handlers.h"
 #include "http/listen.h"
 #include "store/store.h"
+#include "store/sweeper.h"
 
 static const char *env_lookup(const char *name, void *cls)
 {
@@ -132,6 +133,11 @@ static int cmd_serve(seg_config *cfg)
         store_close();
         return fatal(&err);
     }
+    if (store_sweeper_start(cfg, &err)) {
+        http_server_stop(0);
+        store_close();
+        return fatal(&err);
+    }
     char port[8], loops[8], pool[8];
     snprintf(port, sizeof port, "%d", http_server_port());
     snprintf(loops, sizeof loops, "%d", cfg->loops);
@@ -140,6 +146,7 @@ static int cmd_serve(seg_config *cfg)
             "pool_size", pool, "version", SEGMENTD_VERSION, NULL);
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    store_sweeper_stop();
     http_server_stop(cfg->shutdown_grace_s);
     store_close();
     log_msg(LOG_INFO, "shutdown complete", NULL);

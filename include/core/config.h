@@ -35,6 +35,7 @@ typedef struct seg_config {
     int connection_limit;
     int per_ip_limit;
     int shutdown_grace_s;
+    int lifecycle_sweep_s;       /* 0: no sweeper */
     char retired_set[96];        /* retired settings found set, space-separated: warned about */
 } seg_config;
 

@@ -25,12 +25,14 @@ void h_aud_replace(http_request *rq);     /* PATCH /audiences/segments (the body
 void h_aud_get(http_request *rq);
 void h_aud_merge(http_request *rq);       /* PATCH /audiences/segments/{id} (RFC 7396) */
 void h_aud_delete(http_request *rq);
+void h_aud_end_date(http_request *rq);    /* POST /audiences/segments/{id}/end-date */
 void h_aud_list(http_request *rq);
 
 void h_v1_create(http_request *rq);
 void h_v1_patch(http_request *rq);
 void h_v1_get(http_request *rq);
 void h_v1_delete(http_request *rq);
+void h_v1_end_date(http_request *rq);     /* POST /v1/segments/{id}/end-date */
 void h_v1_list(http_request *rq);
 
 /* Bulk operations (handlers/bulk.c): create, update, delete up to 1000 items. */

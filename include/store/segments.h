@@ -13,12 +13,14 @@ typedef struct store_doc {
     const char *json;
     size_t len;
     long long version;
+    const char *broken_rule;   /* STORE_INVALID: "end_date" or "extend" (segment_dates_problem) */
 } store_doc;
 
 /* What became of a read or a write: it happened, there is no such segment (of this
- * tenant), or If-Match named none of the current version. The functions below return one
- * of these, or -1 with err set (database errors). */
-typedef enum { STORE_DONE = 0, STORE_MISSING = 1, STORE_STALE = 2 } store_outcome;
+ * tenant), If-Match named none of the current version, or an update's dates would break a
+ * lifecycle rule with the values it keeps (out->broken_rule says which; nothing changed).
+ * The functions below return one of these, or -1 with err set (database errors). */
+typedef enum { STORE_DONE = 0, STORE_MISSING = 1, STORE_STALE = 2, STORE_INVALID = 3 } store_outcome;
 
 /* A page of a list, newest first: up to limit items, written by the store as JSON text
  * (each exactly as GET by id answers it) and joined with commas, and the paging key of the
@@ -51,10 +53,11 @@ int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, s
 
 /* /v1/segments: the same shapes. set holds V1_SET_* bits; NULL description = null. */
 typedef struct v1_segment_row {
-    unsigned set;
+    unsigned set;                /* V1_SET_* and LC_SET_* bits */
     const char *name;
     const char *description;
     const char *constraints;     /* canonical JSON text */
+    const lifecycle_in *lc;      /* the lifecycle fields (LC_SET_* bits in set) */
 } v1_segment_row;
 
 int store_v1_insert(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
@@ -81,6 +84,12 @@ typedef struct store_bulk_row {
     const char *no, *properties, *deprecated_properties;
     size_t no_len, properties_len, deprecated_properties_len;
     const char *created_us, *updated_us; /* the timestamps in microseconds since the epoch */
+    const char *start_us, *end_us;       /* NULL: no date */
+    const char *active, *extend;         /* "t" or "f" */
+    const char *extend_days, *status;
+    /* updates: the lifecycle rule the item's dates would break ("end_date", "extend"), with
+     * json NULL: the row was left as it was */
+    const char *broken_rule;
 } store_bulk_row;
 
 /* The rows of a bulk statement (or of all the parts of one), in the request's arena; their

@@ -17,6 +17,9 @@ typedef enum stmt_id {
     STMT_MIG_TABLE,
     STMT_MIG_APPLIED,
     STMT_MIG_RECORD,
+    /* the lifecycle sweeper's (store/sweeper.c), on its own session */
+    STMT_AUD_RENEW,
+    STMT_V1_RENEW,
     /* prepared on every new session */
     STMT_MIGRATION_VERSION,
     STMT_AUD_INSERT,

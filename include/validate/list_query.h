@@ -29,7 +29,8 @@ int val_list_paging(val_query_fn q, void *cls, char kind, int *limit, char befor
 void val_cursor_encode(char kind, const char *key, char out[VAL_CURSOR_MAX]);
 
 /* GET /audiences/segments: paging and filters (owner_id, management_type, name,
- * updated_since, property=code:value or property_code + property_value). The texts live
+ * updated_since, property=code:value or property_code + property_value, and the
+ * lifecycle's status=a,b and active_at; GET /v1/segments takes these two as well). The texts live
  * in a. 0, or -1 with every problem in err (400). */
 int val_aud_list_query(val_query_fn q, void *cls, seg_arena *a, aud_list_query *out,
                        seg_error *err) MUSTCHECK;

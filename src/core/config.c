@@ -56,6 +56,9 @@ static const cf_entry cf_table[] = {
      "open HTTP connections per client address (0: unlimited; keep 0 behind a proxy)"},
     {"SEGMENTD_SHUTDOWN_GRACE", CF_INT, "10", 0, 600,
      "seconds SIGTERM waits for requests in flight"},
+    {"SEGMENTD_LIFECYCLE_SWEEP_S", CF_INT, "60", 0, 86400,
+     "seconds between passes of the sweeper that renews segments with extend (0: off; reads "
+     "show renewed end dates either way)"},
 };
 
 #define CF_COUNT (sizeof cf_table / sizeof cf_table[0])
@@ -238,6 +241,8 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->per_ip_limit = (int)n;
     } else if (!strcmp(name, "SHUTDOWN_GRACE")) {
         cfg->shutdown_grace_s = (int)n;
+    } else if (!strcmp(name, "LIFECYCLE_SWEEP_S")) {
+        cfg->lifecycle_sweep_s = (int)n;
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "handlers/handlers.h"
 #include "store/segments.h"
 #include "validate/audience.h"
+#include "validate/lifecycle.h"
 #include "validate/list_query.h"
 #include "validate/validate.h"
 
@@ -40,10 +41,10 @@ static aud_segment_in *validated(http_request *rq, json_t *root, int mode)
     return in && !val_aud_segment(root, mode, in, &rq->err) ? in : NULL;
 }
 
-/* Answers an update: 200 with the new representation, 404 or 412. */
+/* Answers an update: 200 with the new representation, 404, 412 or 422 (dates). */
 static void answer_update(http_request *rq, int outcome, const store_doc *doc)
 {
-    if (h_missed(rq, outcome))
+    if (h_update_refused(rq, outcome, doc, false))
         return;
     http_set_etag(rq, doc->version);
     h_reply_doc(rq, 200, doc);
@@ -83,19 +84,26 @@ void h_aud_get(http_request *rq)
     h_reply_doc(rq, 200, &doc);
 }
 
-void h_aud_replace(http_request *rq)
+/* Writes the fields of in that it sets onto segment id, under the request's If-Match, and
+ * answers. */
+static void update(http_request *rq, const char *id, const aud_segment_in *in)
 {
-    aud_segment_in *in;
     store_conn *c;
     store_doc doc;
     char vbuf[H_IF_MATCH_BUF];
     const char *versions;
-    json_t *root = h_body(rq);
-    if (!root || !(in = validated(rq, root, AUD_REPLACE)) || h_if_match(rq, vbuf, &versions) ||
-        !(c = h_store(rq)))
+    if (h_if_match(rq, vbuf, &versions) || !(c = h_store(rq)))
         return;
-    answer_update(rq, store_aud_update(c, rq->principal.tenant, in->id, in, versions, &doc, &rq->err),
+    answer_update(rq, store_aud_update(c, rq->principal.tenant, id, in, versions, &doc, &rq->err),
                   &doc);
+}
+
+void h_aud_replace(http_request *rq)
+{
+    aud_segment_in *in;
+    json_t *root = h_body(rq);
+    if (root && (in = validated(rq, root, AUD_REPLACE)))
+        update(rq, in->id, in);
 }
 
 static void json_release(void *j)
@@ -156,6 +164,18 @@ void h_aud_merge(http_request *rq)
     err_set(&rq->err, 409, "conflict", "the segment kept changing while the patch was applied; retry");
 }
 
+void h_aud_end_date(http_request *rq)
+{
+    aud_segment_in in = {0};
+    char id[37];
+    json_t *root = h_body(rq);
+    if (!root || val_end_date_body(root, false, &in.lc, &rq->err))
+        return;
+    in.set = in.lc.set; /* the end date, and extend when given: nothing else changes */
+    canonical_uuid(rq->param, id);
+    update(rq, id, &in);
+}
+
 void h_aud_delete(http_request *rq)
 {
     store_conn *c;
@@ -173,7 +193,7 @@ void h_aud_list(http_request *rq)
 {
     static const char *const allowed[] = {"limit", "cursor", "owner_id", "management_type", "name",
                                           "property", "property_code", "property_value",
-                                          "updated_since", NULL};
+                                          "updated_since", "status", "active_at", NULL};
     aud_list_query q;
     store_page page;
     store_conn *c;

@@ -44,6 +44,35 @@ static void put_ts(json_text *o, const char *us, ts_text *last)
     json_text_put(o, last->text, last->len);
 }
 
+/* A timestamp in microseconds as put_ts writes it, or null. */
+static void put_ts_or_null(json_text *o, const char *us)
+{
+    ts_text t;
+    memset(&t, 0, sizeof t);
+    if (us)
+        put_ts(o, us, &t);
+    else
+        JSON_TEXT_LIT(o, "null");
+}
+
+/* The lifecycle members as AUD_JSON writes them after updated_at. */
+static void put_lifecycle(json_text *o, const bulk_row *row)
+{
+    JSON_TEXT_LIT(o, ", \"start_date\" : ");
+    put_ts_or_null(o, row->start_us);
+    JSON_TEXT_LIT(o, ", \"end_date\" : ");
+    put_ts_or_null(o, row->end_us);
+    JSON_TEXT_LIT(o, ", \"active\" : ");
+    json_text_raw(o, row->active[0] == 't' ? "true" : "false");
+    JSON_TEXT_LIT(o, ", \"extend\" : ");
+    json_text_raw(o, row->extend[0] == 't' ? "true" : "false");
+    JSON_TEXT_LIT(o, ", \"extend_days\" : ");
+    json_text_raw(o, row->extend_days);
+    JSON_TEXT_LIT(o, ", \"status\" : \"");
+    json_text_raw(o, row->status);
+    JSON_TEXT_LIT(o, "\"");
+}
+
 static void put_span(json_text *o, const char *record, bulk_span at)
 {
     json_text_put(o, record + at.off, at.len);
@@ -79,6 +108,7 @@ static void aud_created(json_text *o, const bulk *b, size_t i, const bulk_row *r
     json_text_put(o, row->properties, row->properties_len);
     JSON_TEXT_LIT(o, ", \"updated_at\" : ");
     put_ts(o, row->updated_us, &last[1]);
+    put_lifecycle(o, row);
     JSON_TEXT_LIT(o, "}");
 }
 
@@ -120,13 +150,18 @@ char *h_bulk_envelope(bulk *b, bulk_row *rows, size_t nrows, size_t *len)
         row_of[i] = hit;
         if (!b->records[i])
             continue;
-        if (!hit) {
-            h_bulk_problem(b, i, "not_found", "Not Found", "/id", "no segment with this id");
+        if (!hit || hit->broken_rule) {
+            if (!hit)
+                h_bulk_problem(b, i, "not_found", "Not Found", "/id", "no segment with this id");
+            else
+                h_bulk_problem(b, i, "validation_failed", "Invalid field",
+                               h_rule_pointer(hit->broken_rule, b->v1), h_rule_detail(hit->broken_rule));
+            row_of[i] = NULL;
             free(b->records[i]);
             b->records[i] = NULL;
             continue;
         }
-        cap += written ? strlen(b->records[i]) + hit->properties_len + hit->deprecated_properties_len + 256
+        cap += written ? strlen(b->records[i]) + hit->properties_len + hit->deprecated_properties_len + 512
                        : hit->json_len + 1;
         h_put_warnings(&warnings, b->warns[i], (long)i, b->trace_id);
     }

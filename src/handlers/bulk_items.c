@@ -141,6 +141,27 @@ static void rec_size(json_text *r, const aud_segment_in *in, bulk_span *at)
         rec_mark(r, from, at);
 }
 
+/* The lifecycle members of a record (LC_RECORD in store/statements.c). */
+static void rec_lifecycle(json_text *r, const lifecycle_in *lc)
+{
+    json_text_key(r, "start_us");
+    if (lc->has_start)
+        json_text_int(r, (long long)lc->start_us);
+    else
+        JSON_TEXT_LIT(r, "null");
+    json_text_key(r, "end_us");
+    if (lc->has_end)
+        json_text_int(r, (long long)lc->end_us);
+    else
+        JSON_TEXT_LIT(r, "null");
+    json_text_key(r, "active");
+    json_text_raw(r, lc->active ? "true" : "false");
+    json_text_key(r, "extend");
+    json_text_raw(r, lc->extend ? "true" : "false");
+    json_text_key(r, "extend_days");
+    json_text_int(r, lc->extend_days);
+}
+
 /* Stores the record as item i's; -1 (and the item refused) when out of memory. */
 static int rec_keep(bulk *b, json_text *r, size_t i)
 {
@@ -204,6 +225,7 @@ static int aud_item(bulk *b, json_t *item, size_t i)
         rec_from(&r, item, "properties");
         rec_from(&r, item, "deprecated_properties");
         rec_str(&r, "created_at", in.created_at);
+        rec_lifecycle(&r, &in.lc);
     } else {
         snprintf(b->ids[i], sizeof b->ids[i], "%s", in.id);
         rec_str(&r, "id", in.id);
@@ -216,6 +238,7 @@ static int aud_item(bulk *b, json_t *item, size_t i)
         rec_str(&r, "description", in.description);
         rec_from(&r, item, "properties");
         rec_from(&r, item, "deprecated_properties");
+        rec_lifecycle(&r, &in.lc);
     }
     JSON_TEXT_LIT(&r, "}");
     rc = rec_keep(b, &r, i);
@@ -246,9 +269,10 @@ static int v1_item(bulk *b, json_t *item, size_t i)
         rec_str(&r, "description", in.has_description ? in.description : NULL);
         json_text_key(&r, "constraints");
         json_text_raw(&r, in.constraints_json); /* canonical JSON already */
+        rec_lifecycle(&r, &in.lc);
     } else {
         unsigned mask = (in.name ? V1_SET_NAME : 0) | (in.has_description ? V1_SET_DESCRIPTION : 0) |
-                        (in.constraints_json ? V1_SET_CONSTRAINTS : 0);
+                        (in.constraints_json ? V1_SET_CONSTRAINTS : 0) | in.lc.set;
         snprintf(b->ids[i], sizeof b->ids[i], "%s", in.id);
         rec_str(&r, "id", in.id);
         json_text_key(&r, "mask");
@@ -257,6 +281,7 @@ static int v1_item(bulk *b, json_t *item, size_t i)
         rec_str(&r, "description", in.description);
         json_text_key(&r, "constraints");
         json_text_raw(&r, in.constraints_json);
+        rec_lifecycle(&r, &in.lc);
     }
     JSON_TEXT_LIT(&r, "}");
     if (rec_keep(b, &r, i))

@@ -34,6 +34,29 @@ bool h_missed(http_request *rq, int outcome)
     return outcome != STORE_DONE;
 }
 
+const char *h_rule_pointer(const char *rule, bool v1)
+{
+    if (rule && !strcmp(rule, "extend"))
+        return "/extend";
+    return v1 ? "/endDate" : "/end_date";
+}
+
+const char *h_rule_detail(const char *rule)
+{
+    if (rule && !strcmp(rule, "extend"))
+        return "a segment that renews itself needs an end date, and this one would have none";
+    return "the end date must be after the start date, and with the segment's stored dates it "
+           "would not be";
+}
+
+bool h_update_refused(http_request *rq, int outcome, const store_doc *doc, bool v1)
+{
+    if (outcome != STORE_INVALID)
+        return h_missed(rq, outcome);
+    err_add(&rq->err, h_rule_pointer(doc->broken_rule, v1), "%s", h_rule_detail(doc->broken_rule));
+    return true;
+}
+
 store_conn *h_store(http_request *rq)
 {
     return store_open(&rq->arena, &rq->err);

@@ -18,6 +18,15 @@ void *h_keep(http_request *rq, size_t n, void (*release)(void *));
  * (outcome -1); false for STORE_DONE, which the caller answers. */
 bool h_missed(http_request *rq, int outcome);
 
+/* h_missed, and for STORE_INVALID a 422 at the lifecycle member whose rule the update
+ * would break with the stored values (doc->broken_rule, named in the dialect's words). */
+bool h_update_refused(http_request *rq, int outcome, const store_doc *doc, bool v1);
+
+/* The pointer (in the dialect's words) of a lifecycle rule the store reports broken, and
+ * what to tell the client. */
+const char *h_rule_pointer(const char *rule, bool v1);
+const char *h_rule_detail(const char *rule);
+
 /* The request's handle on the store (released with the request). NULL with rq->err set. */
 store_conn *h_store(http_request *rq);
 

@@ -20,6 +20,7 @@ const http_route handlers_routes[] = {
     {"GET", "/audiences/segments/{id}", h_aud_get, R, BODY_NONE, h_check_uuid, "segment id"},
     {"PATCH", "/audiences/segments/{id}", h_aud_merge, W, BODY_MERGE_PATCH, h_check_uuid, "segment id"},
     {"DELETE", "/audiences/segments/{id}", h_aud_delete, W, BODY_NONE, h_check_uuid, "segment id"},
+    {"POST", "/audiences/segments/{id}/end-date", h_aud_end_date, W, BODY_JSON, h_check_uuid, "segment id"},
 
     {"POST", "/v1/segments", h_v1_create, W, BODY_JSON, NULL, NULL},
     {"POST", "/v1/segments/bulk", h_v1_bulk_create, W, BODY_BULK_JSON, NULL, NULL},
@@ -29,6 +30,7 @@ const http_route handlers_routes[] = {
     {"GET", "/v1/segments", h_v1_list, R, BODY_NONE, NULL, NULL},
     {"GET", "/v1/segments/{id}", h_v1_get, R, BODY_NONE, h_check_seg_id, "segment id"},
     {"DELETE", "/v1/segments/{id}", h_v1_delete, W, BODY_NONE, h_check_seg_id, "segment id"},
+    {"POST", "/v1/segments/{id}/end-date", h_v1_end_date, W, BODY_JSON, h_check_seg_id, "segment id"},
 };
 
 const size_t handlers_n_routes = sizeof handlers_routes / sizeof handlers_routes[0];

@@ -8,6 +8,7 @@
 #include "handlers/common.h"
 #include "handlers/handlers.h"
 #include "store/segments.h"
+#include "validate/lifecycle.h"
 #include "validate/list_query.h"
 #include "validate/v1_segment.h"
 #include "validate/validate.h"
@@ -83,8 +84,9 @@ void h_v1_create(http_request *rq)
         err_set(&rq->err, 503, "no_entropy", "no random source available; retry shortly");
         return;
     }
-    v1_segment_row row = {V1_SET_NAME | V1_SET_DESCRIPTION | V1_SET_CONSTRAINTS, in->name,
-                          in->has_description ? in->description : NULL, in->constraints_json};
+    v1_segment_row row = {V1_SET_NAME | V1_SET_DESCRIPTION | V1_SET_CONSTRAINTS | LC_SET_ALL, in->name,
+                          in->has_description ? in->description : NULL, in->constraints_json,
+                          &in->lc};
     if (!(c = h_store(rq)) || store_v1_insert(c, rq->principal.tenant, id, &row, &doc, &rq->err))
         return;
     http_set_etag(rq, doc.version);
@@ -95,29 +97,46 @@ void h_v1_create(http_request *rq)
         reply_with_warnings(rq, 201, &doc, in->warnings);
 }
 
-void h_v1_patch(http_request *rq)
+/* Writes the fields row sets onto segment id, under the request's If-Match, and answers
+ * with the segment (and warnings, when there are some). */
+static void update(http_request *rq, const char *id, const v1_segment_row *row, json_t *warnings)
 {
-    v1_segment_in *in;
     store_conn *c;
     store_doc doc;
     char vbuf[H_IF_MATCH_BUF];
     const char *versions;
-    json_t *root = h_body(rq);
-    if (!root || !(in = validated(rq, root, true)) || h_if_match(rq, vbuf, &versions))
+    if (h_if_match(rq, vbuf, &versions) || !(c = h_store(rq)) ||
+        h_update_refused(rq, store_v1_update(c, rq->principal.tenant, id, row, versions, &doc,
+                                             &rq->err), &doc, true))
         return;
-    v1_segment_row row = {0, in->name, in->description, in->constraints_json};
+    http_set_etag(rq, doc.version);
+    reply_with_warnings(rq, 200, &doc, warnings);
+}
+
+void h_v1_patch(http_request *rq)
+{
+    v1_segment_in *in;
+    json_t *root = h_body(rq);
+    if (!root || !(in = validated(rq, root, true)))
+        return;
+    v1_segment_row row = {in->lc.set, in->name, in->description, in->constraints_json, &in->lc};
     if (in->name)
         row.set |= V1_SET_NAME;
     if (in->has_description)
         row.set |= V1_SET_DESCRIPTION;
     if (in->constraints_json)
         row.set |= V1_SET_CONSTRAINTS;
-    if (!(c = h_store(rq)))
+    update(rq, in->id, &row, in->warnings);
+}
+
+void h_v1_end_date(http_request *rq)
+{
+    lifecycle_in lc;
+    json_t *root = h_body(rq);
+    if (!root || val_end_date_body(root, true, &lc, &rq->err))
         return;
-    if (h_missed(rq, store_v1_update(c, rq->principal.tenant, in->id, &row, versions, &doc, &rq->err)))
-        return;
-    http_set_etag(rq, doc.version);
-    reply_with_warnings(rq, 200, &doc, in->warnings);
+    v1_segment_row row = {lc.set, NULL, NULL, NULL, &lc}; /* the end date, and extend when given */
+    update(rq, rq->param, &row, NULL);
 }
 
 void h_v1_get(http_request *rq)
@@ -145,7 +164,7 @@ void h_v1_delete(http_request *rq)
 
 void h_v1_list(http_request *rq)
 {
-    static const char *const allowed[] = {"limit", "cursor", "name", NULL};
+    static const char *const allowed[] = {"limit", "cursor", "name", "status", "active_at", NULL};
     v1_list_query q;
     store_page page;
     store_conn *c;

@@ -272,8 +272,19 @@ static void put_ms(sink *s, col v)
     s->p = digits(s->p, ms < 0 ? -ms : ms, 1);
 }
 
-/* How a column is written. */
-typedef enum how { STR, UUID, RAW, TS, MS } how;
+/* A boolean column ("t" or "f") as true or false. */
+static void put_bool(sink *s, col v)
+{
+    if (!v.p)
+        PUT_LIT(s, "null");
+    else if (v.p[0] == 't')
+        PUT_LIT(s, "true");
+    else
+        PUT_LIT(s, "false");
+}
+
+/* How a column is written (QUOTED: text that needs no escaping, a uuid or a status). */
+typedef enum how { STR, QUOTED, RAW, TS, MS, BOOL } how;
 
 /* A representation as data: each field's key as json_build_object writes it (with what
  * goes before it: {"key" : value, "key" : value}), and how its column (the field's
@@ -287,20 +298,24 @@ typedef struct field {
 #define FIELD(key, how) {key, sizeof key - 1, how}
 
 static const field aud_fields[] = {
-    FIELD("{\"id\" : ", UUID), FIELD(", \"management_type\" : ", STR), FIELD(", \"name\" : ", STR),
-    FIELD(", \"no\" : ", RAW), FIELD(", \"owner_id\" : ", UUID), FIELD(", \"approximated_size\" : ", RAW),
+    FIELD("{\"id\" : ", QUOTED), FIELD(", \"management_type\" : ", STR), FIELD(", \"name\" : ", STR),
+    FIELD(", \"no\" : ", RAW), FIELD(", \"owner_id\" : ", QUOTED), FIELD(", \"approximated_size\" : ", RAW),
     FIELD(", \"created_at\" : ", TS), FIELD(", \"deprecated_properties\" : ", RAW),
     FIELD(", \"description\" : ", STR), FIELD(", \"properties\" : ", RAW), FIELD(", \"updated_at\" : ", TS),
+    FIELD(", \"start_date\" : ", TS), FIELD(", \"end_date\" : ", TS), FIELD(", \"active\" : ", BOOL),
+    FIELD(", \"extend\" : ", BOOL), FIELD(", \"extend_days\" : ", RAW), FIELD(", \"status\" : ", QUOTED),
 };
 
 static const field v1_fields[] = {
     FIELD("{\"id\" : ", STR), FIELD(", \"name\" : ", STR), FIELD(", \"description\" : ", STR),
     FIELD(", \"constraints\" : ", RAW), FIELD(", \"createdAt\" : ", MS), FIELD(", \"updatedAt\" : ", MS),
+    FIELD(", \"startDate\" : ", MS), FIELD(", \"endDate\" : ", MS), FIELD(", \"active\" : ", BOOL),
+    FIELD(", \"extend\" : ", BOOL), FIELD(", \"extendDays\" : ", RAW), FIELD(", \"status\" : ", QUOTED),
 };
 
 /* The paging key's column: no (a field), seq (after the fields). */
 #define AUD_NO 3
-#define V1_SEQ 6
+#define V1_SEQ 12
 
 static const field *fields_of(store_list_kind kind, int *n)
 {
@@ -329,8 +344,10 @@ size_t store_list_item_max(const store_rows *rows, int row, store_list_kind kind
             len += str_len((const unsigned char *)v.p, v.n);
         else if (f[c].how == TS || f[c].how == MS)
             len += TS_MAX;
+        else if (f[c].how == BOOL)
+            len += 5;
         else
-            len += v.n + (f[c].how == UUID ? 2 : 0);
+            len += v.n + (f[c].how == QUOTED ? 2 : 0);
     }
     return len;
 }
@@ -346,10 +363,11 @@ size_t store_list_item_write(const store_rows *rows, int row, store_list_kind ki
         put(&s, f[c].key, f[c].key_len);
         switch (f[c].how) {
         case STR: put_str(&s, v); break;
-        case UUID: put_raw(&s, v, true); break;
+        case QUOTED: put_raw(&s, v, true); break;
         case RAW: put_raw(&s, v, false); break;
         case TS: put_ts(&s, v); break;
         case MS: put_ms(&s, v); break;
+        case BOOL: put_bool(&s, v); break;
         }
     }
     PUT_LIT(&s, "}");

@@ -38,8 +38,28 @@ static int inserted(int rc, seg_error *err)
     return -1;
 }
 
-/* An update's row: none = no such segment; (version, NULL, NULL) = If-Match stale;
- * (old version, body, new version) = updated. */
+/* The lifecycle parameters of a statement, in its order: start and end (microseconds, or
+ * NULL), active, extend, extend_days. buf holds their text. */
+typedef struct lc_params {
+    char start[24], end[24], days[16];
+    const char *p[5];
+} lc_params;
+
+static void lc_params_of(const lifecycle_in *lc, lc_params *out)
+{
+    snprintf(out->start, sizeof out->start, "%lld", (long long)lc->start_us);
+    snprintf(out->end, sizeof out->end, "%lld", (long long)lc->end_us);
+    snprintf(out->days, sizeof out->days, "%d", lc->extend_days);
+    out->p[0] = lc->has_start ? out->start : NULL;
+    out->p[1] = lc->has_end ? out->end : NULL;
+    out->p[2] = lc->active ? "t" : "f";
+    out->p[3] = lc->extend ? "t" : "f";
+    out->p[4] = out->days;
+}
+
+/* An update's row: none = no such segment; (version, NULL, NULL, NULL) = If-Match stale;
+ * (version, NULL, NULL, rule) = the new dates break a rule; (old version, body, new
+ * version, NULL) = updated. */
 static int updated_doc(store_conn *c, stmt_id id, const char *const *p, store_doc *out,
                        seg_error *err)
 {
@@ -48,11 +68,15 @@ static int updated_doc(store_conn *c, stmt_id id, const char *const *p, store_do
         return -1;
     if (PQntuples(res) == 0)
         return STORE_MISSING;
+    out->broken_rule = NULL;
     if (PQgetisnull(res, 0, 1)) {
         out->json = NULL;
         out->len = 0;
         out->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        return STORE_STALE;
+        if (PQgetisnull(res, 0, 3))
+            return STORE_STALE;
+        out->broken_rule = PQgetvalue(res, 0, 3);
+        return STORE_INVALID;
     }
     doc_of(res, 0, 1, 2, out);
     return STORE_DONE;
@@ -109,9 +133,12 @@ static int page_of(store_conn *c, stmt_id id, const char *const *p, int limit, s
 int store_aud_insert(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
                      store_doc *out, seg_error *err)
 {
-    const char *p[10] = {tenant, id, in->management_type, in->name, in->owner_id,
+    lc_params lc;
+    lc_params_of(&in->lc, &lc);
+    const char *p[15] = {tenant, id, in->management_type, in->name, in->owner_id,
                          in->size_is_null || !in->size[0] ? NULL : in->size, in->description,
-                         in->properties, in->deprecated_properties, in->created_at};
+                         in->properties, in->deprecated_properties, in->created_at,
+                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
     return inserted(one_doc(c, STMT_AUD_INSERT, p, out, err), err);
 }
 
@@ -126,11 +153,14 @@ int store_aud_update(store_conn *c, const char *tenant, const char *id, const au
                      const char *versions, store_doc *out, seg_error *err)
 {
     char mask[16];
+    lc_params lc;
+    lc_params_of(&in->lc, &lc);
     snprintf(mask, sizeof mask, "%u", in->set);
-    const char *p[11] = {tenant, id, mask, versions,
+    const char *p[16] = {tenant, id, mask, versions,
                          in->management_type, in->name, in->owner_id[0] ? in->owner_id : NULL,
                          in->size_is_null || !in->size[0] ? NULL : in->size, in->description,
-                         in->properties, in->deprecated_properties};
+                         in->properties, in->deprecated_properties,
+                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
     return updated_doc(c, STMT_AUD_UPDATE, p, out, err);
 }
 
@@ -147,19 +177,23 @@ int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, s
     char limit[16];
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
     if (!q->owner_id && !q->management_type && !q->name && !q->property && !q->property_num &&
-        !q->updated_since) { /* no filter: the statement whose plan PostgreSQL keeps */
+        !q->updated_since && !q->statuses && !q->active_at_us) { /* no filter: the statement whose plan PostgreSQL keeps */
         const char *page[3] = {tenant, q->before_no, limit};
         return page_of(c, STMT_AUD_PAGE, page, q->limit, out, err);
     }
-    const char *p[9] = {tenant, q->before_no, q->owner_id, q->management_type, q->name,
-                        q->property, q->property_num, q->updated_since, limit};
+    const char *p[11] = {tenant, q->before_no, q->owner_id, q->management_type, q->name,
+                         q->property, q->property_num, q->updated_since, limit, q->statuses,
+                         q->active_at_us};
     return page_of(c, STMT_AUD_LIST, p, q->limit, out, err);
 }
 
 int store_v1_insert(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
                     store_doc *out, seg_error *err)
 {
-    const char *p[5] = {tenant, id, in->name, in->description, in->constraints};
+    lc_params lc;
+    lc_params_of(in->lc, &lc);
+    const char *p[10] = {tenant, id, in->name, in->description, in->constraints,
+                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
     return inserted(one_doc(c, STMT_V1_INSERT, p, out, err), err);
 }
 
@@ -174,9 +208,11 @@ int store_v1_update(store_conn *c, const char *tenant, const char *id, const v1_
                     const char *versions, store_doc *out, seg_error *err)
 {
     char mask[16];
+    lc_params lc;
+    lc_params_of(in->lc, &lc);
     snprintf(mask, sizeof mask, "%u", in->set);
-    const char *p[7] = {tenant, id, mask, versions, in->name,
-                        in->description, in->constraints};
+    const char *p[12] = {tenant, id, mask, versions, in->name, in->description, in->constraints,
+                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
     return updated_doc(c, STMT_V1_UPDATE, p, out, err);
 }
 
@@ -192,11 +228,11 @@ int store_v1_list(store_conn *c, const char *tenant, const v1_list_query *q, sto
 {
     char lim[16];
     snprintf(lim, sizeof lim, "%d", q->limit + 1);
-    if (!q->name) { /* no filter: the statement whose plan PostgreSQL keeps */
+    if (!q->name && !q->statuses && !q->active_at_us) { /* the statement whose plan PostgreSQL keeps */
         const char *page[3] = {tenant, q->before_seq, lim};
         return page_of(c, STMT_V1_PAGE, page, q->limit, out, err);
     }
-    const char *p[4] = {tenant, q->before_seq, q->name, lim};
+    const char *p[6] = {tenant, q->before_seq, q->name, lim, q->statuses, q->active_at_us};
     return page_of(c, STMT_V1_LIST, p, q->limit, out, err);
 }
 
@@ -209,10 +245,17 @@ int store_migration_applied(store_conn *c, long long *out, seg_error *err)
     return STORE_DONE;
 }
 
+/* Column col of row r, or NULL for SQL NULL. */
+static const char *value_or_null(const PGresult *res, int r, int col)
+{
+    return PQgetisnull(res, r, col) ? NULL : PQgetvalue(res, r, col);
+}
+
 /* Appends the rows of bulk statement id's result to out (which has room). Every bulk
- * statement returns the id in column 0; the others the representation in column 1, except
- * an /audiences/segments create's: no, properties, deprecated_properties and the two
- * timestamps in microseconds. */
+ * statement returns the id in column 0; the others the representation in column 1 (and
+ * updates the rule an item would break in column 2), except an /audiences/segments
+ * create's: no, properties, deprecated_properties, the two timestamps in microseconds and
+ * the lifecycle (start, end in microseconds, active, extend, extend_days, status). */
 static void bulk_rows_of(stmt_id id, const PGresult *res, store_bulk_rows *out)
 {
     bool written = id == STMT_AUD_BULK_INSERT;
@@ -220,8 +263,10 @@ static void bulk_rows_of(stmt_id id, const PGresult *res, store_bulk_rows *out)
         store_bulk_row *row = &out->rows[out->n++];
         *row = (store_bulk_row){.id = PQgetvalue(res, r, 0)};
         if (!written) {
-            row->json = PQgetvalue(res, r, 1);
+            row->json = value_or_null(res, r, 1);
             row->json_len = (size_t)PQgetlength(res, r, 1);
+            if (PQnfields(res) > 2)
+                row->broken_rule = value_or_null(res, r, 2);
             continue;
         }
         row->no = PQgetvalue(res, r, 1);
@@ -232,6 +277,12 @@ static void bulk_rows_of(stmt_id id, const PGresult *res, store_bulk_rows *out)
         row->deprecated_properties_len = (size_t)PQgetlength(res, r, 3);
         row->created_us = PQgetvalue(res, r, 4);
         row->updated_us = PQgetvalue(res, r, 5);
+        row->start_us = value_or_null(res, r, 6);
+        row->end_us = value_or_null(res, r, 7);
+        row->active = PQgetvalue(res, r, 8);
+        row->extend = PQgetvalue(res, r, 9);
+        row->extend_days = PQgetvalue(res, r, 10);
+        row->status = PQgetvalue(res, r, 11);
     }
 }
 

@@ -9,6 +9,47 @@
  * 64-bit key. */
 #define MIGRATION_LOCK_KEY "8315166006560322660"
 
+/* The lifecycle as reads show it (migrations/0002_lifecycle.sql): the end date a renewing
+ * segment has now, whether or not the sweeper has written it yet, and the status. */
+#define END_AT "segment_end_at(s.end_date, s.extend, s.extend_days, now())"
+#define STATUS "segment_status(s.active, s.start_date, s.end_date, s.extend, now())"
+
+/* A parameter of microseconds since the Unix epoch as a timestamptz, exactly: whole hours
+ * (int) and the seconds left (< 3600, exact in a double), added as time, not days, so that
+ * no TimeZone changes it. */
+#define TS_US(p)                                                                           \
+    "('epoch'::timestamptz + make_interval(hours => div(" p "::bigint, 3600000000)::int, " \
+    "secs => mod(" p "::bigint, 3600000000) / 1000000.0))"
+
+/* A field's new value under a mask of *_SET_* bits: the given one, or the stored one. */
+#define NEW(mask, bit, given, stored) "CASE WHEN (" mask " & " bit ") <> 0 THEN " given " ELSE " stored " END"
+
+/* The end date a write keeps when it gives none: the one reads show (row r's, renewed). */
+#define KEPT_END(r) "segment_end_at(" r ".end_date, " r ".extend, " r ".extend_days, now())"
+
+/* The new lifecycle of row r under mask m, t the given values (start_date, end_date as
+ * timestamptz, active, extend, extend_days): each given one, or the stored one. */
+#define NEW_START(m, t, r) NEW(m, "256", t ".start_date", r ".start_date")
+#define NEW_END(m, t, r) NEW(m, "512", t ".end_date", KEPT_END(r))
+#define NEW_EXTEND(m, t, r) NEW(m, "2048", t ".extend", r ".extend")
+#define NEW_DAYS(m, t, r) NEW(m, "4096", t ".extend_days", r ".extend_days")
+
+/* A write stores the end date renewed as reads would show it, so that what a client saw is
+ * what the rules are checked against and what stays when it changes extend or the dates:
+ * an end date in the past with extend true is written renewed (the write's version covers
+ * the renewal), and the sweeper renews only rows no write touched while their end passed. */
+#define LC_SET(m, t)                                                                        \
+    "start_date = " NEW_START(m, t, "s") ", "                                               \
+    "end_date = segment_end_at(" NEW_END(m, t, "s") ", " NEW_EXTEND(m, t, "s") ", "           \
+    NEW_DAYS(m, t, "s") ", now()), "                                                         \
+    "active = " NEW(m, "1024", t ".active", "s.active") ", "                                  \
+    "extend = " NEW_EXTEND(m, t, "s") ", extend_days = " NEW_DAYS(m, t, "s") ", "
+
+/* The rule the new values of row r would break, or NULL (segment_dates_problem): a given
+ * end date must itself be after the start, a kept one as reads show it. */
+#define LC_PROBLEM(m, t, r)                                                                 \
+    "segment_dates_problem(" NEW_START(m, t, r) ", " NEW_END(m, t, r) ", " NEW_EXTEND(m, t, r) ")"
+
 #define TS_JSON(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 #define AUD_JSON                                                                            \
@@ -16,7 +57,10 @@
     "'no', s.no, 'owner_id', s.owner_id, 'approximated_size', s.approximated_size, "        \
     "'created_at', " TS_JSON("s.created_at") ", "                                           \
     "'deprecated_properties', s.deprecated_properties, 'description', s.description, "      \
-    "'properties', s.properties, 'updated_at', " TS_JSON("s.updated_at") ")::text"
+    "'properties', s.properties, 'updated_at', " TS_JSON("s.updated_at") ", "                \
+    "'start_date', " TS_JSON("s.start_date") ", 'end_date', " TS_JSON(END_AT) ", "            \
+    "'active', s.active, 'extend', s.extend, 'extend_days', s.extend_days, "                \
+    "'status', " STATUS ")::text"
 
 /* A timestamp as whole microseconds since the epoch (bulk creates write it themselves). */
 #define US_OF(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
@@ -26,7 +70,9 @@
 #define V1_JSON                                                                        \
     "json_build_object('id', s.id, 'name', s.name, 'description', s.description, "     \
     "'constraints', s.constraints, 'createdAt', " MS_JSON("s.created_at") ", "          \
-    "'updatedAt', " MS_JSON("s.updated_at") ")::text"
+    "'updatedAt', " MS_JSON("s.updated_at") ", 'startDate', " MS_JSON("s.start_date") ", " \
+    "'endDate', " MS_JSON(END_AT) ", 'active', s.active, 'extend', s.extend, "           \
+    "'extendDays', s.extend_days, 'status', " STATUS ")::text"
 
 /* A timestamp as microseconds since 2000-01-01 UTC, 16 hex digits (its binary send
  * format): set by no session setting, and cheaper for PostgreSQL than to_char or a numeric
@@ -37,11 +83,45 @@
 #define AUD_COLUMNS                                                                       \
     "s.id, s.management_type, s.name, s.no, s.owner_id, s.approximated_size, "            \
     TS_HEX("s.created_at") ", s.deprecated_properties, s.description, s.properties, "   \
-    TS_HEX("s.updated_at")
+    TS_HEX("s.updated_at") ", " LC_COLUMNS
+
+#define LC_COLUMNS                                                                        \
+    TS_HEX("s.start_date") ", " TS_HEX(END_AT) ", s.active, s.extend, s.extend_days, " STATUS
 
 #define V1_COLUMNS                                                                        \
     "s.id, s.name, s.description, s.constraints, " TS_HEX("s.created_at") ", "           \
-    TS_HEX("s.updated_at") ", s.seq"
+    TS_HEX("s.updated_at") ", " LC_COLUMNS ", s.seq"
+
+/* The lifecycle members of a bulk record (handlers/bulk_items.c). */
+#define LC_RECORD "start_us bigint, end_us bigint, active boolean, extend boolean, extend_days int"
+
+/* The end of a bulk update of table (x: the records, upd: the UPDATE begun before with its
+ * SET list): the rows it updated as (id, representation json, NULL), then the rows left as
+ * they were because their new dates would break a rule as (id, NULL, rule). */
+#define BULK_UPDATE_END(table, id, json)                                                     \
+    "updated_at = now(), version = s.version + 1 FROM x "                                   \
+    "WHERE s.tenant = $1 AND s.id = x.id AND " LC_PROBLEM("x.mask", "x", "s") " IS NULL "    \
+    "RETURNING " id " AS id, " json " AS body) "                                             \
+    "SELECT id, body, NULL::text FROM upd UNION ALL "                                       \
+    "SELECT " id ", NULL, " LC_PROBLEM("x.mask", "x", "s") " FROM " table " s "                \
+    "JOIN x ON s.id = x.id WHERE s.tenant = $1 AND " LC_PROBLEM("x.mask", "x", "s") " IS NOT NULL " \
+    "AND NOT EXISTS (SELECT 1 FROM upd WHERE upd.id = " id ")"
+
+/* The list filters of the lifecycle: $s text[] of statuses, $a live at (microseconds). */
+#define LC_FILTERS(s, a)                                                                   \
+    "AND (" s "::text[] IS NULL OR " STATUS " = ANY(" s "::text[])) "                      \
+    "AND (" a "::bigint IS NULL OR segment_live_at(s.active, s.start_date, s.created_at, " \
+    "s.end_date, s.extend, " TS_US(a) ")) "
+
+/* The sweeper's renewal of up to $1 segments whose end passed (SKIP LOCKED: what another
+ * process renews meanwhile is left to it; the WHERE is checked again on the row it locks,
+ * so each renewal happens once). */
+#define RENEW(table)                                                                       \
+    "WITH due AS (SELECT tenant, id FROM " table " WHERE extend AND end_date <= now() "     \
+    "ORDER BY end_date LIMIT $1::int FOR UPDATE SKIP LOCKED) "                              \
+    "UPDATE " table " AS s SET end_date = " END_AT ", updated_at = now(), "                 \
+    "version = s.version + 1 FROM due WHERE s.tenant = due.tenant AND s.id = due.id "      \
+    "AND s.extend AND s.end_date <= now()"
 
 const stmt_def store_statements[STMT__COUNT] = {
     /* $1 statement_timeout (ms), $2 idle_in_transaction_session_timeout (ms) */
@@ -66,15 +146,22 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIG_APPLIED] = {NULL, "SELECT 1 FROM schema_migrations WHERE version = $1::bigint", 1, LOCKS_NONE, false},
     [STMT_MIG_RECORD] = {NULL, "INSERT INTO schema_migrations (version, name) VALUES ($1::bigint, $2)", 2, LOCKS_NONE, false},
 
+    /* $1 how many at most */
+    [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments"), 1, LOCKS_NONE, false},
+    [STMT_V1_RENEW] = {NULL, RENEW("v1_segments"), 1, LOCKS_NONE, false},
+
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
 
     [STMT_AUD_INSERT] = {"aud_insert",
         "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
-        "approximated_size, description, properties, deprecated_properties, created_at, updated_at) "
+        "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
+        "start_date, end_date, active, extend, extend_days) "
         "VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, coalesce($8::jsonb, '{}'), "
-        "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now()) "
-        "RETURNING " AUD_JSON ", s.version", 10, LOCKS_NONE, false},
+        "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now(), "
+        TS_US("$11") ", segment_end_at(" TS_US("$12") ", $14::boolean, $15::int, now()), "
+        "$13::boolean, $14::boolean, $15::int) "
+        "RETURNING " AUD_JSON ", s.version", 15, LOCKS_NONE, false},
 
     [STMT_AUD_GET] = {"aud_get",
         "SELECT " AUD_JSON ", s.version FROM audience_segments s "
@@ -82,8 +169,14 @@ const stmt_def store_statements[STMT__COUNT] = {
 
     /* One round trip tells apart "no such row" (no result row) from "stale If-Match"
      * (a row whose body is NULL). */
+    /* One round trip tells apart "no such row" (no result row), "stale If-Match" (a row
+     * whose body is NULL) and "the new dates break a rule" (a body NULL, the rule named in
+     * column 3): the rules are checked against the stored values the update keeps. */
     [STMT_AUD_UPDATE] = {"aud_update",
-        "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
+        "WITH arg AS (SELECT " TS_US("$12") " AS start_date, " TS_US("$13") " AS end_date, "
+        "$14::boolean AS active, $15::boolean AS extend, $16::int AS extend_days), "
+        "cur AS (SELECT version, start_date, end_date, extend, extend_days FROM audience_segments "
+        "WHERE tenant = $1 AND id = $2::uuid), "
         "upd AS (UPDATE audience_segments AS s SET "
         "management_type = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.management_type END, "
         "name = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.name END, "
@@ -92,11 +185,15 @@ const stmt_def store_statements[STMT__COUNT] = {
         "description = CASE WHEN ($3::int & 16) <> 0 THEN $9 ELSE s.description END, "
         "properties = CASE WHEN ($3::int & 32) <> 0 THEN coalesce($10::jsonb, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN ($3::int & 64) <> 0 THEN coalesce($11::jsonb, '{}') "
-        "ELSE s.deprecated_properties END, "
-        "updated_at = now(), version = s.version + 1 "
+        "ELSE s.deprecated_properties END, " LC_SET("$3::int", "arg")
+        "updated_at = now(), version = s.version + 1 FROM arg "
         "WHERE s.tenant = $1 AND s.id = $2::uuid AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
+        "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
         "RETURNING " AUD_JSON " AS body, s.version AS new_version) "
-        "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 11, LOCKS_AUDIENCE_SEGMENTS, false},
+        "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
+        "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
+        LC_PROBLEM("$3::int", "arg", "cur") " END "
+        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 16, LOCKS_AUDIENCE_SEGMENTS, false},
 
     [STMT_AUD_DELETE] = {"aud_delete",
         "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
@@ -116,7 +213,8 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND ($6::jsonb IS NULL OR s.properties @> $6::jsonb "
         "     OR ($7::jsonb IS NOT NULL AND s.properties @> $7::jsonb)) "
         "AND ($8::timestamptz IS NULL OR s.updated_at >= $8::timestamptz) "
-        "ORDER BY s.no DESC LIMIT $9::int", 9, LOCKS_NONE, false},
+        LC_FILTERS("$10", "$11")
+        "ORDER BY s.no DESC LIMIT $9::int", 11, LOCKS_NONE, false},
 
     /* A list without filters: its own statement, so that PostgreSQL keeps one generic
      * plan (the backward scan of (tenant, no)) instead of planning every execution as it
@@ -129,22 +227,33 @@ const stmt_def store_statements[STMT__COUNT] = {
         "ORDER BY s.no DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
     [STMT_V1_INSERT] = {"v1_insert",
-        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
-        "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING " V1_JSON ", s.version", 5, LOCKS_NONE, false},
+        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "start_date, end_date, active, extend, extend_days) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb, " TS_US("$6") ", segment_end_at(" TS_US("$7") ", "
+        "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int) "
+        "RETURNING " V1_JSON ", s.version", 10, LOCKS_NONE, false},
 
     [STMT_V1_GET] = {"v1_get",
         "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
 
     [STMT_V1_UPDATE] = {"v1_update",
-        "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
+        "WITH arg AS (SELECT " TS_US("$8") " AS start_date, " TS_US("$9") " AS end_date, "
+        "$10::boolean AS active, $11::boolean AS extend, $12::int AS extend_days), "
+        "cur AS (SELECT version, start_date, end_date, extend, extend_days FROM v1_segments "
+        "WHERE tenant = $1 AND id = $2), "
         "upd AS (UPDATE v1_segments AS s SET "
         "name = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.name END, "
         "description = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.description END, "
         "constraints = CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END, "
-        "updated_at = now(), version = s.version + 1 "
+        LC_SET("$3::int", "arg")
+        "updated_at = now(), version = s.version + 1 FROM arg "
         "WHERE s.tenant = $1 AND s.id = $2 AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
+        "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
         "RETURNING " V1_JSON " AS body, s.version AS new_version) "
-        "SELECT cur.version, upd.body, upd.new_version FROM cur LEFT JOIN upd ON true", 7, LOCKS_V1_SEGMENTS, false},
+        "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
+        "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
+        LC_PROBLEM("$3::int", "arg", "cur") " END "
+        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 12, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_DELETE] = {"v1_delete",
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
@@ -156,7 +265,8 @@ const stmt_def store_statements[STMT__COUNT] = {
         "SELECT " V1_COLUMNS " FROM v1_segments s WHERE s.tenant = $1 "
         "AND ($2::bigint IS NULL OR s.seq < $2::bigint) "
         "AND ($3::text IS NULL OR strpos(lower(s.name), lower($3)) > 0) "
-        "ORDER BY s.seq DESC LIMIT $4::int", 4, LOCKS_NONE, false},
+        LC_FILTERS("$5", "$6")
+        "ORDER BY s.seq DESC LIMIT $4::int", 6, LOCKS_NONE, false},
 
     [STMT_V1_PAGE] = {"v1_page",
         "SELECT " V1_COLUMNS " FROM v1_segments s WHERE s.tenant = $1 "
@@ -172,20 +282,31 @@ const stmt_def store_statements[STMT__COUNT] = {
      * statement costs ~7 ms less for 1000 rows without json_build_object and to_char. */
     [STMT_AUD_BULK_INSERT] = {"aud_bulk_insert",
         "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
-        "approximated_size, description, properties, deprecated_properties, created_at, updated_at) "
+        "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
+        "start_date, end_date, active, extend, extend_days) "
         "SELECT $1, x.id, x.management_type, x.name, x.owner_id, x.approximated_size, x.description, "
         "coalesce(x.properties, '{}'), coalesce(x.deprecated_properties, '{}'), "
-        "coalesce(x.created_at, now()), now() "
+        "coalesce(x.created_at, now()), now(), " TS_US("x.start_us") ", "
+        "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), "
+        "x.active, x.extend, x.extend_days "
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id uuid, management_type text, name text, "
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
-        "deprecated_properties jsonb, created_at timestamptz)) WITH ORDINALITY "
+        "deprecated_properties jsonb, created_at timestamptz, " LC_RECORD ")) WITH ORDINALITY "
         "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
-        "deprecated_properties, created_at, ord) ORDER BY x.ord "
+        "deprecated_properties, created_at, start_us, end_us, active, extend, extend_days, ord) "
+        "ORDER BY x.ord "
         "RETURNING s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
-        US_OF("s.created_at") ", " US_OF("s.updated_at"), 2, LOCKS_NONE, true},
+        US_OF("s.created_at") ", " US_OF("s.updated_at") ", " US_OF("s.start_date") ", "
+        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS, 2, LOCKS_NONE, true},
 
+    /* Updates answer (id, representation, NULL) for each row updated, and (id, NULL, rule)
+     * for each whose new dates would break a lifecycle rule against its stored values. */
     [STMT_AUD_BULK_UPDATE] = {"aud_bulk_update",
-        "UPDATE audience_segments AS s SET "
+        "WITH x AS (SELECT r.*, " TS_US("r.start_us") " AS start_date, " TS_US("r.end_us") " AS end_date "
+        "FROM json_to_recordset($2::json) AS r(id uuid, mask int, management_type text, name text, "
+        "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
+        "deprecated_properties jsonb, " LC_RECORD ")), "
+        "upd AS (UPDATE audience_segments AS s SET "
         "management_type = CASE WHEN (x.mask & 1) <> 0 THEN x.management_type ELSE s.management_type END, "
         "name = CASE WHEN (x.mask & 2) <> 0 THEN x.name ELSE s.name END, "
         "owner_id = CASE WHEN (x.mask & 4) <> 0 THEN x.owner_id ELSE s.owner_id END, "
@@ -193,13 +314,8 @@ const stmt_def store_statements[STMT__COUNT] = {
         "description = CASE WHEN (x.mask & 16) <> 0 THEN x.description ELSE s.description END, "
         "properties = CASE WHEN (x.mask & 32) <> 0 THEN coalesce(x.properties, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
-        "ELSE s.deprecated_properties END, "
-        "updated_at = now(), version = s.version + 1 "
-        "FROM json_to_recordset($2::json) AS x(id uuid, mask int, management_type text, name text, "
-        "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
-        "deprecated_properties jsonb) "
-        "WHERE s.tenant = $1 AND s.id = x.id "
-        "RETURNING s.id::text, " AUD_JSON, 2, LOCKS_NONE, true},
+        "ELSE s.deprecated_properties END, " LC_SET("x.mask", "x")
+        BULK_UPDATE_END("audience_segments", "s.id::text", AUD_JSON), 2, LOCKS_NONE, true},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
         "DELETE FROM audience_segments s WHERE s.tenant = $1 "
@@ -207,21 +323,26 @@ const stmt_def store_statements[STMT__COUNT] = {
         "RETURNING s.id::text, json_build_object('id', s.id)::text", 2, LOCKS_NONE, true},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
-        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints) "
-        "SELECT $1, x.id, x.name, x.description, x.constraints "
+        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "start_date, end_date, active, extend, extend_days) "
+        "SELECT $1, x.id, x.name, x.description, x.constraints, " TS_US("x.start_us") ", "
+        "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), x.active, x.extend, "
+        "x.extend_days "
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id text, name text, description text, "
-        "constraints jsonb)) WITH ORDINALITY AS x(id, name, description, constraints, ord) "
+        "constraints jsonb, " LC_RECORD ")) WITH ORDINALITY AS x(id, name, description, constraints, "
+        "start_us, end_us, active, extend, extend_days, ord) "
         "ORDER BY x.ord RETURNING s.id, " V1_JSON, 2, LOCKS_NONE, true},
 
     [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
-        "UPDATE v1_segments AS s SET "
+        "WITH x AS (SELECT r.*, " TS_US("r.start_us") " AS start_date, " TS_US("r.end_us") " AS end_date "
+        "FROM json_to_recordset($2::json) AS r(id text, mask int, name text, description text, "
+        "constraints jsonb, " LC_RECORD ")), "
+        "upd AS (UPDATE v1_segments AS s SET "
         "name = CASE WHEN (x.mask & 1) <> 0 THEN x.name ELSE s.name END, "
         "description = CASE WHEN (x.mask & 2) <> 0 THEN x.description ELSE s.description END, "
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
-        "updated_at = now(), version = s.version + 1 "
-        "FROM json_to_recordset($2::json) AS x(id text, mask int, name text, description text, "
-        "constraints jsonb) "
-        "WHERE s.tenant = $1 AND s.id = x.id RETURNING s.id, " V1_JSON, 2, LOCKS_NONE, true},
+        LC_SET("x.mask", "x")
+        BULK_UPDATE_END("v1_segments", "s.id", V1_JSON), 2, LOCKS_NONE, true},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
         "DELETE FROM v1_segments s WHERE s.tenant = $1 "

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "validate/lifecycle.h"
 #include "validate/validate.h"
 
 typedef enum { F_ENUM, F_NAME, F_UUID, F_SIZE, F_DESCRIPTION, F_PROPERTIES, F_DEPRECATED,
@@ -299,10 +300,10 @@ int val_aud_segment(json_t *root, int flags, aud_segment_in *out, seg_error *err
         for (i = 0; i < N_FIELDS; i++)
             if (!strcmp(fields[i].key, key))
                 break;
-        if (i == N_FIELDS) {
+        if (i == N_FIELDS && !val_lifecycle_key(key, false)) {
             val_fail_at(&p, key, "unknown field \"%.60s\": expected one of id, management_type, name, "
                         "owner_id, approximated_size, description, properties, deprecated_properties, "
-                        "created_at", key);
+                        "created_at, %s", key, val_lifecycle_names(false));
         }
     }
     for (size_t i = 0; i < N_FIELDS; i++) {
@@ -322,6 +323,8 @@ int val_aud_segment(json_t *root, int flags, aud_segment_in *out, seg_error *err
         check_field(&p, f, v, out, want_text);
         val_path_pop(&p, old);
     }
+    val_lifecycle(&p, root, false, mode != AUD_REPLACE, &out->lc);
+    out->set |= out->lc.set;
     if (mode == AUD_WHOLE) /* a merged document always carries every field */
         out->set = AUD_SET_ALL;
     return err->n_items != before || err->status ? -1 : 0;

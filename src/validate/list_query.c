@@ -1,6 +1,7 @@
 /* The list routes' query parameters: paging, keyset cursors and filters, checked before any SQL. */
 #include "validate/list_query.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -156,6 +157,76 @@ static const char *name_filter(val_query_fn q, void *cls, seg_arena *a, size_t m
     return kept(a, v, err);
 }
 
+/* status=active,scheduled: the statuses kept, as a text[] literal in a canonical order. */
+static const char *status_filter(val_query_fn q, void *cls, seg_arena *a, seg_error *err)
+{
+    static const char *const names[] = {"active", "scheduled", "expired", "paused"};
+    bool bad = false;
+    unsigned kept_bits = 0;
+    const char *v = q(cls, "status", &bad);
+    char buf[64];
+    size_t len = 0;
+    if (!v)
+        return NULL;
+    for (const char *p = v; !bad;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        int k;
+        for (k = 0; k < 4; k++)
+            if (strlen(names[k]) == n && !strncmp(p, names[k], n))
+                break;
+        if (k == 4)
+            bad = true;
+        else
+            kept_bits |= 1u << k;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    if (bad || !kept_bits) {
+        val_query_fail(err, "status", "expected one or more of active, scheduled, expired, paused, "
+                       "separated by commas");
+        return NULL;
+    }
+    buf[len++] = '{';
+    for (int k = 0; k < 4; k++)
+        if (kept_bits & (1u << k))
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len > 1 ? "," : "", names[k]);
+    snprintf(buf + len, sizeof buf - len, "}");
+    return kept(a, buf, err);
+}
+
+/* active_at=<instant>: RFC 3339 (/audiences) or epoch milliseconds (/v1), as microseconds
+ * since the epoch in decimal text. */
+static const char *active_at_filter(val_query_fn q, void *cls, seg_arena *a, bool v1,
+                                    seg_error *err)
+{
+    bool bad = false;
+    const char *v = q(cls, "active_at", &bad);
+    int64_t us = 0;
+    char buf[24];
+    if (!v)
+        return NULL;
+    if (!v1) {
+        if (bad || !val_rfc3339(v, &us)) {
+            val_query_fail(err, "active_at", "expected an RFC 3339 date-time like 2026-12-06T10:00:00Z");
+            return NULL;
+        }
+    } else {
+        char *end = (char *)(uintptr_t)v;
+        bool digits = (v[0] >= '0' && v[0] <= '9') || (v[0] == '-' && v[1] >= '0' && v[1] <= '9');
+        errno = 0;
+        long long ms = digits ? strtoll(v, &end, 10) : 0;
+        if (bad || !digits || *end || errno || ms < LC_MIN_US / 1000 || ms > LC_MAX_US / 1000) {
+            val_query_fail(err, "active_at", "expected epoch milliseconds (an integer) in years 0001 to 9999");
+            return NULL;
+        }
+        us = (int64_t)ms * 1000;
+    }
+    snprintf(buf, sizeof buf, "%lld", (long long)us);
+    return kept(a, buf, err);
+}
+
 int val_aud_list_query(val_query_fn q, void *cls, seg_arena *a, aud_list_query *out,
                        seg_error *err)
 {
@@ -195,6 +266,8 @@ int val_aud_list_query(val_query_fn q, void *cls, seg_arena *a, aud_list_query *
             out->updated_since = kept(a, v, err);
     }
     property_params(q, cls, a, out, err);
+    out->statuses = status_filter(q, cls, a, err);
+    out->active_at_us = active_at_filter(q, cls, a, false, err);
     return err->status ? -1 : 0;
 }
 
@@ -207,5 +280,7 @@ int val_v1_list_query(val_query_fn q, void *cls, seg_arena *a, v1_list_query *ou
     if (before[0])
         out->before_seq = kept(a, before, err);
     out->name = name_filter(q, cls, a, V1_NAME_FILTER_MAX, err);
+    out->statuses = status_filter(q, cls, a, err);
+    out->active_at_us = active_at_filter(q, cls, a, true, err);
     return err->status ? -1 : 0;
 }

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "v1_private.h"
+#include "validate/lifecycle.h"
 #include "validate/validate.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -67,7 +68,8 @@ static const struct type_relations {
 /* ---- keys of each object --------------------------------------------------------------- */
 
 static const char *const body_keys[] = {"id", "name", "description", "constraints",
-                                        "createdAt", "updatedAt"};
+                                        "createdAt", "updatedAt", "startDate", "endDate",
+                                        "active", "extend", "extendDays", "status"};
 static const char *const group_keys[] = {"type", "constraints"};
 static const char *const constraint_keys[] = {"field", "relation", "value"};
 
@@ -499,7 +501,8 @@ int val_v1_segment(json_t *root, bool is_patch, v1_segment_in *out, seg_error *e
     val_path *p = &w.path;
 
     reject_unknown_keys(p, root, body_keys, ARRAY_LEN(body_keys), "",
-                        "id, name, description, constraints");
+                        "id, name, description, constraints, startDate, endDate, active, extend, "
+                        "extendDays");
 
     json_t *id = json_object_get(root, "id");
     if (is_patch)
@@ -527,6 +530,9 @@ int val_v1_segment(json_t *root, bool is_patch, v1_segment_in *out, seg_error *e
         val_fail_at(p, "constraints", "\"constraints\" is required: expected an array of 1 to %d constraint groups",
                     V1_MAX_GROUPS);
 
+    lifecycle_in lc;
+    val_lifecycle(p, root, true, !is_patch, &lc);
+
     if (err->n_items != start_items || err->truncated != start_truncated)
         goto fail;
 
@@ -540,6 +546,7 @@ int val_v1_segment(json_t *root, bool is_patch, v1_segment_in *out, seg_error *e
     }
     out->constraints_json = cjson;
     out->warnings = warnings;
+    out->lc = lc;
     return 0;
 
 oom:

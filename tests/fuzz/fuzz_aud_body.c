@@ -1,11 +1,13 @@
 /* libFuzzer target: an /audiences/segments request body, as POST, PATCH (replace) and
  * PATCH /{id} (RFC 7396 merge onto a stored segment) see it: val_parse_body, then
- * val_aud_segment in every mode, then val_merge_patch + AUD_WHOLE. */
+ * val_aud_segment in every mode, then val_merge_patch + AUD_WHOLE; and the end-date
+ * operation's body of both dialects. */
 #include <ctype.h>
 #include <stdbool.h>
 
 #include "fuzz_common.h"
 #include "validate/audience.h"
+#include "validate/lifecycle.h"
 #include "validate/validate.h"
 
 /* What store_aud_get hands h_aud_merge: the stored representation of a segment. */
@@ -16,7 +18,9 @@ static const char stored_segment[] =
     "\"description\":\"people who read the sports pages\","
     "\"properties\":{\"interest\":[\"sports\",\"football\"],\"age\":[18,24]},"
     "\"deprecated_properties\":{},\"created_at\":\"2023-11-07T05:31:56Z\","
-    "\"updated_at\":\"2023-11-07T05:31:56Z\"}";
+    "\"updated_at\":\"2023-11-07T05:31:56Z\",\"start_date\":\"2023-11-08T00:00:00.000000Z\","
+    "\"end_date\":\"2024-11-08T00:00:00.000000Z\",\"active\":true,\"extend\":true,"
+    "\"extend_days\":30,\"status\":\"active\"}";
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -60,6 +64,9 @@ static void check_output(const aud_segment_in *in, aud_mode mode)
                        AUD_MAX_DESCRIPTION_CHARS, "description too long");
     if (in->created_at)
         FUZZ_CHECK(val_rfc3339(in->created_at, NULL), "created_at \"%s\"", in->created_at);
+    fuzz_check_lifecycle(&in->lc, mode != AUD_REPLACE);
+    FUZZ_CHECK((in->set & LC_SET_ALL) == (mode == AUD_WHOLE ? (unsigned)LC_SET_ALL : in->lc.set),
+               "lifecycle bits of set 0x%x, of lc 0x%x", in->set, in->lc.set);
     const char *texts[2] = {in->properties, in->deprecated_properties};
     for (int i = 0; i < 2; i++) {
         if (!texts[i])
@@ -86,6 +93,22 @@ static void validate(json_t *root, aud_mode mode)
         fuzz_check_problem(&err);
     }
     val_aud_release(&in);
+}
+
+/* The end-date operation's body (either dialect): only end date and extend are set. */
+static void end_date_body(json_t *root, bool v1)
+{
+    lifecycle_in lc;
+    seg_error err;
+    err_clear(&err);
+    if (val_end_date_body(root, v1, &lc, &err) == 0) {
+        FUZZ_CHECK(err.status == 0 && (lc.set & LC_SET_END), "success without an end date");
+        FUZZ_CHECK((lc.set & ~(unsigned)(LC_SET_END | LC_SET_EXTEND)) == 0, "bits 0x%x", lc.set);
+        fuzz_check_lifecycle(&lc, 0);
+    } else {
+        FUZZ_CHECK(err.status == 422 && (err.n_items > 0 || err.truncated), "status %d", err.status);
+        fuzz_check_problem(&err);
+    }
 }
 
 /* RFC 7396 section 2, applied to the result: nulls removed, objects merged, any other
@@ -121,6 +144,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     validate(root, AUD_CREATE);
     validate(root, AUD_REPLACE);
     validate(root, AUD_WHOLE);
+    end_date_body(root, false);
+    end_date_body(root, true);
 
     json_t *doc = json_loads(stored_segment, 0, &je);
     FUZZ_CHECK(doc != NULL, "fixture: %s", je.text);

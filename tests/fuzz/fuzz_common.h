@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/model.h"
 #include "http/response.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -78,6 +79,24 @@ static inline void fuzz_check_problem(const seg_error *e)
                json_array_size(json_object_get(p, "errors")), text);
     json_decref(p);
     free(text);
+}
+
+/* What a validated lifecycle promises the store: values in range, and when complete (a
+ * create, a merged whole) the rules between them, which the database checks too. */
+static inline void fuzz_check_lifecycle(const lifecycle_in *lc, int complete)
+{
+    FUZZ_CHECK(lc->extend_days >= 1 && lc->extend_days <= LC_EXTEND_DAYS_MAX, "extend_days %d",
+               lc->extend_days);
+    FUZZ_CHECK(!lc->has_start || (lc->start_us >= LC_MIN_US && lc->start_us <= LC_MAX_US),
+               "start %lld", (long long)lc->start_us);
+    FUZZ_CHECK(!lc->has_end || (lc->end_us >= LC_MIN_US && lc->end_us <= LC_MAX_US), "end %lld",
+               (long long)lc->end_us);
+    FUZZ_CHECK((lc->set & ~(unsigned)LC_SET_ALL) == 0, "lifecycle bits 0x%x", lc->set);
+    if (lc->has_start && lc->has_end && (complete || ((lc->set & LC_SET_START) && (lc->set & LC_SET_END))))
+        FUZZ_CHECK(lc->end_us > lc->start_us, "end %lld not after start %lld", (long long)lc->end_us,
+                   (long long)lc->start_us);
+    if (complete)
+        FUZZ_CHECK(!lc->extend || lc->has_end, "extend without an end date");
 }
 
 #endif

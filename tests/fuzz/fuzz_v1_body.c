@@ -60,6 +60,7 @@ static void validate(json_t *root, bool is_patch)
                        "description too long");
         if (in.constraints_json)
             check_constraints(in.constraints_json);
+        fuzz_check_lifecycle(&in.lc, !is_patch);
         char *w = json_dumps(in.warnings, JSON_COMPACT);
         FUZZ_CHECK(w != NULL, "warnings cannot be encoded (not UTF-8?)");
         free(w);

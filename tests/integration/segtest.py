@@ -113,6 +113,9 @@ class Server:
             "SEGMENTD_JWT_SECRET": secret,
             "SEGMENTD_LOG_LEVEL": "info",
             "SEGMENTD_MIGRATIONS_DIR": os.path.join(ROOT, "migrations"),
+            # no lifecycle sweeper unless a test asks for one: the suite's servers share one
+            # database, and a pass of another test's server would bump versions under a test
+            "SEGMENTD_LIFECYCLE_SWEEP_S": "0",
         })
         for k, v in (env or {}).items():
             if v is None:

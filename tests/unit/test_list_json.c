@@ -16,7 +16,7 @@
 /* One row of text columns; NULL is SQL NULL. */
 static store_rows *row_of(int n, const char *const *vals)
 {
-    PGresAttDesc att[16];
+    PGresAttDesc att[24];
     PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     assert_non_null(r);
     memset(att, 0, sizeof att);
@@ -30,15 +30,17 @@ static store_rows *row_of(int n, const char *const *vals)
 
 static char *v1_item(const char *name, const char *desc, const char *created, const char *updated)
 {
-    const char *vals[7] = {"seg_0123456789abc", name, desc, "[]", created, updated, "7"};
-    store_rows *rows = row_of(7, vals);
+    /* the lifecycle: no start, ends at 2000-01-01, active, not renewing */
+    const char *vals[13] = {"seg_0123456789abc", name, desc, "[]", created, updated,
+                            NULL, "0000000000000000", "t", "f", "30", "active", "7"};
+    store_rows *rows = row_of(13, vals);
     size_t max = store_list_item_max(rows, 0, STORE_LIST_V1);
     char *out = malloc(max + 1);
     assert_non_null(out);
     memset(out, '#', max + 1);
     size_t n = store_list_item_write(rows, 0, STORE_LIST_V1, out);
     assert_true(n <= max);
-    assert_true(max - n <= 2 * 40); /* exact but for the two timestamps */
+    assert_true(max - n <= 3 * 40 + 1); /* exact but for three timestamps and a boolean */
     assert_int_equal(out[max], '#');
     out[n] = '\0';
     assert_string_equal(store_list_key(rows, 0, STORE_LIST_V1), "7");
@@ -86,7 +88,9 @@ static void test_every_byte_everywhere(void **state)
                 reference(name, want);
                 snprintf(item, sizeof item, "{\"id\" : \"seg_0123456789abc\", \"name\" : %s, "
                          "\"description\" : null, \"constraints\" : [], \"createdAt\" : 946684800000, "
-                         "\"updatedAt\" : 946684800000}", want);
+                         "\"updatedAt\" : 946684800000, \"startDate\" : null, \"endDate\" : 946684800000, "
+                         "\"active\" : true, \"extend\" : false, \"extendDays\" : 30, \"status\" : \"active\"}",
+                         want);
                 char *got = v1_item(name, NULL, EPOCH0, EPOCH0);
                 assert_string_equal(got, item);
                 free(got);
@@ -98,20 +102,21 @@ static void test_timestamps_as_ms(void **state)
     (void)state;
     /* -1 µs after 2000: floor to the millisecond before; infinity is null */
     char *got = v1_item("n", "d", "ffffffffffffffff", "7fffffffffffffff");
-    assert_non_null(strstr(got, "\"createdAt\" : 946684799999, \"updatedAt\" : null}"));
+    assert_non_null(strstr(got, "\"createdAt\" : 946684799999, \"updatedAt\" : null, "));
     assert_non_null(strstr(got, "\"description\" : \"d\""));
     free(got);
     got = v1_item("n", "d", "not hex at all!!", "00000000000003e8"); /* 1000 µs */
-    assert_non_null(strstr(got, "\"createdAt\" : null, \"updatedAt\" : 946684800001}"));
+    assert_non_null(strstr(got, "\"createdAt\" : null, \"updatedAt\" : 946684800001, "));
     free(got);
 }
 
 static char *aud_item(const char *created, const char *updated)
 {
-    const char *vals[11] = {"3c90c3cc-0d44-4b50-8888-8dd25736052a", "selfmanaged", "n", "12",
+    /* the lifecycle: starts when updated_at, no end, paused, renewing every 7 days */
+    const char *vals[17] = {"3c90c3cc-0d44-4b50-8888-8dd25736052a", "selfmanaged", "n", "12",
                             "3c90c3cc-0d44-4b50-8888-8dd25736052b", NULL, created, "{}", NULL,
-                            "{\"a\": [1]}", updated};
-    store_rows *rows = row_of(11, vals);
+                            "{\"a\": [1]}", updated, updated, NULL, "f", "t", "7", "paused"};
+    store_rows *rows = row_of(17, vals);
     size_t max = store_list_item_max(rows, 0, STORE_LIST_AUD);
     char *out = malloc(max + 1);
     assert_non_null(out);
@@ -141,8 +146,10 @@ static void test_audience_item(void **state)
                  "{\"id\" : \"3c90c3cc-0d44-4b50-8888-8dd25736052a\", \"management_type\" : \"selfmanaged\", "
                  "\"name\" : \"n\", \"no\" : 12, \"owner_id\" : \"3c90c3cc-0d44-4b50-8888-8dd25736052b\", "
                  "\"approximated_size\" : null, \"created_at\" : %s, \"deprecated_properties\" : {}, "
-                 "\"description\" : null, \"properties\" : {\"a\": [1]}, \"updated_at\" : %s}",
-                 cases[i].text, cases[i].text);
+                 "\"description\" : null, \"properties\" : {\"a\": [1]}, \"updated_at\" : %s, "
+                 "\"start_date\" : %s, \"end_date\" : null, \"active\" : false, \"extend\" : true, "
+                 "\"extend_days\" : 7, \"status\" : \"paused\"}",
+                 cases[i].text, cases[i].text, cases[i].text);
         char *got = aud_item(cases[i].hex, cases[i].hex);
         assert_string_equal(got, want);
         free(got);
@@ -151,7 +158,7 @@ static void test_audience_item(void **state)
         snprintf(want, sizeof want, "\"created_at\" : %s, ", cases[i].text);
         got = aud_item(cases[i].hex, cases[j].hex);
         assert_non_null(strstr(got, want));
-        snprintf(want, sizeof want, "\"updated_at\" : %s}", cases[j].text);
+        snprintf(want, sizeof want, "\"updated_at\" : %s, \"start_date\" : %s, ", cases[j].text, cases[j].text);
         assert_non_null(strstr(got, want));
         free(got);
     }

@@ -424,6 +424,74 @@ static void test_problems_collected(void **state)
     arena_release(&a);
 }
 
+/* status=a,b,…: a text[] of the statuses in a canonical order, duplicates folded; both lists. */
+static void test_status_filter(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } ok[] = {
+        {"active", "{active}"},
+        {"scheduled,active", "{active,scheduled}"},
+        {"paused,expired,paused", "{expired,paused}"},
+        {"active,scheduled,expired,paused", "{active,scheduled,expired,paused}"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        seg_arena a;
+        seg_error err;
+        aud_list_query q;
+        v1_list_query vq;
+        arena_init(&a);
+        assert_int_equal(aud(Q1("status", ok[i].in), &a, &q, &err), 0);
+        assert_string_equal(q.statuses, ok[i].out);
+        assert_null(q.active_at_us);
+        assert_int_equal(v1(Q1("status", ok[i].in), &a, &vq, &err), 0);
+        assert_string_equal(vq.statuses, ok[i].out);
+        arena_release(&a);
+    }
+    static const char *const bad[] = {"", ",", "active,", "Active", "live", "active, paused",
+                                      "{active}", "active;paused"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        aud_list_query q;
+        aud_refuses(Q1("status", bad[i]), &q, "status",
+                    "expected one or more of active, scheduled, expired, paused, separated by commas");
+    }
+    aud_list_query q;
+    aud_refuses(Q1_BAD("status", "active"), &q, "status",
+                "expected one or more of active, scheduled, expired, paused, separated by commas");
+}
+
+/* active_at: RFC 3339 on /audiences, epoch milliseconds on /v1; microseconds out. */
+static void test_active_at(void **state)
+{
+    (void)state;
+    seg_arena a;
+    seg_error err;
+    aud_list_query q;
+    v1_list_query vq;
+    arena_init(&a);
+    assert_int_equal(aud(Q1("active_at", "2026-12-06T10:00:00.5+01:00"), &a, &q, &err), 0);
+    assert_string_equal(q.active_at_us, "1796547600500000");
+    assert_int_equal(v1(Q1("active_at", "1796547600500"), &a, &vq, &err), 0);
+    assert_string_equal(vq.active_at_us, "1796547600500000");
+    assert_int_equal(v1(Q1("active_at", "-62135596800000"), &a, &vq, &err), 0);
+    assert_string_equal(vq.active_at_us, "-62135596800000000");
+    assert_int_equal(v1(Q1("active_at", "253402300799999"), &a, &vq, &err), 0);
+    static const char *const bad_ms[] = {"", "-", "1.5", "1e3", "+1", " 1", "253402300800000",
+                                         "-62135596800001", "99999999999999999999", "2026-12-06T10:00:00Z"};
+    for (size_t i = 0; i < sizeof bad_ms / sizeof bad_ms[0]; i++) {
+        assert_int_equal(v1(Q1("active_at", bad_ms[i]), &a, &vq, &err), -1);
+        refused(&err, (const char *[]){"active_at"}, 1);
+    }
+    static const char *const bad_ts[] = {"", "1796547600500", "2026-12-06", "10000-01-01T00:00:00Z",
+                                         "2026-02-30T00:00:00Z"};
+    for (size_t i = 0; i < sizeof bad_ts / sizeof bad_ts[0]; i++) {
+        assert_int_equal(aud(Q1("active_at", bad_ts[i]), &a, &q, &err), -1);
+        refused(&err, (const char *[]){"active_at"}, 1);
+    }
+    arena_release(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +504,8 @@ int main(void)
         cmocka_unit_test(test_property),
         cmocka_unit_test(test_property_pairs),
         cmocka_unit_test(test_problems_collected),
+        cmocka_unit_test(test_status_filter),
+        cmocka_unit_test(test_active_at),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
