@@ -10,8 +10,8 @@
  * counters join /metrics. 0, or -1 with err (the thread could not start). */
 int store_sweeper_start(const seg_config *cfg, seg_error *err) MUSTCHECK;
 
-/* Stops it: a pass under way ends first (its statements are bounded by
- * statement_timeout). Safe when it never started. */
+/* Stops it: a statement under way is cancelled (the batches before it stay committed).
+ * Safe when it never started. */
 void store_sweeper_stop(void);
 
 /* One pass on pg, a session set up by the caller: renews every due segment of both

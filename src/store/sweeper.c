@@ -31,6 +31,7 @@ static struct {
     pthread_t thread;
     const seg_config *cfg;
     PGconn *pg;
+    PGcancel *cancel;        /* pg's, under mu: store_sweeper_stop cancels a statement under way */
     atomic_ullong passes, failures, renewed[2];
 } sw = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -48,6 +49,14 @@ static void sweeper_metrics(metrics_out *o)
                    atomic_load(&sw.renewed[0]));
     metrics_sample(o, "segmentd_lifecycle_extensions_total", "dialect=\"v1\"",
                    atomic_load(&sw.renewed[1]));
+}
+
+static bool stopping(void)
+{
+    pthread_mutex_lock(&sw.mu);
+    bool stop = sw.stop;
+    pthread_mutex_unlock(&sw.mu);
+    return stop;
 }
 
 long long store_sweep_once(void *session, seg_error *err)
@@ -71,14 +80,24 @@ long long store_sweep_once(void *session, seg_error *err)
             total += n;
             if (n < RENEW_BATCH_N)
                 break;
-            pthread_mutex_lock(&sw.mu);
-            bool stop = sw.stop;
-            pthread_mutex_unlock(&sw.mu);
-            if (stop)
+            if (stopping())
                 return total;
         }
     }
     return total;
+}
+
+/* Drops the session (under mu, so that a stop never cancels through a freed handle). */
+static void drop_session(void)
+{
+    pthread_mutex_lock(&sw.mu);
+    if (sw.cancel)
+        PQfreeCancel(sw.cancel);
+    sw.cancel = NULL;
+    pthread_mutex_unlock(&sw.mu);
+    if (sw.pg)
+        PQfinish(sw.pg);
+    sw.pg = NULL;
 }
 
 /* The sweeper's session, connected and set up; NULL (logged) when the database cannot be
@@ -89,8 +108,7 @@ static PGconn *session(void)
     const char *params[2] = {timeout, idle};
     if (sw.pg && PQstatus(sw.pg) == CONNECTION_OK)
         return sw.pg;
-    if (sw.pg)
-        PQfinish(sw.pg);
+    drop_session();
     sw.pg = store_connect_raw(sw.cfg);
     snprintf(timeout, sizeof timeout, "%d", sw.cfg->statement_timeout_ms);
     snprintf(idle, sizeof idle, "%d", sw.cfg->statement_timeout_ms * 2);
@@ -100,12 +118,13 @@ static PGconn *session(void)
         log_msg(LOG_WARN, "lifecycle sweeper: no database session; retrying at the next pass",
                 "detail", sw.pg ? PQerrorMessage(sw.pg) : "out of memory", NULL);
         PQclear(r);
-        if (sw.pg)
-            PQfinish(sw.pg);
-        sw.pg = NULL;
+        drop_session();
         return NULL;
     }
     PQclear(r);
+    pthread_mutex_lock(&sw.mu);
+    sw.cancel = PQgetCancel(sw.pg);
+    pthread_mutex_unlock(&sw.mu);
     return sw.pg;
 }
 
@@ -121,11 +140,12 @@ static void pass(void)
     }
     long long n = store_sweep_once(pg, &err);
     if (n < 0) {
+        if (stopping()) /* cancelled by store_sweeper_stop: what was committed stays */
+            return;
         atomic_fetch_add(&sw.failures, 1);
         log_msg(LOG_WARN, "lifecycle sweeper: a pass failed; retrying at the next pass", "detail",
                 err.log_detail, NULL);
-        PQfinish(sw.pg);
-        sw.pg = NULL;
+        drop_session();
     } else if (n > 0) {
         char count[24];
         snprintf(count, sizeof count, "%lld", n);
@@ -136,12 +156,7 @@ static void pass(void)
 static void *sweeper_main(void *arg)
 {
     (void)arg;
-    for (;;) {
-        pthread_mutex_lock(&sw.mu);
-        bool stop = sw.stop;
-        pthread_mutex_unlock(&sw.mu);
-        if (stop)
-            break;
+    while (!stopping()) {
         pass();
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
@@ -151,9 +166,7 @@ static void *sweeper_main(void *arg)
             ;
         pthread_mutex_unlock(&sw.mu);
     }
-    if (sw.pg)
-        PQfinish(sw.pg);
-    sw.pg = NULL;
+    drop_session();
     return NULL;
 }
 
@@ -185,9 +198,12 @@ void store_sweeper_stop(void)
 {
     if (!sw.started)
         return;
+    char why[256];
     pthread_mutex_lock(&sw.mu);
     sw.stop = true;
     pthread_cond_signal(&sw.cv);
+    if (sw.cancel) /* a statement under way ends now, not at statement_timeout */
+        (void)PQcancel(sw.cancel, why, sizeof why);
     pthread_mutex_unlock(&sw.mu);
     pthread_join(sw.thread, NULL);
     pthread_cond_destroy(&sw.cv);
