@@ -63,6 +63,50 @@ static json_t *error_json(const seg_error *e)
     return json_pack("{s:o}", "error", o);
 }
 
+/* The names of the LC_SET_* bits in each dialect, in the order of the representation. */
+typedef struct bit_name {
+    unsigned bit;
+    const char *name;
+} bit_name;
+
+static const bit_name aud_lc_names[] = {
+    {LC_SET_START, "start_date"}, {LC_SET_END, "end_date"},       {LC_SET_ACTIVE, "active"},
+    {LC_SET_EXTEND, "extend"},    {LC_SET_EXTEND_DAYS, "extend_days"},
+};
+static const bit_name v1_lc_names[] = {
+    {LC_SET_START, "startDate"}, {LC_SET_END, "endDate"},       {LC_SET_ACTIVE, "active"},
+    {LC_SET_EXTEND, "extend"},   {LC_SET_EXTEND_DAYS, "extendDays"},
+};
+
+/* Appends to list the names of the bits of set that names holds; returns the bits left. */
+static unsigned append_names(json_t *list, unsigned set, const bit_name *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (set & names[i].bit)
+            json_array_append_new(list, json_string(names[i].name));
+        set &= ~names[i].bit;
+    }
+    return set;
+}
+
+/* {"set": [names], "start_us", "end_us" (null without a date), "active", "extend",
+ * "extend_days"}, or NULL with why filled when lc.set holds a bit that is no LC_SET_*. */
+static json_t *lifecycle_json(const lifecycle_in *lc, const bit_name *names, size_t n_names,
+                              char *why)
+{
+    json_t *set = json_array();
+    unsigned left = append_names(set, lc->set, names, n_names);
+    if (left) {
+        say(why, "lc.set holds bits 0x%x that are no LC_SET_* bit", left);
+        json_decref(set);
+        return NULL;
+    }
+    return json_pack("{s:o, s:o, s:o, s:b, s:b, s:i}", "set", set, "start_us",
+                     lc->has_start ? json_integer(lc->start_us) : json_null(), "end_us",
+                     lc->has_end ? json_integer(lc->end_us) : json_null(), "active", lc->active,
+                     "extend", lc->extend, "extend_days", lc->extend_days);
+}
+
 /* Each runner reads its inputs from case c and returns the actual outcome (a new
  * reference shaped like the case's "expect"), or NULL with why filled when the case is
  * malformed or the validator broke a promise its header makes. */
@@ -82,7 +126,9 @@ static json_t *run_v1_segment(json_t *c, char *why)
     int rc = val_v1_segment(body, !strcmp(mode, "patch"), &in, &err);
     if (rc != 0) {
         if (rc != -1 || in.id || in.name || in.description || in.has_description ||
-            in.constraints_json || in.warnings) {
+            in.constraints_json || in.warnings || in.lc.set || in.lc.has_start ||
+            in.lc.has_end || in.lc.start_us || in.lc.end_us || in.lc.active || in.lc.extend ||
+            in.lc.extend_days) {
             say(why, "val_v1_segment returned %d without zeroing its output", rc);
             val_v1_segment_release(&in);
             return NULL;
@@ -94,19 +140,20 @@ static json_t *run_v1_segment(json_t *c, char *why)
         val_v1_segment_release(&in);
         return NULL;
     }
-    json_t *out = json_pack("{s:{s:o, s:o, s:o, s:b, s:o}, s:O}", "output", "id", string_or_null(in.id),
-                            "name", string_or_null(in.name), "description",
-                            string_or_null(in.description), "has_description", in.has_description,
-                            "constraints", string_or_null(in.constraints_json), "warnings",
-                            in.warnings);
+    json_t *lc = lifecycle_json(&in.lc, v1_lc_names, ARRAY_LEN(v1_lc_names), why);
+    json_t *out = !lc ? NULL
+                      : json_pack("{s:{s:o, s:o, s:o, s:b, s:o, s:o}, s:O}", "output", "id",
+                                  string_or_null(in.id), "name", string_or_null(in.name),
+                                  "description", string_or_null(in.description),
+                                  "has_description", in.has_description, "constraints",
+                                  string_or_null(in.constraints_json), "lifecycle", lc,
+                                  "warnings", in.warnings);
     val_v1_segment_release(&in);
     return out;
 }
 
-static const struct {
-    unsigned bit;
-    const char *name;
-} aud_set_names[] = {
+/* The AUD_SET_* bits besides the lifecycle's (aud_lc_names names those). */
+static const bit_name aud_set_names[] = {
     {AUD_SET_MANAGEMENT_TYPE, "management_type"}, {AUD_SET_NAME, "name"},
     {AUD_SET_OWNER_ID, "owner_id"},               {AUD_SET_SIZE, "approximated_size"},
     {AUD_SET_DESCRIPTION, "description"},         {AUD_SET_PROPERTIES, "properties"},
@@ -140,25 +187,23 @@ static json_t *run_aud_segment(json_t *c, char *why)
         val_aud_release(&in);
         return error_json(&err);
     }
-    json_t *set = json_array();
-    unsigned left = in.set;
-    for (size_t i = 0; i < ARRAY_LEN(aud_set_names); i++) {
-        if (in.set & aud_set_names[i].bit)
-            json_array_append_new(set, json_string(aud_set_names[i].name));
-        left &= ~aud_set_names[i].bit;
-    }
-    json_t *out = NULL;
+    json_t *set = json_array(), *lc = NULL, *out = NULL;
+    unsigned left = append_names(set, in.set, aud_set_names, ARRAY_LEN(aud_set_names));
+    left = append_names(set, left, aud_lc_names, ARRAY_LEN(aud_lc_names));
     if (left)
         say(why, "val_aud_segment set unknown bits 0x%x", left);
-    else
-        out = json_pack("{s:{s:O, s:s, s:o, s:o, s:s, s:b, s:s, s:o, s:o, s:o, s:o}}", "output",
-                        "set", set, "id", in.id, "management_type",
+    else if (in.lc.set & ~in.set) /* model.h: lc's LC_SET_* bits are in set too */
+        say(why, "val_aud_segment's lc.set (0x%x) holds bits its set (0x%x) lacks", in.lc.set,
+            in.set);
+    else if ((lc = lifecycle_json(&in.lc, aud_lc_names, ARRAY_LEN(aud_lc_names), why)))
+        out = json_pack("{s:{s:O, s:s, s:o, s:o, s:s, s:b, s:s, s:o, s:o, s:o, s:o, s:o}}",
+                        "output", "set", set, "id", in.id, "management_type",
                         string_or_null(in.management_type), "name", string_or_null(in.name),
                         "owner_id", in.owner_id, "size_is_null", in.size_is_null, "size", in.size,
                         "description", string_or_null(in.description), "properties",
                         string_or_null(in.properties), "deprecated_properties",
                         string_or_null(in.deprecated_properties), "created_at",
-                        string_or_null(in.created_at));
+                        string_or_null(in.created_at), "lifecycle", lc);
     json_decref(set);
     val_aud_release(&in);
     return out;
