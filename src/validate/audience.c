@@ -325,8 +325,10 @@ int val_aud_segment(json_t *root, int flags, aud_segment_in *out, seg_error *err
     }
     val_lifecycle(&p, root, false, mode != AUD_REPLACE, &out->lc);
     out->set |= out->lc.set;
-    if (mode == AUD_WHOLE) /* a merged document always carries every field */
+    if (mode == AUD_WHOLE) { /* a merged document always carries every field */
         out->set = AUD_SET_ALL;
+        out->lc.set = LC_SET_ALL;
+    }
     return err->n_items != before || err->status ? -1 : 0;
 }
 

@@ -76,7 +76,7 @@ static void read_bool(val_path *p, const char *key, json_t *v, bool *out)
 void val_lifecycle(val_path *p, json_t *root, bool v1, bool complete, lifecycle_in *out)
 {
     const char *const *names = v1 ? v1_names : aud_names;
-    int before = p->err->n_items;
+    unsigned bad = 0; /* members refused: the rules between members skip those */
     defaults(out);
     for (int m = 0; m < M_STATUS; m++) {
         json_t *v = json_object_get(root, names[m]);
@@ -89,23 +89,25 @@ void val_lifecycle(val_path *p, json_t *root, bool v1, bool complete, lifecycle_
         case M_ACTIVE: read_bool(p, names[m], v, &out->active); break;
         case M_EXTEND: read_bool(p, names[m], v, &out->extend); break;
         case M_EXTEND_DAYS:
-            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-                json_integer_value(v) > LC_EXTEND_DAYS_MAX)
+            if (!json_is_integer(v))
                 val_fail_at(p, names[m], "expected an integer from 1 to %d (days of one renewal), got %s",
-                            LC_EXTEND_DAYS_MAX, json_is_integer(v) ? "one out of range" : val_type_name(v));
+                            LC_EXTEND_DAYS_MAX, val_type_name(v));
+            else if (json_integer_value(v) < 1 || json_integer_value(v) > LC_EXTEND_DAYS_MAX)
+                val_fail_at(p, names[m], "expected an integer from 1 to %d (days of one renewal), got %lld",
+                            LC_EXTEND_DAYS_MAX, (long long)json_integer_value(v));
             else
                 out->extend_days = (int)json_integer_value(v);
             break;
         }
-        if (p->err->n_items == had)
+        if (p->err->n_items == had && !p->err->truncated)
             out->set |= bits[m];
+        else
+            bad |= bits[m];
     }
-    if (p->err->n_items != before)
-        return;
-    /* the rules, between what is known here: the whole when complete */
-    bool start_known = complete || (out->set & LC_SET_START);
-    bool end_known = complete || (out->set & LC_SET_END);
-    bool extend_known = complete || (out->set & LC_SET_EXTEND);
+    /* the rules, between the members known here (all of them when complete) and valid */
+    bool start_known = (complete || (out->set & LC_SET_START)) && !(bad & LC_SET_START);
+    bool end_known = (complete || (out->set & LC_SET_END)) && !(bad & LC_SET_END);
+    bool extend_known = (complete || (out->set & LC_SET_EXTEND)) && !(bad & LC_SET_EXTEND);
     if (start_known && end_known && out->has_start && out->has_end && out->end_us <= out->start_us)
         val_fail_at(p, names[M_END], "the end date must be after the start date (%s)", names[M_START]);
     if (extend_known && end_known && out->extend && !out->has_end)

@@ -4,7 +4,7 @@
  * operation (% 6: create, update, delete on /audiences/segments, then on /v1/segments)
  * and whether the request is atomic (0x80); the rest is the body. A stand-in store
  * answers each record with a row (ids ending in '0' are "not found" to updates and
- * deletes). Checked: the records the statement would bind; the envelope is
+ * deletes; ids ending in '1' break a lifecycle rule with the stored dates, for updates). Checked: the records the statement would bind; the envelope is
  * {data, errors, warnings} with every pointer naming an item sent; the walk gives the items of jansson's
  * parse of the whole body, and a create walked in parts of 2 answers exactly as the
  * same body taken whole (ids and trace ids aside). */
@@ -38,8 +38,9 @@ static bool lower_uuid(const char *s)
 /* The rows a stand-in store made: text it owns, and the rows pointing into it. */
 typedef struct fake_store {
     bulk_row rows[VAL_BULK_MAX_ITEMS];
-    char *text[VAL_BULK_MAX_ITEMS][6];
+    char *text[VAL_BULK_MAX_ITEMS][9];
     size_t n;
+    size_t broken; /* rows of updates left as they were (a lifecycle rule): no data item */
     size_t made; /* rows made by creates, in request order: picks their timestamps */
 } fake_store;
 
@@ -87,10 +88,21 @@ static void fake_statement(fake_store *st, const bulk *b, size_t from, size_t to
             json_t *cons = json_object_get(rec, "constraints");
             FUZZ_CHECK(json_is_null(cons) || json_is_array(cons), "constraints in record %zu", i);
         }
+        json_t *start = json_object_get(rec, "start_us"), *end = json_object_get(rec, "end_us"),
+               *days = json_object_get(rec, "extend_days");
+        if (!del) /* the lifecycle members (LC_RECORD) */
+            FUZZ_CHECK((json_is_null(start) || json_is_integer(start)) && (json_is_null(end) || json_is_integer(end)) &&
+                           json_is_boolean(json_object_get(rec, "active")) &&
+                           json_is_boolean(json_object_get(rec, "extend")) && json_integer_value(days) >= 1 &&
+                           json_integer_value(days) <= LC_EXTEND_DAYS_MAX,
+                       "lifecycle of record %zu: %.300s", i, records);
         char **v = st->text[st->n];
         v[0] = dup_or_die(strdup(rid));
         bulk_row *row = &st->rows[st->n];
-        if (b->v1 || !create) {
+        if (!create && !del && rid[strlen(rid) - 1] == '1') { /* left as it was */
+            *row = (bulk_row){.id = v[0], .broken_rule = "end_date"};
+            st->broken++;
+        } else if (b->v1 || !create) {
             json_t *r = json_pack("{s:s}", "id", rid);
             v[1] = dup_or_die(json_dumps(r, JSON_COMPACT));
             json_decref(r);
@@ -102,9 +114,16 @@ static void fake_statement(fake_store *st, const bulk *b, size_t from, size_t to
             v[3] = dup_or_die(json_is_object(d) ? json_dumps(d, JSON_COMPACT) : strdup("{}"));
             v[4] = dup_or_die(strdup(st->made % 2 ? "-62135596800000000" : "1764748800123456")); /* 0001-01-01, 2025-12-03 */
             v[5] = dup_or_die(strdup("1764748800123456"));
+            v[6] = json_is_integer(start) ? dup_or_die(json_dumps(start, JSON_ENCODE_ANY)) : NULL;
+            v[7] = json_is_integer(end) ? dup_or_die(json_dumps(end, JSON_ENCODE_ANY)) : NULL;
+            v[8] = dup_or_die(json_dumps(days, JSON_ENCODE_ANY));
             *row = (bulk_row){.id = v[0], .no = v[1], .no_len = 2, .properties = v[2],
                               .properties_len = strlen(v[2]), .deprecated_properties = v[3],
-                              .deprecated_properties_len = strlen(v[3]), .created_us = v[4], .updated_us = v[5]};
+                              .deprecated_properties_len = strlen(v[3]), .created_us = v[4], .updated_us = v[5],
+                              .start_us = v[6], .end_us = v[7],
+                              .active = json_is_true(json_object_get(rec, "active")) ? "t" : "f",
+                              .extend = json_is_true(json_object_get(rec, "extend")) ? "t" : "f",
+                              .extend_days = v[8], .status = "active"};
         }
         st->made++;
         st->n++;
@@ -116,11 +135,11 @@ static void fake_statement(fake_store *st, const bulk *b, size_t from, size_t to
 static void fake_free(fake_store *st)
 {
     for (size_t i = 0; i < st->n; i++)
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < 9; k++) {
             free(st->text[i][k]);
             st->text[i][k] = NULL;
         }
-    st->n = st->made = 0;
+    st->n = st->made = st->broken = 0;
 }
 
 /* The answer to a request whose items are in b: an all-or-nothing one with an error
@@ -163,7 +182,7 @@ static void check_envelope(const char *text, size_t len, unsigned status, size_t
         /* an /audiences/segments create's answer is written by the handler: every field */
         const char *ts = json_string_value(json_object_get(e, "created_at"));
         FUZZ_CHECK(json_is_string(json_object_get(e, "id")) &&
-                       (!aud_create || (json_object_size(e) == 11 && ts && strlen(ts) == 27 &&
+                       (!aud_create || (json_object_size(e) == 17 && ts && strlen(ts) == 27 &&
                                         json_is_integer(json_object_get(e, "no")) &&
                                         json_is_object(json_object_get(e, "properties")))),
                    "data item %zu: %.300s", i, text);
@@ -213,7 +232,7 @@ static int run_whole(const char *body, size_t len, bulk_op op, bool v1, bool ato
     if (!(atomic && b.n_errors))
         fake_statement(&st, &b, 0, b.n);
     *text = answer(&b, &st, atomic, status, text_len);
-    check_envelope(*text, *text_len, *status, n, st.n, !v1 && op == BULK_CREATE);
+    check_envelope(*text, *text_len, *status, n, st.n - st.broken, !v1 && op == BULK_CREATE);
     fake_free(&st);
     h_bulk_free(&b);
     json_decref(root);
@@ -247,7 +266,7 @@ static int run_streamed(const char *body, size_t len, bool v1, bool atomic, unsi
     if (!(atomic && b.n_errors) && kept)
         fake_statement(&st, &b, from, b.n);
     *text = answer(&b, &st, atomic, status, text_len);
-    check_envelope(*text, *text_len, *status, b.n, st.n, !v1);
+    check_envelope(*text, *text_len, *status, b.n, st.n - st.broken, !v1);
     rc = 0;
 done:
     fake_free(&st);
