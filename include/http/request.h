@@ -37,7 +37,7 @@ struct http_request {
     const http_route *route;
     const char *method;
     const char *path;
-    char param[96];               /* the {id} of the path, already checked */
+    char param[264];              /* the {id} of the path, already checked (device ids: 255 characters) */
     const char *body;             /* not NUL-terminated */
     size_t body_len;
     auth_principal principal;
