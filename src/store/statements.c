@@ -382,12 +382,12 @@ const stmt_def store_statements[STMT__COUNT] = {
         "updated_at = " DEVICE_NOW ", version = d.version + 1 "
         "WHERE d.tenant = $1 AND d.id = $2 AND ($23::bigint[] IS NOT NULL OR $25::boolean) "
         "AND ($23::bigint[] IS NULL OR d.version = ANY($23::bigint[])) "
-        "RETURNING " DEVICE_JSON ", d.version, false), "
+        "RETURNING " DEVICE_JSON " AS body, d.version, false AS created), "
         "ins AS (INSERT INTO devices AS d (tenant, id, " DEVICE_COLS ", updated_at) "
         "SELECT $1, $2, " DEVICE_VALS ", " DEVICE_NOW " WHERE $23::bigint[] IS NULL AND NOT $25::boolean "
         "ON CONFLICT (tenant, id) DO UPDATE SET (" DEVICE_COLS ") = (" DEVICE_VALS "), "
         "updated_at = " DEVICE_NOW ", version = d.version + 1 WHERE NOT $24::boolean "
-        "RETURNING " DEVICE_JSON ", d.version, d.xmax = 0) "
+        "RETURNING " DEVICE_JSON " AS body, d.version, d.xmax = 0 AS created) "
         "SELECT * FROM upd UNION ALL SELECT * FROM ins", 25, LOCKS_DEVICES, false},
 
     [STMT_DEVICE_GET] = {"device_get",
