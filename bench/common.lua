@@ -83,6 +83,21 @@ function M.v1_create_requests(n)
   return r
 end
 
+-- The device of bench/pgbench_scripts.py's device_put, field for field.
+function M.device_put_requests(n)
+  local r = {}
+  local body = '{"country":"PL","language":"pol","timezone":"Europe/Warsaw","appVersion":"5.2.1",' ..
+    '"appVersionCode":521,"osApi":"33","osVersion":"14","email":"user@example.com","type":"phone",' ..
+    '"firstSession":1764748800000,"lastSession":1764748800000,"sessionCount":12,' ..
+    '"createdAt":1764748800000,"deviceModel":"Pixel 8","deviceManufacturer":"Google",' ..
+    '"tags":["vip","beta"],"attributes":{"interest":["sports"]}}'
+  for i = 1, n do
+    r[i] = wrk.format("PUT", string.format("/v1/devices/bench-%d", math.random(1, 100000)),
+                      M.write_headers, body)
+  end
+  return r
+end
+
 function M.pick(list)
   return list[math.random(#list)]
 end

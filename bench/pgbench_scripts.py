@@ -69,6 +69,18 @@ SCRIPTS = {
                   "\\set v_n random(1000000000000, 9999999999999)\n"),
     "v1_get": ("v1_get", {1: "tenant", 2: "vg_id"},
                refresh("v1", "k_v1get", "id AS vg_id")),
+    # the device of bench/common.lua's device_put_requests, as segmentd binds it
+    "device_put": ("device_put",
+                   {1: "tenant", 2: ("expr", "'bench-' || :dv_n"), 3: ("expr", "'PL'"),
+                    4: ("expr", "'pol'"), 5: ("expr", "'Europe/Warsaw'"), 6: ("expr", "'5.2.1'"),
+                    7: ("expr", "'521'"), 8: ("expr", "'33'"), 9: ("expr", "'14'"), 10: NULL,
+                    11: ("expr", "'user@example.com'"), 12: ("expr", "'phone'"),
+                    13: ("expr", "'1764748800000'"), 14: ("expr", "'1764748800000'"),
+                    15: ("expr", "'12'"), 16: ("expr", "'1764748800000'"), 17: NULL, 18: NULL,
+                    19: ("expr", "'Pixel 8'"), 20: ("expr", "'Google'"),
+                    21: ("expr", "'[\"vip\",\"beta\"]'"), 22: ("expr", "'{\"interest\":[\"sports\"]}'"),
+                    23: NULL, 24: ("expr", "'f'"), 25: ("expr", "'f'")},
+                   "\\set dv_n random(1, 100000)\n"),
 }
 
 

@@ -18,6 +18,7 @@ SCENARIOS = [
     ("mixed", "mixed 80/20", None),
     ("v1_create", "v1 create", 0.80),
     ("v1_get", "v1 get-by-id", 0.70),
+    ("device_put", "device put", 0.80),
 ]
 
 

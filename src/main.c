@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "  serve          run the HTTP server (default)\n"
             "  migrate        apply pending migrations and exit\n"
             "  token          print a development token signed with the HMAC secret\n"
-            "                 --tenant T (default dev) --scope \"segments:read segments:write\"\n"
+            "                 --tenant T (default dev) --scope \"" AUTH_DEFAULT_SCOPES "\"\n"
             "                 --ttl SECONDS (default 3600) --sub SUBJECT (default dev)\n"
             "  healthcheck    GET /healthz on the configured port; exit 0 when it answers 200\n"
             "  --version      print the version\n"
@@ -48,7 +48,7 @@ static int fatal(const seg_error *err)
 
 static int cmd_token(int argc, char **argv)
 {
-    const char *tenant = "dev", *scope = "segments:read segments:write", *sub = "dev";
+    const char *tenant = "dev", *scope = AUTH_DEFAULT_SCOPES, *sub = "dev";
     long long ttl = 3600;
     seg_error err;
     err_clear(&err);

@@ -8,8 +8,12 @@
 #include "core/config.h"
 #include "core/error.h"
 
-#define AUTH_SCOPE_READ 1u
-#define AUTH_SCOPE_WRITE 2u
+#define AUTH_SCOPE_READ 1u           /* segments:read */
+#define AUTH_SCOPE_WRITE 2u          /* segments:write */
+#define AUTH_SCOPE_DEVICES_READ 4u   /* devices:read */
+#define AUTH_SCOPE_DEVICES_WRITE 8u  /* devices:write: ingest needs no right on segments */
+/* What `segmentd token` and the development token grant by default. */
+#define AUTH_DEFAULT_SCOPES "segments:read segments:write devices:read devices:write"
 #define AUTH_MAX_TOKEN 4096     /* bytes; longer tokens are refused before decoding */
 #define AUTH_TENANT_MAX 128
 

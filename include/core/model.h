@@ -82,4 +82,21 @@ typedef struct v1_list_query {
     int limit;
 } v1_list_query;
 
+/* The filters of GET /v1/devices, validated: pages in (updated_at, id) order. */
+typedef struct device_list_query {
+    const char *after_us;        /* keyset cursor: rows after (this updated_at in µs, after_id) */
+    const char *after_id;
+    const char *updated_since_us; /* updated_at >= this (µs since the epoch); NULL: any */
+    int limit;
+} device_list_query;
+
+/* A device as the store writes it: its columns' texts in the table's order
+ * (migrations/0003_devices.sql), NULL for SQL NULL. */
+#define DEVICE_SCALARS 18
+typedef struct device_row {
+    const char *scalar[DEVICE_SCALARS]; /* country … device_manufacturer */
+    const char *tags_json;              /* JSON array of strings */
+    const char *attributes_json;        /* JSON object */
+} device_row;
+
 #endif

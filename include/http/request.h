@@ -53,7 +53,7 @@ struct http_request {
     http_free_fn body_free;
     void *body_free_cls;
     char etag[48];
-    char location[192];
+    char location[320];           /* a device's: "/v1/devices/" and an id of 255 */
 
     void *priv;                   /* http/dispatch.c's own state */
 };

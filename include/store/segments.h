@@ -22,6 +22,8 @@ typedef struct store_doc {
  * The functions below return one of these, or -1 with err set (database errors). */
 typedef enum { STORE_DONE = 0, STORE_MISSING = 1, STORE_STALE = 2, STORE_INVALID = 3 } store_outcome;
 
+#define STORE_PAGE_KEY_MAX 288   /* a device page's key: 20 digits, ':', an id of 255 */
+
 /* A page of a list, newest first: up to limit items, written by the store as JSON text
  * (each exactly as GET by id answers it) and joined with commas, and the paging key of the
  * last one when more follow (more: next_key holds it as decimal text). */
@@ -32,11 +34,11 @@ typedef struct store_page {
                               * answer is written around them in place, not copied */
     size_t items_len;
     bool more;
-    char next_key[24];
+    char next_key[STORE_PAGE_KEY_MAX]; /* decimal text; for devices "µs:id" */
 } store_page;
 
 #define STORE_PAGE_HEAD 16
-#define STORE_PAGE_TAIL 128
+#define STORE_PAGE_TAIL 448
 
 int store_aud_insert(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
                      store_doc *out, seg_error *err) MUSTCHECK;

@@ -40,13 +40,17 @@ typedef enum stmt_id {
     STMT_V1_BULK_INSERT,
     STMT_V1_BULK_UPDATE,
     STMT_V1_BULK_DELETE,
+    STMT_DEVICE_PUT,
+    STMT_DEVICE_GET,
+    STMT_DEVICE_DELETE,
+    STMT_DEVICE_LIST,
     STMT__COUNT
 } stmt_id;
 
 /* Tables whose rows a statement locks by ($1 tenant, $2 id) until its transaction ends;
  * a batch sends such writes in the order (table, tenant, id), so that two batches never
  * wait on each other's locks (store/batch.c). */
-typedef enum { LOCKS_NONE = 0, LOCKS_AUDIENCE_SEGMENTS, LOCKS_V1_SEGMENTS } stmt_locks;
+typedef enum { LOCKS_NONE = 0, LOCKS_AUDIENCE_SEGMENTS, LOCKS_V1_SEGMENTS, LOCKS_DEVICES } stmt_locks;
 
 typedef struct stmt_def {
     const char *name;   /* prepared statement name; NULL: a utility statement sent as text */

@@ -10,7 +10,8 @@
 
 #define VAL_PAGE_DEFAULT 50
 #define VAL_PAGE_MAX 500
-#define VAL_CURSOR_MAX 64          /* characters of an encoded cursor, NUL included */
+#define VAL_CURSOR_MAX 400         /* characters of an encoded cursor, NUL included */
+#define VAL_CURSOR_KEY_MAX 288     /* bytes of the key a cursor carries, NUL included: µs:device id */
 
 /* Looks a query parameter up: its value (percent-decoded), or NULL when absent. Sets *bad
  * when it is present but unusable (a NUL byte, more than 1024 bytes). */
@@ -34,6 +35,10 @@ void val_cursor_encode(char kind, const char *key, char out[VAL_CURSOR_MAX]);
  * in a. 0, or -1 with every problem in err (400). */
 int val_aud_list_query(val_query_fn q, void *cls, seg_arena *a, aud_list_query *out,
                        seg_error *err) MUSTCHECK;
+/* GET /v1/devices: limit, cursor (of kind 'd', "µs:id") and updated_since (epoch ms).
+ * Texts live in a. 0, or -1 with every problem in err (400). */
+int val_device_list_query(val_query_fn q, void *cls, seg_arena *a, device_list_query *out,
+                          seg_error *err) MUSTCHECK;
 /* GET /v1/segments: paging and name. Texts live in a. 0, or -1 with err (400). */
 int val_v1_list_query(val_query_fn q, void *cls, seg_arena *a, v1_list_query *out,
                       seg_error *err) MUSTCHECK;

@@ -27,6 +27,10 @@ void val_path_pop(val_path *p, size_t old_len);
 /* Record a problem at the current pointer (or at current pointer + "/key"). */
 void val_fail(val_path *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void val_fail_at(val_path *p, const char *key, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Record a problem at the current pointer: the formatted lead, then "expected one of " and
+ * as many of the n names (n < 100) as fit ERR_DETAIL_MAX, the rest counted ("and 3 more"). */
+void val_fail_one_of(val_path *p, const char *const *names, size_t n, const char *fmt, ...)
+    PRINTF_LIKE(4, 5);
 
 /* Parses a request body (not NUL-terminated) into a JSON object. Duplicate keys,
  * NUL escapes, trailing data and non-objects are refused. On failure fills err with
@@ -56,6 +60,10 @@ bool val_rfc3339(const char *s, int64_t *us);
 
 /* Largest depth of nested arrays/objects in v (a scalar has depth 0). */
 int val_depth(const json_t *v);
+
+/* true when v is an object nested at most max_depth levels (val_depth); otherwise records
+ * why at p's pointer and returns false. For the free-form objects a body may carry. */
+bool val_object_within(val_path *p, json_t *v, int max_depth) MUSTCHECK;
 
 /* Client text quoted in a message is cut to VAL_EXCERPT_MAX bytes (at a character
  * boundary), so that two quotes plus the sentence always fit ERR_DETAIL_MAX and stay valid

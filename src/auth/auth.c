@@ -18,10 +18,33 @@ static jwt_alg_t pinned_alg;
 
 static const char *const www_missing = "Bearer realm=\"segmentd\"";
 static const char *const www_invalid = "Bearer realm=\"segmentd\", error=\"invalid_token\"";
-static const char *const www_scope_read =
-    "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"segments:read\"";
-static const char *const www_scope_write =
-    "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"segments:write\"";
+
+/* The scopes a token may grant: their names, bits, and the challenge naming each. */
+static const struct scope_def {
+    const char *name;
+    unsigned bit;
+    const char *www;
+} scope_defs[] = {
+    {"segments:read", AUTH_SCOPE_READ,
+     "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"segments:read\""},
+    {"segments:write", AUTH_SCOPE_WRITE,
+     "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"segments:write\""},
+    {"devices:read", AUTH_SCOPE_DEVICES_READ,
+     "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"devices:read\""},
+    {"devices:write", AUTH_SCOPE_DEVICES_WRITE,
+     "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"devices:write\""},
+};
+#define N_SCOPES (sizeof scope_defs / sizeof scope_defs[0])
+
+/* The bit of the scope named by the n bytes at name, or 0 for a scope segmentd does not
+ * know (ignored, as other services' scopes in a shared token are). */
+static unsigned scope_bit(const char *name, size_t n)
+{
+    for (size_t i = 0; i < N_SCOPES; i++)
+        if (strlen(scope_defs[i].name) == n && !strncmp(name, scope_defs[i].name, n))
+            return scope_defs[i].bit;
+    return 0;
+}
 
 void auth_init(const seg_config *cfg)
 {
@@ -87,10 +110,7 @@ static unsigned scopes_from(json_t *scope, json_t *scp, bool *ok)
         const char *p = json_string_value(scope);
         while (*p) {
             size_t n = strcspn(p, " ");
-            if (n == 14 && !strncmp(p, "segments:write", n))
-                s |= AUTH_SCOPE_WRITE;
-            else if (n == 13 && !strncmp(p, "segments:read", n))
-                s |= AUTH_SCOPE_READ;
+            s |= scope_bit(p, n);
             p += n;
             while (*p == ' ')
                 p++;
@@ -104,12 +124,8 @@ static unsigned scopes_from(json_t *scope, json_t *scp, bool *ok)
             return 0;
         }
         json_array_foreach(scp, i, v) {
-            if (!json_is_string(v))
-                continue;
-            if (!strcmp(json_string_value(v), "segments:write"))
-                s |= AUTH_SCOPE_WRITE;
-            else if (!strcmp(json_string_value(v), "segments:read"))
-                s |= AUTH_SCOPE_READ;
+            if (json_is_string(v))
+                s |= scope_bit(json_string_value(v), json_string_length(v));
         }
     }
     return s;
@@ -313,10 +329,15 @@ int auth_require(const auth_principal *p, unsigned scope, seg_error *err)
 {
     if ((p->scopes & scope) == scope)
         return 0;
-    err_set(err, 403, "insufficient_scope", "the access token lacks the scope %s",
-            scope == AUTH_SCOPE_WRITE ? "segments:write" : "segments:read");
-    err->www_authenticate = scope == AUTH_SCOPE_WRITE ? www_scope_write : www_scope_read;
-    err_log(err, "scope %s missing", scope == AUTH_SCOPE_WRITE ? "segments:write" : "segments:read");
+    const struct scope_def *missing = &scope_defs[0];
+    for (size_t i = 0; i < N_SCOPES; i++)
+        if ((scope & scope_defs[i].bit) && !(p->scopes & scope_defs[i].bit)) {
+            missing = &scope_defs[i];
+            break;
+        }
+    err_set(err, 403, "insufficient_scope", "the access token lacks the scope %s", missing->name);
+    err->www_authenticate = missing->www;
+    err_log(err, "scope %s missing", missing->name);
     return -1;
 }
 

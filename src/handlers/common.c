@@ -24,14 +24,19 @@ void *h_keep(http_request *rq, size_t n, void (*release)(void *))
     return p;
 }
 
-bool h_missed(http_request *rq, int outcome)
+bool h_missed_as(http_request *rq, int outcome, const char *what)
 {
     if (outcome == STORE_MISSING)
-        err_set(&rq->err, 404, "not_found", "no segment with this id");
+        err_set(&rq->err, 404, "not_found", "no %s with this id", what);
     else if (outcome == STORE_STALE)
         err_set(&rq->err, 412, "precondition_failed",
-                "the segment changed since the ETag in If-Match was issued: fetch it again");
+                "the %s changed since the ETag in If-Match was issued: fetch it again", what);
     return outcome != STORE_DONE;
+}
+
+bool h_missed(http_request *rq, int outcome)
+{
+    return h_missed_as(rq, outcome, "segment");
 }
 
 const char *h_rule_pointer(const char *rule, bool v1)
@@ -131,6 +136,7 @@ void h_reply_page(http_request *rq, const store_page *page, char kind)
     json_text t;
     _Static_assert(sizeof head - 1 <= STORE_PAGE_HEAD, "the page's head fits before its items");
     _Static_assert(VAL_CURSOR_MAX + 32 <= STORE_PAGE_TAIL, "the page's tail fits after its items");
+    _Static_assert(STORE_PAGE_KEY_MAX <= VAL_CURSOR_KEY_MAX, "a page's key fits its cursor");
     if (page->more)
         val_cursor_encode(kind, page->next_key, cursor);
     /* around the items, in the room the store left: no copy of the page */

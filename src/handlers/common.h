@@ -17,6 +17,8 @@ void *h_keep(http_request *rq, size_t n, void (*release)(void *));
  * True when the request is answered: by one of these, or by the error of a failed call
  * (outcome -1); false for STORE_DONE, which the caller answers. */
 bool h_missed(http_request *rq, int outcome);
+/* The same for another kind of resource: "no <what> with this id". */
+bool h_missed_as(http_request *rq, int outcome, const char *what);
 
 /* h_missed, and for STORE_INVALID a 422 at the lifecycle member whose rule the update
  * would break with the stored values (doc->broken_rule, named in the dialect's words). */

@@ -4,6 +4,8 @@
 
 #define R AUTH_SCOPE_READ
 #define W AUTH_SCOPE_WRITE
+#define DR AUTH_SCOPE_DEVICES_READ
+#define DW AUTH_SCOPE_DEVICES_WRITE
 
 const http_route handlers_routes[] = {
     {"GET", "/healthz", h_healthz, 0, BODY_NONE, NULL, NULL},
@@ -31,6 +33,12 @@ const http_route handlers_routes[] = {
     {"GET", "/v1/segments/{id}", h_v1_get, R, BODY_NONE, h_check_seg_id, "segment id"},
     {"DELETE", "/v1/segments/{id}", h_v1_delete, W, BODY_NONE, h_check_seg_id, "segment id"},
     {"POST", "/v1/segments/{id}/end-date", h_v1_end_date, W, BODY_JSON, h_check_seg_id, "segment id"},
+
+    {"GET", "/v1/devices", h_device_list, DR, BODY_NONE, NULL, NULL},
+    {"GET", "/v1/devices/{id}", h_device_get, DR, BODY_NONE, h_check_device_id, "device id"},
+    {"PUT", "/v1/devices/{id}", h_device_put, DW, BODY_JSON, h_check_device_id, "device id"},
+    {"PATCH", "/v1/devices/{id}", h_device_patch, DW, BODY_MERGE_PATCH, h_check_device_id, "device id"},
+    {"DELETE", "/v1/devices/{id}", h_device_delete, DW, BODY_NONE, h_check_device_id, "device id"},
 };
 
 const size_t handlers_n_routes = sizeof handlers_routes / sizeof handlers_routes[0];

@@ -9,26 +9,6 @@
 #include "store/list_json.h"
 #include "store/store_private.h"
 
-/* Column col of row r as a document whose version is in column vcol. */
-static void doc_of(const PGresult *res, int r, int col, int vcol, store_doc *out)
-{
-    out->json = PQgetvalue(res, r, col);
-    out->len = (size_t)PQgetlength(res, r, col);
-    out->version = strtoll(PQgetvalue(res, r, vcol), NULL, 10);
-}
-
-/* A single-row read or insert: (body, version), or no row. */
-static int one_doc(store_conn *c, stmt_id id, const char *const *p, store_doc *out, seg_error *err)
-{
-    PGresult *res = store_run(c, id, p, err);
-    if (!res)
-        return -1;
-    if (PQntuples(res) == 0)
-        return STORE_MISSING;
-    doc_of(res, 0, 0, 1, out);
-    return STORE_DONE;
-}
-
 /* INSERT … RETURNING returns its row: none would be a bug of ours, not a missing segment. */
 static int inserted(int rc, seg_error *err)
 {
@@ -78,20 +58,8 @@ static int updated_doc(store_conn *c, stmt_id id, const char *const *p, store_do
         out->broken_rule = PQgetvalue(res, 0, 3);
         return STORE_INVALID;
     }
-    doc_of(res, 0, 1, 2, out);
+    store_doc_of(res, 0, 1, 2, out);
     return STORE_DONE;
-}
-
-/* A delete's row: none = no such segment; (version, NULL) = If-Match stale; (version,
- * version) = gone. */
-static int deleted(store_conn *c, stmt_id id, const char *const *p, seg_error *err)
-{
-    PGresult *res = store_run(c, id, p, err);
-    if (!res)
-        return -1;
-    if (PQntuples(res) == 0)
-        return STORE_MISSING;
-    return PQgetisnull(res, 0, 1) ? STORE_STALE : STORE_DONE;
 }
 
 /* A list read with limit + 1 rows (the representation's columns, store/list_json.c): the
@@ -105,28 +73,21 @@ static int page_of(store_conn *c, stmt_id id, const char *const *p, int limit, s
         return -1;
     const store_rows *rows = (const store_rows *)(const void *)res;
     int n = PQntuples(res);
-    size_t cap = STORE_PAGE_HEAD + STORE_PAGE_TAIL;
+    size_t cap = 0;
     out->more = n > limit;
     out->n = out->more ? limit : n;
     for (int i = 0; i < out->n; i++)
         cap += store_list_item_max(rows, i, kind) + 1;
-    char *buf = arena_alloc(c->arena, cap);
-    if (!buf) {
-        err_set(err, 500, "internal", "out of memory");
+    char *buf = store_page_room(c, cap, err);
+    if (!buf)
         return -1;
-    }
-    buf += STORE_PAGE_HEAD;
     size_t len = 0;
     for (int i = 0; i < out->n; i++) {
         if (i)
             buf[len++] = ',';
         len += store_list_item_write(rows, i, kind, buf + len);
     }
-    out->items = buf;
-    out->items_len = len;
-    out->next_key[0] = '\0';
-    if (out->more)
-        snprintf(out->next_key, sizeof out->next_key, "%s", store_list_key(rows, out->n - 1, kind));
+    store_page_done(out, buf, len, out->more ? store_list_key(rows, out->n - 1, kind) : NULL);
     return STORE_DONE;
 }
 
@@ -139,14 +100,14 @@ int store_aud_insert(store_conn *c, const char *tenant, const char *id, const au
                          in->size_is_null || !in->size[0] ? NULL : in->size, in->description,
                          in->properties, in->deprecated_properties, in->created_at,
                          lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
-    return inserted(one_doc(c, STMT_AUD_INSERT, p, out, err), err);
+    return inserted(store_one_doc(c, STMT_AUD_INSERT, p, out, err), err);
 }
 
 int store_aud_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
                   seg_error *err)
 {
     const char *p[2] = {tenant, id};
-    return one_doc(c, STMT_AUD_GET, p, out, err);
+    return store_one_doc(c, STMT_AUD_GET, p, out, err);
 }
 
 int store_aud_update(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
@@ -168,7 +129,7 @@ int store_aud_delete(store_conn *c, const char *tenant, const char *id, const ch
                      seg_error *err)
 {
     const char *p[3] = {tenant, id, versions};
-    return deleted(c, STMT_AUD_DELETE, p, err);
+    return store_deleted(c, STMT_AUD_DELETE, p, err);
 }
 
 int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, store_page *out,
@@ -194,14 +155,14 @@ int store_v1_insert(store_conn *c, const char *tenant, const char *id, const v1_
     lc_params_of(in->lc, &lc);
     const char *p[10] = {tenant, id, in->name, in->description, in->constraints,
                          lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
-    return inserted(one_doc(c, STMT_V1_INSERT, p, out, err), err);
+    return inserted(store_one_doc(c, STMT_V1_INSERT, p, out, err), err);
 }
 
 int store_v1_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
                  seg_error *err)
 {
     const char *p[2] = {tenant, id};
-    return one_doc(c, STMT_V1_GET, p, out, err);
+    return store_one_doc(c, STMT_V1_GET, p, out, err);
 }
 
 int store_v1_update(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
@@ -220,7 +181,7 @@ int store_v1_delete(store_conn *c, const char *tenant, const char *id, const cha
                     seg_error *err)
 {
     const char *p[3] = {tenant, id, versions};
-    return deleted(c, STMT_V1_DELETE, p, err);
+    return store_deleted(c, STMT_V1_DELETE, p, err);
 }
 
 int store_v1_list(store_conn *c, const char *tenant, const v1_list_query *q, store_page *out,

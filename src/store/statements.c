@@ -123,6 +123,28 @@
     "version = s.version + 1 FROM due WHERE s.tenant = due.tenant AND s.id = due.id "      \
     "AND s.extend AND s.end_date <= now()"
 
+/* Devices (migrations/0003_devices.sql): the columns in the table's order, the parameters
+ * $3 to $22 that give them (integers cast, tags from a JSON array), and the representation
+ * in the order of the field table (src/validate/formats.c), id first. */
+#define DEVICE_COLS                                                                           \
+    "country, language, timezone, app_version, app_version_code, os_api, os_version, "       \
+    "custom_user_id, email, type, first_session, last_session, session_count, created_at, "  \
+    "push_token, un_registered_at, device_model, device_manufacturer, tags, attributes"
+#define DEVICE_VALS                                                                           \
+    "$3, $4, $5, $6, $7::integer, $8, $9, $10, $11, $12, $13::bigint, $14::bigint, "         \
+    "$15::integer, $16::bigint, $17, $18::bigint, $19, $20, "                               \
+    "ARRAY(SELECT json_array_elements_text($21::json)), $22::jsonb"
+#define DEVICE_NOW "date_trunc('milliseconds', now())"
+#define DEVICE_JSON                                                                           \
+    "json_build_object('id', d.id, 'country', d.country, 'language', d.language, "          \
+    "'timezone', d.timezone, 'appVersion', d.app_version, 'appVersionCode', d.app_version_code, " \
+    "'osApi', d.os_api, 'osVersion', d.os_version, 'customUserId', d.custom_user_id, "      \
+    "'email', d.email, 'type', d.type, 'firstSession', d.first_session, "                    \
+    "'lastSession', d.last_session, 'sessionCount', d.session_count, 'createdAt', d.created_at, " \
+    "'pushToken', d.push_token, 'unRegisteredAt', d.un_registered_at, "                      \
+    "'deviceModel', d.device_model, 'deviceManufacturer', d.device_manufacturer, "          \
+    "'tags', d.tags, 'attributes', d.attributes, 'updatedAt', " MS_JSON("d.updated_at") ")::text"
+
 const stmt_def store_statements[STMT__COUNT] = {
     /* $1 statement_timeout (ms), $2 idle_in_transaction_session_timeout (ms) */
     [STMT_SESSION_SETUP] = {NULL,
@@ -348,4 +370,40 @@ const stmt_def store_statements[STMT__COUNT] = {
         "DELETE FROM v1_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)) "
         "RETURNING s.id, json_build_object('id', s.id)::text", 2, LOCKS_NONE, true},
+
+    /* PUT: $23 If-Match versions (NULL: none), $24 create only (If-None-Match: *), $25
+     * replace only (If-Match: *). With If-Match only an existing device (of those versions)
+     * is replaced; else it is created or replaced, unless it exists and $24 says create
+     * only. No row: 412. Column 2 tells a create. updated_at is kept to the millisecond the
+     * representation shows, so that the list's (updated_at, id) order is the order a
+     * client sees. */
+    [STMT_DEVICE_PUT] = {"device_put",
+        "WITH upd AS (UPDATE devices AS d SET (" DEVICE_COLS ") = (" DEVICE_VALS "), "
+        "updated_at = " DEVICE_NOW ", version = d.version + 1 "
+        "WHERE d.tenant = $1 AND d.id = $2 AND ($23::bigint[] IS NOT NULL OR $25::boolean) "
+        "AND ($23::bigint[] IS NULL OR d.version = ANY($23::bigint[])) "
+        "RETURNING " DEVICE_JSON ", d.version, false), "
+        "ins AS (INSERT INTO devices AS d (tenant, id, " DEVICE_COLS ", updated_at) "
+        "SELECT $1, $2, " DEVICE_VALS ", " DEVICE_NOW " WHERE $23::bigint[] IS NULL AND NOT $25::boolean "
+        "ON CONFLICT (tenant, id) DO UPDATE SET (" DEVICE_COLS ") = (" DEVICE_VALS "), "
+        "updated_at = " DEVICE_NOW ", version = d.version + 1 WHERE NOT $24::boolean "
+        "RETURNING " DEVICE_JSON ", d.version, d.xmax = 0) "
+        "SELECT * FROM upd UNION ALL SELECT * FROM ins", 25, LOCKS_DEVICES, false},
+
+    [STMT_DEVICE_GET] = {"device_get",
+        "SELECT " DEVICE_JSON ", d.version FROM devices d WHERE d.tenant = $1 AND d.id = $2",
+        2, LOCKS_NONE, false},
+
+    [STMT_DEVICE_DELETE] = {"device_delete",
+        "WITH cur AS (SELECT version FROM devices WHERE tenant = $1 AND id = $2), "
+        "del AS (DELETE FROM devices d WHERE d.tenant = $1 AND d.id = $2 "
+        "AND ($3::bigint[] IS NULL OR d.version = ANY($3::bigint[])) RETURNING d.version) "
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_DEVICES, false},
+
+    /* Oldest change first, after the cursor ($2 µs, $3 id), updated since $4 µs. */
+    [STMT_DEVICE_LIST] = {"device_list",
+        "SELECT " DEVICE_JSON ", " US_OF("d.updated_at") " || ':' || d.id FROM devices d "
+        "WHERE d.tenant = $1 AND ($2::bigint IS NULL OR (d.updated_at, d.id) > (" TS_US("$2") ", $3::text)) "
+        "AND ($4::bigint IS NULL OR d.updated_at >= " TS_US("$4") ") "
+        "ORDER BY d.updated_at, d.id LIMIT $5::int", 5, LOCKS_NONE, false},
 };

@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,4 +197,55 @@ void store_stats_get(store_stats *s)
         if (store_p.slots[i].pg && PQstatus(store_p.slots[i].pg) == CONNECTION_OK)
             s->connected++;
     pthread_mutex_unlock(&store_p.mu);
+}
+
+/* Column col of row r as a document whose version is in column vcol. */
+void store_doc_of(const PGresult *res, int r, int col, int vcol, store_doc *out)
+{
+    out->json = PQgetvalue(res, r, col);
+    out->len = (size_t)PQgetlength(res, r, col);
+    out->version = strtoll(PQgetvalue(res, r, vcol), NULL, 10);
+}
+
+/* A single-row read or insert: (body, version), or no row. */
+int store_one_doc(store_conn *c, stmt_id id, const char *const *p, store_doc *out, seg_error *err)
+{
+    PGresult *res = store_run(c, id, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_MISSING;
+    store_doc_of(res, 0, 0, 1, out);
+    return STORE_DONE;
+}
+
+/* A delete's row: none = no such segment; (version, NULL) = If-Match stale; (version,
+ * version) = gone. */
+int store_deleted(store_conn *c, stmt_id id, const char *const *p, seg_error *err)
+{
+    PGresult *res = store_run(c, id, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_MISSING;
+    return PQgetisnull(res, 0, 1) ? STORE_STALE : STORE_DONE;
+}
+
+char *store_page_room(store_conn *c, size_t items_cap, seg_error *err)
+{
+    char *buf = arena_alloc(c->arena, STORE_PAGE_HEAD + items_cap + STORE_PAGE_TAIL);
+    if (!buf) {
+        err_set(err, 500, "internal", "out of memory");
+        return NULL;
+    }
+    return buf + STORE_PAGE_HEAD;
+}
+
+void store_page_done(store_page *out, char *items, size_t len, const char *last_key)
+{
+    out->items = items;
+    out->items_len = len;
+    out->next_key[0] = '\0';
+    if (last_key)
+        snprintf(out->next_key, sizeof out->next_key, "%s", last_key);
 }

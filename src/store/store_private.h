@@ -2,6 +2,7 @@
 #ifndef SEGMENTD_STORE_PRIVATE_H
 #define SEGMENTD_STORE_PRIVATE_H
 
+#include "store/segments.h"
 #include "store/slots.h"
 
 /* Runs a statement of the table with text parameters (NULL = SQL NULL) through c: a
@@ -17,5 +18,21 @@ store_conn *store_slot_for(store_conn *c, seg_error *err);
 /* Runs a statement through c; on success returns its result, which lives in c's arena
  * (store_open), or NULL with err set. */
 PGresult *store_run(store_conn *c, stmt_id id, const char *const *params, seg_error *err);
+
+/* Typed reads of the results of the segment and device statements (store/segments.h):
+ * column col of row r as a document whose version is in column vcol; a single-row read or
+ * insert (body, version) as STORE_DONE, or STORE_MISSING when there is no row; a delete's
+ * (version, deleted version) row as STORE_DONE, STORE_STALE (If-Match) or STORE_MISSING.
+ * -1 with err set when the statement failed. */
+void store_doc_of(const PGresult *res, int r, int col, int vcol, store_doc *out);
+int store_one_doc(store_conn *c, stmt_id id, const char *const *p, store_doc *out, seg_error *err);
+int store_deleted(store_conn *c, stmt_id id, const char *const *p, seg_error *err);
+
+/* Room in c's arena for a page's items of at most items_cap bytes, with STORE_PAGE_HEAD
+ * bytes before and STORE_PAGE_TAIL after (the answer is written around them); NULL with
+ * err set (500). store_page_done then fills out: the items at items, and the key of the
+ * last one shown when more follow (NULL: none follow). */
+char *store_page_room(store_conn *c, size_t items_cap, seg_error *err);
+void store_page_done(store_page *out, char *items, size_t len, const char *last_key);
 
 #endif

@@ -2,11 +2,11 @@
  * loop; every problem is collected with its JSON Pointer. */
 #include "validate/audience.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "validate/attributes.h"
 #include "validate/lifecycle.h"
 #include "validate/validate.h"
 
@@ -36,101 +36,6 @@ static const field_def fields[] = {
     {"no", F_IGNORED, 0, true, false, false},           /* read-only: accepted, ignored */
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
-
-static bool code_char_ok(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.' || c == ':';
-}
-
-/* Attribute values are equal when they are the same string or the same number, so
- * 1 and 1.0 are duplicates (PostgreSQL's jsonb would compare them equal too). */
-static bool same_value(json_t *a, json_t *b)
-{
-    if (json_is_integer(a) && json_is_integer(b))
-        return json_integer_value(a) == json_integer_value(b);
-    if (json_is_number(a) && json_is_number(b))
-        return json_number_value(a) == json_number_value(b);
-    return json_equal(a, b);
-}
-
-/* A key that equal values share (same_value(a, b) implies value_key(a) == value_key(b)):
- * numbers by their double value, strings by an FNV-1a hash of their bytes. The duplicate
- * scan compares JSON values only when the keys match, so a list of 1000 distinct values
- * costs 500k integer compares, not 500k json_equal calls (measured: a 1 MiB body of
- * 125 such lists took 1.1 s of CPU to validate before). */
-static uint64_t value_key(json_t *v)
-{
-    if (json_is_number(v)) {
-        double d = json_number_value(v);
-        uint64_t bits;
-        if (d == 0)
-            d = 0; /* -0.0 == 0.0 */
-        memcpy(&bits, &d, sizeof bits);
-        return bits;
-    }
-    uint64_t h = 1469598103934665603ull;
-    const unsigned char *s = (const unsigned char *)json_string_value(v);
-    for (size_t i = 0, n = json_string_length(v); i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ull;
-    return h;
-}
-
-static void check_properties(val_path *p, json_t *v)
-{
-    uint64_t keys[AUD_MAX_PROPERTY_VALUES];
-    const char *code;
-    json_t *list;
-    json_object_foreach(v, code, list) {
-        size_t old = val_path_push(p, code);
-        size_t clen = strlen(code), chars = val_utf8_chars(code, clen);
-        bool ok = chars >= 1 && chars <= AUD_MAX_CODE_CHARS;
-        for (size_t i = 0; ok && i < clen; i++)
-            ok = code_char_ok(code[i]);
-        if (!ok)
-            val_fail(p, "attribute code \"%.40s%s\" is not valid: expected 1 to %d letters, digits, "
-                     "'_', '-', '.' or ':'", code, clen > 40 ? "…" : "", AUD_MAX_CODE_CHARS);
-        if (!json_is_array(list)) {
-            val_fail(p, "expected a list of attribute values, got %s", val_type_name(list));
-        } else if (json_array_size(list) < 1 || json_array_size(list) > AUD_MAX_PROPERTY_VALUES) {
-            val_fail(p, "expected 1 to %d attribute values, got %zu", AUD_MAX_PROPERTY_VALUES,
-                     json_array_size(list));
-        } else {
-            size_t i, j;
-            json_t *item;
-            json_array_foreach(list, i, item) {
-                keys[i] = 0;
-                if (!json_is_string(item) && !json_is_number(item)) {
-                    size_t o2 = val_path_push_index(p, i);
-                    val_fail(p, "an attribute value must be a string or a number, got %s",
-                             val_type_name(item));
-                    val_path_pop(p, o2);
-                    continue;
-                }
-                if (json_is_string(item) &&
-                    val_utf8_chars(json_string_value(item), json_string_length(item)) >
-                        AUD_MAX_VALUE_CHARS) {
-                    size_t o2 = val_path_push_index(p, i);
-                    val_fail(p, "an attribute value has at most %d characters, got %zu",
-                             AUD_MAX_VALUE_CHARS,
-                             val_utf8_chars(json_string_value(item), json_string_length(item)));
-                    val_path_pop(p, o2);
-                    continue;
-                }
-                keys[i] = value_key(item);
-                for (j = 0; j < i; j++) {
-                    if (keys[j] == keys[i] && same_value(item, json_array_get(list, j))) {
-                        size_t o2 = val_path_push_index(p, i);
-                        val_fail(p, "duplicate attribute value: the same as item %zu", j);
-                        val_path_pop(p, o2);
-                        break;
-                    }
-                }
-            }
-        }
-        val_path_pop(p, old);
-    }
-}
 
 /* deprecated_properties is free-form JSON kept as it is sent, but bounded: every key
  * and every string in it at most AUD_MAX_DEPRECATED_CHARS characters (the depth is
@@ -164,6 +69,17 @@ static void check_deprecated_strings(val_path *p, json_t *v)
             val_path_pop(p, old);
         }
     }
+}
+
+/* deprecated_properties: an object within AUD_MAX_DEPTH whose strings are bounded; true
+ * when it is. */
+static bool check_deprecated(val_path *p, json_t *v)
+{
+    int before = p->err->n_items;
+    if (!val_object_within(p, v, AUD_MAX_DEPTH))
+        return false;
+    check_deprecated_strings(p, v);
+    return p->err->n_items == before;
 }
 
 static void check_field(val_path *p, const field_def *f, json_t *v, aud_segment_in *out,
@@ -240,23 +156,8 @@ static void check_field(val_path *p, const field_def *f, json_t *v, aud_segment_
     }
     case F_PROPERTIES:
     case F_DEPRECATED:
-        if (!json_is_object(v)) {
-            val_fail(p, "expected an object, got %s", val_type_name(v));
+        if (f->kind == F_PROPERTIES ? !val_attribute_lists(p, v) : !check_deprecated(p, v))
             break;
-        }
-        if (val_depth(v) > AUD_MAX_DEPTH) {
-            val_fail(p, "nested deeper than %d levels", AUD_MAX_DEPTH);
-            break;
-        }
-        {
-            int before = p->err->n_items;
-            if (f->kind == F_PROPERTIES)
-                check_properties(p, v);
-            else
-                check_deprecated_strings(p, v);
-            if (p->err->n_items != before)
-                break;
-        }
         if (want_text) {
             char *s = json_dumps(v, JSON_COMPACT);
             if (f->kind == F_PROPERTIES) {

@@ -11,6 +11,7 @@
 
 #include "core/ids.h"
 #include "validate/audience.h"
+#include "validate/device.h"
 #include "validate/validate.h"
 
 #define V1_NAME_FILTER_MAX 255
@@ -30,8 +31,10 @@ void val_query_fail(seg_error *err, const char *name, const char *fmt, ...)
 
 void val_cursor_encode(char kind, const char *key, char out[VAL_CURSOR_MAX])
 {
-    char raw[40];
-    int n = snprintf(raw, sizeof raw, "%c:%.24s", kind, key);
+    char raw[VAL_CURSOR_KEY_MAX + 2];
+    int n = snprintf(raw, sizeof raw, "%c:%s", kind, key);
+    if (n >= (int)sizeof raw)
+        n = (int)sizeof raw - 1;
     ids_b64url_encode((const unsigned char *)raw, (size_t)n, out);
 }
 
@@ -268,6 +271,66 @@ int val_aud_list_query(val_query_fn q, void *cls, seg_arena *a, aud_list_query *
     property_params(q, cls, a, out, err);
     out->statuses = status_filter(q, cls, a, err);
     out->active_at_us = active_at_filter(q, cls, a, false, err);
+    return err->status ? -1 : 0;
+}
+
+/* The cursor of a device page: "d:<µs>:<id>", the key of the last device shown. */
+static void device_cursor(const char *c, bool bad, seg_arena *a, device_list_query *out,
+                          seg_error *err)
+{
+    unsigned char raw[VAL_CURSOR_KEY_MAX + 2];
+    int n = !bad && strlen(c) < VAL_CURSOR_MAX ? ids_b64url_decode(c, raw, sizeof raw - 1) : -1;
+    const char *colon = NULL;
+    bool ok = n > 4 && raw[0] == 'd' && raw[1] == ':';
+    if (ok) {
+        raw[n] = '\0';
+        colon = strchr((const char *)raw + 2, ':');
+        ok = colon && colon > (const char *)raw + 2 && colon - ((const char *)raw + 2) <= 19 &&
+             val_device_id(colon + 1);
+        for (const char *p = (const char *)raw + 2 + (raw[2] == '-'); ok && p < colon; p++)
+            ok = *p >= '0' && *p <= '9';
+    }
+    if (!ok) {
+        val_query_fail(err, "cursor", "not a cursor returned by this list: pass next_cursor as it came");
+        return;
+    }
+    out->after_us = arena_strndup(a, (const char *)raw + 2, (size_t)(colon - ((const char *)raw + 2)));
+    out->after_id = kept(a, colon + 1, err);
+    if (!out->after_us)
+        err_set(err, 500, "internal", "out of memory");
+}
+
+int val_device_list_query(val_query_fn q, void *cls, seg_arena *a, device_list_query *out,
+                          seg_error *err)
+{
+    bool lbad = false, cbad = false, ubad = false;
+    const char *l = q(cls, "limit", &lbad), *c = q(cls, "cursor", &cbad), *u;
+    memset(out, 0, sizeof *out);
+    out->limit = VAL_PAGE_DEFAULT;
+    if (l) {
+        char *end = (char *)(uintptr_t)l;
+        long v = l[0] >= '0' && l[0] <= '9' ? strtol(l, &end, 10) : -1;
+        if (lbad || v < 1 || *end || v > VAL_PAGE_MAX)
+            val_query_fail(err, "limit", "expected an integer from 1 to %d", VAL_PAGE_MAX);
+        else
+            out->limit = (int)v;
+    }
+    if (c)
+        device_cursor(c, cbad, a, out, err);
+    if ((u = q(cls, "updated_since", &ubad))) {
+        char *end = (char *)(uintptr_t)u;
+        errno = 0;
+        long long ms = u[0] >= '0' && u[0] <= '9' ? strtoll(u, &end, 10) : -1;
+        if (ubad || ms < 0 || *end || errno) {
+            val_query_fail(err, "updated_since", "expected epoch milliseconds: an integer from 0");
+        } else {
+            char buf[24];
+            if (ms > LC_MAX_US / 1000) /* after year 9999: no device changed then */
+                ms = LC_MAX_US / 1000;
+            snprintf(buf, sizeof buf, "%lld", ms * 1000);
+            out->updated_since_us = kept(a, buf, err);
+        }
+    }
     return err->status ? -1 : 0;
 }
 

@@ -127,26 +127,15 @@ static size_t chars_of(const json_t *s)
 
 /* ---- one constraint ---------------------------------------------------------------------- */
 
-/* "field "x" is not a device field: expected one of country, ..., and N more": as many
- * names as fit ERR_DETAIL_MAX. */
+/* "field "x" is not a device field: expected one of country, ..., and N more". */
 static void fail_unknown_field(val_path *p, const char *name)
 {
-    char msg[ERR_DETAIL_MAX], ex[VAL_EXCERPT_BUF];
-    int n = snprintf(msg, sizeof msg, "field \"%s\" is not a device field: expected one of ",
-                     val_excerpt(ex, name));
-    size_t len = n > 0 ? (size_t)n : 0;
-    for (size_t i = 0; i < VAL_FIELD_COUNT && len < sizeof msg; i++) {
-        const char *sep = i ? ", " : "";
-        const char *field = val_field_at(i)->name;
-        size_t need = strlen(sep) + strlen(field);
-        size_t reserve = i + 1 < VAL_FIELD_COUNT ? sizeof " and 20 more" : 0;
-        if (len + need + reserve >= sizeof msg) {
-            snprintf(msg + len, sizeof msg - len, " and %zu more", (size_t)VAL_FIELD_COUNT - i);
-            break;
-        }
-        len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", sep, field);
-    }
-    val_fail(p, "%s", msg);
+    const char *names[VAL_FIELD_COUNT];
+    char ex[VAL_EXCERPT_BUF];
+    for (size_t i = 0; i < VAL_FIELD_COUNT; i++)
+        names[i] = val_field_at(i)->name;
+    val_fail_one_of(p, names, VAL_FIELD_COUNT, "field \"%s\" is not a device field: ",
+                    val_excerpt(ex, name));
 }
 
 /* Resolves the "field" key; NULL after reporting the problem. */

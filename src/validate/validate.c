@@ -87,6 +87,29 @@ void val_fail_at(val_path *p, const char *key, const char *fmt, ...)
     val_path_pop(p, old);
 }
 
+void val_fail_one_of(val_path *p, const char *const *names, size_t n, const char *fmt, ...)
+{
+    char msg[ERR_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int lead = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t len = lead > 0 ? (size_t)lead : 0;
+    if (len < sizeof msg)
+        len += (size_t)snprintf(msg + len, sizeof msg - len, "expected one of ");
+    for (size_t i = 0; i < n && len < sizeof msg; i++) {
+        const char *sep = i ? ", " : "";
+        size_t need = strlen(sep) + strlen(names[i]);
+        size_t reserve = i + 1 < n ? sizeof " and 20 more" : 0; /* two digits: n < 100 */
+        if (len + need + reserve >= sizeof msg) {
+            snprintf(msg + len, sizeof msg - len, " and %zu more", n - i);
+            break;
+        }
+        len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", sep, names[i]);
+    }
+    val_fail(p, "%s", msg);
+}
+
 json_t *val_parse_body(const char *body, size_t len, seg_error *err)
 {
     json_error_t je;
@@ -284,6 +307,19 @@ int val_depth(const json_t *v)
         return best + 1;
     }
     return 0;
+}
+
+bool val_object_within(val_path *p, json_t *v, int max_depth)
+{
+    if (!json_is_object(v)) {
+        val_fail(p, "expected an object, got %s", val_type_name(v));
+        return false;
+    }
+    if (val_depth(v) > max_depth) {
+        val_fail(p, "nested deeper than %d levels", max_depth);
+        return false;
+    }
+    return true;
 }
 
 const char *val_excerpt(char buf[VAL_EXCERPT_BUF], const char *s)

@@ -1,6 +1,7 @@
 /* Shared by the libFuzzer targets: the entry-point prototypes, an invariant check that
- * aborts with file and line (so libFuzzer keeps the input), and the one check every
- * target applies to a filled seg_error: it must render as a complete problem. */
+ * aborts with file and line (so libFuzzer keeps the input), the one check every
+ * target applies to a filled seg_error (it must render as a complete problem), and the
+ * body targets' parse. */
 #ifndef SEGMENTD_FUZZ_COMMON_H
 #define SEGMENTD_FUZZ_COMMON_H
 
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "http/response.h"
+#include "validate/validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -79,6 +81,22 @@ static inline void fuzz_check_problem(const seg_error *e)
                json_array_size(json_object_get(p, "errors")), text);
     json_decref(p);
     free(text);
+}
+
+/* The input as a request body: val_parse_body's object (a new reference), or NULL once the
+ * refusal is checked to be a complete 400 problem. The body targets all start here. */
+static inline json_t *fuzz_parse_body(const uint8_t *data, size_t size)
+{
+    seg_error err;
+    err_clear(&err);
+    json_t *root = val_parse_body((const char *)data, size, &err);
+    if (!root) {
+        FUZZ_CHECK(err.status == 400, "parse failure with status %d", err.status);
+        fuzz_check_problem(&err);
+        return NULL;
+    }
+    FUZZ_CHECK(json_is_object(root), "val_parse_body returned a non-object");
+    return root;
 }
 
 /* What a validated lifecycle promises the store: values in range, and when complete (a

@@ -160,6 +160,27 @@ static void test_scopes(void **state)
     assert_int_equal(verify(h, &p, &e), 0);
     assert_int_equal(p.scopes, 0);
     free(h);
+    /* the device scopes: ingest without any right on segments, and each refusal names the
+     * scope that is missing */
+    h = bearer("{\"tenant\":\"a\",\"exp\":1800000100,\"scope\":\"devices:write other:thing devices:read\"}",
+               JWT_ALG_HS256, SECRET);
+    assert_int_equal(verify(h, &p, &e), 0);
+    assert_int_equal(p.scopes, AUTH_SCOPE_DEVICES_READ | AUTH_SCOPE_DEVICES_WRITE);
+    err_clear(&e);
+    assert_int_equal(auth_require(&p, AUTH_SCOPE_DEVICES_WRITE, &e), 0);
+    assert_int_equal(auth_require(&p, AUTH_SCOPE_READ, &e), -1);
+    assert_non_null(strstr(e.detail, "segments:read"));
+    assert_non_null(strstr(e.www_authenticate, "scope=\"segments:read\""));
+    free(h);
+    h = bearer("{\"tenant\":\"a\",\"exp\":1800000100,\"scp\":[\"devices:read\", 7, \"segments:write\"]}",
+               JWT_ALG_HS256, SECRET);
+    assert_int_equal(verify(h, &p, &e), 0);
+    assert_int_equal(p.scopes, AUTH_SCOPE_DEVICES_READ | AUTH_SCOPE_WRITE);
+    err_clear(&e);
+    assert_int_equal(auth_require(&p, AUTH_SCOPE_DEVICES_WRITE, &e), -1);
+    assert_non_null(strstr(e.detail, "devices:write"));
+    assert_non_null(strstr(e.www_authenticate, "scope=\"devices:write\""));
+    free(h);
 }
 
 static void test_mint_round_trip(void **state)

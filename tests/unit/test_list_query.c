@@ -492,6 +492,65 @@ static void test_active_at(void **state)
     arena_release(&a);
 }
 
+/* GET /v1/devices: limit, a cursor of kind d carrying "µs:id", updated_since in epoch ms. */
+static void test_device_list(void **state)
+{
+    (void)state;
+    seg_arena a;
+    seg_error err;
+    device_list_query q;
+    char cursor[VAL_CURSOR_MAX], key[VAL_CURSOR_KEY_MAX];
+    arena_init(&a);
+    err_clear(&err);
+    assert_int_equal(val_device_list_query(lookup, Q1("limit", "500"), &a, &q, &err), 0);
+    assert_int_equal(q.limit, 500);
+    assert_null(q.after_us);
+    assert_null(q.updated_since_us);
+    /* a cursor made from a page's key reads back as it: the longest id too */
+    static const char *const ids[] = {"d1", "a@b.c:x_y-z", NULL};
+    char long_id[256];
+    memset(long_id, 'z', 255);
+    long_id[255] = '\0';
+    for (int i = 0; i < 3; i++) {
+        const char *id = ids[i] ? ids[i] : long_id;
+        snprintf(key, sizeof key, "%s:%s", i == 1 ? "-5" : "1796555783069534", id);
+        val_cursor_encode('d', key, cursor);
+        err_clear(&err);
+        assert_int_equal(val_device_list_query(lookup, Q1("cursor", cursor), &a, &q, &err), 0);
+        assert_string_equal(q.after_us, i == 1 ? "-5" : "1796555783069534");
+        assert_string_equal(q.after_id, id);
+    }
+    err_clear(&err);
+    assert_int_equal(val_device_list_query(lookup, Q1("updated_since", "1796555783069"), &a, &q, &err), 0);
+    assert_string_equal(q.updated_since_us, "1796555783069000");
+    /* refusals: another list's cursor, a key without an id or µs, a bad id */
+    static const char *const bad_keys[] = {"123", ":id", "12x:id", "1:", "1:a b", "1:a/b"};
+    for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
+        val_cursor_encode('d', bad_keys[i], cursor);
+        err_clear(&err);
+        assert_int_equal(val_device_list_query(lookup, Q1("cursor", cursor), &a, &q, &err), -1);
+        refused(&err, (const char *[]){"cursor"}, 1);
+    }
+    val_cursor_encode('a', "12", cursor);
+    err_clear(&err);
+    assert_int_equal(val_device_list_query(lookup, Q1("cursor", cursor), &a, &q, &err), -1);
+    refused(&err, (const char *[]){"cursor"}, 1);
+    /* later than year 9999 reads as its end: nothing changed after it */
+    err_clear(&err);
+    assert_int_equal(val_device_list_query(lookup, Q1("updated_since", "9223372036854775807"), &a, &q, &err), 0);
+    assert_string_equal(q.updated_since_us, "253402300799999000");
+    static const char *const bad_since[] = {"", "-1", "1.5", "x", "9223372036854775808"};
+    for (size_t i = 0; i < sizeof bad_since / sizeof bad_since[0]; i++) {
+        err_clear(&err);
+        assert_int_equal(val_device_list_query(lookup, Q1("updated_since", bad_since[i]), &a, &q, &err), -1);
+        refused(&err, (const char *[]){"updated_since"}, 1);
+    }
+    err_clear(&err);
+    assert_int_equal(val_device_list_query(lookup, Q1("limit", "0"), &a, &q, &err), -1);
+    refused(&err, (const char *[]){"limit"}, 1);
+    arena_release(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -506,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_problems_collected),
         cmocka_unit_test(test_status_filter),
         cmocka_unit_test(test_active_at),
+        cmocka_unit_test(test_device_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

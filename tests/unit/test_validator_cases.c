@@ -18,6 +18,7 @@
 
 #include "core/model.h"
 #include "validate/audience.h"
+#include "validate/device.h"
 #include "validate/formats.h"
 #include "validate/v1_segment.h"
 #include "validate/validate.h"
@@ -251,6 +252,64 @@ static json_t *run_formats(json_t *c, char *why)
     return json_pack("{s:b, s:s, s:s}", "valid", false, "what", f->what, "why", reason);
 }
 
+/* A device_in that holds nothing: what val_device leaves after a failure. */
+static bool device_empty(const device_in *in)
+{
+    for (size_t i = 0; i < VAL_FIELD_COUNT; i++)
+        if (in->scalar[i])
+            return false;
+    return !in->id && !in->tags_json && !in->attributes_json;
+}
+
+/* {"output": {"id", "scalar": {field: text} for each field set, "tags_json",
+ * "attributes_json"}}; refuses an outcome that breaks device.h's promises about where each
+ * text lives. */
+static json_t *run_device(json_t *c, char *why)
+{
+    json_t *path_id = json_object_get(c, "path_id"), *body = json_object_get(c, "body");
+    *why = '\0'; /* set below when the outcome breaks a promise */
+    if ((path_id && !json_is_string(path_id)) || !body) {
+        say(why, "\"path_id\" must be a string when given, and \"body\" is required");
+        return NULL;
+    }
+    seg_error err;
+    device_in in;
+    err_clear(&err);
+    if (val_device(body, json_string_value(path_id), &in, &err) != 0) {
+        bool empty = device_empty(&in);
+        val_device_release(&in);
+        if (!empty) {
+            say(why, "val_device failed without emptying its output");
+            return NULL;
+        }
+        return error_json(&err);
+    }
+    json_t *scalar = json_object();
+    for (size_t i = 0; i < VAL_FIELD_COUNT && !*why; i++) {
+        const val_field *f = val_field_at(i);
+        bool integer = val_field_type_range(f->type, NULL, NULL);
+        const char *s = in.scalar[i];
+        if (!s)
+            continue;
+        if (integer ? s != in.numbers[i]
+                    : s != json_string_value(json_object_get(body, f->name)))
+            say(why, "scalar of \"%s\" is not %s", f->name,
+                integer ? "its numbers[] text" : "borrowed from the body");
+        json_object_set_new(scalar, f->name, json_string(s));
+    }
+    if (!*why && (!in.tags_json || !in.attributes_json))
+        say(why, "val_device succeeded without tags_json or attributes_json");
+    if (!*why && in.id && in.id != json_string_value(json_object_get(body, "id")))
+        say(why, "id is not borrowed from the body");
+    json_t *out = *why ? NULL
+                       : json_pack("{s:{s:o, s:O, s:s, s:s}}", "output", "id", string_or_null(in.id),
+                                   "scalar", scalar, "tags_json", in.tags_json, "attributes_json",
+                                   in.attributes_json);
+    json_decref(scalar);
+    val_device_release(&in);
+    return out;
+}
+
 /* ---- the kinds of case: a folder each ------------------------------------------------- */
 
 typedef struct case_kind {
@@ -266,6 +325,7 @@ static const case_kind kinds[] = {
     {"merge_patch", run_merge_patch, {"target", "patch"}, NULL},
     {"parse_body", run_parse_body, {"text"}, NULL},
     {"formats", run_formats, {"field", "value"}, NULL},
+    {"device", run_device, {"body"}, "path_id"},
 };
 
 static const case_kind *kind_named(const char *dir)

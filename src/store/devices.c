@@ -1,0 +1,75 @@
+/* The device statements: their parameters in order, and their columns read into typed
+ * results (store/devices.h). */
+#include "store/devices.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_private.h"
+
+int store_device_put(store_conn *c, const char *tenant, const char *id, const device_row *row,
+                     const char *versions, bool create_only, bool replace_only, store_doc *out,
+                     bool *created, seg_error *err)
+{
+    const char *p[25];
+    p[0] = tenant;
+    p[1] = id;
+    memcpy(p + 2, row->scalar, sizeof row->scalar);
+    p[20] = row->tags_json;
+    p[21] = row->attributes_json;
+    p[22] = versions;
+    p[23] = create_only ? "t" : "f";
+    p[24] = replace_only ? "t" : "f";
+    PGresult *res = store_run(c, STMT_DEVICE_PUT, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_STALE;
+    store_doc_of(res, 0, 0, 1, out);
+    *created = PQgetvalue(res, 0, 2)[0] == 't';
+    return STORE_DONE;
+}
+
+int store_device_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
+                     seg_error *err)
+{
+    const char *p[2] = {tenant, id};
+    return store_one_doc(c, STMT_DEVICE_GET, p, out, err);
+}
+
+int store_device_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
+                        seg_error *err)
+{
+    const char *p[3] = {tenant, id, versions};
+    return store_deleted(c, STMT_DEVICE_DELETE, p, err);
+}
+
+int store_device_list(store_conn *c, const char *tenant, const device_list_query *q,
+                      store_page *out, seg_error *err)
+{
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", q->limit + 1);
+    const char *p[5] = {tenant, q->after_us, q->after_id, q->updated_since_us, limit};
+    PGresult *res = store_run(c, STMT_DEVICE_LIST, p, err);
+    if (!res)
+        return -1;
+    int n = PQntuples(res);
+    size_t cap = 0;
+    out->more = n > q->limit;
+    out->n = out->more ? q->limit : n;
+    for (int i = 0; i < out->n; i++)
+        cap += (size_t)PQgetlength(res, i, 0) + 1;
+    char *buf = store_page_room(c, cap, err);
+    if (!buf)
+        return -1;
+    size_t len = 0;
+    for (int i = 0; i < out->n; i++) {
+        if (i)
+            buf[len++] = ',';
+        memcpy(buf + len, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+        len += (size_t)PQgetlength(res, i, 0);
+    }
+    store_page_done(out, buf, len, out->more ? PQgetvalue(res, out->n - 1, 1) : NULL);
+    return STORE_DONE;
+}
