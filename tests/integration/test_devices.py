@@ -661,12 +661,18 @@ def test_every_problem_at_once(dv):
     gone(dv, "many")
 
 
-@pytest.mark.parametrize("text", ["[]", '"device"', "42", "null"])
-def test_body_not_an_object_refused(dv, text):
-    r = put_raw(dv, "notobj", text)
+@pytest.mark.parametrize("text", [
+    # not an object, or no body at all
+    "[]", '"device"', "42", "null", "",
+    # NUL characters: PostgreSQL text holds none
+    '{"customUserId": "a\\u0000b"}', '{"tags": ["a\\u0000"]}', '{"attributes": {"k": ["\\u0000"]}}',
+    '{"attributes": {"k\\u0000": ["v"]}}', '{"country": "PL\\u0000"}',
+])
+def test_put_refused_bodies_store_nothing(dv, text):
+    r = put_raw(dv, "refused", text)
     assert r.status_code in (400, 422), r.text
     problem(r, r.status_code)
-    gone(dv, "notobj")
+    gone(dv, "refused")
 
 
 # ================================================================== ids in the path
@@ -1009,3 +1015,176 @@ def test_list_of_one_tenant_never_shows_another(server):
         assert all(d["id"] in ("own0", "own1", "only-b") and d["country"] != "PL" for d in r.json()["items"])
     else:
         problem(r, 400)
+
+
+# ================================================================== edges found once the server ran
+
+def test_concurrent_patches_lose_no_change(server):
+    """Merge patches of different fields at once, without If-Match: each is 200 (its field is
+    kept) or 409 conflict (retry); a 200 is never lost to the other patch's write."""
+    api = dev_api(server)
+    fields = [("country", "PL"), ("language", "pol"), ("email", "a@example.com"), ("type", "tablet"),
+              ("sessionCount", 5), ("deviceModel", "X1")]
+    for k in range(5):
+        dev_id = "lost-%d" % k
+        created(api, dev_id)
+        res = _race(len(fields), lambda i: (i, merge(Api(server, token=api.token), dev_id,
+                                                     {fields[i][0]: fields[i][1]}).status_code))
+        assert all(code in (200, 409) for _, code in res), res
+        g = api.get(DV + "/" + dev_id)
+        out = g.json()
+        for i, code in res:
+            if code == 200:
+                assert out[fields[i][0]] == fields[i][1], (fields[i], res, out)
+        assert g.headers["ETag"] == '"%d"' % (1 + sum(code == 200 for _, code in res)), (res, g.headers)
+
+
+def test_concurrent_put_patch_delete_never_500(server):
+    api = dev_api(server)
+    for k in range(5):
+        dev_id = "mix-%d" % k
+        created(api, dev_id)
+        ops = [lambda c: put(c, dev_id, {"country": "PL"}), lambda c: merge(c, dev_id, {"language": "pol"}),
+               lambda c: c.delete(DV + "/" + dev_id), lambda c: put(c, dev_id, {"sessionCount": 1}),
+               lambda c: merge(c, dev_id, {"tags": ["x"]}), lambda c: c.get(DV + "/" + dev_id)]
+        res = _race(len(ops), lambda i: ops[i](Api(server, token=api.token)).status_code)
+        assert all(code in (200, 201, 204, 404, 409) for code in res), res
+
+
+def test_long_id_percent_encoded_whole(dv):
+    """255 '@' sent as 765 characters of %40: the decoded id counts, not the raw path."""
+    dev_id = "@" * 255
+    r = dv.request("PUT", DV + "/" + "%40" * 255, json_body={"country": "PL"})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == dev_id
+    assert get(dv, "%40" * 255)["id"] == dev_id
+    assert [d["id"] for d in page(dv)["items"]] == [dev_id]
+    b = problem(dv.request("PUT", DV + "/" + "%40" * 256, json_body={}), 400, "invalid_path_parameter")
+    assert pointers(b) == ["/path/id"]
+    problem(dv.get(DV + "/" + "%40" * 256), 400)
+    assert len(page(dv)["items"]) == 1
+
+
+def test_head_device(dv):
+    created(dv, "head")
+    r = dv.request("HEAD", DV + "/head")
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["ETag"] == '"1"'
+    assert dv.request("HEAD", DV + "/nohead").status_code == 404
+
+
+@pytest.mark.parametrize("text", ["[]", '"x"', "42", "null", "[{}]"])
+def test_patch_body_not_an_object(dv, text):
+    before = created(dv, "mpobj", FULL)
+    r = dv.request("PATCH", DV + "/mpobj", data=text, headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status_code in (400, 422), r.text
+    problem(r, r.status_code)
+    g = dv.get(DV + "/mpobj")
+    assert g.json() == before and g.headers["ETag"] == '"1"'
+
+
+def test_patch_id_null_or_same_keeps_the_id(dv):
+    created(dv, "mpid")
+    for patch in ({"id": "mpid"}, {"id": None}):
+        r = merge(dv, "mpid", patch)
+        assert r.status_code in (200, 422), (patch, r.text)
+        assert get(dv, "mpid")["id"] == "mpid"
+
+
+def test_unicode_round_trips(dv):
+    body = {"customUserId": "użytkownik-😀", "deviceModel": "Ｇａｌａｘｙ", "tags": ["zażółć", "🚀"],
+            "attributes": {"city": ["Kraków", "Łódź"]}}
+    out = created(dv, "uni", body)
+    for k, v in body.items():
+        assert out[k] == v
+    assert get(dv, "uni") == out
+
+
+def test_json_content_type_with_charset(dv):
+    r = dv.request("PUT", DV + "/cs", data='{"country": "PL"}',
+                   headers={"Content-Type": "application/json; charset=utf-8"})
+    assert r.status_code == 201, r.text
+    r = dv.request("PATCH", DV + "/cs", data='{"country": "DE"}',
+                   headers={"Content-Type": "application/merge-patch+json; charset=utf-8"})
+    assert r.status_code == 200, r.text
+
+
+def test_put_body_over_the_limit_is_413(dv):
+    big = {"attributes": {"k%d" % i: [s(1000)] for i in range(1100)}}
+    problem(put(dv, "huge", big), 413, "body_too_large")
+    gone(dv, "huge")
+
+
+def test_numbers_in_attributes_round_trip(dv):
+    """Attribute numbers come back as the same numbers, and a GET body can be PUT back."""
+    vals = [9007199254740993, -9223372036854775808, 9223372036854775807, 0.1, -0.5, 1.5e-7, 1e20, 1e300]
+    out = created(dv, "num", {"attributes": {"n": vals}})
+    got = out["attributes"]["n"]
+    assert got[:3] == vals[:3]  # integers exactly
+    assert [float(v) for v in got[3:]] == vals[3:]
+    g = dv.get(DV + "/num")
+    r = put_raw(dv, "num", g.text)
+    assert r.status_code == 200, r.text
+
+
+def _cursor(raw):
+    import base64
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def test_cursor_across_ids_with_colons_and_at(dv):
+    """The cursor carries the id: ids holding ':' and '@' (and 255 characters) page correctly."""
+    ids = ["a:b:c", "a:b", "1:2:3:4", "x@y:z", "@", ":", "z" * 254 + ":", ":" * 255, "d:1:e"]
+    made = []
+    for i in ids:
+        made.append(created(dv, i))
+    everything = page(dv, limit=500)["items"]
+    assert everything == sorted(made, key=sort_key)
+    for limit in (1, 2):
+        assert [d for p in walk(dv, limit) for d in p] == everything
+
+
+@pytest.mark.parametrize("raw", ["d:123:x' OR 1=1 --", "d:-5:a", "d:99999999999999999999:a", "d::a", "d:123:",
+                                 "d:123", "d:abc:a", "d:1:" + "a" * 300, "s:123:a", "d:1:a/b", "d:1:\u0000",
+                                 "d:1e3:a", "d: 1:a", "d:+1:a", "x"])
+def test_forged_cursor_never_500(dv, raw):
+    created(dv, "fc")
+    r = dv.get(DV, params={"cursor": _cursor(raw)})
+    if r.status_code == 200:
+        return
+    b = problem(r, 400, "invalid_query_parameter")
+    assert pointers(b) == ["/query/cursor"]
+
+
+def test_updated_at_changes_on_every_write_even_within_a_millisecond(dv):
+    """'changes on every write': back-to-back writes of one device never keep its updatedAt,
+    or a client whose cursor is at that device would never see the later write."""
+    stamps = [created(dv, "fast")["updatedAt"]]
+    for i in range(30):
+        r = merge(dv, "fast", {"sessionCount": i}) if i % 2 else put(dv, "fast", {"sessionCount": i})
+        assert r.status_code == 200, r.text
+        stamps.append(r.json()["updatedAt"])
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), stamps
+
+
+def test_sync_cursor_sees_a_write_made_in_the_same_millisecond(dv):
+    """A client reads the page holding a device, the device is written at once again: the
+    next page from that cursor holds the new version."""
+    misses = 0
+    for k in range(20):
+        dev_id = "sync%02d" % k
+        created(dv, dev_id)
+        body = page(dv, limit=500)
+        last = body["items"][-1]
+        assert last["id"] == dev_id
+        cursor = body["next_cursor"]
+        w = put(dv, dev_id, {"sessionCount": k})
+        assert w.status_code == 200
+        if cursor is None:
+            # the last page gives no cursor: resume from the last updatedAt seen, inclusive
+            later = flat_ids(walk(dv, 500, updated_since=last["updatedAt"]))
+        else:
+            later = flat_ids(walk(dv, 500, cursor=cursor))
+        if dev_id not in later:
+            misses += 1
+    assert misses == 0
