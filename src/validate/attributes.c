@@ -1,10 +1,14 @@
 /* Attribute lists, as /audiences/segments properties and device attributes hold them. */
 #include "validate/attributes.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+/* 2^63: the first magnitude a 64-bit integer cannot hold. */
+#define ATTRIBUTE_NUMBER_MAX 9223372036854775808.0
 
 static bool code_char_ok(char c)
 {
@@ -101,6 +105,15 @@ static bool check_list(val_path *p, json_t *list)
         if (chars > AUD_MAX_VALUE_CHARS) {
             fail_item(p, i, "an attribute value has at most %d characters, got %zu",
                       AUD_MAX_VALUE_CHARS, chars);
+            ok = false;
+            continue;
+        }
+        /* PostgreSQL's jsonb writes numbers without an exponent (1e20 comes back as
+         * 100000000000000000000), and a client reading that back, jansson included,
+         * may refuse an integer beyond 64 bits: such a value could not be sent back */
+        if (json_is_real(item) && fabs(json_real_value(item)) >= ATTRIBUTE_NUMBER_MAX) {
+            fail_item(p, i, "an attribute number lies between -9.2e18 and 9.2e18 (64-bit "
+                      "integers), got %g", json_real_value(item));
             ok = false;
             continue;
         }
