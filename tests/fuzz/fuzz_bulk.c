@@ -215,7 +215,7 @@ static int run_whole(const char *body, size_t len, bulk_op op, bool v1, bool ato
     bulk b = {.op = op, .v1 = v1, .trace_id = TRACE_ID};
     static fake_store st;
     err_clear(&err);
-    json_t *root = val_parse_body(body, len, &err), *data = root ? val_bulk_data(root, &err) : NULL;
+    json_t *root = val_parse_body(body, len, &err), *data = root ? val_bulk_data(root, VAL_BULK_MAX_ITEMS, &err) : NULL;
     if (!data) {
         FUZZ_CHECK(err.status == 400 || err.status == 422, "the body refused with %d", err.status);
         fuzz_check_problem(&err);
@@ -228,7 +228,7 @@ static int run_whole(const char *body, size_t len, bulk_op op, bool v1, bool ato
     for (b.n = 0; b.n < n; b.n++)
         h_bulk_item(&b, json_array_get(data, b.n), b.n);
     if (op != BULK_CREATE)
-        h_bulk_refuse_duplicates(&b);
+        h_bulk_duplicates(&b);
     if (!(atomic && b.n_errors))
         fake_statement(&st, &b, 0, b.n);
     *text = answer(&b, &st, atomic, status, text_len);
