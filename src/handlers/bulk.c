@@ -189,8 +189,10 @@ static void run_whole(http_request *rq, bool v1, bool devices, bulk_op op, bool 
         return;
     for (b->n = 0; b->n < n; b->n++)
         h_bulk_item(b, json_array_get(data, b->n), b->n);
-    if (op != BULK_CREATE)
-        h_bulk_duplicates(b);
+    if (op != BULK_CREATE && h_bulk_duplicates(b)) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        return;
+    }
     if (atomic && b->n_errors > 0) {
         bulk_refuse(b, rq);
         return;

@@ -397,11 +397,12 @@ static void drop_item(bulk *b, size_t i)
     b->warns[i] = NULL;
 }
 
-void h_bulk_duplicates(bulk *b)
+int h_bulk_duplicates(bulk *b)
 {
-    id_ref *refs = malloc(b->n * sizeof *refs);
-    size_t *later = malloc(b->n * sizeof *later); /* devices: the item that supersedes item i */
+    id_ref *refs = malloc((b->n + 1) * sizeof *refs);
+    size_t *later = malloc((b->n + 1) * sizeof *later); /* devices: the item that supersedes item i */
     size_t m = 0;
+    int rc = -1;
     if (!refs || !later)
         goto done;
     for (size_t i = 0; i < b->n; i++) {
@@ -438,9 +439,11 @@ void h_bulk_duplicates(bulk *b)
         problem_write(&b->warnings, &p);
         drop_item(b, i);
     }
+    rc = 0;
 done:
     free(refs);
     free(later);
+    return rc;
 }
 
 void h_bulk_drop_records(bulk *b)

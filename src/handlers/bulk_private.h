@@ -63,8 +63,9 @@ int h_bulk_step(bulk *b, val_bulk_walk *w);
 
 /* Items naming an id another item names (updates and deletes; every device route). For
  * segments each later one is refused (duplicate_id); for devices the last one wins and
- * every earlier one is dropped with a superseded warning naming the later item. */
-void h_bulk_duplicates(bulk *b);
+ * every earlier one is dropped with a superseded warning naming the later item. 0, or -1
+ * when memory ran out (then nothing was dropped: the request must not be run). */
+int h_bulk_duplicates(bulk *b) MUSTCHECK;
 
 /* Adds a problem of item i to the envelope's errors; pointer is inside the item. */
 void h_bulk_problem(bulk *b, size_t i, const char *code, const char *title, const char *pointer,

@@ -227,8 +227,8 @@ static int run_whole(const char *body, size_t len, bulk_op op, bool v1, bool ato
         abort();
     for (b.n = 0; b.n < n; b.n++)
         h_bulk_item(&b, json_array_get(data, b.n), b.n);
-    if (op != BULK_CREATE)
-        h_bulk_duplicates(&b);
+    if (op != BULK_CREATE && h_bulk_duplicates(&b))
+        abort(); /* out of memory, as h_bulk_alloc above */
     if (!(atomic && b.n_errors))
         fake_statement(&st, &b, 0, b.n);
     *text = answer(&b, &st, atomic, status, text_len);
