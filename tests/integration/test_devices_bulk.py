@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from segtest import Api, check_against_spec, problem
+from segtest import SPEC, Api, check_against_spec, problem
 from segtest import pointers as problem_pointers
 from test_devices import FULL, KEYS, empty_device
 
@@ -356,3 +356,31 @@ def test_reserved_ids_refused_on_put(dv):
     # a neighbour of a reserved id is an ordinary device id
     r = dv.request("PUT", DV + "/imports2", json_body={"id": "imports2"})
     assert r.status_code == 201, r.text
+
+
+# ---------------------------------------------------------------- the documented examples
+
+def test_openapi_examples_are_the_answers(dv):
+    """The mixed example of openapi.yaml, sent as it is, answers its documented examples
+    (the server's updatedAt and traceId aside), and with atomic=true the documented 422."""
+    op = SPEC["paths"]["/v1/devices/bulk"]["post"]
+    request = op["requestBody"]["content"]["application/json"]["examples"]["mixed"]["value"]
+    responses = SPEC["components"]["responses"]
+
+    def documented(name):
+        return json.loads(json.dumps(responses[name]["content"]["application/json"]["example"]))
+
+    def comparable(body):
+        for d in body["data"]:
+            d["updatedAt"] = 0
+        for e in body["errors"] + body["warnings"]:
+            e["traceId"] = ""
+        return body
+
+    r = dv.post(BULK + "?atomic=true", request)
+    assert comparable(envelope(r, 422)) == comparable(documented("DeviceBulkRefused"))
+    r = dv.post(BULK, request)
+    assert comparable(envelope(r)) == comparable(documented("DeviceBulkDone"))
+    ids = [{"id": d["id"]} for d in request["data"]]
+    r = dv.post(BULK_DELETE, {"data": [ids[0], ids[1]]})
+    assert comparable(envelope(r)) == comparable(documented("DeviceBulkDeleted"))
