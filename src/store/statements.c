@@ -419,9 +419,15 @@ const stmt_def store_statements[STMT__COUNT] = {
      * a constant of the plan, so whichever way PostgreSQL goes it stays linear. With
      * IN (SELECT json_array_elements_text(...)) and a tenant whose rows ANALYZE has not
      * seen yet (estimated at one row), it re-read the whole array for every row of the
-     * tenant: 10 000 ids over 10 000 fresh rows outran the 5 s statement timeout. */
+     * tenant: 10 000 ids over 10 000 fresh rows outran the 5 s statement timeout. The rows
+     * are locked first in id order (locked, counted once before the delete starts), as
+     * the upsert writes them, since the delete's own scan may follow another index: two
+     * requests on the same devices then wait on one another but never deadlock. */
     [STMT_DEVICE_BULK_DELETE] = {"device_bulk_delete",
+        "WITH locked AS (SELECT d.id FROM devices d WHERE d.tenant = $1 AND d.id = ANY($2::text[]) "
+        "ORDER BY d.id FOR UPDATE) "
         "DELETE FROM devices d WHERE d.tenant = $1 AND d.id = ANY($2::text[]) "
+        "AND (SELECT count(*) FROM locked) >= 0 "
         "RETURNING d.id, json_build_object('id', d.id)::text", 2, LOCKS_NONE, true},
 
     [STMT_DEVICE_GET] = {"device_get",
