@@ -28,4 +28,5 @@ int store_device_list(store_conn *c, const char *tenant, const device_list_query
  * bare id strings. The rows are (id, representation) of each device written or deleted. */
 int store_device_bulk(store_conn *c, bool delete, const char *tenant, const char *records,
                       store_bulk_rows *out, seg_error *err) MUSTCHECK;
+
 #endif

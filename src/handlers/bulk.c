@@ -18,7 +18,6 @@ static const stmt_id statements[2][3] = {
     {STMT_V1_BULK_INSERT, STMT_V1_BULK_UPDATE, STMT_V1_BULK_DELETE},
 };
 
-
 /* The envelope of the rows (h_bulk_envelope, which adds a not_found error for each item
  * the statement did not touch), kept with the request; NULL with a 500 in rq->err. */
 static char *envelope(bulk *b, http_request *rq, store_bulk_rows *rows, size_t *len)

@@ -79,8 +79,9 @@ int store_device_bulk(store_conn *c, bool delete, const char *tenant, const char
 {
     if (!delete)
         return store_bulk(c, STMT_DEVICE_BULK_UPSERT, tenant, records, out, err);
-    /* ["a","b"] → {"a","b"}: a device id holds neither '"' nor '\\', so each JSON string is
-     * already the array literal's quoted element */
+    /* ["a","b"] → {"a","b"}, the text[] STMT_DEVICE_BULK_DELETE takes: a device id holds
+     * no double quote and no backslash, so each JSON string is already the array literal's
+     * quoted element */
     size_t len = strlen(records);
     char *ids = malloc(len + 1);
     if (!ids) {
