@@ -35,19 +35,22 @@ void h_v1_delete(http_request *rq);
 void h_v1_end_date(http_request *rq);     /* POST /v1/segments/{id}/end-date */
 void h_v1_list(http_request *rq);
 
-/* Bulk operations (handlers/bulk.c): create, update, delete up to 1000 items. */
 void h_device_put(http_request *rq);      /* PUT /v1/devices/{id}: create or replace */
 void h_device_patch(http_request *rq);    /* PATCH /v1/devices/{id} (RFC 7396) */
 void h_device_get(http_request *rq);
 void h_device_delete(http_request *rq);
 void h_device_list(http_request *rq);     /* GET /v1/devices, oldest change first */
 
+/* Bulk operations (handlers/bulk.c): segments' create, update, delete of up to 1000 items;
+ * devices' upsert and delete of up to 10 000. */
 void h_aud_bulk_create(http_request *rq);
 void h_aud_bulk_update(http_request *rq);
 void h_aud_bulk_delete(http_request *rq);
 void h_v1_bulk_create(http_request *rq);
 void h_v1_bulk_update(http_request *rq);
 void h_v1_bulk_delete(http_request *rq);
+void h_device_bulk_upsert(http_request *rq); /* POST /v1/devices/bulk */
+void h_device_bulk_delete(http_request *rq); /* POST /v1/devices/bulk-delete */
 
 /* Path parameter checks for the router. */
 bool h_check_uuid(const char *value, const char **why);

@@ -23,4 +23,10 @@ int store_device_delete(store_conn *c, const char *tenant, const char *id, const
 int store_device_list(store_conn *c, const char *tenant, const device_list_query *q,
                       store_page *out, seg_error *err) MUSTCHECK;
 
+/* A bulk upsert (POST /v1/devices/bulk) or delete (bulk-delete) through store_bulk:
+ * records is the JSON array of the items' records (handlers/bulk_items.c), whole devices or
+ * bare id strings. The rows are (id, representation) of each device written or deleted. */
+int store_device_bulk(store_conn *c, bool delete, const char *tenant, const char *records,
+                      store_bulk_rows *out, seg_error *err) MUSTCHECK;
+
 #endif

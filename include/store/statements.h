@@ -44,6 +44,8 @@ typedef enum stmt_id {
     STMT_DEVICE_GET,
     STMT_DEVICE_DELETE,
     STMT_DEVICE_LIST,
+    STMT_DEVICE_BULK_UPSERT,
+    STMT_DEVICE_BULK_DELETE,
     STMT__COUNT
 } stmt_id;
 

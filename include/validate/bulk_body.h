@@ -9,7 +9,8 @@
 
 #include "core/error.h"
 
-#define VAL_BULK_MAX_ITEMS 1000 /* items a bulk request holds at most */
+#define VAL_BULK_MAX_ITEMS 1000    /* items a segment bulk request holds at most */
+#define VAL_BULK_MAX_DEVICES 10000 /* items a device bulk request holds at most (issue #21) */
 
 /* The walk accepts only what it is sure of: anything else (other keys, "data" spelt
  * with escapes, no item, an item jansson refuses or nested about as deep as jansson's
@@ -33,7 +34,7 @@ int val_bulk_next(val_bulk_walk *w);
 
 /* The items of a body parsed whole (root from val_parse_body): its "data" array,
  * borrowed from root; or NULL with err's problems (other keys, "data" not an array,
- * none or more than VAL_BULK_MAX_ITEMS items). */
-json_t *val_bulk_data(json_t *root, seg_error *err);
+ * none or more than max items: VAL_BULK_MAX_ITEMS or VAL_BULK_MAX_DEVICES). */
+json_t *val_bulk_data(json_t *root, int max, seg_error *err);
 
 #endif

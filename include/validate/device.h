@@ -28,8 +28,15 @@ typedef struct device_in {
     char *attributes_json;                /* JSON object, compact, malloc'd ("{}" when none) */
 } device_in;
 
-/* true when s is a device id: 1 to DEVICE_ID_MAX characters of [A-Za-z0-9-_.:@]. */
+/* true when s is a device id: 1 to DEVICE_ID_MAX characters of [A-Za-z0-9-_.:@], and not
+ * a reserved one. */
 bool val_device_id(const char *s);
+
+/* true when s is one of the ids the routes under /v1/devices/ take for themselves (bulk,
+ * bulk-delete, imports): a device of that id would be hidden by the route. */
+bool val_device_id_reserved(const char *s);
+#define VAL_DEVICE_RESERVED_WHY                                                           \
+    "bulk, bulk-delete and imports are routes under /v1/devices/, not device ids"
 
 /* Validates root (a JSON object), reporting every problem at once with its JSON Pointer
  * (422 validation_failed), unknown keys included; "updatedAt" is accepted and ignored.

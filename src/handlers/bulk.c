@@ -1,6 +1,6 @@
-/* The bulk routes of both dialects, where they meet the request and the store: a
- * create's parts sent while its body is read, or the whole body in one statement; the
- * items are bulk_items.c's, the answer bulk_envelope.c's. */
+/* The bulk routes of both segment dialects and of /v1/devices, where they meet the
+ * request and the store: a create's parts sent while its body is read, or the whole body
+ * in one statement; the items are bulk_items.c's, the answer bulk_envelope.c's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +9,7 @@
 #include "handlers/bulk_private.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
+#include "store/devices.h"
 #include "store/segments.h"
 #include "validate/validate.h"
 
@@ -52,13 +53,14 @@ static void bulk_release(void *b)
 }
 
 /* The request's bulk state, with room for cap items (released with the request). */
-static bulk *bulk_start(http_request *rq, bulk_op op, bool v1, size_t cap)
+static bulk *bulk_start(http_request *rq, bulk_op op, bool v1, bool devices, size_t cap)
 {
     bulk *b = h_keep(rq, sizeof *b, bulk_release);
     if (!b)
         return NULL;
     b->op = op;
     b->v1 = v1;
+    b->devices = devices;
     b->trace_id = rq->request_id;
     if (h_bulk_alloc(b, cap)) {
         err_set(&rq->err, 500, "internal", "out of memory");
@@ -125,7 +127,7 @@ static int run_streamed(http_request *rq, bool v1, bool atomic)
     err_clear(&db_err);
     if (!val_bulk_open(&w, rq->body, rq->body_len))
         return -1;
-    if (!(b = bulk_start(rq, BULK_CREATE, v1, VAL_BULK_MAX_ITEMS)) || !(c = h_store(rq)))
+    if (!(b = bulk_start(rq, BULK_CREATE, v1, false, VAL_BULK_MAX_ITEMS)) || !(c = h_store(rq)))
         return 0;
     do {
         if ((step = h_bulk_step(b, &w)) < 0)
@@ -167,8 +169,9 @@ done:
     return rc;
 }
 
-/* ---- the whole body at once: updates, deletes, and creates the walk gave up on ---- */
-static void run_whole(http_request *rq, bool v1, bulk_op op, bool atomic)
+/* ---- the whole body at once: updates, deletes, device upserts, and creates the walk
+ * gave up on ---- */
+static void run_whole(http_request *rq, bool v1, bool devices, bulk_op op, bool atomic)
 {
     bulk *b;
     json_t *root, *data;
@@ -177,15 +180,18 @@ static void run_whole(http_request *rq, bool v1, bulk_op op, bool atomic)
     bool in_tx = false;
     char *records_text;
 
-    if (!(root = h_body(rq)) || !(data = val_bulk_data(root, &rq->err)))
+    if (!(root = h_body(rq)) ||
+        !(data = val_bulk_data(root, devices ? VAL_BULK_MAX_DEVICES : VAL_BULK_MAX_ITEMS, &rq->err)))
         return;
     size_t n = json_array_size(data);
-    if (!(b = bulk_start(rq, op, v1, n)))
+    if (!(b = bulk_start(rq, op, v1, devices, n)))
         return;
     for (b->n = 0; b->n < n; b->n++)
         h_bulk_item(b, json_array_get(data, b->n), b->n);
-    if (op != BULK_CREATE)
-        h_bulk_refuse_duplicates(b);
+    if (op != BULK_CREATE && h_bulk_duplicates(b)) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        return;
+    }
     if (atomic && b->n_errors > 0) {
         bulk_refuse(b, rq);
         return;
@@ -200,7 +206,9 @@ static void run_whole(http_request *rq, bool v1, bulk_op op, bool atomic)
                 return;
             in_tx = true;
         }
-        int rc = store_bulk(c, statements[v1][op], rq->principal.tenant, records_text, &rows, &rq->err);
+        int rc = devices ? store_device_bulk(c, op == BULK_DELETE, rq->principal.tenant, records_text, &rows,
+                                             &rq->err)
+                         : store_bulk(c, statements[v1][op], rq->principal.tenant, records_text, &rows, &rq->err);
         (void)arena_run_now(&rq->arena, records_text); /* sent and answered: no longer needed */
         if (rc)
             goto done;
@@ -230,7 +238,7 @@ done:
         store_rollback(c);
 }
 
-static void run_bulk(http_request *rq, bool v1, bulk_op op)
+static void run_bulk(http_request *rq, bool v1, bool devices, bulk_op op)
 {
     static const char *const allowed[] = {"atomic", NULL};
     bool atomic = false, bad = false;
@@ -248,12 +256,14 @@ static void run_bulk(http_request *rq, bool v1, bulk_op op)
     }
     if (op == BULK_CREATE && run_streamed(rq, v1, atomic) == 0)
         return;
-    run_whole(rq, v1, op, atomic);
+    run_whole(rq, v1, devices, op, atomic);
 }
 
-void h_aud_bulk_create(http_request *rq) { run_bulk(rq, false, BULK_CREATE); }
-void h_aud_bulk_update(http_request *rq) { run_bulk(rq, false, BULK_UPDATE); }
-void h_aud_bulk_delete(http_request *rq) { run_bulk(rq, false, BULK_DELETE); }
-void h_v1_bulk_create(http_request *rq) { run_bulk(rq, true, BULK_CREATE); }
-void h_v1_bulk_update(http_request *rq) { run_bulk(rq, true, BULK_UPDATE); }
-void h_v1_bulk_delete(http_request *rq) { run_bulk(rq, true, BULK_DELETE); }
+void h_aud_bulk_create(http_request *rq) { run_bulk(rq, false, false, BULK_CREATE); }
+void h_aud_bulk_update(http_request *rq) { run_bulk(rq, false, false, BULK_UPDATE); }
+void h_aud_bulk_delete(http_request *rq) { run_bulk(rq, false, false, BULK_DELETE); }
+void h_v1_bulk_create(http_request *rq) { run_bulk(rq, true, false, BULK_CREATE); }
+void h_v1_bulk_update(http_request *rq) { run_bulk(rq, true, false, BULK_UPDATE); }
+void h_v1_bulk_delete(http_request *rq) { run_bulk(rq, true, false, BULK_DELETE); }
+void h_device_bulk_upsert(http_request *rq) { run_bulk(rq, false, true, BULK_UPSERT); }
+void h_device_bulk_delete(http_request *rq) { run_bulk(rq, false, true, BULK_DELETE); }

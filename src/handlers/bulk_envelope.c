@@ -145,6 +145,8 @@ char *h_bulk_envelope(bulk *b, bulk_row *rows, size_t nrows, size_t *len)
         return NULL;
     if (nrows)
         qsort(rows, nrows, sizeof *rows, cmp_row);
+    if (b->warnings.len) /* the items not applied come first, then those of the stored ones */
+        json_text_put(&warnings, b->warnings.p, b->warnings.len);
     for (size_t i = 0; i < b->n; i++) {
         const bulk_row *hit = b->records[i] ? find_row(rows, nrows, b->ids[i]) : NULL;
         row_of[i] = hit;
@@ -152,7 +154,8 @@ char *h_bulk_envelope(bulk *b, bulk_row *rows, size_t nrows, size_t *len)
             continue;
         if (!hit || hit->broken_rule) {
             if (!hit)
-                h_bulk_problem(b, i, "not_found", "Not Found", "/id", "no segment with this id");
+                h_bulk_problem(b, i, "not_found", "Not Found", "/id",
+                               b->devices ? "no device with this id" : "no segment with this id");
             else
                 h_bulk_problem(b, i, "validation_failed", "Invalid field",
                                h_rule_pointer(hit->broken_rule, b->v1), h_rule_detail(hit->broken_rule));
@@ -186,7 +189,7 @@ char *h_bulk_envelope(bulk *b, bulk_row *rows, size_t nrows, size_t *len)
         json_text_put(&o, warnings.p ? warnings.p : "", warnings.len);
         JSON_TEXT_LIT(&o, "]}");
     }
-    if (b->errors.failed || warnings.failed)
+    if (b->errors.failed || b->warnings.failed || warnings.failed)
         o.failed = true;
     free(row_of);
     json_text_release(&warnings);

@@ -2,6 +2,7 @@
  * statement record (JSON text), or refused with its problems. */
 #include "handlers/bulk_private.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "core/problem.h"
 #include "store/statements.h"
 #include "validate/audience.h"
+#include "validate/device.h"
 #include "validate/v1_segment.h"
 #include "validate/validate.h"
 
@@ -174,24 +176,40 @@ static int rec_keep(bulk *b, json_text *r, size_t i)
     return 0;
 }
 
+/* Whether s (len bytes) is an id the request's resource has, else -1 with its problem. */
+static int check_item_id(bulk *b, const char *s, size_t len)
+{
+    const char *why = NULL;
+    if (b->devices) {
+        if (strlen(s) == len && val_device_id(s))
+            return 0;
+        if (val_device_id_reserved(s))
+            err_add(&b->item_err, "/id", "\"%s\" is reserved: " VAL_DEVICE_RESERVED_WHY, s);
+        else
+            err_add(&b->item_err, "/id", "\"%.40s\" is not a device id: expected 1 to %d letters, digits, "
+                    "'-', '_', '.', ':' or '@'", s, DEVICE_ID_MAX);
+        return -1;
+    }
+    if (b->v1 ? val_v1_id(s) : val_uuid(s, len, &why))
+        return 0;
+    err_add(&b->item_err, "/id", "\"%.40s\" is not a segment id: %s", s,
+            b->v1 ? "expected \"seg_\" followed by 13 letters or digits" : why);
+    return -1;
+}
+
 /* An item naming only an id: {"id": "..."} for deletes. */
 static int id_only_item(bulk *b, json_t *item, size_t i)
 {
     json_t *id = json_object_get(item, "id");
-    const char *why = NULL;
     if (json_object_size(item) != 1 || !json_is_string(id)) {
         err_add(&b->item_err, "/id", "expected an object holding only \"id\"");
         return -1;
     }
     const char *s = json_string_value(id);
-    bool ok = b->v1 ? val_v1_id(s) : val_uuid(s, json_string_length(id), &why);
-    if (!ok) {
-        err_add(&b->item_err, "/id", "\"%.40s\" is not a segment id: %s", s,
-                b->v1 ? "expected \"seg_\" followed by 13 letters or digits" : why);
+    if (check_item_id(b, s, json_string_length(id)))
         return -1;
-    }
     snprintf(b->ids[i], sizeof b->ids[i], "%s", s);
-    for (char *c = b->ids[i]; !b->v1 && *c; c++)
+    for (char *c = b->ids[i]; !b->v1 && !b->devices && *c; c++) /* a uuid's canonical form */
         if (*c >= 'A' && *c <= 'F')
             *c = (char)(*c + 32);
     json_text r = {0}; /* a delete's record is the bare id string */
@@ -204,8 +222,6 @@ static int aud_item(bulk *b, json_t *item, size_t i)
     aud_segment_in in;
     int rc = -1;
     json_text r = {0};
-    if (b->op == BULK_DELETE)
-        return id_only_item(b, item, i);
     if (val_aud_segment(item, (b->op == BULK_CREATE ? AUD_CREATE : AUD_REPLACE) | AUD_NO_TEXT, &in,
                         &b->item_err))
         goto done;
@@ -254,8 +270,6 @@ static int v1_item(bulk *b, json_t *item, size_t i)
     int rc = -1;
     json_text r = {0};
     memset(&in, 0, sizeof in);
-    if (b->op == BULK_DELETE)
-        return id_only_item(b, item, i);
     if (val_v1_segment(item, b->op == BULK_UPDATE, &in, &b->item_err))
         goto done;
     JSON_TEXT_LIT(&r, "{");
@@ -297,6 +311,44 @@ done:
     return rc;
 }
 
+/* A device's record (DEVICE_RECORD in store/statements.c): its id and each field it sets
+ * by the representation's name (a field left out reads as NULL), integers as the decimal
+ * text the validator wrote, tags and attributes as the compact JSON it wrote. */
+static int dv_item(bulk *b, json_t *item, size_t i)
+{
+    device_in in;
+    int rc = -1;
+    json_text r = {0};
+    bool no_id = json_object_get(item, "id") == NULL;
+    if (val_device(item, NULL, &in, &b->item_err) || no_id) {
+        if (no_id) /* after the others: the problems stay in the representation's order */
+            err_add(&b->item_err, "/id", "required: a bulk item names its device by \"id\"");
+        goto done;
+    }
+    snprintf(b->ids[i], sizeof b->ids[i], "%s", in.id);
+    JSON_TEXT_LIT(&r, "{");
+    rec_str(&r, "id", in.id);
+    for (size_t k = 0; k < VAL_FIELD_COUNT; k++) {
+        if (!in.scalar[k])
+            continue; /* the id, the tags, and every field left out or null */
+        json_text_key(&r, val_field_at(k)->name);
+        if (in.scalar[k] == in.numbers[k])
+            json_text_raw(&r, in.numbers[k]);
+        else
+            json_text_cstr(&r, in.scalar[k], JSON_ESC_PG);
+    }
+    json_text_key(&r, "tags");
+    json_text_raw(&r, in.tags_json);
+    json_text_key(&r, "attributes");
+    json_text_raw(&r, in.attributes_json);
+    JSON_TEXT_LIT(&r, "}");
+    rc = rec_keep(b, &r, i);
+done:
+    json_text_release(&r);
+    val_device_release(&in);
+    return rc;
+}
+
 void h_bulk_item(bulk *b, json_t *item, size_t i)
 {
     err_clear(&b->item_err);
@@ -305,7 +357,11 @@ void h_bulk_item(bulk *b, json_t *item, size_t i)
         add_item_errors(b, i);
         return;
     }
-    if ((b->v1 ? v1_item(b, item, i) : aud_item(b, item, i)) != 0)
+    int rc = b->op == BULK_DELETE ? id_only_item(b, item, i)
+             : b->devices          ? dv_item(b, item, i)
+             : b->v1               ? v1_item(b, item, i)
+                                   : aud_item(b, item, i);
+    if (rc != 0)
         add_item_errors(b, i);
 }
 
@@ -332,37 +388,67 @@ static int cmp_ref(const void *a, const void *b)
     return c ? c : (x->index > y->index) - (x->index < y->index);
 }
 
-void h_bulk_refuse_duplicates(bulk *b)
+/* Drops item i's record: it is not applied. */
+static void drop_item(bulk *b, size_t i)
 {
-    id_ref *refs = malloc(b->n * sizeof *refs);
+    free(b->records[i]);
+    b->records[i] = NULL;
+    json_decref(b->warns[i]);
+    b->warns[i] = NULL;
+}
+
+int h_bulk_duplicates(bulk *b)
+{
+    id_ref *refs = malloc((b->n + 1) * sizeof *refs);
+    size_t *later = malloc((b->n + 1) * sizeof *later); /* devices: the item that supersedes item i */
     size_t m = 0;
-    if (!refs)
-        return;
-    for (size_t i = 0; i < b->n; i++)
+    int rc = -1;
+    if (!refs || !later)
+        goto done;
+    for (size_t i = 0; i < b->n; i++) {
+        later[i] = SIZE_MAX;
         if (b->records[i])
             refs[m++] = (id_ref){b->ids[i], i};
+    }
     qsort(refs, m, sizeof *refs, cmp_ref);
-    for (size_t k = 1; k < m; k++) {
-        if (strcmp(refs[k].id, refs[k - 1].id) == 0) {
-            size_t i = refs[k].index;
+    for (size_t first = 0, end; first < m; first = end) {
+        for (end = first + 1; end < m && !strcmp(refs[end].id, refs[first].id); end++)
+            ;
+        for (size_t k = first; k + 1 < end; k++) {
             char detail[128];
-            size_t first = k;
-            while (first > 0 && !strcmp(refs[first - 1].id, refs[k].id))
-                first--;
+            if (b->devices) { /* the last one wins: warned in request order below */
+                later[refs[k].index] = refs[end - 1].index;
+                continue;
+            }
+            size_t i = refs[k + 1].index;
             snprintf(detail, sizeof detail, "this id is already named by item %zu of this request",
                      refs[first].index);
             h_bulk_problem(b, i, "duplicate_id", "Duplicate id", "/id", detail);
-            free(b->records[i]);
-            b->records[i] = NULL;
-            json_decref(b->warns[i]);
-            b->warns[i] = NULL;
+            drop_item(b, i);
         }
     }
+    for (size_t i = 0; i < b->n; i++) {
+        if (later[i] == SIZE_MAX)
+            continue;
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "item %zu of this request names the same device: the last item naming an id is the "
+                 "one applied, this one is not", later[i]);
+        problem p = {.kind = PROBLEM_WARNING, .code = "superseded", .title = "Superseded",
+                     .detail = detail, .pointer = "/id", .item = (long)i, .trace_id = b->trace_id};
+        problem_write(&b->warnings, &p);
+        drop_item(b, i);
+    }
+    rc = 0;
+done:
     free(refs);
+    free(later);
+    return rc;
 }
 
 void h_bulk_drop_records(bulk *b)
 {
+    json_text_release(&b->warnings); /* they were about items applied or not: none is */
     for (size_t i = 0; i < b->n; i++) {
         free(b->records[i]);
         b->records[i] = NULL;
@@ -408,4 +494,5 @@ void h_bulk_free(bulk *b)
     free(b->warns);
     free(b->spans);
     json_text_release(&b->errors);
+    json_text_release(&b->warnings);
 }

@@ -18,7 +18,8 @@ bool h_check_device_id(const char *value, const char **why)
 {
     if (val_device_id(value))
         return true;
-    *why = "expected 1 to 255 letters, digits, '-', '_', '.', ':' or '@'";
+    *why = val_device_id_reserved(value) ? VAL_DEVICE_RESERVED_WHY
+                                         : "expected 1 to 255 letters, digits, '-', '_', '.', ':' or '@'";
     return false;
 }
 

@@ -35,6 +35,8 @@ const http_route handlers_routes[] = {
     {"POST", "/v1/segments/{id}/end-date", h_v1_end_date, W, BODY_JSON, h_check_seg_id, "segment id"},
 
     {"GET", "/v1/devices", h_device_list, DR, BODY_NONE, NULL, NULL},
+    {"POST", "/v1/devices/bulk", h_device_bulk_upsert, DW, BODY_BULK_JSON, NULL, NULL},
+    {"POST", "/v1/devices/bulk-delete", h_device_bulk_delete, DW, BODY_BULK_JSON, NULL, NULL},
     {"GET", "/v1/devices/{id}", h_device_get, DR, BODY_NONE, h_check_device_id, "device id"},
     {"PUT", "/v1/devices/{id}", h_device_put, DW, BODY_JSON, h_check_device_id, "device id"},
     {"PATCH", "/v1/devices/{id}", h_device_patch, DW, BODY_MERGE_PATCH, h_check_device_id, "device id"},

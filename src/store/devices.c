@@ -73,3 +73,27 @@ int store_device_list(store_conn *c, const char *tenant, const device_list_query
     store_page_done(out, buf, len, out->more ? PQgetvalue(res, out->n - 1, 1) : NULL);
     return STORE_DONE;
 }
+
+int store_device_bulk(store_conn *c, bool delete, const char *tenant, const char *records,
+                      store_bulk_rows *out, seg_error *err)
+{
+    if (!delete)
+        return store_bulk(c, STMT_DEVICE_BULK_UPSERT, tenant, records, out, err);
+    /* ["a","b"] → {"a","b"}, the text[] STMT_DEVICE_BULK_DELETE takes: a device id holds
+     * no double quote and no backslash, so each JSON string is already the array literal's
+     * quoted element */
+    size_t len = strlen(records);
+    char *ids = malloc(len + 1);
+    if (!ids) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    memcpy(ids, records, len + 1);
+    if (len >= 2 && ids[0] == '[' && ids[len - 1] == ']') {
+        ids[0] = '{';
+        ids[len - 1] = '}';
+    }
+    int rc = store_bulk(c, STMT_DEVICE_BULK_DELETE, tenant, ids, out, err);
+    free(ids);
+    return rc;
+}

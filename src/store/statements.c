@@ -145,6 +145,17 @@
     "'deviceModel', d.device_model, 'deviceManufacturer', d.device_manufacturer, "          \
     "'tags', d.tags, 'attributes', d.attributes, 'updatedAt', " MS_JSON("d.updated_at") ")::text"
 
+/* A bulk record of a device (handlers/bulk_items.c) as json_to_recordset reads it: its
+ * keys are the representation's names, its columns in the order of the table's (id, then
+ * DEVICE_COLS), so that the rows insert by position. */
+#define DEVICE_RECORD                                                                         \
+    "id text, country text, language text, timezone text, \"appVersion\" text, "             \
+    "\"appVersionCode\" integer, \"osApi\" text, \"osVersion\" text, \"customUserId\" text, " \
+    "email text, type text, \"firstSession\" bigint, \"lastSession\" bigint, "               \
+    "\"sessionCount\" integer, \"createdAt\" bigint, \"pushToken\" text, "                   \
+    "\"unRegisteredAt\" bigint, \"deviceModel\" text, \"deviceManufacturer\" text, "          \
+    "tags text[], attributes jsonb"
+
 const stmt_def store_statements[STMT__COUNT] = {
     /* $1 statement_timeout (ms), $2 idle_in_transaction_session_timeout (ms) */
     [STMT_SESSION_SETUP] = {NULL,
@@ -389,6 +400,35 @@ const stmt_def store_statements[STMT__COUNT] = {
         "updated_at = " DEVICE_NOW ", version = d.version + 1 WHERE NOT $24::boolean "
         "RETURNING " DEVICE_JSON " AS body, d.version, d.xmax = 0 AS created) "
         "SELECT * FROM upd UNION ALL SELECT * FROM ins", 25, LOCKS_DEVICES, false},
+
+    /* Bulk upsert: every record created or replaced whole, as PUT does. The ids are
+     * distinct (the handler keeps the last of each), and the rows are written in id order
+     * so that two requests naming the same devices lock them in the same order and never
+     * deadlock. The update's values come from EXCLUDED through a sub-select, so that the
+     * column list is DEVICE_COLS once more rather than a second list to keep in step. */
+    [STMT_DEVICE_BULK_UPSERT] = {"device_bulk_upsert",
+        "INSERT INTO devices AS d (tenant, id, " DEVICE_COLS ", updated_at) "
+        "SELECT $1, x.*, " DEVICE_NOW " FROM json_to_recordset($2::json) AS x(" DEVICE_RECORD ") "
+        "ORDER BY x.id "
+        "ON CONFLICT (tenant, id) DO UPDATE SET (" DEVICE_COLS ") = "
+        "(SELECT " DEVICE_COLS " FROM (SELECT EXCLUDED.*) AS e), "
+        "updated_at = " DEVICE_NOW ", version = d.version + 1 "
+        "RETURNING d.id, " DEVICE_JSON, 2, LOCKS_NONE, true},
+
+    /* $2 is a text[] (store_device_bulk), not the segments' JSON array: its elements are
+     * a constant of the plan, so whichever way PostgreSQL goes it stays linear. With
+     * IN (SELECT json_array_elements_text(...)) and a tenant whose rows ANALYZE has not
+     * seen yet (estimated at one row), it re-read the whole array for every row of the
+     * tenant: 10 000 ids over 10 000 fresh rows outran the 5 s statement timeout. The rows
+     * are locked first in id order (locked, counted once before the delete starts), as
+     * the upsert writes them, since the delete's own scan may follow another index: two
+     * requests on the same devices then wait on one another but never deadlock. */
+    [STMT_DEVICE_BULK_DELETE] = {"device_bulk_delete",
+        "WITH locked AS (SELECT d.id FROM devices d WHERE d.tenant = $1 AND d.id = ANY($2::text[]) "
+        "ORDER BY d.id FOR UPDATE) "
+        "DELETE FROM devices d WHERE d.tenant = $1 AND d.id = ANY($2::text[]) "
+        "AND (SELECT count(*) FROM locked) >= 0 "
+        "RETURNING d.id, json_build_object('id', d.id)::text", 2, LOCKS_NONE, true},
 
     [STMT_DEVICE_GET] = {"device_get",
         "SELECT " DEVICE_JSON ", d.version FROM devices d WHERE d.tenant = $1 AND d.id = $2",

@@ -66,7 +66,7 @@ int val_bulk_next(val_bulk_walk *w)
     return w->p == w->end ? 0 : -1;
 }
 
-json_t *val_bulk_data(json_t *root, seg_error *err)
+json_t *val_bulk_data(json_t *root, int max, seg_error *err)
 {
     json_t *data = json_object_get(root, "data");
     if (json_object_size(root) != 1 || !json_is_array(data)) {
@@ -77,14 +77,14 @@ json_t *val_bulk_data(json_t *root, seg_error *err)
         json_object_foreach(root, k, v) if (strcmp(k, "data"))
             val_fail_at(&p, k, "unknown field \"%.60s\": a bulk body holds only \"data\"", k);
         if (!json_is_array(data))
-            err_add(err, "/data", "expected an array of 1 to %d items", VAL_BULK_MAX_ITEMS);
+            err_add(err, "/data", "expected an array of 1 to %d items", max);
         return NULL;
     }
     size_t n = json_array_size(data);
-    if (n < 1 || n > VAL_BULK_MAX_ITEMS) {
+    if (n < 1 || n > (size_t)max) {
         err_set(err, 422, n ? "too_many_items" : "validation_failed", "a bulk request holds 1 to %d items, got %zu",
-                VAL_BULK_MAX_ITEMS, n);
-        err_add(err, "/data", "expected 1 to %d items, got %zu", VAL_BULK_MAX_ITEMS, n);
+                max, n);
+        err_add(err, "/data", "expected 1 to %d items, got %zu", max, n);
         return NULL;
     }
     return data;

@@ -31,9 +31,24 @@ static bool id_char_ok(char c)
            c == '-' || c == '_' || c == '.' || c == ':' || c == '@';
 }
 
+/* The literal routes under /v1/devices/ (and imports, the next step's): the router tries
+ * a literal path before "{id}" (http/router.c), so a device of one of these ids could
+ * never be read, replaced or deleted by its path. */
+static const char *const reserved_ids[] = {"bulk", "bulk-delete", "imports"};
+
+bool val_device_id_reserved(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof reserved_ids / sizeof reserved_ids[0]; i++)
+        if (!strcmp(s, reserved_ids[i]))
+            return true;
+    return false;
+}
+
 bool val_device_id(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
+    if (val_device_id_reserved(s))
+        return false;
     if (n < 1 || n > DEVICE_ID_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
@@ -75,6 +90,10 @@ static bool check_id(val_path *p, json_t *v, const char *path_id, device_in *out
     if (!check_text(p, v, "a device id (a string)", 1, DEVICE_ID_MAX))
         return false;
     const char *id = json_string_value(v);
+    if (val_device_id_reserved(id)) {
+        val_fail(p, "\"%s\" is reserved: " VAL_DEVICE_RESERVED_WHY, id);
+        return false;
+    }
     if (!val_device_id(id)) {
         val_fail(p, "\"%s\" is not a device id: expected only letters, digits and - _ . : @",
                  val_excerpt(ex, id));

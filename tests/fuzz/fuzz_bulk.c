@@ -1,10 +1,11 @@
-/* libFuzzer target: bulk request bodies of both dialects, through the pure units the
- * bulk handler is made of: the body walk (validate/bulk_body.h), each item's validation
- * and record, and the envelope (handlers/bulk_private.h). The first input byte picks the
- * operation (% 6: create, update, delete on /audiences/segments, then on /v1/segments)
- * and whether the request is atomic (0x80); the rest is the body. A stand-in store
- * answers each record with a row (ids ending in '0' are "not found" to updates and
- * deletes; ids ending in '1' break a lifecycle rule with the stored dates, for updates). Checked: the records the statement would bind; the envelope is
+/* libFuzzer target: bulk request bodies of both dialects and of devices, through the pure
+ * units the bulk handler is made of: the body walk (validate/bulk_body.h), each item's
+ * validation and record, and the envelope (handlers/bulk_private.h). The first input byte
+ * picks the operation (% 8: create, update, delete on /audiences/segments, then on
+ * /v1/segments, then upsert and delete on /v1/devices) and whether the request is atomic
+ * (0x80); the rest is the body. A stand-in store answers each record with a row (ids
+ * ending in '0' are "not found" to segment updates and to deletes; ids ending in '1' break
+ * a lifecycle rule with the stored dates, for segment updates). Checked: the records the statement would bind; the envelope is
  * {data, errors, warnings} with every pointer naming an item sent; the walk gives the items of jansson's
  * parse of the whole body, and a create walked in parts of 2 answers exactly as the
  * same body taken whole (ids and trace ids aside). */
@@ -13,6 +14,7 @@
 #include "fuzz_common.h"
 #include "handlers/bulk_private.h"
 #include "validate/bulk_body.h"
+#include "validate/device.h"
 #include "validate/v1_segment.h"
 #include "validate/validate.h"
 
@@ -37,8 +39,8 @@ static bool lower_uuid(const char *s)
 
 /* The rows a stand-in store made: text it owns, and the rows pointing into it. */
 typedef struct fake_store {
-    bulk_row rows[VAL_BULK_MAX_ITEMS];
-    char *text[VAL_BULK_MAX_ITEMS][9];
+    bulk_row rows[VAL_BULK_MAX_DEVICES];
+    char *text[VAL_BULK_MAX_DEVICES][9];
     size_t n;
     size_t broken; /* rows of updates left as they were (a lifecycle rule): no data item */
     size_t made; /* rows made by creates, in request order: picks their timestamps */
@@ -63,21 +65,28 @@ static void fake_statement(fake_store *st, const bulk *b, size_t from, size_t to
         return; /* no item kept: no statement */
     json_t *arr = json_loads(records, JSON_REJECT_DUPLICATES, &je), *rec;
     size_t i;
-    FUZZ_CHECK(json_array_size(arr) >= 1 && json_array_size(arr) <= VAL_BULK_MAX_ITEMS, "records: %.200s",
-               records);
+    FUZZ_CHECK(json_array_size(arr) >= 1 &&
+                   json_array_size(arr) <= (b->devices ? VAL_BULK_MAX_DEVICES : VAL_BULK_MAX_ITEMS),
+               "records: %.200s", records);
     json_array_foreach(arr, i, rec) {
         const char *rid = del ? json_string_value(rec) : json_string_value(json_object_get(rec, "id"));
-        FUZZ_CHECK(rid && (b->v1 ? val_v1_id(rid) : lower_uuid(rid)), "record %zu id: %.200s", i, records);
+        FUZZ_CHECK(rid && (b->devices ? val_device_id(rid) : b->v1 ? val_v1_id(rid) : lower_uuid(rid)),
+                   "record %zu id: %.200s", i, records);
         for (size_t k = 0; k < i; k++) {
             json_t *o = json_array_get(arr, k);
             const char *oid = del ? json_string_value(o) : json_string_value(json_object_get(o, "id"));
             FUZZ_CHECK(strcmp(rid, oid), "id %s bound twice", rid);
         }
-        if (!create && rid[strlen(rid) - 1] == '0')
-            continue; /* not found */
-        if (!del && !create)
+        if ((del || (!create && !b->devices)) && rid[strlen(rid) - 1] == '0')
+            continue; /* not found (an upsert always finds or makes its device) */
+        if (b->devices && !del) /* every other member a field of the table, left out when null */
+            FUZZ_CHECK(json_is_array(json_object_get(rec, "tags")) &&
+                           json_is_object(json_object_get(rec, "attributes")) &&
+                           !json_object_get(rec, "updatedAt"),
+                       "device record %zu: %.300s", i, records);
+        if (!del && !create && !b->devices)
             FUZZ_CHECK(json_is_integer(json_object_get(rec, "mask")), "update without a mask");
-        if (!b->v1 && !del) {
+        if (!b->v1 && !b->devices && !del) {
             const char *keys[] = {"properties", "deprecated_properties"};
             for (int k = 0; k < 2; k++) {
                 json_t *pv = json_object_get(rec, keys[k]);
@@ -90,7 +99,7 @@ static void fake_statement(fake_store *st, const bulk *b, size_t from, size_t to
         }
         json_t *start = json_object_get(rec, "start_us"), *end = json_object_get(rec, "end_us"),
                *days = json_object_get(rec, "extend_days");
-        if (!del) /* the lifecycle members (LC_RECORD) */
+        if (!del && !b->devices) /* the lifecycle members (LC_RECORD) */
             FUZZ_CHECK((json_is_null(start) || json_is_integer(start)) && (json_is_null(end) || json_is_integer(end)) &&
                            json_is_boolean(json_object_get(rec, "active")) &&
                            json_is_boolean(json_object_get(rec, "extend")) && json_integer_value(days) >= 1 &&
@@ -99,7 +108,7 @@ static void fake_statement(fake_store *st, const bulk *b, size_t from, size_t to
         char **v = st->text[st->n];
         v[0] = dup_or_die(strdup(rid));
         bulk_row *row = &st->rows[st->n];
-        if (!create && !del && rid[strlen(rid) - 1] == '1') { /* left as it was */
+        if (!create && !del && !b->devices && rid[strlen(rid) - 1] == '1') { /* left as it was */
             *row = (bulk_row){.id = v[0], .broken_rule = "end_date"};
             st->broken++;
         } else if (b->v1 || !create) {
@@ -208,14 +217,15 @@ static void check_envelope(const char *text, size_t len, unsigned status, size_t
 
 /* The body taken whole (the handler's run_whole): 0 with the answer, or -1 when the
  * body itself is refused (then its problem is checked). */
-static int run_whole(const char *body, size_t len, bulk_op op, bool v1, bool atomic, unsigned *status,
-                     char **text, size_t *text_len)
+static int run_whole(const char *body, size_t len, bulk_op op, bool v1, bool devices, bool atomic,
+                     unsigned *status, char **text, size_t *text_len)
 {
     seg_error err;
-    bulk b = {.op = op, .v1 = v1, .trace_id = TRACE_ID};
+    bulk b = {.op = op, .v1 = v1, .devices = devices, .trace_id = TRACE_ID};
     static fake_store st;
     err_clear(&err);
-    json_t *root = val_parse_body(body, len, &err), *data = root ? val_bulk_data(root, &err) : NULL;
+    json_t *root = val_parse_body(body, len, &err),
+           *data = root ? val_bulk_data(root, devices ? VAL_BULK_MAX_DEVICES : VAL_BULK_MAX_ITEMS, &err) : NULL;
     if (!data) {
         FUZZ_CHECK(err.status == 400 || err.status == 422, "the body refused with %d", err.status);
         fuzz_check_problem(&err);
@@ -227,8 +237,8 @@ static int run_whole(const char *body, size_t len, bulk_op op, bool v1, bool ato
         abort();
     for (b.n = 0; b.n < n; b.n++)
         h_bulk_item(&b, json_array_get(data, b.n), b.n);
-    if (op != BULK_CREATE)
-        h_bulk_refuse_duplicates(&b);
+    if (op != BULK_CREATE && h_bulk_duplicates(&b))
+        abort(); /* out of memory, as h_bulk_alloc above */
     if (!(atomic && b.n_errors))
         fake_statement(&st, &b, 0, b.n);
     *text = answer(&b, &st, atomic, status, text_len);
@@ -316,15 +326,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    static const bulk_op ops[3] = {BULK_CREATE, BULK_UPDATE, BULK_DELETE};
-    unsigned route = (data[0] & 0x7f) % 6, whole_status = 0, streamed_status = 0;
-    bool atomic = data[0] & 0x80, v1 = route >= 3;
-    bulk_op op = ops[route % 3];
+    static const bulk_op ops[8] = {BULK_CREATE, BULK_UPDATE, BULK_DELETE, BULK_CREATE,
+                                   BULK_UPDATE, BULK_DELETE, BULK_UPSERT, BULK_DELETE};
+    unsigned route = (data[0] & 0x7f) % 8, whole_status = 0, streamed_status = 0;
+    bool atomic = data[0] & 0x80, v1 = route >= 3 && route < 6, devices = route >= 6;
+    bulk_op op = ops[route];
     char *body = fuzz_cstr(data + 1, size - 1), *whole = NULL, *streamed = NULL; /* NUL after, for messages */
     size_t len = size - 1, whole_len = 0, streamed_len = 0;
 
     check_walk(body, len);
-    int whole_rc = run_whole(body, len, op, v1, atomic, &whole_status, &whole, &whole_len);
+    int whole_rc = run_whole(body, len, op, v1, devices, atomic, &whole_status, &whole, &whole_len);
     if (op == BULK_CREATE && run_streamed(body, len, v1, atomic, &streamed_status, &streamed, &streamed_len) == 0) {
         json_error_t je;
         FUZZ_CHECK(whole_rc == 0, "walked a body the whole parse refuses: %.300s", body);

@@ -44,7 +44,7 @@ static void check_agrees(const char *body, size_t len)
     err_clear(&err);
     json_t *walked = walk_all(body, len);
     json_t *root = val_parse_body(body, len, &err);
-    json_t *data = root ? val_bulk_data(root, &err) : NULL;
+    json_t *data = root ? val_bulk_data(root, VAL_BULK_MAX_ITEMS, &err) : NULL;
     if (walked) {
         assert_non_null(data);
         assert_true(json_equal(walked, data));
@@ -139,7 +139,7 @@ static void test_whole_problems(void **state)
         err_clear(&err);
         json_t *root = val_parse_body(cases[k].body, strlen(cases[k].body), &err);
         assert_non_null(root);
-        json_t *data = val_bulk_data(root, &err);
+        json_t *data = val_bulk_data(root, VAL_BULK_MAX_ITEMS, &err);
         assert_int_equal(err.status, cases[k].status);
         if (cases[k].status) {
             assert_null(data);
@@ -158,9 +158,21 @@ static void test_whole_problems(void **state)
     json_object_set_new(root, "data", data);
     seg_error err;
     err_clear(&err);
-    assert_null(val_bulk_data(root, &err));
+    assert_null(val_bulk_data(root, VAL_BULK_MAX_ITEMS, &err));
     assert_string_equal(err.code, "too_many_items");
     assert_string_equal(err.detail, "a bulk request holds 1 to 1000 items, got 1001");
+    /* the same body within the devices' limit, and past it */
+    err_clear(&err);
+    assert_ptr_equal(val_bulk_data(root, VAL_BULK_MAX_DEVICES, &err), data);
+    assert_int_equal(err.status, 0);
+    for (int i = VAL_BULK_MAX_ITEMS + 1; i < VAL_BULK_MAX_DEVICES; i++) /* 10 000 in all */
+        json_array_append_new(data, json_object());
+    assert_ptr_equal(val_bulk_data(root, VAL_BULK_MAX_DEVICES, &err), data);
+    json_array_append_new(data, json_object());
+    assert_null(val_bulk_data(root, VAL_BULK_MAX_DEVICES, &err));
+    assert_string_equal(err.code, "too_many_items");
+    assert_string_equal(err.detail, "a bulk request holds 1 to 10000 items, got 10001");
+    assert_string_equal(err.items[0].pointer, "/data");
     json_decref(root);
 }
 

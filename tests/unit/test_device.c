@@ -63,6 +63,19 @@ static void test_device_id(void **state)
     assert_false(val_device_id(NULL));
     assert_false(val_device_id("a/b"));
     assert_false(val_device_id("a%2Fb"));
+    /* the ids the routes under /v1/devices/ take, exactly: neighbours stay device ids */
+    const char *reserved[] = {"bulk", "bulk-delete", "imports"};
+    const char *near[] = {"Bulk", "BULK", "bulk-", "bulk-deletes", "bulk_delete", "bulk.delete",
+                          "import", "imports.", "Imports", "xbulk", "bulkx", "bulk:delete"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        assert_true(val_device_id_reserved(reserved[i]));
+        assert_false(val_device_id(reserved[i]));
+    }
+    for (size_t i = 0; i < sizeof near / sizeof near[0]; i++) {
+        assert_false(val_device_id_reserved(near[i]));
+        assert_true(val_device_id(near[i]));
+    }
+    assert_false(val_device_id_reserved(NULL));
     free(s255);
     free(s256);
 }
