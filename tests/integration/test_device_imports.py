@@ -393,6 +393,7 @@ def test_bad_lines_never_stop_the_import(small):
     long_line = b'{"id":"long","customUserId":"' + b"x" * 4970 + b'"}'
     huge_line = b'{"id":"huge","attributes":{"k":["' + b"y" * 40000 + b'"]}}'
     edge = exact_line("edge", SMALL_LINE)
+    edge_crlf = exact_line("edge-crlf", SMALL_LINE)
     over = exact_line("over", SMALL_LINE + 1)
     parts = [  # (line, ending, pointer of its error or None when valid or blank)
         (b'{"id":"ok-1","country":"PL"}', b"\n", None),                    # 1
@@ -407,17 +408,18 @@ def test_bad_lines_never_stop_the_import(small):
         (b"   \t ", b"\n", None),                                           # 10 blank
         (b'{"id":"ok-crlf","type":"tablet"}', b"\r\n", None),              # 11 CRLF
         (b"", b"\r\n", None),                                               # 12 blank, CRLF
-        (long_line, b"\n", ""),                                             # 13 over the line limit
-        (edge, b"\n", None),                                                # 14 exactly the limit
-        (over, b"\n", ""),                                                  # 15 one byte over
-        (b'{"id":"ok-after-long"}', b"\n", None),                           # 16
-        (b"null", b"\n", ""),                                               # 17
-        (b'"text"', b"\n", ""),                                             # 18
-        (b'{"id":"bad id!"}', b"\n", "/id"),                                # 19
-        (huge_line, b"\n", ""),                                             # 20 ten times the limit
-        (b'{"id":"two"} {"id":"objects"}', b"\n", ""),                     # 21 trailing garbage
-        (b'{"id":"ok-tags","tags":["x","y"],"attributes":{"k":[1]}}', b"\r\n", None),  # 22
-        (b'{"id":"ok-last","sessionCount":3}', b"", None),                  # 23 no newline at the end
+        (edge, b"\n", None),                                                # 13 exactly the limit
+        (edge_crlf, b"\r\n", None),                                         # 14 the limit, then CRLF
+        (long_line, b"\n", ""),                                             # 15 over the line limit
+        (over, b"\n", ""),                                                  # 16 one byte over
+        (b'{"id":"ok-after-long"}', b"\n", None),                           # 17
+        (b"null", b"\n", ""),                                               # 18
+        (b'"text"', b"\n", ""),                                             # 19
+        (b'{"id":"bad id!"}', b"\n", "/id"),                                # 20
+        (huge_line, b"\n", ""),                                             # 21 ten times the limit
+        (b'{"id":"two"} {"id":"objects"}', b"\n", ""),                     # 22 trailing garbage
+        (b'{"id":"ok-tags","tags":["x","y"],"attributes":{"k":[1]}}', b"\r\n", None),  # 23
+        (b'{"id":"ok-last","sessionCount":3}', b"", None),                  # 24 no newline at the end
     ]
     body = b"".join(line + end for line, end, _ in parts)
     assert len(body) < SMALL_IMPORT
@@ -428,18 +430,43 @@ def test_bad_lines_never_stop_the_import(small):
     assert done["lines"] == {"received": len(parts) - blank, "upserted": valid, "invalid": len(want_errors)}
     assert [(e["line"], e["pointer"]) for e in done["errors"]] == want_errors, done["errors"]
     details = {e["line"]: e["detail"] for e in done["errors"]}
-    for n in (13, 15, 20):
+    for n in (15, 16, 21):
         assert str(SMALL_LINE) in details[n], "the detail says the limit: %r" % details[n]
     assert done["bytes"] == len(body)
     stored = devices_of(im)
-    assert set(stored) == {"ok-1", "ok-crlf", "edge", "ok-after-long", "ok-tags", "ok-last"}
+    assert set(stored) == {"ok-1", "ok-crlf", "edge", "edge-crlf", "ok-after-long", "ok-tags", "ok-last"}
     assert stored["ok-crlf"] == expected_device({"id": "ok-crlf", "type": "tablet"}, stored["ok-crlf"])
     assert stored["ok-tags"] == expected_device({"id": "ok-tags", "tags": ["x", "y"], "attributes": {"k": [1]}},
                                                 stored["ok-tags"])
     assert stored["ok-last"] == expected_device({"id": "ok-last", "sessionCount": 3}, stored["ok-last"])
     assert stored["edge"] == expected_device(json.loads(edge), stored["edge"])
+    assert stored["edge-crlf"] == expected_device(json.loads(edge_crlf), stored["edge-crlf"])
     for dev_id in ("bad-json", "arr", "bad-email", "unk", "long", "over", "huge", "two", "objects"):
         missing(im, dev_id)
+
+
+def test_line_limit_same_when_lines_arrive_in_pieces(small):
+    """Lines at and one byte past the limit, each cut in two by a pause in the upload (so that
+    the server gets it in two reads): the limit is that of the line, whatever its ending."""
+    im = im_api(small)
+    lines = [(exact_line("e-lf", SMALL_LINE), b"\n", None), (exact_line("e-crlf", SMALL_LINE), b"\r\n", None),
+             (exact_line("o-lf", SMALL_LINE + 1), b"\n", ""), (exact_line("o-crlf", SMALL_LINE + 1), b"\r\n", ""),
+             (b'{"id":"tail"}', b"", None)]
+    body = b"".join(line + end for line, end, _ in lines)
+    up = Upload(small, im, length=len(body))
+    try:
+        for line, end, _ in lines:
+            for piece in (line[:len(line) // 2], line[len(line) // 2:] + end):
+                up.send(piece)
+                time.sleep(0.05)
+        r = up.answer()
+    finally:
+        up.close()
+    rep = accepted(r, len(body))
+    done = check_rep(wait_finished(im, rep["id"]), "done")
+    assert [(e["line"], e["pointer"]) for e in done["errors"]] == [(3, ""), (4, "")], done["errors"]
+    assert all(str(SMALL_LINE) in e["detail"] for e in done["errors"]), done["errors"]
+    assert set(devices_of(im)) == {"e-lf", "e-crlf", "tail"}
 
 
 def test_invalid_utf8_line_is_refused_alone(im):
