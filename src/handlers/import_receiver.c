@@ -348,7 +348,11 @@ static void receive(receiver *r)
         store_failed = true;
     }
     counts_of(r, &n);
-    if (store_failed) {
+    pthread_mutex_lock(&r->mu);
+    aborted = r->aborted; /* a stop may have cancelled the statement that failed */
+    why = r->abort_code;
+    pthread_mutex_unlock(&r->mu);
+    if (store_failed && !aborted) {
         log_msg(LOG_WARN, "device import failed", "import", r->id, "detail", err.log_detail, NULL);
         store_import_fail(im, "interrupted", "the database failed while the body was stored: "
                                              "nothing of it was applied; send it again", &n, NULL);
@@ -405,6 +409,9 @@ static void *receiver_main(void *arg)
 
 static int import_open(http_request *rq)
 {
+    static const char *const no_query[] = {NULL};
+    if (h_only_query(rq, no_query))
+        return -1;
     receiver *r = calloc(1, sizeof *r);
     if (!r || ids_import_id(r->id)) {
         free(r);
