@@ -56,6 +56,7 @@ typedef struct receiver {
     int n_errors;
     json_text errors;               /* "[...]" of the first ERRORS_KEPT invalid lines */
     long long lines_at_progress;
+    bool merge_due;                 /* received whole: the merge worker is woken at the end */
     uint64_t progress_ns;
 } receiver;
 
@@ -341,7 +342,7 @@ static void receive(receiver *r)
         if (!store_failed && store_import_received(im, &n, &doc, &err) == 0) {
             if (n.received == n.invalid)
                 store_import_counted(true);
-            store_import_merge_wake();
+            r->merge_due = true;
             answer(r, 202, doc, NULL);
             return;
         }
@@ -393,6 +394,8 @@ static void *receiver_main(void *arg)
         pthread_cond_wait(&r->cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
     store_import_close(im);
+    if (r->merge_due) /* now that its lock is free */
+        store_import_merge_wake();
     pthread_mutex_lock(&reg.mu);
     receiver **pp = &reg.list;
     while (*pp != r)
