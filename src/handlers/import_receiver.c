@@ -56,6 +56,7 @@ typedef struct receiver {
     int n_errors;
     json_text errors;               /* "[...]" of the first ERRORS_KEPT invalid lines */
     long long lines_at_progress;
+    bool merge_due;                 /* received whole: the merge worker is woken at the end */
     uint64_t progress_ns;
 } receiver;
 
@@ -341,14 +342,18 @@ static void receive(receiver *r)
         if (!store_failed && store_import_received(im, &n, &doc, &err) == 0) {
             if (n.received == n.invalid)
                 store_import_counted(true);
-            store_import_merge_wake();
+            r->merge_due = true;
             answer(r, 202, doc, NULL);
             return;
         }
         store_failed = true;
     }
     counts_of(r, &n);
-    if (store_failed) {
+    pthread_mutex_lock(&r->mu);
+    aborted = r->aborted; /* a stop may have cancelled the statement that failed */
+    why = r->abort_code;
+    pthread_mutex_unlock(&r->mu);
+    if (store_failed && !aborted) {
         log_msg(LOG_WARN, "device import failed", "import", r->id, "detail", err.log_detail, NULL);
         store_import_fail(im, "interrupted", "the database failed while the body was stored: "
                                              "nothing of it was applied; send it again", &n, NULL);
@@ -389,6 +394,8 @@ static void *receiver_main(void *arg)
         pthread_cond_wait(&r->cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
     store_import_close(im);
+    if (r->merge_due) /* now that its lock is free */
+        store_import_merge_wake();
     pthread_mutex_lock(&reg.mu);
     receiver **pp = &reg.list;
     while (*pp != r)
@@ -405,6 +412,9 @@ static void *receiver_main(void *arg)
 
 static int import_open(http_request *rq)
 {
+    static const char *const no_query[] = {NULL};
+    if (h_only_query(rq, no_query))
+        return -1;
     receiver *r = calloc(1, sizeof *r);
     if (!r || ids_import_id(r->id)) {
         free(r);

@@ -81,8 +81,11 @@ static PGconn *session(void)
     if (!mw.pg)
         return NULL;
     const stmt_def *m = &store_statements[STMT_IMPORT_MERGE];
-    PGresult *r = PQsendPrepare(mw.pg, m->name, m->sql, m->nparams, NULL) ? session_await(mw.pg) : NULL;
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PGresult *r = session_run(mw.pg, STMT_IMPORT_MERGE_SETUP, NULL);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    r = ok && PQsendPrepare(mw.pg, m->name, m->sql, m->nparams, NULL) ? session_await(mw.pg) : NULL;
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         log_msg(LOG_ERROR, "device import merge: cannot prepare its statement", "detail",
                 r ? PQresultErrorMessage(r) : PQerrorMessage(mw.pg), NULL);

@@ -231,6 +231,8 @@ const stmt_def store_statements[STMT__COUNT] = {
      * the bulk upsert does (in id order), and the import's counts moved on, all in one
      * statement. It does nothing unless the import is merging and merged through $3
      * exactly, so that a chunk can never apply twice. */
+    [STMT_IMPORT_MERGE_SETUP] = {NULL, "SELECT set_config('work_mem', '64MB', false)", 0,
+        LOCKS_NONE, false}, /* a chunk's sort by id stays in memory */
     [STMT_IMPORT_OPEN] = {NULL,
         "SELECT seq FROM device_imports WHERE status IN ('receiving', 'merging') ORDER BY seq "
         "LIMIT 100", 0, LOCKS_NONE, false},
