@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from hostile_util import RawConn, _SpecView, assert_problem, request_bytes
-from lifecycle_util import wait_until
+from lifecycle_util import fresh_database, metric_sum, wait_until
 from segtest import Api, Server, check_against_spec, make_token, pointers, problem, psql
 from test_devices import FULL, KEYS, empty_device, walk
 from test_devices_bulk import get as device, missing
@@ -567,6 +567,12 @@ def test_chunked_body_over_the_import_limit_413_and_failed(small):
     wait_until(lambda: staged_rows(tenant_of(im)) == 0, 10, what="staged lines discarded")
 
 
+def test_post_query_parameters_refused(im):
+    b = problem(post_import(im, ndjson([{"id": "q"}]), params={"atomic": "true"}), 400, "invalid_query_parameter")
+    assert pointers(b) == ["/query/atomic"], b
+    assert list_page(im)["items"] == [] and devices_of(im) == {}
+
+
 # ================================================================== cut bodies
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
@@ -780,6 +786,39 @@ def test_imports_busy_503_while_one_is_received():
         assert set(devices_of(im)) == {"second", "third"} | {"busy-%06d" % i for i in range(5000)}
     finally:
         assert s.stop() == 0
+
+
+# ================================================================== metrics
+
+def test_metrics_count_imports_and_lines():
+    """On a database of its own, so that no other process's merge worker takes an import."""
+    with fresh_database("imports") as url:
+        s = Server(env={"SEGMENTD_DATABASE_URL": url}).start()
+        try:
+            im = im_api(s)
+            run_import(im, ndjson([{"id": "a"}, {"id": "b"}, {"id": "a"}, {"id": "c", "type": "car"}]))
+            run_import(im, b"not json\n")  # nothing valid: done at once
+            up = Upload(s, im, length=1000)
+            try:
+                up.send(b'{"id":"x"}\n{"id"')
+                cut = wait_listed(im, "receiving")
+            finally:
+                up.close()
+            check_rep(wait_finished(im, cut["id"], timeout=15), "failed")
+            want = {("segmentd_device_imports_total", "status", "done"): 2,
+                    ("segmentd_device_imports_total", "status", "failed"): 1,
+                    ("segmentd_device_import_lines_total", "outcome", "upserted"): 3,
+                    ("segmentd_device_import_lines_total", "outcome", "invalid"): 2}
+
+            def counted():
+                return {k: metric_sum(s, k[0], **{k[1]: k[2]}) for k in want}
+
+            try:
+                wait_until(lambda: counted() == want, 5)
+            except AssertionError:
+                assert counted() == want
+        finally:
+            assert s.stop() == 0
 
 
 # ================================================================== segmentd stopped during an import
