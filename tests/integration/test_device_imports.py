@@ -16,7 +16,7 @@ import requests
 from hostile_util import RawConn, _SpecView, assert_problem, request_bytes
 from lifecycle_util import fresh_database, metric_sum, wait_until
 from segtest import Api, Server, check_against_spec, make_token, pointers, problem, psql
-from test_devices import FULL, KEYS, empty_device, walk
+from test_devices import FULL, KEYS, empty_device, owner_tenant, walk
 from test_devices_bulk import get as device, missing
 
 DV = "/v1/devices"
@@ -49,12 +49,6 @@ def small():
                     "SEGMENTD_MAX_IMPORT_BYTES": str(SMALL_IMPORT)}).start()
     yield s
     assert s.stop() == 0
-
-
-def tenant_of(api):
-    import base64
-    body = api.token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["tenant"]
 
 
 def ndjson(items, end=b"\n"):
@@ -237,11 +231,6 @@ class Upload:
     def send_raw(self, data):
         self.conn.send(data)
 
-    def response(self):
-        if self.chunked:
-            self.conn.send(b"0\r\n\r\n")
-        return self.answer()
-
     def answer(self):
         """The response, checked against openapi.yaml as Api checks its own."""
         r = self.conn.response()
@@ -268,10 +257,9 @@ def cut_upload(server, api, data):
     return rep
 
 
-def filler(prefix, n, start=0):
+def filler(prefix, n):
     """n short valid lines: ids prefix-000000…, sessionCount the index."""
-    return b"".join(b'{"id":"%s-%06d","sessionCount":%d}\n' % (prefix.encode(), i, i)
-                    for i in range(start, start + n))
+    return b"".join(b'{"id":"%s-%06d","sessionCount":%d}\n' % (prefix.encode(), i, i) for i in range(n))
 
 
 # ================================================================== the happy path
@@ -578,7 +566,7 @@ def test_chunked_body_over_the_import_limit_413_and_failed(small):
         assert rep["failure"]["code"] == "body_too_large", rep
         assert rep["lines"]["upserted"] == 0
     assert devices_of(im) == {}
-    wait_until(lambda: staged_rows(tenant_of(im)) == 0, 10, what="staged lines discarded")
+    wait_until(lambda: staged_rows(owner_tenant(im)) == 0, 10, what="staged lines discarded")
 
 
 def test_post_query_parameters_refused(im):
@@ -617,7 +605,7 @@ def test_cut_body_fails_and_changes_nothing(im, chunked):
     assert devices_of(im) == {"cut-000001": before[0]}
     assert device(im, "cut-000001") == before
     assert [x["id"] for x in list_page(im)["items"]] == [rep["id"]]
-    wait_until(lambda: staged_rows(tenant_of(im)) == 0, 10, what="staged lines discarded")
+    wait_until(lambda: staged_rows(owner_tenant(im)) == 0, 10, what="staged lines discarded")
     # the process goes on importing (the slot of the cut upload is free again)
     done = run_import(im, ndjson([{"id": "after-cut"}]))
     assert done["lines"]["upserted"] == 1
@@ -649,7 +637,7 @@ def test_malformed_import_id_is_400(im, bad):
 
 def test_scopes(server):
     owner = im_api(server)
-    tenant = tenant_of(owner)
+    tenant = owner_tenant(owner)
     rep = run_import(owner, ndjson([{"id": "sc-1"}]))
     reader = Api(server, token=make_token(tenant=tenant, scope="devices:read"))
     r = post_import(reader, ndjson([{"id": "sc-2"}]))
@@ -850,7 +838,7 @@ def test_killed_while_receiving_failed_interrupted_after_restart():
         assert rep["failure"]["code"] == "interrupted", rep
         assert rep["lines"]["upserted"] == 0 and rep["receivedAt"] is None
         assert devices_of(im2) == {}
-        wait_until(lambda: staged_rows(tenant_of(im2)) == 0, 10, what="staged lines discarded")
+        wait_until(lambda: staged_rows(owner_tenant(im2)) == 0, 10, what="staged lines discarded")
         print("interrupted import marked failed %.1f s after the restart" % (time.time() - t0))
         # the restarted process imports
         assert run_import(im2, ndjson([{"id": "after"}]))["lines"]["upserted"] == 1
