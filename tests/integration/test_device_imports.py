@@ -865,7 +865,7 @@ def test_stopped_while_merging_resumed_after_restart(sig):
     once (a SIGTERM does not wait for the merge: the process exits at once, exit code 0)."""
     caught, tries, tenants = None, [], []
     try:
-        for n in (100_000, 400_000):
+        for n in (60_000, 400_000):
             tenant = "im-merge-" + uuid.uuid4().hex[:10]
             tenants.append(tenant)
             s = Server().start()
