@@ -30,6 +30,7 @@ typedef struct seg_config {
     size_t max_bulk_body_bytes;
     size_t max_import_bytes;     /* an NDJSON device import's body */
     int imports_max;             /* imports received at once */
+    int import_retention_days;   /* finished imports are purged after this */
     log_level log_level;
     bool auto_migrate;
     char *migrations_dir;

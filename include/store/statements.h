@@ -32,6 +32,7 @@ typedef enum stmt_id {
     STMT_IMPORT_TRY_LOCK,
     STMT_IMPORT_STATE,
     STMT_IMPORT_MERGE,
+    STMT_IMPORT_PURGE,
     /* prepared on every new session */
     STMT_MIGRATION_VERSION,
     STMT_AUD_INSERT,

@@ -51,6 +51,8 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_IMPORTS_MAX", CF_INT, "2", 1, 64,
      "device imports received at once by this process, each on a PostgreSQL session of its "
      "own (past it: 503 imports_busy)"},
+    {"SEGMENTD_IMPORT_RETENTION_DAYS", CF_INT, "30", 1, 3650,
+     "days a finished device import (done or failed) stays listed before it is purged"},
     {"SEGMENTD_LOG_LEVEL", CF_LEVEL, "info", 0, 0, "debug, info, warn or error"},
     {"SEGMENTD_AUTO_MIGRATE", CF_BOOL, "1", 0, 0, "apply pending migrations when serve starts"},
     {"SEGMENTD_MIGRATIONS_DIR", CF_STR, SEGMENTD_SOURCE_DIR "/migrations", 0, 0,
@@ -225,6 +227,8 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->max_import_bytes = (size_t)n;
     } else if (!strcmp(name, "IMPORTS_MAX")) {
         cfg->imports_max = (int)n;
+    } else if (!strcmp(name, "IMPORT_RETENTION_DAYS")) {
+        cfg->import_retention_days = (int)n;
     } else if (!strcmp(name, "LOG_LEVEL")) {
         static const char *const lv[] = {"debug", "info", "warn", "error"};
         int i;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fiber.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "store/imports.h"
@@ -22,6 +23,8 @@
 /* Seconds between looks for work nobody woke it for (an import left by a process gone). */
 #define MERGE_POLL_S 5
 #define MERGE_TIMEOUT_MS 300000
+/* Finished imports past their retention are purged at most this often. */
+#define PURGE_EVERY_NS (3600ull * 1000000000ull)
 
 static struct {
     pthread_mutex_t mu;
@@ -31,7 +34,8 @@ static struct {
     const seg_config *cfg;
     PGconn *pg;
     PGcancel *cancel;          /* pg's, under mu */
-    atomic_ullong done, failed, interrupted, lines, invalid;
+    atomic_ullong done, failed, interrupted, lines, invalid, purged;
+    uint64_t purged_ns;        /* when the last purge ran (0: never) */
 } mw = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void merge_metrics(metrics_out *o)
@@ -43,6 +47,9 @@ static void merge_metrics(metrics_out *o)
     metrics_family(o, "segmentd_device_imports_recovered_total", "counter",
                    "imports whose receiving process had gone, failed by this process's merge worker");
     metrics_sample(o, "segmentd_device_imports_recovered_total", "", atomic_load(&mw.interrupted));
+    metrics_family(o, "segmentd_device_imports_purged_total", "counter",
+                   "finished imports this process purged past SEGMENTD_IMPORT_RETENTION_DAYS");
+    metrics_sample(o, "segmentd_device_imports_purged_total", "", atomic_load(&mw.purged));
     metrics_family(o, "segmentd_device_import_lines_total", "counter",
                    "import lines: valid ones this process merged into devices (upserted), and "
                    "those its receivers refused (invalid)");
@@ -189,11 +196,29 @@ static int handle(PGconn *pg, const char *seq)
     return rc;
 }
 
+/* Drops the finished imports past their retention, once an hour. */
+static void purge(PGconn *pg)
+{
+    uint64_t now = fiber_now_ns();
+    if (mw.purged_ns && now - mw.purged_ns < PURGE_EVERY_NS)
+        return;
+    char days[16];
+    snprintf(days, sizeof days, "%d", mw.cfg->import_retention_days);
+    const char *p[1] = {days};
+    PGresult *r = session_run(pg, STMT_IMPORT_PURGE, p);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+        mw.purged_ns = now;
+        atomic_fetch_add(&mw.purged, strtoull(PQcmdTuples(r), NULL, 10));
+    }
+    PQclear(r);
+}
+
 static void pass(void)
 {
     PGconn *pg = session();
     if (!pg)
         return;
+    purge(pg);
     PGresult *open = session_run(pg, STMT_IMPORT_OPEN, NULL);
     if (PQresultStatus(open) != PGRES_TUPLES_OK) {
         PQclear(open);

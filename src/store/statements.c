@@ -258,6 +258,12 @@ const stmt_def store_statements[STMT__COUNT] = {
         "RETURNING i.status, (SELECT count(*) FROM batch)",
         4, LOCKS_NONE, true},
 
+    /* Finished imports older than $1 days (SEGMENTD_IMPORT_RETENTION_DAYS): their staged rows
+     * went when they finished. */
+    [STMT_IMPORT_PURGE] = {NULL,
+        "DELETE FROM device_imports WHERE status IN ('done', 'failed') "
+        "AND finished_at < now() - make_interval(days => $1::int)", 1, LOCKS_NONE, false},
+
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
 

@@ -814,6 +814,41 @@ def test_metrics_count_imports_and_lines():
             assert s.stop() == 0
 
 
+def test_finished_imports_purged_after_their_retention():
+    """SEGMENTD_IMPORT_RETENTION_DAYS: the merge worker drops finished imports older than it
+    (at its first pass, then hourly); recent ones and unfinished ones stay."""
+    from lifecycle_util import sql
+    with fresh_database("purge") as url:
+        s = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_IMPORT_RETENTION_DAYS": "2"}).start()
+        tenant = "purge-" + uuid.uuid4().hex[:8]
+        im = im_api(s, tenant=tenant)
+        try:
+            ids = [accepted(post_import(im, ndjson([{"id": "p%d" % i}])))["id"] for i in range(4)]
+            for i in ids:
+                wait_finished(im, i)
+        finally:
+            assert s.stop() == 0
+        # two finished three days ago (one done, one failed), one finished a day ago
+        back = ("UPDATE device_imports SET started_at = started_at - interval '{0}', "
+                "received_at = received_at - interval '{0}', finished_at = finished_at - interval '{0}' "
+                "WHERE id IN (%s, %s)")
+        sql(url, back.format("3 days"), ids[0], ids[1])
+        sql(url, "UPDATE device_imports SET status = 'failed', failure = '{\"code\":\"interrupted\",\"detail\":\"x\"}' "
+                 "WHERE id = %s", ids[1])
+        sql(url, back.format("1 day"), ids[2], ids[2])
+        s = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_IMPORT_RETENTION_DAYS": "2"}).start()
+        im = im_api(s, tenant=tenant)
+        try:
+            wait_until(lambda: metric_sum(s, "segmentd_device_imports_purged_total") == 2, 10,
+                       what="two imports purged")
+            left = sorted(r[0] for r in sql(url, "SELECT id FROM device_imports"))
+            assert left == sorted(ids[2:]), left
+            problem(im.get(IMP + "/" + ids[0]), 404, "not_found")
+            assert set(devices_of(im)) == {"p0", "p1", "p2", "p3"}  # the devices stay
+        finally:
+            assert s.stop() == 0
+
+
 # ================================================================== segmentd stopped during an import
 
 def test_killed_while_receiving_failed_interrupted_after_restart():
