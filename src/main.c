@@ -17,6 +17,7 @@
 #include "handlers/handlers.h"
 #include "http/listen.h"
 #include "store/store.h"
+#include "store/imports.h"
 #include "store/sweeper.h"
 
 static const char *env_lookup(const char *name, void *cls)
@@ -133,8 +134,9 @@ static int cmd_serve(seg_config *cfg)
         store_close();
         return fatal(&err);
     }
-    if (store_sweeper_start(cfg, &err)) {
+    if (store_sweeper_start(cfg, &err) || store_import_merge_start(cfg, &err)) {
         http_server_stop(0);
+        store_sweeper_stop();
         store_close();
         return fatal(&err);
     }
@@ -148,6 +150,8 @@ static int cmd_serve(seg_config *cfg)
     log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     store_sweeper_stop();
     http_server_stop(cfg->shutdown_grace_s);
+    h_imports_stop(5);
+    store_import_merge_stop();
     store_close();
     log_msg(LOG_INFO, "shutdown complete", NULL);
     return 0;

@@ -28,6 +28,8 @@ typedef struct seg_config {
     char tenant_claim[64];
     size_t max_body_bytes;
     size_t max_bulk_body_bytes;
+    size_t max_import_bytes;     /* an NDJSON device import's body */
+    int imports_max;             /* imports received at once */
     log_level log_level;
     bool auto_migrate;
     char *migrations_dir;

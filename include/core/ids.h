@@ -1,8 +1,9 @@
 /* Identifiers the server assigns: uuids (v7, time-ordered for B-tree locality) and
- * "seg_" ids, both from getrandom(2). */
+ * "seg_" and "imp_" ids, all from getrandom(2). */
 #ifndef SEGMENTD_CORE_IDS_H
 #define SEGMENTD_CORE_IDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define IDS_SEG_LEN 17 /* "seg_" + 13 base62 */
@@ -11,6 +12,11 @@
 int ids_uuid_v7(char out[37]);
 /* Writes "seg_" + 13 base62 characters (18 bytes with NUL). Returns 0 or -1. */
 int ids_seg_id(char out[IDS_SEG_LEN + 1]);
+/* The same with "imp_": a device import's id. */
+#define IDS_IMPORT_LEN IDS_SEG_LEN
+int ids_import_id(char out[IDS_IMPORT_LEN + 1]);
+/* true when s is "imp_" + 13 base62 characters. */
+bool ids_is_import_id(const char *s);
 
 /* base64url without padding; out needs 4 * ceil(len / 3) + 1 bytes. */
 void ids_b64url_encode(const unsigned char *in, size_t len, char *out);

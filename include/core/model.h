@@ -3,6 +3,7 @@
 #define SEGMENTD_CORE_MODEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Bits of the fields a body sets (a partial update changes only those): the mask the
@@ -96,6 +97,8 @@ typedef struct device_list_query {
 typedef struct device_row {
     const char *scalar[DEVICE_SCALARS]; /* country … device_manufacturer */
     const char *tags_json;              /* JSON array of strings */
+    const char *const *tags;            /* the same tags one by one (n_tags of them) */
+    size_t n_tags;
     const char *attributes_json;        /* JSON object */
 } device_row;
 

@@ -41,6 +41,16 @@ void h_device_get(http_request *rq);
 void h_device_delete(http_request *rq);
 void h_device_list(http_request *rq);     /* GET /v1/devices, oldest change first */
 
+/* Device imports: POST /v1/devices/imports takes its body as a stream
+ * (handlers/import_receiver.c); the GETs read what the store keeps (handlers/imports.c). */
+extern const http_stream_ops h_import_stream;
+void h_import_get(http_request *rq);
+void h_import_list(http_request *rq);     /* newest first */
+/* The receivers' settings; and at shutdown, after the loops stopped: every import still
+ * being received fails (interrupted), waiting at most wait_s for them. */
+void h_imports_init(const seg_config *cfg);
+void h_imports_stop(int wait_s);
+
 /* Bulk operations (handlers/bulk.c): segments' create, update, delete of up to 1000 items;
  * devices' upsert and delete of up to 10 000. */
 void h_aud_bulk_create(http_request *rq);
@@ -56,5 +66,6 @@ void h_device_bulk_delete(http_request *rq); /* POST /v1/devices/bulk-delete */
 bool h_check_uuid(const char *value, const char **why);
 bool h_check_seg_id(const char *value, const char **why);
 bool h_check_device_id(const char *value, const char **why);
+bool h_check_import_id(const char *value, const char **why);
 
 #endif

@@ -16,7 +16,26 @@ typedef struct http_request http_request;
 typedef void (*http_handler)(http_request *rq);
 typedef void (*http_free_fn)(void *cls);
 
-enum http_body_kind { BODY_NONE = 0, BODY_JSON, BODY_MERGE_PATCH, BODY_BULK_JSON };
+/* BODY_STREAM: an NDJSON body handed to the route's stream piece by piece as it arrives,
+ * never kept whole (its limit: SEGMENTD_MAX_IMPORT_BYTES). */
+enum http_body_kind { BODY_NONE = 0, BODY_JSON, BODY_MERGE_PATCH, BODY_BULK_JSON, BODY_STREAM };
+
+/* What a BODY_STREAM route does with its body instead of a handler on a fiber. open and
+ * data run on the connection's loop thread, inside libmicrohttpd's access handler. */
+typedef struct http_stream_ops {
+    /* The headers passed (route, token, media type, announced length): 0 takes the body,
+     * -1 (rq->err set) refuses it at once. */
+    int (*open)(http_request *rq);
+    /* A piece of the body. 0 goes on; -1 (rq->err set) answers at once and reads no more;
+     * from then on the stream must not touch rq. It may call http_stream_pause. */
+    int (*data)(http_request *rq, const char *data, size_t n);
+    /* The whole body arrived: the stream answers later, from any thread, by filling rq's
+     * answer and calling http_stream_answered, its last touch of rq. */
+    void (*end)(http_request *rq);
+    /* The request ended before its body did (the client went, or the body was cut): when
+     * this returns the stream must never touch rq again. Not called after a refusal. */
+    void (*abort)(http_request *rq);
+} http_stream_ops;
 
 /* One row of the routing table (declared in main.c). A pattern segment "{id}" matches
  * one path segment, checked by check_param before the handler runs. */
@@ -28,6 +47,7 @@ typedef struct http_route {
     enum http_body_kind body;
     bool (*check_param)(const char *value, const char **why);
     const char *param_what;       /* "segment id" for messages */
+    const http_stream_ops *stream; /* BODY_STREAM: what takes the body (handler is NULL) */
 } http_route;
 
 /* The request's context: what it asked (route, path, body), who asks (principal), its
@@ -40,6 +60,7 @@ struct http_request {
     char param[264];              /* the {id} of the path, already checked (device ids: 255 characters) */
     const char *body;             /* not NUL-terminated */
     size_t body_len;
+    void *stream_cls;             /* a BODY_STREAM route's own state for this request */
     auth_principal principal;
     char request_id[72];
     seg_error err;                /* handlers fill this to answer with a problem */
@@ -70,6 +91,13 @@ void http_reply_empty(http_request *rq, int status);
 /* The ETag of the representation: a strong tag quoting the version. */
 void http_set_etag(http_request *rq, long long version);
 void http_set_location(http_request *rq, const char *prefix, const char *id);
+
+/* A stream's flow control (BODY_STREAM). pause: only from the stream's data callback,
+ * stops reading the body; resume, from any thread, reads on. answered: from any thread,
+ * after end, sends the answer rq holds. */
+void http_stream_pause(http_request *rq);
+void http_stream_resume(http_request *rq);
+void http_stream_answered(http_request *rq);
 
 /* A request header (case-insensitive name), or NULL. */
 const char *http_header(http_request *rq, const char *name);

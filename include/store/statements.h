@@ -20,6 +20,18 @@ typedef enum stmt_id {
     /* the lifecycle sweeper's (store/sweeper.c), on its own session */
     STMT_AUD_RENEW,
     STMT_V1_RENEW,
+    /* device imports (store/imports.c, store/import_merge.c), on sessions of their own */
+    STMT_IMPORT_CREATE,
+    STMT_IMPORT_COPY,
+    STMT_IMPORT_PROGRESS,
+    STMT_IMPORT_RECEIVED,
+    STMT_IMPORT_FAIL,
+    STMT_IMPORT_UNLOCK,
+    STMT_IMPORT_MERGE_SETUP,
+    STMT_IMPORT_OPEN,
+    STMT_IMPORT_TRY_LOCK,
+    STMT_IMPORT_STATE,
+    STMT_IMPORT_MERGE,
     /* prepared on every new session */
     STMT_MIGRATION_VERSION,
     STMT_AUD_INSERT,
@@ -46,6 +58,8 @@ typedef enum stmt_id {
     STMT_DEVICE_LIST,
     STMT_DEVICE_BULK_UPSERT,
     STMT_DEVICE_BULK_DELETE,
+    STMT_IMPORT_GET,
+    STMT_IMPORT_LIST,
     STMT__COUNT
 } stmt_id;
 

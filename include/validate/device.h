@@ -25,6 +25,8 @@ typedef struct device_in {
     const char *scalar[VAL_FIELD_COUNT];
     char numbers[VAL_FIELD_COUNT][24];    /* the decimal texts scalar[] points to for integers */
     char *tags_json;                      /* JSON array of the tags, compact, malloc'd ("[]" when none) */
+    const char *tag[DEVICE_TAGS_MAX];     /* the same tags, borrowed from the body */
+    size_t n_tags;
     char *attributes_json;                /* JSON object, compact, malloc'd ("{}" when none) */
 } device_in;
 
@@ -44,6 +46,12 @@ bool val_device_id_reserved(const char *s);
  * Returns 0 and fills out, or -1 with err set (status 500 when memory ran out) and out
  * holding nothing to release but what val_device_release frees. */
 int val_device(json_t *root, const char *path_id, device_in *out, seg_error *err) MUSTCHECK;
+
+/* One NDJSON line of a device import (without its line ending): at most max bytes, JSON, and
+ * a device body with its id. *root gets the parsed line (the caller decrefs it, NULL when it
+ * is not JSON); 0 with out filled, or -1 with err's problems (the first is the line's). */
+int val_device_line(const char *line, size_t len, size_t max, json_t **root, device_in *out,
+                    seg_error *err) MUSTCHECK;
 
 /* Frees what val_device allocated; safe on a zeroed struct. */
 void val_device_release(device_in *in);

@@ -46,6 +46,11 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_MAX_BODY_BYTES", CF_SIZE, "1048576", 1024, 64 * MIB, "largest request body"},
     {"SEGMENTD_MAX_BULK_BODY_BYTES", CF_SIZE, "8388608", 1024, 256 * MIB,
      "largest body of a bulk request (up to 1000 items)"},
+    {"SEGMENTD_MAX_IMPORT_BYTES", CF_SIZE, "2147483648", 1024, 1024 * 1024 * MIB,
+     "largest NDJSON body of a device import (streamed, never held in memory)"},
+    {"SEGMENTD_IMPORTS_MAX", CF_INT, "2", 1, 64,
+     "device imports received at once by this process, each on a PostgreSQL session of its "
+     "own (past it: 503 imports_busy)"},
     {"SEGMENTD_LOG_LEVEL", CF_LEVEL, "info", 0, 0, "debug, info, warn or error"},
     {"SEGMENTD_AUTO_MIGRATE", CF_BOOL, "1", 0, 0, "apply pending migrations when serve starts"},
     {"SEGMENTD_MIGRATIONS_DIR", CF_STR, SEGMENTD_SOURCE_DIR "/migrations", 0, 0,
@@ -216,6 +221,10 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->max_body_bytes = (size_t)n;
     } else if (!strcmp(name, "MAX_BULK_BODY_BYTES")) {
         cfg->max_bulk_body_bytes = (size_t)n;
+    } else if (!strcmp(name, "MAX_IMPORT_BYTES")) {
+        cfg->max_import_bytes = (size_t)n;
+    } else if (!strcmp(name, "IMPORTS_MAX")) {
+        cfg->imports_max = (int)n;
     } else if (!strcmp(name, "LOG_LEVEL")) {
         static const char *const lv[] = {"debug", "info", "warn", "error"};
         int i;

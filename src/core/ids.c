@@ -54,12 +54,13 @@ int ids_uuid_v7(char out[37])
     return 0;
 }
 
-int ids_seg_id(char out[IDS_SEG_LEN + 1])
+/* prefix (4 characters) + 13 base62 characters. */
+static int prefixed_id(const char prefix[5], char out[IDS_SEG_LEN + 1])
 {
     static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     unsigned char buf[32];
     int n = 0;
-    memcpy(out, "seg_", 4);
+    memcpy(out, prefix, 4);
     while (n < 13) {
         if (fill_random(buf, sizeof buf))
             return -1;
@@ -69,6 +70,26 @@ int ids_seg_id(char out[IDS_SEG_LEN + 1])
     }
     out[IDS_SEG_LEN] = '\0';
     return 0;
+}
+
+int ids_seg_id(char out[IDS_SEG_LEN + 1])
+{
+    return prefixed_id("seg_", out);
+}
+
+int ids_import_id(char out[IDS_IMPORT_LEN + 1])
+{
+    return prefixed_id("imp_", out);
+}
+
+bool ids_is_import_id(const char *s)
+{
+    if (strncmp(s, "imp_", 4) != 0)
+        return false;
+    for (int i = 4; i < IDS_IMPORT_LEN; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z')))
+            return false;
+    return s[IDS_IMPORT_LEN] == '\0';
 }
 
 static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -59,6 +59,13 @@ const char *h_query(void *rq, const char *name, bool *bad);
 void h_bad_query(http_request *rq, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A validated device as the row the store writes (the scalar fields in the table's order;
+ * borrowed from in). 0, or -1 with a 500 when the field table and the device table
+ * disagree (a bug). */
+struct device_in;
+struct device_row;
+int h_device_row(const struct device_in *in, struct device_row *row, seg_error *err);
+
 /* Rejects query parameters not in allowed. Returns 0 or -1 with a 400. */
 int h_only_query(http_request *rq, const char *const *allowed);
 

@@ -34,8 +34,13 @@ static void device_release(void *in)
 static device_in *validated(http_request *rq, json_t *root, device_row *row)
 {
     device_in *in = h_keep(rq, sizeof *in, device_release);
-    if (!in || val_device(root, rq->param, in, &rq->err))
+    if (!in || val_device(root, rq->param, in, &rq->err) || h_device_row(in, row, &rq->err))
         return NULL;
+    return in;
+}
+
+int h_device_row(const device_in *in, device_row *row, seg_error *err)
+{
     size_t n = 0;
     for (size_t i = 0; i < VAL_FIELD_COUNT; i++) {
         const val_field *f = val_field_at(i);
@@ -43,12 +48,14 @@ static device_in *validated(http_request *rq, json_t *root, device_row *row)
             row->scalar[n++] = in->scalar[i];
     }
     if (n != DEVICE_SCALARS) { /* the field table and the device table disagree: a bug */
-        err_set(&rq->err, 500, "internal", "the device fields do not match the device table");
-        return NULL;
+        err_set(err, 500, "internal", "the device fields do not match the device table");
+        return -1;
     }
     row->tags_json = in->tags_json;
+    row->tags = in->tag;
+    row->n_tags = in->n_tags;
     row->attributes_json = in->attributes_json;
-    return in;
+    return 0;
 }
 
 /* If-Match: * (replace, never create): h_if_match reads it as no precondition, which is

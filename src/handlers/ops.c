@@ -15,6 +15,7 @@ static long long expected_migration;
 void handlers_init(const seg_config *cfg)
 {
     expected_migration = store_migrations_expected(cfg);
+    h_imports_init(cfg);
 }
 
 void h_healthz(http_request *rq)

@@ -14,6 +14,8 @@
 
 size_t http_body_limit(const seg_config *cfg, const http_route *r)
 {
+    if (r && r->body == BODY_STREAM)
+        return cfg->max_import_bytes;
     return r && r->body == BODY_BULK_JSON ? cfg->max_bulk_body_bytes : cfg->max_body_bytes;
 }
 
@@ -43,12 +45,16 @@ static int admit_body(const seg_config *cfg, const http_route *route, http_heade
 {
     const char *ct = header(cls, "Content-Type");
     const char *cl = header(cls, "Content-Length");
-    bool ok = http_content_type_is(ct, "application/json") ||
-              (route->body == BODY_MERGE_PATCH && http_content_type_is(ct, "application/merge-patch+json"));
+    bool stream = route->body == BODY_STREAM;
+    bool ok = stream ? http_content_type_is(ct, "application/x-ndjson")
+                     : http_content_type_is(ct, "application/json") ||
+                           (route->body == BODY_MERGE_PATCH &&
+                            http_content_type_is(ct, "application/merge-patch+json"));
     if (!ok) {
         err_set(&rq->err, 415, "unsupported_media_type", "the body must be sent with Content-Type: %s",
-                route->body == BODY_MERGE_PATCH ? "application/merge-patch+json or application/json"
-                                                : "application/json");
+                stream ? "application/x-ndjson"
+                : route->body == BODY_MERGE_PATCH ? "application/merge-patch+json or application/json"
+                                                  : "application/json");
         return -1;
     }
     if (cl && cl[0] >= '0' && cl[0] <= '9') { /* libmicrohttpd refuses the others itself */

@@ -22,6 +22,9 @@
 #include "http/router.h"
 
 enum { RUN_NONE = 0, RUN_ON_FIBER, RUN_DONE };
+/* A BODY_STREAM request's stream: not opened, taking the body, or over (ended or refused:
+ * the stream owns what is left). */
+enum { STREAM_NONE = 0, STREAM_OPEN, STREAM_OVER };
 
 typedef struct rq_priv {
     struct MHD_Connection *conn;
@@ -34,7 +37,9 @@ typedef struct rq_priv {
     bool close_after;          /* the connection cannot be reused after the answer */
     bool authenticated;
     bool suspended;            /* suspended while its fiber waits */
-    int run;                   /* RUN_* */
+    int run;                   /* RUN_*; a stream's answer sets RUN_DONE from its own thread */
+    int stream;                /* STREAM_* */
+    int loop;                  /* the loop whose daemon has the connection */
     http_request rq;
 } rq_priv;
 
@@ -203,12 +208,52 @@ static enum MHD_Result first_call(rq_priv *p, const char *method, const char *ur
     p->close_after = adm.close_after;
     p->too_big = adm.too_big;
     p->authenticated = adm.authenticated;
-    return rc ? answer_early(p) : MHD_YES;
+    if (rc)
+        return answer_early(p);
+    if (p->rq.route->body == BODY_STREAM) {
+        if (p->rq.route->stream->open(&p->rq))
+            return answer_early(p);
+        p->stream = STREAM_OPEN;
+    }
+    return MHD_YES;
+}
+
+void http_stream_pause(http_request *rq)
+{
+    MHD_suspend_connection(((rq_priv *)rq->priv)->conn);
+}
+
+/* From the stream's thread: the loop must run its daemon to see the connection resumed. */
+void http_stream_resume(http_request *rq)
+{
+    rq_priv *p = rq->priv;
+    MHD_resume_connection(p->conn);
+    http_loops_wake(p->loop);
+}
+
+void http_stream_answered(http_request *rq)
+{
+    rq_priv *p = rq->priv;
+    __atomic_store_n(&p->run, RUN_DONE, __ATOMIC_RELEASE);
+    MHD_resume_connection(p->conn);
+    http_loops_wake(p->loop);
+}
+
+/* A piece of a streamed body, handed over as it came. */
+static enum MHD_Result stream_chunk(rq_priv *p, const char *data, size_t n)
+{
+    if (p->rq.route->stream->data(&p->rq, data, n) == 0)
+        return MHD_YES;
+    p->stream = STREAM_OVER;
+    p->close_after = true;
+    return answer_early(p);
 }
 
 /* A chunk of the body: kept up to the route's limit; past it only counted. */
 static enum MHD_Result body_chunk(rq_priv *p, const char *data, size_t n)
 {
+    if (p->stream == STREAM_OPEN)
+        return stream_chunk(p, data, n);
     if (p->too_big || !p->rq.route->body) {
         p->drained += n;
         /* a body on a route without one is ignored; an oversized chunked body is
@@ -262,10 +307,18 @@ static enum MHD_Result last_call(rq_priv *p)
                 body_limit(p->rq.route));
         return send_answer(p);
     }
-    if (p->run == RUN_DONE) /* called again after its fiber resumed the connection */
+    int run = __atomic_load_n(&p->run, __ATOMIC_ACQUIRE);
+    if (run == RUN_DONE) /* called again after its fiber (or stream) resumed the connection */
         return send_answer(p);
-    if (p->run == RUN_ON_FIBER)
+    if (run == RUN_ON_FIBER)
         return MHD_YES;
+    if (p->stream == STREAM_OPEN) { /* the stream answers when it has stored the body */
+        p->run = RUN_ON_FIBER;
+        p->stream = STREAM_OVER;
+        MHD_suspend_connection(p->conn);
+        p->rq.route->stream->end(&p->rq);
+        return MHD_YES;
+    }
     p->rq.body = p->buf;
     p->rq.body_len = p->len;
     p->run = RUN_ON_FIBER;
@@ -309,6 +362,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
         p->rq.method = method;
         p->rq.path = url;
         p->conn = conn;
+        p->loop = fiber_loop_index();
         p->start_ns = fiber_now_ns();
         *con_cls = p;
         __atomic_fetch_add(&inflight, 1, __ATOMIC_SEQ_CST);
@@ -335,6 +389,8 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     uint64_t dur_us = (fiber_now_ns() - p->start_ns) / 1000u;
     if (!p->rq.status)
         p->rq.status = p->rq.err.status ? p->rq.err.status : 499; /* client went away */
+    if (p->stream == STREAM_OPEN) /* the body never ended */
+        p->rq.route->stream->abort(&p->rq);
     metrics_observe(p->rq.route ? (size_t)(p->rq.route - sroutes) + 1 : 0, p->rq.status, dur_us);
     http_access_log(&p->rq, p->authenticated, dur_us);
     if (p->rq.body_free)

@@ -31,6 +31,9 @@ struct MHD_Connection *http_conn_of(http_request *rq);
 int http_loops_start(const seg_config *cfg, seg_error *err);
 /* Hands an accepted connection to the next loop in turn. */
 void http_loops_deal(int fd, const struct sockaddr_storage *ss, socklen_t sl);
+/* Wakes loop index from another thread, so that it runs its daemon: a connection that
+ * thread resumed is served at once. */
+void http_loops_wake(int index);
 /* Stops the loops; their daemons too unless a request is still on a fiber (all: always).
  * Returns the number of daemons left running. */
 int http_loops_stop(bool all);

@@ -95,6 +95,15 @@ void http_loops_deal(int fd, const struct sockaddr_storage *ss, socklen_t sl)
     (void)w;
 }
 
+void http_loops_wake(int index)
+{
+    if (index >= 0 && index < n_loops_ && loops_[index].inbox_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(loops_[index].inbox_fd, &one, sizeof one);
+        (void)w;
+    }
+}
+
 static void on_inbox(void *arg, uint32_t events)
 {
     http_loop *l = arg;

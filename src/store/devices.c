@@ -52,26 +52,7 @@ int store_device_list(store_conn *c, const char *tenant, const device_list_query
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
     const char *p[5] = {tenant, q->after_us, q->after_id, q->updated_since_us, limit};
     PGresult *res = store_run(c, STMT_DEVICE_LIST, p, err);
-    if (!res)
-        return -1;
-    int n = PQntuples(res);
-    size_t cap = 0;
-    out->more = n > q->limit;
-    out->n = out->more ? q->limit : n;
-    for (int i = 0; i < out->n; i++)
-        cap += (size_t)PQgetlength(res, i, 0) + 1;
-    char *buf = store_page_room(c, cap, err);
-    if (!buf)
-        return -1;
-    size_t len = 0;
-    for (int i = 0; i < out->n; i++) {
-        if (i)
-            buf[len++] = ',';
-        memcpy(buf + len, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
-        len += (size_t)PQgetlength(res, i, 0);
-    }
-    store_page_done(out, buf, len, out->more ? PQgetvalue(res, out->n - 1, 1) : NULL);
-    return STORE_DONE;
+    return res ? store_page_of(c, res, q->limit, out, err) : -1;
 }
 
 int store_device_bulk(store_conn *c, bool delete, const char *tenant, const char *records,

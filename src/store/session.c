@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/fiber.h"
+#include "core/log.h"
 #include "store/sqlstate.h"
 #include "store/session.h"
 
@@ -27,6 +28,25 @@ static PGconn *connect_params(const seg_config *cfg, bool start)
 PGconn *store_connect_raw(const seg_config *cfg)
 {
     return connect_params(cfg, false);
+}
+
+PGconn *session_open_own(const seg_config *cfg, int statement_timeout_ms, const char *who)
+{
+    char timeout[16], idle[16];
+    const char *params[2] = {timeout, idle};
+    PGconn *pg = store_connect_raw(cfg);
+    snprintf(timeout, sizeof timeout, "%d", statement_timeout_ms);
+    snprintf(idle, sizeof idle, "%d", statement_timeout_ms * 2);
+    PGresult *r = pg && PQstatus(pg) == CONNECTION_OK ? session_run(pg, STMT_SESSION_SETUP, params) : NULL;
+    if (session_result_ok(r)) {
+        PQclear(r);
+        return pg;
+    }
+    log_msg(LOG_WARN, "no database session", "for", who, "detail",
+            pg ? PQerrorMessage(pg) : "out of memory", NULL);
+    PQclear(r);
+    PQfinish(pg);
+    return NULL;
 }
 
 /* connect_timeout as the session's options say (the URL may set it), in ms. */

@@ -12,6 +12,10 @@ void session_fail(store_conn *c, PGresult *r, seg_error *err);
 /* A new blocking session with segmentd's keepalive/timeout defaults (migrations); the
  * caller checks PQstatus and PQfinishes it. */
 PGconn *store_connect_raw(const seg_config *cfg);
+/* A blocking session of a background worker's own (the sweeper, imports), connected and
+ * set up (statement_timeout_ms, UTC); NULL when the database cannot be reached (logged as
+ * a warning naming who). */
+PGconn *session_open_own(const seg_config *cfg, int statement_timeout_ms, const char *who);
 /* Connects (without blocking the loop on a fiber) and prepares every statement when c
  * has no healthy session; rolls back a session left in a transaction. 0 or -1 (503). */
 int session_ensure(store_conn *c, seg_error *err) MUSTCHECK;

@@ -156,6 +156,18 @@
     "\"unRegisteredAt\" bigint, \"deviceModel\" text, \"deviceManufacturer\" text, "          \
     "tags text[], attributes jsonb"
 
+/* Device imports (migrations/0004_device_imports.sql). While a process receives an import
+ * its session holds the advisory lock (IMPORT_LOCK, seq) and the merge worker holds it while
+ * it merges one: an unfinished import whose lock anyone can take has lost its process. The
+ * two-key form never meets the migrations' one-key lock. */
+#define IMPORT_LOCK(seq) "21, (" seq " % 2147483647)::int"
+#define IMPORT_JSON                                                                            \
+    "json_build_object('id', i.id, 'status', i.status, 'bytes', i.bytes, 'lines', "           \
+    "json_build_object('received', i.lines_received, 'upserted', i.lines_upserted, "          \
+    "'invalid', i.lines_invalid), 'errors', i.errors, 'failure', i.failure, "                 \
+    "'startedAt', " MS_JSON("i.started_at") ", 'receivedAt', " MS_JSON("i.received_at") ", " \
+    "'finishedAt', " MS_JSON("i.finished_at") ")::text"
+
 const stmt_def store_statements[STMT__COUNT] = {
     /* $1 statement_timeout (ms), $2 idle_in_transaction_session_timeout (ms) */
     [STMT_SESSION_SETUP] = {NULL,
@@ -182,6 +194,69 @@ const stmt_def store_statements[STMT__COUNT] = {
     /* $1 how many at most */
     [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments"), 1, LOCKS_NONE, false},
     [STMT_V1_RENEW] = {NULL, RENEW("v1_segments"), 1, LOCKS_NONE, false},
+
+    /* Device imports. The receiver's: the import, its lock taken before the row is seen;
+     * its valid lines by COPY (text format, store/imports.c writes it); its counts (absolute:
+     * $2 bytes, $3 lines received, $4 invalid, $5 the errors kept) as it goes; then, the body
+     * complete, merging ($6 the number of the body's last line) or done at once when no line
+     * was valid; or failed ($2 the failure), its staged rows deleted. */
+    [STMT_IMPORT_CREATE] = {NULL,
+        "INSERT INTO device_imports AS i (tenant, id) VALUES ($1, $2) "
+        "RETURNING i.seq, pg_advisory_lock(" IMPORT_LOCK("i.seq") ")", 2, LOCKS_NONE, false},
+    [STMT_IMPORT_COPY] = {NULL,
+        "COPY device_import_rows (import, line, id, " DEVICE_COLS ") FROM STDIN", 0, LOCKS_NONE, false},
+    [STMT_IMPORT_PROGRESS] = {NULL,
+        "UPDATE device_imports SET bytes = $2::bigint, lines_received = $3::bigint, "
+        "lines_invalid = $4::bigint, errors = $5::json WHERE seq = $1::bigint AND status = 'receiving'", 5, LOCKS_NONE, false},
+    [STMT_IMPORT_RECEIVED] = {NULL,
+        "UPDATE device_imports AS i SET bytes = $2::bigint, lines_received = $3::bigint, lines_invalid = $4::bigint, "
+        "errors = $5::json, last_line = $6::bigint, received_at = now(), "
+        "status = CASE WHEN $3::bigint = $4::bigint THEN 'done' ELSE 'merging' END, "
+        "merged_through = CASE WHEN $3::bigint = $4::bigint THEN $6::bigint ELSE 0 END, "
+        "finished_at = CASE WHEN $3::bigint = $4::bigint THEN now() END "
+        "WHERE seq = $1 AND status = 'receiving' RETURNING " IMPORT_JSON, 6, LOCKS_NONE, false},
+    [STMT_IMPORT_FAIL] = {NULL,
+        "WITH gone AS (DELETE FROM device_import_rows WHERE import = $1) "
+        "UPDATE device_imports AS i SET status = 'failed', failure = $2::json, finished_at = now(), "
+        "bytes = coalesce($3::bigint, i.bytes), lines_received = coalesce($4::bigint, i.lines_received), "
+        "lines_invalid = coalesce($5::bigint, i.lines_invalid), errors = coalesce($6::json, i.errors) "
+        "WHERE seq = $1 AND status IN ('receiving', 'merging') RETURNING " IMPORT_JSON,
+        6, LOCKS_NONE, false},
+    [STMT_IMPORT_UNLOCK] = {NULL, "SELECT pg_advisory_unlock(" IMPORT_LOCK("$1::bigint") ")", 1,
+        LOCKS_NONE, false},
+
+    /* The merge worker's: the unfinished imports, oldest first; its lock on one (then the
+     * import's state again, read under the lock); and the merge of lines ($3, $4] of import
+     * $1 of tenant $2: the staged rows taken out, the last line of each id kept, upserted as
+     * the bulk upsert does (in id order), and the import's counts moved on, all in one
+     * statement. It does nothing unless the import is merging and merged through $3
+     * exactly, so that a chunk can never apply twice. */
+    [STMT_IMPORT_MERGE_SETUP] = {NULL, "SELECT set_config('work_mem', '64MB', false)", 0,
+        LOCKS_NONE, false}, /* a chunk's sort by id stays in memory */
+    [STMT_IMPORT_OPEN] = {NULL,
+        "SELECT seq FROM device_imports WHERE status IN ('receiving', 'merging') ORDER BY seq "
+        "LIMIT 100", 0, LOCKS_NONE, false},
+    [STMT_IMPORT_TRY_LOCK] = {NULL, "SELECT pg_try_advisory_lock(" IMPORT_LOCK("$1::bigint") ")", 1,
+        LOCKS_NONE, false},
+    [STMT_IMPORT_STATE] = {NULL,
+        "SELECT tenant, status, merged_through, last_line FROM device_imports WHERE seq = $1", 1,
+        LOCKS_NONE, false},
+    [STMT_IMPORT_MERGE] = {"device_import_merge",
+        "WITH batch AS (DELETE FROM device_import_rows r WHERE r.import = $1 "
+        "AND r.line > $3 AND r.line <= $4 AND EXISTS (SELECT 1 FROM device_imports i "
+        "WHERE i.seq = $1 AND i.status = 'merging' AND i.merged_through = $3) RETURNING r.*), "
+        "latest AS (SELECT DISTINCT ON (id) * FROM batch ORDER BY id, line DESC), "
+        "up AS (INSERT INTO devices AS d (tenant, id, " DEVICE_COLS ", updated_at) "
+        "SELECT $2, id, " DEVICE_COLS ", " DEVICE_NOW " FROM latest ORDER BY id "
+        "ON CONFLICT (tenant, id) DO UPDATE SET (" DEVICE_COLS ") = "
+        "(SELECT " DEVICE_COLS " FROM (SELECT EXCLUDED.*) AS e), "
+        "updated_at = " DEVICE_NOW ", version = d.version + 1) "
+        "UPDATE device_imports AS i SET lines_upserted = i.lines_upserted + (SELECT count(*) FROM batch), "
+        "merged_through = $4, status = CASE WHEN $4::bigint >= i.last_line THEN 'done' ELSE i.status END, "
+        "finished_at = CASE WHEN $4::bigint >= i.last_line THEN now() END "
+        "WHERE i.seq = $1 AND i.status = 'merging' AND i.merged_through = $3 "
+        "RETURNING i.status, (SELECT count(*) FROM batch)",
+        4, LOCKS_NONE, true},
 
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
@@ -446,4 +521,13 @@ const stmt_def store_statements[STMT__COUNT] = {
         "WHERE d.tenant = $1 AND ($2::bigint IS NULL OR (d.updated_at, d.id) > (" TS_US("$2") ", $3::text)) "
         "AND ($4::bigint IS NULL OR d.updated_at >= " TS_US("$4") ") "
         "ORDER BY d.updated_at, d.id LIMIT $5::int", 5, LOCKS_NONE, false},
+
+    [STMT_IMPORT_GET] = {"import_get",
+        "SELECT " IMPORT_JSON " FROM device_imports i WHERE i.tenant = $1 AND i.id = $2", 2,
+        LOCKS_NONE, false},
+    /* Newest first, before the cursor ($2, a seq). */
+    [STMT_IMPORT_LIST] = {"import_list",
+        "SELECT " IMPORT_JSON ", i.seq::text FROM device_imports i WHERE i.tenant = $1 "
+        "AND ($2::bigint IS NULL OR i.seq < $2::bigint) ORDER BY i.seq DESC LIMIT $3::int", 3,
+        LOCKS_NONE, false},
 };

@@ -249,3 +249,25 @@ void store_page_done(store_page *out, char *items, size_t len, const char *last_
     if (last_key)
         snprintf(out->next_key, sizeof out->next_key, "%s", last_key);
 }
+
+int store_page_of(store_conn *c, const PGresult *res, int limit, store_page *out, seg_error *err)
+{
+    int n = PQntuples(res);
+    size_t cap = 0;
+    out->more = n > limit;
+    out->n = out->more ? limit : n;
+    for (int i = 0; i < out->n; i++)
+        cap += (size_t)PQgetlength(res, i, 0) + 1;
+    char *buf = store_page_room(c, cap, err);
+    if (!buf)
+        return -1;
+    size_t len = 0;
+    for (int i = 0; i < out->n; i++) {
+        if (i)
+            buf[len++] = ',';
+        memcpy(buf + len, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+        len += (size_t)PQgetlength(res, i, 0);
+    }
+    store_page_done(out, buf, len, out->more ? PQgetvalue(res, out->n - 1, 1) : NULL);
+    return STORE_DONE;
+}

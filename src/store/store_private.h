@@ -34,5 +34,9 @@ int store_deleted(store_conn *c, stmt_id id, const char *const *p, seg_error *er
  * last one shown when more follow (NULL: none follow). */
 char *store_page_room(store_conn *c, size_t items_cap, seg_error *err);
 void store_page_done(store_page *out, char *items, size_t len, const char *last_key);
+/* A page from a list statement's result: its rows' column 0 (representations) joined, at
+ * most limit of them (the statement asks one more, to know whether more follow), the key of
+ * the last one shown from column 1. STORE_DONE or -1 with err. */
+int store_page_of(store_conn *c, const PGresult *res, int limit, store_page *out, seg_error *err);
 
 #endif

@@ -104,24 +104,12 @@ static void drop_session(void)
  * reached: the next pass tries again. */
 static PGconn *session(void)
 {
-    char timeout[16], idle[16];
-    const char *params[2] = {timeout, idle};
     if (sw.pg && PQstatus(sw.pg) == CONNECTION_OK)
         return sw.pg;
     drop_session();
-    sw.pg = store_connect_raw(sw.cfg);
-    snprintf(timeout, sizeof timeout, "%d", sw.cfg->statement_timeout_ms);
-    snprintf(idle, sizeof idle, "%d", sw.cfg->statement_timeout_ms * 2);
-    PGresult *r = sw.pg && PQstatus(sw.pg) == CONNECTION_OK ? session_run(sw.pg, STMT_SESSION_SETUP, params)
-                                                          : NULL;
-    if (!session_result_ok(r)) {
-        log_msg(LOG_WARN, "lifecycle sweeper: no database session; retrying at the next pass",
-                "detail", sw.pg ? PQerrorMessage(sw.pg) : "out of memory", NULL);
-        PQclear(r);
-        drop_session();
+    sw.pg = session_open_own(sw.cfg, sw.cfg->statement_timeout_ms, "lifecycle sweeper (retrying at the next pass)");
+    if (!sw.pg)
         return NULL;
-    }
-    PQclear(r);
     pthread_mutex_lock(&sw.mu);
     sw.cancel = PQgetCancel(sw.pg);
     pthread_mutex_unlock(&sw.mu);

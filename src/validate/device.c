@@ -237,7 +237,11 @@ int val_device(json_t *root, const char *path_id, device_in *out, seg_error *err
     if (!ok)
         goto fail;
 
-    out->tags_json = dump_or(json_object_get(root, "tags"), "[]");
+    json_t *tags = json_object_get(root, "tags"), *tag;
+    size_t i;
+    json_array_foreach(tags, i, tag) /* checked: at most DEVICE_TAGS_MAX strings */
+        out->tag[out->n_tags++] = json_string_value(tag);
+    out->tags_json = dump_or(tags, "[]");
     out->attributes_json = dump_or(attributes, "{}");
     if (!out->tags_json || !out->attributes_json) {
         err_set(err, 500, "internal", "the server ran out of memory validating the device");
@@ -250,6 +254,28 @@ fail:
     val_device_release(out);
     memset(out, 0, sizeof *out);
     return -1;
+}
+
+int val_device_line(const char *line, size_t len, size_t max, json_t **root, device_in *out,
+                    seg_error *err)
+{
+    json_error_t je;
+    *root = NULL;
+    memset(out, 0, sizeof *out);
+    if (len > max) {
+        err_add(err, "", "the line is %zu bytes: at most %zu bytes are accepted", len, max);
+        return -1;
+    }
+    *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!*root) {
+        err_add(err, "", "not JSON: %s at column %d", je.text, je.column);
+        return -1;
+    }
+    if (json_is_object(*root) && !json_object_get(*root, "id")) {
+        err_add(err, "/id", "a device of an import needs its id");
+        return -1;
+    }
+    return val_device(*root, NULL, out, err);
 }
 
 void val_device_release(device_in *in)

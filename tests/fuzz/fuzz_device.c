@@ -1,4 +1,4 @@
-/* libFuzzer target: a device body, as PUT and PATCH see it: val_parse_body, then val_device
+/* libFuzzer target: a device body, as PUT and PATCH see it (and as a line of an import): val_parse_body, then val_device
  * without a path id, with the body's own id as the path id, and on the RFC 7396 merge of the
  * body onto a stored device. A success must keep every promise the store relies on. */
 #include <errno.h>
@@ -153,8 +153,35 @@ static void validate(json_t *root, const char *path_id)
     val_device_release(&in);
 }
 
+/* The same bytes as a line of an import: refused with one problem at least, or a device
+ * with its id whose tags one by one are the tags of its JSON text. */
+static void import_line(const uint8_t *data, size_t size)
+{
+    json_t *root;
+    device_in in;
+    seg_error err;
+    err_clear(&err);
+    int rc = val_device_line((const char *)data, size, 4096, &root, &in, &err);
+    if (rc != 0) {
+        FUZZ_CHECK(rc == -1 && err.status == 422 && (err.n_items > 0 || err.truncated),
+                   "an import line refused without a problem (rc %d, status %d)", rc, err.status);
+        FUZZ_CHECK(size > 4096 || root || err.items[0].pointer[0] == '\0',
+                   "a line that is not JSON refused at \"%s\"", err.items[0].pointer);
+    } else {
+        FUZZ_CHECK(in.id && val_device_id(in.id), "an import line accepted without its id");
+        json_t *tags = json_loads(in.tags_json, 0, NULL);
+        FUZZ_CHECK(tags && json_array_size(tags) == in.n_tags, "the tags one by one are not the tags");
+        for (size_t i = 0; i < in.n_tags; i++)
+            FUZZ_CHECK(!strcmp(json_string_value(json_array_get(tags, i)), in.tag[i]), "tag %zu differs", i);
+        json_decref(tags);
+    }
+    val_device_release(&in);
+    json_decref(root);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    import_line(data, size);
     json_t *root = fuzz_parse_body(data, size);
     if (!root)
         return 0;

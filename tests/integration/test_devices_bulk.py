@@ -351,9 +351,11 @@ def test_reserved_ids_refused_on_put(dv):
             resp = dv.request(method, DV + "/" + r, json_body={} if method in ("PUT", "PATCH") else None)
             body = problem(resp, 405, "method_not_allowed")
             assert resp.headers["Allow"] == "POST", body
-    # imports is not a route yet: the path id itself is refused, saying why
-    body = problem(dv.request("PUT", DV + "/imports", json_body={}), 400, "invalid_path_parameter")
-    assert RESERVED_WHY in json.dumps(body)
+    # imports is a route too: POST starts an import, GET lists them
+    for method in ["PUT", "PATCH", "DELETE"]:
+        resp = dv.request(method, DV + "/imports", json_body={} if method in ("PUT", "PATCH") else None)
+        body = problem(resp, 405, "method_not_allowed")
+        assert resp.headers["Allow"] == "POST, GET, HEAD", body
     # a neighbour of a reserved id is an ordinary device id
     r = dv.request("PUT", DV + "/imports2", json_body={"id": "imports2"})
     assert r.status_code == 201, r.text

@@ -229,6 +229,57 @@ static void test_representation_round_trip(void **state)
     val_device_release(&in);
 }
 
+/* val_device_line: one NDJSON line of an import. */
+static int line(const char *text, size_t max, device_in *out, seg_error *err)
+{
+    json_t *root;
+    err_clear(err);
+    int rc = val_device_line(text, strlen(text), max, &root, out, err);
+    if (rc == 0) {
+        assert_non_null(root);
+        assert_string_equal(out->id, "d-1"); /* borrowed from root: checked before it goes */
+    }
+    val_device_release(out);
+    json_decref(root);
+    return rc;
+}
+
+static void test_import_line(void **state)
+{
+    (void)state;
+    device_in in;
+    seg_error err;
+    assert_int_equal(line("{\"id\":\"d-1\",\"tags\":[\"a\",\"b\"]}", 1024, &in, &err), 0);
+    /* its own limit, before parsing */
+    assert_int_equal(line("{\"id\":\"d-1\"}", 5, &in, &err), -1);
+    assert_string_equal(err.items[0].pointer, "");
+    assert_non_null(strstr(err.items[0].detail, "at most 5 bytes"));
+    /* not JSON, and JSON that is not an object */
+    assert_int_equal(line("{\"id\":", 1024, &in, &err), -1);
+    assert_string_equal(err.items[0].pointer, "");
+    assert_non_null(strstr(err.items[0].detail, "not JSON"));
+    assert_int_equal(line("[1]", 1024, &in, &err), -1);
+    assert_string_equal(err.items[0].pointer, "");
+    /* the id is required, and checked */
+    assert_int_equal(line("{\"country\":\"FR\"}", 1024, &in, &err), -1);
+    assert_string_equal(err.items[0].pointer, "/id");
+    assert_int_equal(line("{\"id\":\"bulk\"}", 1024, &in, &err), -1);
+    assert_string_equal(err.items[0].pointer, "/id");
+    /* duplicate keys are refused as in a PUT body */
+    assert_int_equal(line("{\"id\":\"d-1\",\"id\":\"d-2\"}", 1024, &in, &err), -1);
+    /* the tags one by one, as the store stages them */
+    json_t *root;
+    const char *t = "{\"id\":\"d-1\",\"tags\":[\"x\",\"y\\\"z\"]}";
+    err_clear(&err);
+    assert_int_equal(val_device_line(t, strlen(t), 1024, &root, &in, &err), 0);
+    assert_int_equal(in.n_tags, 2);
+    assert_string_equal(in.tag[0], "x");
+    assert_string_equal(in.tag[1], "y\"z");
+    assert_string_equal(in.tags_json, "[\"x\",\"y\\\"z\"]");
+    val_device_release(&in);
+    json_decref(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_scalar_slots),
         cmocka_unit_test(test_representation_round_trip),
+        cmocka_unit_test(test_import_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

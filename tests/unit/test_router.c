@@ -21,13 +21,13 @@ static bool only_digits(const char *v, const char **why)
 }
 
 static const http_route routes[] = {
-    {"GET", "/items", h, 0, BODY_NONE, NULL, NULL},
-    {"POST", "/items", h, 0, BODY_JSON, NULL, NULL},
-    {"GET", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id"},
-    {"DELETE", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id"},
-    {"GET", "/healthz", h, 0, BODY_NONE, NULL, NULL},
-    {"GET", "/items/{id}/tags", h, 0, BODY_NONE, only_digits, "item id"},
-    {"POST", "/items/bulk", h, 0, BODY_JSON, NULL, NULL}, /* after {id}: still wins */
+    {"GET", "/items", h, 0, BODY_NONE, NULL, NULL, NULL},
+    {"POST", "/items", h, 0, BODY_JSON, NULL, NULL, NULL},
+    {"GET", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id", NULL},
+    {"DELETE", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id", NULL},
+    {"GET", "/healthz", h, 0, BODY_NONE, NULL, NULL, NULL},
+    {"GET", "/items/{id}/tags", h, 0, BODY_NONE, only_digits, "item id", NULL},
+    {"POST", "/items/bulk", h, 0, BODY_JSON, NULL, NULL, NULL}, /* after {id}: still wins */
 };
 #define N (sizeof routes / sizeof routes[0])
 

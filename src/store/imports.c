@@ -1,0 +1,354 @@
+/* Device imports being received: the import's row and lock, its valid lines staged by COPY
+ * in PostgreSQL's text format, its progress and its end; and the reads of the request path. */
+#include "store/imports.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json_text.h"
+#include "core/log.h"
+#include "store/session.h"
+#include "store/store_private.h"
+
+/* COPY data is sent in writes of about this size. */
+#define COPY_CHUNK (256 * 1024)
+/* A statement of the receiver or merger may take longer than a request's. */
+#define IMPORT_STATEMENT_TIMEOUT_MS 120000
+
+struct store_import {
+    PGconn *pg;
+    pthread_mutex_t mu;      /* guards cancel: store_import_cancel comes from another thread */
+    PGcancel *cancel;
+    char seq[24];
+    bool copying;            /* a COPY is open on pg */
+    bool broken;             /* the session failed: nothing more is sent */
+    char *buf;               /* COPY text not yet sent */
+    size_t len, cap;
+};
+
+static int fail_db(store_import *im, seg_error *err, PGresult *r, const char *what)
+{
+    err_set(err, 503, "database_unavailable", "the database failed while storing the import; retry it");
+    err->retry_after = 1;
+    err_log(err, "%s: %s", what, r ? PQresultErrorMessage(r) : PQerrorMessage(im->pg));
+    PQclear(r);
+    im->broken = true;
+    return -1;
+}
+
+store_import *store_import_open(const seg_config *cfg, const char *tenant, const char *id,
+                                seg_error *err)
+{
+    store_import *im = calloc(1, sizeof *im);
+    if (!im) {
+        err_set(err, 500, "internal", "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&im->mu, NULL);
+    im->pg = session_open_own(cfg, IMPORT_STATEMENT_TIMEOUT_MS, "device import");
+    if (!im->pg) {
+        err_set(err, 503, "database_unavailable", "the database is not reachable; retry shortly");
+        err->retry_after = 1;
+        store_import_close(im);
+        return NULL;
+    }
+    const char *p[2] = {tenant, id};
+    PGresult *r = session_run(im->pg, STMT_IMPORT_CREATE, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        (void)fail_db(im, err, r, "create import");
+        store_import_close(im);
+        return NULL;
+    }
+    snprintf(im->seq, sizeof im->seq, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    im->cancel = PQgetCancel(im->pg);
+    return im;
+}
+
+static int flush_copy(store_import *im, seg_error *err)
+{
+    if (im->len && PQputCopyData(im->pg, im->buf, (int)im->len) != 1)
+        return fail_db(im, err, NULL, "copy data");
+    im->len = 0;
+    return 0;
+}
+
+static int room(store_import *im, size_t n, seg_error *err)
+{
+    if (im->len + n <= im->cap)
+        return 0;
+    if (im->len && flush_copy(im, err))
+        return -1;
+    if (n <= im->cap)
+        return 0;
+    size_t cap = n > COPY_CHUNK ? n : COPY_CHUNK;
+    char *b = realloc(im->buf, cap);
+    if (!b) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    im->buf = b;
+    im->cap = cap;
+    return 0;
+}
+
+/* COPY text escaping (backslash, and the characters that end a field or a row); in_array
+ * adds the array literal's own escaping of '"' and '\' first. Returns the bytes written to
+ * out, which has room for 4 * n. */
+static size_t escape(char *out, const char *s, size_t n, bool in_array)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (in_array && (ch == '"' || ch == '\\')) {
+            out[o++] = '\\'; /* the array literal's backslash, itself escaped for COPY */
+            out[o++] = '\\';
+        }
+        switch (ch) {
+        case '\\': out[o++] = '\\'; out[o++] = '\\'; break;
+        case '\n': out[o++] = '\\'; out[o++] = 'n'; break;
+        case '\r': out[o++] = '\\'; out[o++] = 'r'; break;
+        case '\t': out[o++] = '\\'; out[o++] = 't'; break;
+        default: out[o++] = ch;
+        }
+    }
+    return o;
+}
+
+static int put_field(store_import *im, const char *s, bool last, seg_error *err)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (room(im, 4 * n + 3, err))
+        return -1;
+    if (s)
+        im->len += escape(im->buf + im->len, s, n, false);
+    else {
+        memcpy(im->buf + im->len, "\\N", 2);
+        im->len += 2;
+    }
+    im->buf[im->len++] = last ? '\n' : '\t';
+    return 0;
+}
+
+/* tags as an array literal {"a","b"}, every element quoted. */
+static int put_tags(store_import *im, const char *const *tags, size_t n_tags, seg_error *err)
+{
+    size_t need = 3;
+    for (size_t i = 0; i < n_tags; i++)
+        need += 4 * strlen(tags[i]) + 3;
+    if (room(im, need, err))
+        return -1;
+    char *b = im->buf;
+    b[im->len++] = '{';
+    for (size_t i = 0; i < n_tags; i++) {
+        if (i)
+            b[im->len++] = ',';
+        b[im->len++] = '"';
+        im->len += escape(b + im->len, tags[i], strlen(tags[i]), true);
+        b[im->len++] = '"';
+    }
+    b[im->len++] = '}';
+    b[im->len++] = '\t';
+    return 0;
+}
+
+int store_import_row(store_import *im, long long line, const char *id, const device_row *row,
+                     seg_error *err)
+{
+    char num[24];
+    if (im->broken)
+        return fail_db(im, err, NULL, "session already failed");
+    if (!im->copying) {
+        /* not session_run: in COPY IN state PQgetResult answers COPY IN until the end */
+        PGresult *r = session_send(im->pg, STMT_IMPORT_COPY, NULL) ? PQgetResult(im->pg) : NULL;
+        if (PQresultStatus(r) != PGRES_COPY_IN)
+            return fail_db(im, err, r, "copy");
+        PQclear(r);
+        im->copying = true;
+    }
+    snprintf(num, sizeof num, "%lld", line);
+    if (put_field(im, im->seq, false, err) || put_field(im, num, false, err) ||
+        put_field(im, id, false, err))
+        return -1;
+    for (int i = 0; i < DEVICE_SCALARS; i++)
+        if (put_field(im, row->scalar[i], false, err))
+            return -1;
+    if (put_tags(im, row->tags, row->n_tags, err) || put_field(im, row->attributes_json, true, err))
+        return -1;
+    return im->len >= COPY_CHUNK ? flush_copy(im, err) : 0;
+}
+
+bool store_import_pending(const store_import *im)
+{
+    return im->copying;
+}
+
+/* Ends the open COPY: its rows are committed. */
+static int end_copy(store_import *im, seg_error *err)
+{
+    if (!im->copying)
+        return 0;
+    if (flush_copy(im, err))
+        return -1;
+    im->copying = false;
+    if (PQputCopyEnd(im->pg, NULL) != 1)
+        return fail_db(im, err, NULL, "copy end");
+    PGresult *r = session_await(im->pg);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return fail_db(im, err, r, "copy");
+    PQclear(r);
+    return 0;
+}
+
+/* The counts as the statements' parameters $2 to $6. */
+static void count_params(const store_import_counts *n, char t[4][24], const char **p)
+{
+    snprintf(t[0], 24, "%lld", n->bytes);
+    snprintf(t[1], 24, "%lld", n->received);
+    snprintf(t[2], 24, "%lld", n->invalid);
+    snprintf(t[3], 24, "%lld", n->last_line);
+    p[0] = t[0];
+    p[1] = t[1];
+    p[2] = t[2];
+    p[3] = n->errors_json;
+    p[4] = t[3];
+}
+
+int store_import_progress(store_import *im, const store_import_counts *n, seg_error *err)
+{
+    char t[4][24];
+    const char *p[6] = {im->seq};
+    if (im->broken)
+        return fail_db(im, err, NULL, "session already failed");
+    if (end_copy(im, err))
+        return -1;
+    count_params(n, t, p + 1);
+    PGresult *r = session_run(im->pg, STMT_IMPORT_PROGRESS, p);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return fail_db(im, err, r, "import progress");
+    PQclear(r);
+    return 0;
+}
+
+/* The representation in the first column of r's single row, malloc'd; NULL when r has none. */
+static char *doc_of(const PGresult *r)
+{
+    return PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? strdup(PQgetvalue(r, 0, 0))
+                                                                      : NULL;
+}
+
+int store_import_received(store_import *im, const store_import_counts *n, char **doc,
+                          seg_error *err)
+{
+    char t[4][24];
+    const char *p[6] = {im->seq};
+    *doc = NULL;
+    if (im->broken)
+        return fail_db(im, err, NULL, "session already failed");
+    if (end_copy(im, err))
+        return -1;
+    count_params(n, t, p + 1);
+    PGresult *r = session_run(im->pg, STMT_IMPORT_RECEIVED, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        return fail_db(im, err, r, "import received");
+    *doc = doc_of(r);
+    PQclear(r);
+    if (!*doc) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void store_import_fail(store_import *im, const char *code, const char *detail,
+                       const store_import_counts *n, char **doc)
+{
+    char t[4][24], failure[512];
+    const char *p[6] = {im->seq, failure, NULL, NULL, NULL, NULL};
+    if (doc)
+        *doc = NULL;
+    if (im->copying) { /* what this COPY carried is dropped with it */
+        im->copying = false;
+        im->len = 0;
+        if (!im->broken && PQputCopyEnd(im->pg, "the import failed") == 1)
+            PQclear(session_await(im->pg));
+    }
+    if (im->broken && PQstatus(im->pg) != CONNECTION_OK)
+        return;
+    json_text f;
+    json_text_fixed(&f, failure, sizeof failure, 0);
+    JSON_TEXT_LIT(&f, "{");
+    json_text_key(&f, "code");
+    json_text_cstr(&f, code, JSON_ESC_PG);
+    json_text_key(&f, "detail");
+    json_text_cstr(&f, detail, JSON_ESC_PG);
+    JSON_TEXT_LIT(&f, "}");
+    if (n) {
+        const char *cp[5];
+        count_params(n, t, cp);
+        memcpy(p + 2, cp, 4 * sizeof *p);
+    }
+    PGresult *r = session_run(im->pg, STMT_IMPORT_FAIL, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        log_msg(LOG_WARN, "device import: could not record its failure; the merge worker will",
+                "detail", r ? PQresultErrorMessage(r) : PQerrorMessage(im->pg), NULL);
+    else if (doc)
+        *doc = doc_of(r);
+    PQclear(r);
+}
+
+void store_import_cancel(store_import *im)
+{
+    char why[256];
+    pthread_mutex_lock(&im->mu);
+    if (im->cancel)
+        (void)PQcancel(im->cancel, why, sizeof why);
+    pthread_mutex_unlock(&im->mu);
+}
+
+void store_import_close(store_import *im)
+{
+    if (!im)
+        return;
+    if (im->pg && im->seq[0] && PQstatus(im->pg) == CONNECTION_OK) {
+        const char *p[1] = {im->seq};
+        PQclear(session_run(im->pg, STMT_IMPORT_UNLOCK, p));
+    }
+    pthread_mutex_lock(&im->mu);
+    if (im->cancel)
+        PQfreeCancel(im->cancel);
+    im->cancel = NULL;
+    pthread_mutex_unlock(&im->mu);
+    PQfinish(im->pg);
+    pthread_mutex_destroy(&im->mu);
+    free(im->buf);
+    free(im);
+}
+
+int store_import_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
+                     seg_error *err)
+{
+    const char *p[2] = {tenant, id};
+    PGresult *res = store_run(c, STMT_IMPORT_GET, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_MISSING;
+    out->json = PQgetvalue(res, 0, 0);
+    out->len = (size_t)PQgetlength(res, 0, 0);
+    out->version = 0;
+    return STORE_DONE;
+}
+
+int store_import_list(store_conn *c, const char *tenant, const char *before_seq, int limit,
+                      store_page *out, seg_error *err)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *p[3] = {tenant, before_seq, lim};
+    PGresult *res = store_run(c, STMT_IMPORT_LIST, p, err);
+    return res ? store_page_of(c, res, limit, out, err) : -1;
+}
