@@ -154,8 +154,9 @@ def device_bulk(r, w):
                ((".sd", "sd_ticks"), (".sd", "pg_ticks"), (".sd", "client_ticks"), (".pg", "pg_ticks")))
          + (foreign(r, [k + ".sd" for k in bs]), foreign(r, [k + ".pg" for k in bs]))))
     if "dvbulk.hwm_after_kib" in r:
-        w("  segmentd's peak resident memory (VmHWM) %.1f MiB before these requests, %.1f MiB after them"
-          % (num(r, "dvbulk.hwm_before_kib", 0) / 1024, num(r, "dvbulk.hwm_after_kib") / 1024))
+        w("  segmentd's peak resident memory (VmHWM) %.1f MiB before these requests, %.1f MiB after them%s"
+          % (num(r, "dvbulk.hwm_before_kib", 0) / 1024, num(r, "dvbulk.hwm_after_kib") / 1024,
+             "" if "dvbulk.rss_after_kib" not in r else " (VmRSS %.1f MiB after them)" % (num(r, "dvbulk.rss_after_kib") / 1024)))
     same = (r.get("dvbulk.same") or "? ?").split()
     w("  rows: %s of segmentd's tenant and %s of the reference's; %s of %s equal in every column but the tenant "
       "and updated_at%s" % (tuple((r.get("dvbulk.distinct") or "? ?").split()) + (same[1], same[0],
