@@ -65,6 +65,8 @@ int store_import_merge_start(const seg_config *cfg, seg_error *err) MUSTCHECK;
 void store_import_merge_wake(void);
 /* Counts an import finished outside the worker (done at once, or failed) in its metrics. */
 void store_import_counted(bool done);
+/* Counts the invalid lines of an import received whole. */
+void store_import_counted_invalid(long long lines);
 /* Stops it: a chunk under way is cancelled (rolled back; the next start resumes there). */
 void store_import_merge_stop(void);
 

@@ -157,7 +157,7 @@ static int feed(receiver *r, const char *s, size_t n, seg_error *err)
         const char *nl = memchr(s, '\n', n);
         size_t k = nl ? (size_t)(nl - s) : n;
         if (!r->line_over && !r->line_len && nl) { /* a whole line in the piece: no copy */
-            if (take_line(r, s, k, k > max, err))
+            if (take_line(r, s, k, k > max + 1, err)) /* + 1: its '\r' (take_line checks the rest) */
                 return -1;
         } else {
             if (!r->line_over && r->line_len + k > max + 1) /* + 1: its '\r' */
@@ -340,6 +340,7 @@ static void receive(receiver *r)
         }
         counts_of(r, &n);
         if (!store_failed && store_import_received(im, &n, &doc, &err) == 0) {
+            store_import_counted_invalid(n.invalid);
             if (n.received == n.invalid)
                 store_import_counted(true);
             r->merge_due = true;

@@ -24,7 +24,11 @@
 enum { RUN_NONE = 0, RUN_ON_FIBER, RUN_DONE };
 /* A BODY_STREAM request's stream: not opened, taking the body, or over (ended or refused:
  * the stream owns what is left). */
-enum { STREAM_NONE = 0, STREAM_OPEN, STREAM_OVER };
+enum { STREAM_NONE = 0, STREAM_OPEN, STREAM_OVER, STREAM_REFUSED };
+/* A refused stream's body is read on (and dropped) up to this much, so that its answer can
+ * be sent once it ends (libmicrohttpd queues no answer in the middle of a body); past it the
+ * connection is cut. */
+#define STREAM_DRAIN_MAX ((size_t)64 * 1024 * 1024)
 
 typedef struct rq_priv {
     struct MHD_Connection *conn;
@@ -242,17 +246,21 @@ void http_stream_answered(http_request *rq)
 /* A piece of a streamed body, handed over as it came. */
 static enum MHD_Result stream_chunk(rq_priv *p, const char *data, size_t n)
 {
+    if (p->stream == STREAM_REFUSED) {
+        p->drained += n;
+        return p->drained > STREAM_DRAIN_MAX ? MHD_NO : MHD_YES;
+    }
     if (p->rq.route->stream->data(&p->rq, data, n) == 0)
         return MHD_YES;
-    p->stream = STREAM_OVER;
+    p->stream = STREAM_REFUSED; /* answered (rq->err) once the body ends */
     p->close_after = true;
-    return answer_early(p);
+    return MHD_YES;
 }
 
 /* A chunk of the body: kept up to the route's limit; past it only counted. */
 static enum MHD_Result body_chunk(rq_priv *p, const char *data, size_t n)
 {
-    if (p->stream == STREAM_OPEN)
+    if (p->stream == STREAM_OPEN || p->stream == STREAM_REFUSED)
         return stream_chunk(p, data, n);
     if (p->too_big || !p->rq.route->body) {
         p->drained += n;
@@ -307,6 +315,8 @@ static enum MHD_Result last_call(rq_priv *p)
                 body_limit(p->rq.route));
         return send_answer(p);
     }
+    if (p->stream == STREAM_REFUSED)
+        return send_answer(p);
     int run = __atomic_load_n(&p->run, __ATOMIC_ACQUIRE);
     if (run == RUN_DONE) /* called again after its fiber (or stream) resumed the connection */
         return send_answer(p);

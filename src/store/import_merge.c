@@ -31,7 +31,7 @@ static struct {
     const seg_config *cfg;
     PGconn *pg;
     PGcancel *cancel;          /* pg's, under mu */
-    atomic_ullong done, failed, interrupted, lines;
+    atomic_ullong done, failed, interrupted, lines, invalid;
 } mw = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void merge_metrics(metrics_out *o)
@@ -43,14 +43,21 @@ static void merge_metrics(metrics_out *o)
     metrics_family(o, "segmentd_device_imports_recovered_total", "counter",
                    "imports whose receiving process had gone, failed by this process's merge worker");
     metrics_sample(o, "segmentd_device_imports_recovered_total", "", atomic_load(&mw.interrupted));
-    metrics_family(o, "segmentd_device_import_lines_merged_total", "counter",
-                   "valid import lines this process merged into devices");
-    metrics_sample(o, "segmentd_device_import_lines_merged_total", "", atomic_load(&mw.lines));
+    metrics_family(o, "segmentd_device_import_lines_total", "counter",
+                   "import lines: valid ones this process merged into devices (upserted), and "
+                   "those its receivers refused (invalid)");
+    metrics_sample(o, "segmentd_device_import_lines_total", "outcome=\"upserted\"", atomic_load(&mw.lines));
+    metrics_sample(o, "segmentd_device_import_lines_total", "outcome=\"invalid\"", atomic_load(&mw.invalid));
 }
 
 void store_import_counted(bool done)
 {
     atomic_fetch_add(done ? &mw.done : &mw.failed, 1);
+}
+
+void store_import_counted_invalid(long long lines)
+{
+    atomic_fetch_add(&mw.invalid, (unsigned long long)lines);
 }
 
 static bool stopping(void)
