@@ -81,6 +81,10 @@ SCRIPTS = {
                     21: ("expr", "'[\"vip\",\"beta\"]'"), 22: ("expr", "'{\"interest\":[\"sports\"]}'"),
                     23: NULL, 24: ("expr", "'f'"), 25: ("expr", "'f'")},
                    "\\set dv_n random(1, 100000)\n"),
+    # device_bulk (bench/run): one request's records, read by PostgreSQL from the file that
+    # devices_gen wrote and bound as the statement's parameter as segmentd binds it
+    "device_bulk": ("device_bulk_upsert", {1: "dv_tenant", 2: "dv_recs"},
+                    "SELECT pg_read_file(:dv_file) AS dv_recs \\gset\n"),
 }
 
 

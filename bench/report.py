@@ -101,6 +101,125 @@ def aggregate(r, key):
     return a
 
 
+def cpu_s(r, key, part):
+    """CPU seconds of one part (sd_ticks, pg_ticks, client_ticks) in a timed step."""
+    return num(r, key + "." + part, 0) / num(r, "clk_tck", 100)
+
+
+def foreign(r, keys):
+    """The share of the machine's CPU used outside this run during some timed steps (%)."""
+    t = {f: sum(num(r, k + "." + f, 0) for k in keys) for f in
+         ("sd_ticks", "pg_ticks", "client_ticks", "kthread_ticks", "cpu_total", "cpu_idle")}
+    total = t["cpu_total"] or 1
+    ours = t["sd_ticks"] + t["pg_ticks"] + t["client_ticks"] + t["kthread_ticks"]
+    return max(0.0, 100 * (total - t["cpu_idle"] - ours) / total)
+
+
+def device_bulk(r, w):
+    """device_bulk: requests of N devices against device_bulk_upsert run from psql."""
+    bs, b = [], 1
+    while "dvbulk.b%d.sd.s" % b in r and "dvbulk.b%d.pg.s" % b in r:
+        bs.append("dvbulk.b%d" % b)
+        b += 1
+    if not bs:
+        return
+    size = num(r, "dvbulk.size")
+    sd, pg = sum(num(r, k + ".sd.s") for k in bs), sum(num(r, k + ".pg.s") for k in bs)
+    devices = size * len(bs)
+    ratio = pg / sd
+    per = [num(r, k + ".pg.s") / num(r, k + ".sd.s") for k in bs]
+    creates = sum(num(r, k + ".creates") for k in bs)
+    ok = [r.get(k + ".sd.ok") for k in bs]
+    bad = [k for k, v in zip(bs, ok) if v != "%d" % size]
+    w("")
+    w("device bulk: %d requests POST /v1/devices/bulk of %d devices (%s bytes each; %d %% creates, %d %% replaces: ids "
+      "drawn from %s, so the first requests mostly create and the later ones mostly replace)"
+      % (len(bs), size, r.get("dvbulk.body_bytes"), round(100 * creates / devices), round(100 - 100 * creates / devices),
+         r.get("dvbulk.pool")))
+    w("  segmentd %.0f devices/s (%.3f s a request), PostgreSQL running device_bulk_upsert from pgbench on the same "
+      "batches %.0f devices/s (%.3f s): %.0f%% (requests %.0f–%.0f%%; target ≥ 80%%): %s"
+      % (devices / sd, sd / len(bs), devices / pg, pg / len(bs), ratio * 100, min(per) * 100, max(per) * 100,
+         verdict(ratio >= 0.8)))
+    half = len(bs) // 2
+    if half:
+        for label, part in (("first", bs[:half]), ("last", bs[half:])):
+            c = sum(num(r, k + ".creates") for k in part) / (size * len(part))
+            w("  the %s %d requests (%d %% creates): segmentd %.3f s, pgbench %.3f s a request: %.0f%%"
+              % (label, len(part), round(100 * c), sum(num(r, k + ".sd.s") for k in part) / len(part),
+                 sum(num(r, k + ".pg.s") for k in part) / len(part),
+                 100 * sum(num(r, k + ".pg.s") for k in part) / sum(num(r, k + ".sd.s") for k in part)))
+    w("  CPU a request: segmentd %.3f s + PostgreSQL %.3f s (+ curl %.3f s); the reference: PostgreSQL %.3f s "
+      "(reading the file included); other processes used %.0f%% / %.0f%% of the machine"
+      % (tuple(sum(cpu_s(r, k + side, part) for k in bs) / len(bs) for side, part in
+               ((".sd", "sd_ticks"), (".sd", "pg_ticks"), (".sd", "client_ticks"), (".pg", "pg_ticks")))
+         + (foreign(r, [k + ".sd" for k in bs]), foreign(r, [k + ".pg" for k in bs]))))
+    if "dvbulk.hwm_after_kib" in r:
+        w("  segmentd's peak resident memory (VmHWM) %.1f MiB before these requests, %.1f MiB after them%s"
+          % (num(r, "dvbulk.hwm_before_kib", 0) / 1024, num(r, "dvbulk.hwm_after_kib") / 1024,
+             "" if "dvbulk.rss_after_kib" not in r else " (VmRSS %.1f MiB after them)" % (num(r, "dvbulk.rss_after_kib") / 1024)))
+    same = (r.get("dvbulk.same") or "? ?").split()
+    w("  rows: %s of segmentd's tenant and %s of the reference's; %s of %s equal in every column but the tenant "
+      "and updated_at%s" % (tuple((r.get("dvbulk.distinct") or "? ?").split()) + (same[1], same[0],
+                                                                                   "" if not bad else "; NOT every request answered %d items: %s" % (size, ", ".join(bad)))))
+
+
+def device_import(r, w):
+    """device_import: NDJSON imports against COPY + device_import_merge; the memory step."""
+    rs, i = [], 1
+    while "dvimp.r%d.sd.s" % i in r and "dvimp.r%d.pg.s" % i in r:
+        rs.append("dvimp.r%d" % i)
+        i += 1
+    if rs:
+        lines = num(r, "dvimp.lines")
+        n = lines * len(rs)
+        sd, pg = sum(num(r, k + ".sd.s") for k in rs), sum(num(r, k + ".pg.s") for k in rs)
+        per = [num(r, k + ".pg.s") / num(r, k + ".sd.s") for k in rs]
+        ratio = pg / sd
+        avg = lambda k, f: sum(num(r, x + "." + k, 0) for x in rs) / len(rs)
+        w("")
+        w("device import: %d round(s) of %d NDJSON lines (%.0f MiB, new devices: all creates) through POST "
+          "/v1/devices/imports, the order of the sides alternating: %s"
+          % (len(rs), lines, num(r, rs[0] + ".file_bytes", 0) / 1048576,
+             ", ".join("%s (%s received, %s upserted, %s invalid)" % (r.get(k + ".sd.status"), r.get(k + ".sd.received"),
+                                                                    r.get(k + ".sd.upserted"), r.get(k + ".sd.invalid"))
+                       for k in rs)))
+        w("  segmentd %.0f devices/s (%.1f s an import from the first byte to done: upload validated and staged "
+          "(startedAt→receivedAt) %.1f s, merge (receivedAt→finishedAt) %.1f s)"
+          % (n / sd, sd / len(rs), avg("sd.receive_s", 0), avg("sd.merge_s", 0)))
+        w("  PostgreSQL, psql \\copy into device_import_rows then device_import_merge in chunks of %s lines: %.0f devices/s "
+          "(%.1f s: COPY %.1f s, merge %.1f s)" % (r.get("dvimp.chunk"), n / pg, pg / len(rs), avg("pg.copy_s", 0),
+                                                  avg("pg.merge_s", 0)))
+        w("  ratio %.0f%%%s (target ≥ 70%%): %s; the upload against COPY %.0f%%, the merge against the merge %.0f%%"
+          % (ratio * 100, " (rounds %s)" % ", ".join("%.0f%%" % (x * 100) for x in per) if len(rs) > 1 else "",
+             verdict(ratio >= 0.7), 100 * avg("pg.copy_s", 0) / avg("sd.receive_s", 0),
+             100 * avg("pg.merge_s", 0) / avg("sd.merge_s", 0)))
+        w("  CPU an import: segmentd %.1f s + PostgreSQL %.1f s (curl %.1f s); the reference: PostgreSQL %.1f s (COPY "
+          "%.1f, merge %.1f) + psql %.1f s; other processes used %.0f%% / %.0f%% of the machine"
+          % (sum(cpu_s(r, k + ".sd", "sd_ticks") for k in rs) / len(rs),
+             sum(cpu_s(r, k + ".sd", "pg_ticks") for k in rs) / len(rs),
+             sum(cpu_s(r, k + ".sd", "client_ticks") for k in rs) / len(rs),
+             sum(cpu_s(r, k + ".pg", "pg_ticks") for k in rs) / len(rs),
+             sum(cpu_s(r, k + ".pg.copy", "pg_ticks") for k in rs) / len(rs),
+             sum(cpu_s(r, k + ".pg.merge", "pg_ticks") for k in rs) / len(rs),
+             sum(cpu_s(r, k + ".pg", "client_ticks") for k in rs) / len(rs),
+             foreign(r, [k + ".sd" for k in rs]), foreign(r, [k + ".pg" for k in rs])))
+        for k in rs:
+            d = (r.get(k + ".distinct") or "? ?").split()
+            same = (r.get(k + ".same") or "? ?").split()
+            w("  %s: %s devices of segmentd's tenant and %s of the reference's, %s of %s equal in every column but "
+              "the tenant and updated_at; the reference's import: %s lines upserted, %s staged rows left"
+              % (k.split(".")[1], d[0], d[1], same[1], same[0], r.get(k + ".pg.upserted"), r.get(k + ".pg.left")))
+    if "dvmem.hwm_kib" in r:
+        hwm = num(r, "dvmem.hwm_kib")
+        w("")
+        w("import memory: one import of %.0f MiB (%s lines, %s in %.1f s: upload %s s, merge %s s; %s upserted): "
+          "segmentd's peak RSS %.1f MiB (VmHWM%s; max of the samples %.1f MiB; %.1f MiB before) (target ≤ 64 MiB): %s"
+          % (num(r, "dvmem.bytes") / 1048576, r.get("dvmem.lines"), r.get("dvmem.status"), num(r, "dvmem.s"),
+             r.get("dvmem.receive_s"), r.get("dvmem.merge_s"), r.get("dvmem.upserted"), hwm / 1024, ", reset before the import" if r.get("dvmem.hwm_reset") else
+             " over the whole run: NOT reset", num(r, "dvmem.rss_max_kib", 0) / 1024,
+             num(r, "dvmem.rss_start_kib", 0) / 1024, verdict(hwm <= 64 * 1024)))
+
+
 def main():
     r = load(sys.argv[1])
     out = []
@@ -193,6 +312,9 @@ def main():
     if hwm is not None:
         w("peak resident memory (VmHWM of segmentd over the whole run): %.1f MiB (target ≤ 64 MiB): %s"
           % (hwm / 1024, verdict(hwm <= 64 * 1024)))
+        if "dvbulk.hwm_after_kib" in r:
+            w("  of which the device bulk requests of %s devices: VmHWM %.1f MiB before them, %.1f MiB after them"
+              % (r.get("dvbulk.size"), num(r, "dvbulk.hwm_before_kib", 0) / 1024, num(r, "dvbulk.hwm_after_kib") / 1024))
     first, mid, last = num(r, "soak.rss_first_kib"), num(r, "soak.rss_mid_kib"), num(r, "soak.rss_last_kib")
     if last is not None:
         growth = last - mid
@@ -231,6 +353,8 @@ def main():
             sd = sum(num(r, x[0] + "." + part + ".sd_ticks", 0) for x in runs) / hz / len(runs)
             pg = sum(num(r, x[0] + "." + part + ".pg_ticks", 0) for x in runs) / hz / len(runs)
             w("  CPU per 1000 creates, %-6s: segmentd %.3f s, PostgreSQL %.3f s" % (part, sd, pg))
+    device_bulk(r, w)
+    device_import(r, w)
     if r.get("notes"):
         w("")
         w("notes: " + r["notes"])
