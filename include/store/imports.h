@@ -27,10 +27,20 @@ typedef struct store_import_counts {
  * reached). */
 store_import *store_import_open(const seg_config *cfg, const char *tenant, const char *id,
                                 seg_error *err);
-/* Stages one valid line (its number, the device's id and row). Rows are sent by COPY in
- * large writes; 0, or -1 with err (503). */
-int store_import_row(store_import *im, long long line, const char *id, const device_row *row,
-                     seg_error *err) MUSTCHECK;
+/* COPY text of staged rows, built by any thread (a growable buffer; zeroed: empty). */
+typedef struct store_copy_text {
+    char *p;
+    size_t len, cap;
+} store_copy_text;
+/* Appends the row of one valid line (import seq, its line number, the device's id and row).
+ * -1 when memory ran out. */
+int store_copy_row(store_copy_text *b, const char *seq, long long line, const char *id,
+                   const device_row *row) MUSTCHECK;
+/* The import's seq, as store_copy_row wants it. */
+const char *store_import_seq(const store_import *im);
+/* Stages rows: COPY text of whole rows, sent on the import's session (a COPY opened when
+ * none is). 0, or -1 with err (503). */
+int store_import_copy(store_import *im, const char *text, size_t len, seg_error *err) MUSTCHECK;
 /* True when rows were staged since the last progress: a COPY is open. */
 bool store_import_pending(const store_import *im);
 /* Ends the COPY under way (its rows committed) and records the counts. 0 or -1 (503). */

@@ -16,12 +16,13 @@
 #include "core/log.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
+#include "handlers/import_lines.h"
 #include "store/imports.h"
 #include "validate/device.h"
 
 #define QUEUE_HIGH (1024 * 1024) /* bytes waiting that pause reading */
 #define QUEUE_LOW (256 * 1024)   /* ... and resume it */
-#define ERRORS_KEPT 100          /* invalid lines an import reports */
+#define MAX_IN_FLIGHT 4          /* batches of lines out with the workers at once */
 #define PROGRESS_LINES 50000     /* the counts are stored at least this often, */
 #define PROGRESS_NS 1000000000u  /* and a COPY stays open at most this long */
 #define IDLE_WAIT_NS 200000000u  /* waiting longer than this for the body, the COPY is ended */
@@ -54,7 +55,9 @@ typedef struct receiver {
     bool line_over;                 /* the line passed the limit: the rest is skipped */
     long long line_no, received, invalid, bytes;
     int n_errors;
-    json_text errors;               /* "[...]" of the first ERRORS_KEPT invalid lines */
+    json_text errors;               /* "[...]" of the first IMPORT_ERRORS_KEPT invalid lines */
+    import_lines *lines;            /* the workers validating its lines */
+    long long staged_line;          /* lines up to this one are staged (or invalid) */
     long long lines_at_progress;
     bool merge_due;                 /* received whole: the merge worker is woken at the end */
     uint64_t progress_ns;
@@ -75,22 +78,17 @@ void h_imports_init(const seg_config *cfg)
 
 /* ---- the thread ---- */
 
-static void counts_of(receiver *r, store_import_counts *n)
+static void counts_of(receiver *r, store_import_counts *n, long long last_line)
 {
     n->bytes = r->bytes;
     n->received = r->received;
     n->invalid = r->invalid;
-    n->last_line = r->line_no;
+    n->last_line = last_line;
     n->errors_json = r->errors.p ? r->errors.p : "[]";
 }
 
-static void keep_error(receiver *r, const seg_error *e)
+static void keep_error(receiver *r, const import_line_error *x)
 {
-    r->invalid++;
-    if (r->n_errors >= ERRORS_KEPT)
-        return;
-    const char *ptr = e->n_items ? e->items[0].pointer : "";
-    const char *detail = e->n_items ? e->items[0].detail : e->detail;
     if (r->errors.len) {
         r->errors.len--; /* the closing ']' */
         JSON_TEXT_LIT(&r->errors, ",");
@@ -99,54 +97,47 @@ static void keep_error(receiver *r, const seg_error *e)
     }
     JSON_TEXT_LIT(&r->errors, "{");
     json_text_key(&r->errors, "line");
-    json_text_int(&r->errors, r->line_no);
+    json_text_int(&r->errors, x->line);
     json_text_key(&r->errors, "pointer");
-    json_text_cstr(&r->errors, ptr, JSON_ESC_PG);
+    json_text_cstr(&r->errors, x->pointer, JSON_ESC_PG);
     json_text_key(&r->errors, "detail");
-    json_text_cstr(&r->errors, detail, JSON_ESC_PG);
+    json_text_cstr(&r->errors, x->detail, JSON_ESC_PG);
     JSON_TEXT_LIT(&r->errors, "}]");
     r->n_errors++;
 }
 
-static bool blank(const char *s, size_t n)
+/* Takes back the validated batches, in line order, and stages their rows: those ready, then
+ * (wait) the oldest ones while more than MAX_IN_FLIGHT are out, or (all) every one. */
+static int drain(receiver *r, bool all, seg_error *err)
 {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-            return false;
-    return true;
+    for (;;) {
+        int out = import_lines_in_flight(r->lines);
+        import_batch *b = import_lines_next(r->lines, all || out > MAX_IN_FLIGHT);
+        if (!b)
+            return 0;
+        int rc = 0;
+        if (b->failed)
+            rc = (err_set(err, 500, "internal", "the server ran out of memory reading the import"), -1);
+        else if (b->copy.len)
+            rc = store_import_copy(r->im, b->copy.p, b->copy.len, err);
+        r->received += b->received;
+        r->invalid += b->invalid;
+        for (int i = 0; i < b->n_errors && r->n_errors < IMPORT_ERRORS_KEPT; i++)
+            keep_error(r, &b->errors[i]);
+        r->staged_line = b->last_line;
+        import_batch_free(b);
+        if (rc)
+            return -1;
+    }
 }
 
-/* One line (its ending taken off). -1 when the store failed (err set). */
+/* One line (its ending taken off), handed to the workers. -1 with err set. */
 static int take_line(receiver *r, const char *s, size_t n, bool over, seg_error *err)
 {
-    seg_error e;
-    json_t *root = NULL;
-    device_in in;
-    device_row row;
-    r->line_no++;
-    if (n && s[n - 1] == '\r')
-        n--;
-    if (!over && blank(s, n))
-        return 0;
-    r->received++;
-    err_clear(&e);
-    if (over) {
-        err_add(&e, "", "the line is longer than %zu bytes, the limit of a device (SEGMENTD_MAX_BODY_BYTES)",
-                reg.cfg->max_body_bytes);
-        keep_error(r, &e);
-        return 0;
-    }
-    int rc = 0;
-    if (val_device_line(s, n, reg.cfg->max_body_bytes, &root, &in, &e) == 0 &&
-        h_device_row(&in, &row, &e) == 0)
-        rc = store_import_row(r->im, r->line_no, in.id, &row, err);
-    else if (e.status == 500)
-        rc = (err_set(err, 500, "internal", "%s", e.detail), -1);
-    else
-        keep_error(r, &e);
-    val_device_release(&in);
-    json_decref(root);
-    return rc;
+    int rc = import_lines_add(r->lines, ++r->line_no, s, n, over);
+    if (rc < 0)
+        return (err_set(err, 500, "internal", "the server ran out of memory reading the import"), -1);
+    return rc ? drain(r, false, err) : 0;
 }
 
 /* Splits a piece of the body into lines. */
@@ -197,11 +188,11 @@ static int feed(receiver *r, const char *s, size_t n, seg_error *err)
 static int progress(receiver *r, bool now_, seg_error *err)
 {
     uint64_t t = fiber_now_ns();
-    if (!now_ && r->line_no - r->lines_at_progress < PROGRESS_LINES && t - r->progress_ns < PROGRESS_NS)
+    if (!now_ && r->staged_line - r->lines_at_progress < PROGRESS_LINES && t - r->progress_ns < PROGRESS_NS)
         return 0;
     store_import_counts n;
-    counts_of(r, &n);
-    r->lines_at_progress = r->line_no;
+    counts_of(r, &n, r->staged_line);
+    r->lines_at_progress = r->staged_line;
     r->progress_ns = t;
     return store_import_progress(r->im, &n, err);
 }
@@ -313,6 +304,15 @@ static void receive(receiver *r)
     pthread_mutex_lock(&r->mu);
     r->im = im;
     pthread_mutex_unlock(&r->mu);
+    r->lines = import_lines_start(store_import_seq(im), reg.cfg->max_body_bytes);
+    if (!r->lines) {
+        err_set(&err, 503, "overloaded", "the server cannot take an import now");
+        err.retry_after = 5;
+        store_import_fail(im, "interrupted", "the server could not start the import's workers", NULL, NULL);
+        store_import_counted(false);
+        fail_thread(r, &err);
+        return;
+    }
     r->progress_ns = fiber_now_ns();
     bool store_failed = false;
     for (;;) {
@@ -334,11 +334,11 @@ static void receive(receiver *r)
     store_import_counts n;
     if (!store_failed && !aborted) { /* the body ended: its last line, then merging */
         char *doc = NULL;
-        if (r->line_len || r->line_over) {
-            if (take_line(r, r->line, r->line_len, r->line_over, &err))
-                store_failed = true;
-        }
-        counts_of(r, &n);
+        if ((r->line_len || r->line_over) && take_line(r, r->line, r->line_len, r->line_over, &err))
+            store_failed = true;
+        if (!store_failed && (import_lines_flush(r->lines) < 0 || drain(r, true, &err)))
+            store_failed = true;
+        counts_of(r, &n, r->line_no);
         if (!store_failed && store_import_received(im, &n, &doc, &err) == 0) {
             store_import_counted_invalid(n.invalid);
             if (n.received == n.invalid)
@@ -349,7 +349,7 @@ static void receive(receiver *r)
         }
         store_failed = true;
     }
-    counts_of(r, &n);
+    counts_of(r, &n, r->staged_line);
     pthread_mutex_lock(&r->mu);
     aborted = r->aborted; /* a stop may have cancelled the statement that failed */
     why = r->abort_code;
@@ -376,6 +376,7 @@ static void receive(receiver *r)
 
 static void receiver_free(receiver *r)
 {
+    import_lines_stop(r->lines);
     drop_pieces(r);
     free(r->line);
     json_text_release(&r->errors);

@@ -13,8 +13,6 @@
 #include "store/session.h"
 #include "store/store_private.h"
 
-/* COPY data is sent in writes of about this size. */
-#define COPY_CHUNK (256 * 1024)
 /* A statement of the receiver or merger may take longer than a request's. */
 #define IMPORT_STATEMENT_TIMEOUT_MS 120000
 
@@ -25,8 +23,6 @@ struct store_import {
     char seq[24];
     bool copying;            /* a COPY is open on pg */
     bool broken;             /* the session failed: nothing more is sent */
-    char *buf;               /* COPY text not yet sent */
-    size_t len, cap;
 };
 
 static int fail_db(store_import *im, seg_error *err, PGresult *r, const char *what)
@@ -68,30 +64,19 @@ store_import *store_import_open(const seg_config *cfg, const char *tenant, const
     return im;
 }
 
-static int flush_copy(store_import *im, seg_error *err)
+/* Grows b to hold n more bytes. -1 when memory ran out. */
+static int room(store_copy_text *b, size_t n)
 {
-    if (im->len && PQputCopyData(im->pg, im->buf, (int)im->len) != 1)
-        return fail_db(im, err, NULL, "copy data");
-    im->len = 0;
-    return 0;
-}
-
-static int room(store_import *im, size_t n, seg_error *err)
-{
-    if (im->len + n <= im->cap)
+    if (b->len + n <= b->cap)
         return 0;
-    if (im->len && flush_copy(im, err))
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n)
+        cap *= 2;
+    char *nb = realloc(b->p, cap);
+    if (!nb)
         return -1;
-    if (n <= im->cap)
-        return 0;
-    size_t cap = n > COPY_CHUNK ? n : COPY_CHUNK;
-    char *b = realloc(im->buf, cap);
-    if (!b) {
-        err_set(err, 500, "internal", "out of memory");
-        return -1;
-    }
-    im->buf = b;
-    im->cap = cap;
+    b->p = nb;
+    b->cap = cap;
     return 0;
 }
 
@@ -118,47 +103,63 @@ static size_t escape(char *out, const char *s, size_t n, bool in_array)
     return o;
 }
 
-static int put_field(store_import *im, const char *s, bool last, seg_error *err)
+static int put_field(store_copy_text *b, const char *s, bool last)
 {
     size_t n = s ? strlen(s) : 0;
-    if (room(im, 4 * n + 3, err))
+    if (room(b, 4 * n + 3))
         return -1;
     if (s)
-        im->len += escape(im->buf + im->len, s, n, false);
+        b->len += escape(b->p + b->len, s, n, false);
     else {
-        memcpy(im->buf + im->len, "\\N", 2);
-        im->len += 2;
+        memcpy(b->p + b->len, "\\N", 2);
+        b->len += 2;
     }
-    im->buf[im->len++] = last ? '\n' : '\t';
+    b->p[b->len++] = last ? '\n' : '\t';
     return 0;
 }
 
 /* tags as an array literal {"a","b"}, every element quoted. */
-static int put_tags(store_import *im, const char *const *tags, size_t n_tags, seg_error *err)
+static int put_tags(store_copy_text *b, const char *const *tags, size_t n_tags)
 {
     size_t need = 3;
     for (size_t i = 0; i < n_tags; i++)
         need += 4 * strlen(tags[i]) + 3;
-    if (room(im, need, err))
+    if (room(b, need))
         return -1;
-    char *b = im->buf;
-    b[im->len++] = '{';
+    char *o = b->p;
+    o[b->len++] = '{';
     for (size_t i = 0; i < n_tags; i++) {
         if (i)
-            b[im->len++] = ',';
-        b[im->len++] = '"';
-        im->len += escape(b + im->len, tags[i], strlen(tags[i]), true);
-        b[im->len++] = '"';
+            o[b->len++] = ',';
+        o[b->len++] = '"';
+        b->len += escape(o + b->len, tags[i], strlen(tags[i]), true);
+        o[b->len++] = '"';
     }
-    b[im->len++] = '}';
-    b[im->len++] = '\t';
+    o[b->len++] = '}';
+    o[b->len++] = '\t';
     return 0;
 }
 
-int store_import_row(store_import *im, long long line, const char *id, const device_row *row,
-                     seg_error *err)
+int store_copy_row(store_copy_text *b, const char *seq, long long line, const char *id,
+                   const device_row *row)
 {
     char num[24];
+    snprintf(num, sizeof num, "%lld", line);
+    if (put_field(b, seq, false) || put_field(b, num, false) || put_field(b, id, false))
+        return -1;
+    for (int i = 0; i < DEVICE_SCALARS; i++)
+        if (put_field(b, row->scalar[i], false))
+            return -1;
+    return put_tags(b, row->tags, row->n_tags) || put_field(b, row->attributes_json, true) ? -1 : 0;
+}
+
+const char *store_import_seq(const store_import *im)
+{
+    return im->seq;
+}
+
+int store_import_copy(store_import *im, const char *text, size_t len, seg_error *err)
+{
     if (im->broken)
         return fail_db(im, err, NULL, "session already failed");
     if (!im->copying) {
@@ -169,16 +170,9 @@ int store_import_row(store_import *im, long long line, const char *id, const dev
         PQclear(r);
         im->copying = true;
     }
-    snprintf(num, sizeof num, "%lld", line);
-    if (put_field(im, im->seq, false, err) || put_field(im, num, false, err) ||
-        put_field(im, id, false, err))
-        return -1;
-    for (int i = 0; i < DEVICE_SCALARS; i++)
-        if (put_field(im, row->scalar[i], false, err))
-            return -1;
-    if (put_tags(im, row->tags, row->n_tags, err) || put_field(im, row->attributes_json, true, err))
-        return -1;
-    return im->len >= COPY_CHUNK ? flush_copy(im, err) : 0;
+    if (len && PQputCopyData(im->pg, text, (int)len) != 1)
+        return fail_db(im, err, NULL, "copy data");
+    return 0;
 }
 
 bool store_import_pending(const store_import *im)
@@ -191,8 +185,6 @@ static int end_copy(store_import *im, seg_error *err)
 {
     if (!im->copying)
         return 0;
-    if (flush_copy(im, err))
-        return -1;
     im->copying = false;
     if (PQputCopyEnd(im->pg, NULL) != 1)
         return fail_db(im, err, NULL, "copy end");
@@ -272,7 +264,6 @@ void store_import_fail(store_import *im, const char *code, const char *detail,
         *doc = NULL;
     if (im->copying) { /* what this COPY carried is dropped with it */
         im->copying = false;
-        im->len = 0;
         if (!im->broken && PQputCopyEnd(im->pg, "the import failed") == 1)
             PQclear(session_await(im->pg));
     }
@@ -324,7 +315,6 @@ void store_import_close(store_import *im)
     pthread_mutex_unlock(&im->mu);
     PQfinish(im->pg);
     pthread_mutex_destroy(&im->mu);
-    free(im->buf);
     free(im);
 }
 

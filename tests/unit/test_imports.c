@@ -9,25 +9,6 @@
 
 #include "../../src/store/imports.c"
 
-/* An import with no session whose buffer is big enough that nothing is sent. */
-static store_import *offline(void)
-{
-    store_import *im = calloc(1, sizeof *im);
-    assert_non_null(im);
-    im->cap = 1 << 20;
-    im->buf = malloc(im->cap);
-    assert_non_null(im->buf);
-    im->copying = true; /* as if the COPY were open: store_import_row writes only */
-    snprintf(im->seq, sizeof im->seq, "42");
-    return im;
-}
-
-static void offline_free(store_import *im)
-{
-    free(im->buf);
-    free(im);
-}
-
 static void test_escape(void **state)
 {
     (void)state;
@@ -44,7 +25,7 @@ static void test_escape(void **state)
 static void test_row_text(void **state)
 {
     (void)state;
-    store_import *im = offline();
+    store_copy_text b = {0};
     device_row row;
     memset(&row, 0, sizeof row);
     const char *tags[] = {"vip", "a\"b", "c\\d", "x\ty"};
@@ -53,34 +34,33 @@ static void test_row_text(void **state)
     row.tags = tags;
     row.n_tags = 4;
     row.attributes_json = "{\"k\":[\"a\\nb\"]}";
-    seg_error err;
-    err_clear(&err);
-    assert_int_equal(store_import_row(im, 7, "dev-1", &row, &err), 0);
+    assert_int_equal(store_copy_row(&b, "42", 7, "dev-1", &row), 0);
     const char *want = "42\t7\tdev-1\tFR\t\\N\t\\N\t\\N\t120\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t"
                        "\\N\t\\N\t\\N\t\\N\t\\N\t"
                        "{\"vip\",\"a\\\\\"b\",\"c\\\\\\\\d\",\"x\\ty\"}\t{\"k\":[\"a\\\\nb\"]}\n";
-    assert_int_equal(im->len, strlen(want));
-    assert_memory_equal(im->buf, want, im->len);
-    offline_free(im);
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.p, want, b.len);
+    /* a second row follows the first */
+    assert_int_equal(store_copy_row(&b, "42", 8, "dev-2", &row), 0);
+    assert_int_equal(b.len, 2 * strlen(want));
+    free(b.p);
 }
 
 static void test_row_no_tags(void **state)
 {
     (void)state;
-    store_import *im = offline();
+    store_copy_text b = {0};
     device_row row;
     memset(&row, 0, sizeof row);
     row.attributes_json = "{}";
-    seg_error err;
-    err_clear(&err);
-    assert_int_equal(store_import_row(im, 1, "d", &row, &err), 0);
+    assert_int_equal(store_copy_row(&b, "42", 1, "d", &row), 0);
     /* 3 + 18 scalars + tags + attributes = 23 fields */
     size_t tabs = 0;
-    for (size_t i = 0; i < im->len; i++)
-        tabs += im->buf[i] == '\t';
+    for (size_t i = 0; i < b.len; i++)
+        tabs += b.p[i] == '\t';
     assert_int_equal(tabs, 22);
-    assert_memory_equal(im->buf + im->len - 6, "{}\t{}\n", 6);
-    offline_free(im);
+    assert_memory_equal(b.p + b.len - 6, "{}\t{}\n", 6);
+    free(b.p);
 }
 
 int main(void)
