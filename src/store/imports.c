@@ -209,20 +209,33 @@ static void count_params(const store_import_counts *n, char t[4][24], const char
     p[4] = t[3];
 }
 
-int store_import_progress(store_import *im, const store_import_counts *n, seg_error *err)
+/* Ends the COPY under way and runs statement id with the counts: its result, or NULL
+ * with err set (the session marked failed). */
+static PGresult *run_counts(store_import *im, stmt_id id, const store_import_counts *n,
+                            ExecStatusType want, const char *what, seg_error *err)
 {
     char t[4][24];
     const char *p[6] = {im->seq};
-    if (im->broken)
-        return fail_db(im, err, NULL, "session already failed");
+    if (im->broken) {
+        (void)fail_db(im, err, NULL, "session already failed");
+        return NULL;
+    }
     if (end_copy(im, err))
-        return -1;
+        return NULL;
     count_params(n, t, p + 1);
-    PGresult *r = session_run(im->pg, STMT_IMPORT_PROGRESS, p);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        return fail_db(im, err, r, "import progress");
+    PGresult *r = session_run(im->pg, id, p);
+    if (PQresultStatus(r) != want || (want == PGRES_TUPLES_OK && PQntuples(r) != 1)) {
+        (void)fail_db(im, err, r, what);
+        return NULL;
+    }
+    return r;
+}
+
+int store_import_progress(store_import *im, const store_import_counts *n, seg_error *err)
+{
+    PGresult *r = run_counts(im, STMT_IMPORT_PROGRESS, n, PGRES_COMMAND_OK, "import progress", err);
     PQclear(r);
-    return 0;
+    return r ? 0 : -1;
 }
 
 /* The representation in the first column of r's single row, malloc'd; NULL when r has none. */
@@ -235,17 +248,10 @@ static char *doc_of(const PGresult *r)
 int store_import_received(store_import *im, const store_import_counts *n, char **doc,
                           seg_error *err)
 {
-    char t[4][24];
-    const char *p[6] = {im->seq};
     *doc = NULL;
-    if (im->broken)
-        return fail_db(im, err, NULL, "session already failed");
-    if (end_copy(im, err))
+    PGresult *r = run_counts(im, STMT_IMPORT_RECEIVED, n, PGRES_TUPLES_OK, "import received", err);
+    if (!r)
         return -1;
-    count_params(n, t, p + 1);
-    PGresult *r = session_run(im->pg, STMT_IMPORT_RECEIVED, p);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        return fail_db(im, err, r, "import received");
     *doc = doc_of(r);
     PQclear(r);
     if (!*doc) {
