@@ -4,18 +4,17 @@
  * merged under its advisory lock, so that however many processes share the database one
  * merges it, and a merge cut by a stop or a crash resumes at the chunk it had reached. */
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/fiber.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "store/imports.h"
 #include "store/session.h"
+#include "store/worker.h"
 
 /* Lines merged per transaction: the row locks of one chunk are held for well under a
  * second, so that requests writing the same devices wait little. */
@@ -27,16 +26,10 @@
 #define PURGE_EVERY_NS (3600ull * 1000000000ull)
 
 static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop, wake, started;
-    pthread_t thread;
-    const seg_config *cfg;
-    PGconn *pg;
-    PGcancel *cancel;          /* pg's, under mu */
+    store_worker w;
     atomic_ullong done, failed, interrupted, lines, invalid, purged;
     uint64_t purged_ns;        /* when the last purge ran (0: never) */
-} mw = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} mw;
 
 static void merge_metrics(metrics_out *o)
 {
@@ -69,49 +62,24 @@ void store_import_counted_invalid(long long lines)
 
 static bool stopping(void)
 {
-    pthread_mutex_lock(&mw.mu);
-    bool stop = mw.stop;
-    pthread_mutex_unlock(&mw.mu);
-    return stop;
+    return store_worker_stopping(&mw.w);
 }
 
-static void drop_session(void)
+/* The merge statement prepared, and a chunk's sort by id kept in memory. */
+static bool setup(store_worker *w, PGconn *pg)
 {
-    pthread_mutex_lock(&mw.mu);
-    if (mw.cancel)
-        PQfreeCancel(mw.cancel);
-    mw.cancel = NULL;
-    pthread_mutex_unlock(&mw.mu);
-    PQfinish(mw.pg);
-    mw.pg = NULL;
-}
-
-static PGconn *session(void)
-{
-    if (mw.pg && PQstatus(mw.pg) == CONNECTION_OK)
-        return mw.pg;
-    drop_session();
-    mw.pg = session_open_own(mw.cfg, MERGE_TIMEOUT_MS, "device import merge (retrying shortly)");
-    if (!mw.pg)
-        return NULL;
+    (void)w;
     const stmt_def *m = &store_statements[STMT_IMPORT_MERGE];
-    PGresult *r = session_run(mw.pg, STMT_IMPORT_MERGE_SETUP, NULL);
+    PGresult *r = session_run(pg, STMT_IMPORT_MERGE_SETUP, NULL);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
-    r = ok && PQsendPrepare(mw.pg, m->name, m->sql, m->nparams, NULL) ? session_await(mw.pg) : NULL;
+    r = ok && PQsendPrepare(pg, m->name, m->sql, m->nparams, NULL) ? session_await(pg) : NULL;
     ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         log_msg(LOG_ERROR, "device import merge: cannot prepare its statement", "detail",
-                r ? PQresultErrorMessage(r) : PQerrorMessage(mw.pg), NULL);
+                r ? PQresultErrorMessage(r) : PQerrorMessage(pg), NULL);
     PQclear(r);
-    if (!ok) {
-        drop_session();
-        return NULL;
-    }
-    pthread_mutex_lock(&mw.mu);
-    mw.cancel = PQgetCancel(mw.pg);
-    pthread_mutex_unlock(&mw.mu);
-    return mw.pg;
+    return ok;
 }
 
 /* r's SQLSTATE names bad data (class 22) or a broken constraint (23): retrying cannot help. */
@@ -203,7 +171,7 @@ static void purge(PGconn *pg)
     if (mw.purged_ns && now - mw.purged_ns < PURGE_EVERY_NS)
         return;
     char days[16];
-    snprintf(days, sizeof days, "%d", mw.cfg->import_retention_days);
+    snprintf(days, sizeof days, "%d", mw.w.cfg->import_retention_days);
     const char *p[1] = {days};
     PGresult *r = session_run(pg, STMT_IMPORT_PURGE, p);
     if (PQresultStatus(r) == PGRES_COMMAND_OK) {
@@ -213,16 +181,16 @@ static void purge(PGconn *pg)
     PQclear(r);
 }
 
-static void pass(void)
+static void pass(store_worker *w)
 {
-    PGconn *pg = session();
+    PGconn *pg = store_worker_session(w);
     if (!pg)
         return;
     purge(pg);
     PGresult *open = session_run(pg, STMT_IMPORT_OPEN, NULL);
     if (PQresultStatus(open) != PGRES_TUPLES_OK) {
         PQclear(open);
-        drop_session();
+        store_worker_drop(w);
         return;
     }
     for (int i = 0; i < PQntuples(open) && !stopping(); i++) {
@@ -246,70 +214,30 @@ static void pass(void)
     }
     PQclear(open);
     if (PQstatus(pg) != CONNECTION_OK || PQtransactionStatus(pg) != PQTRANS_IDLE)
-        drop_session();
-}
-
-static void *merge_main(void *arg)
-{
-    (void)arg;
-    while (!stopping()) {
-        pass();
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += MERGE_POLL_S;
-        pthread_mutex_lock(&mw.mu);
-        while (!mw.stop && !mw.wake && pthread_cond_timedwait(&mw.cv, &mw.mu, &until) == 0)
-            ;
-        mw.wake = false;
-        pthread_mutex_unlock(&mw.mu);
-    }
-    drop_session();
-    return NULL;
+        store_worker_drop(w);
 }
 
 int store_import_merge_start(const seg_config *cfg, seg_error *err)
 {
     static bool provided;
-    pthread_condattr_t ca;
     if (!provided) /* once per process */
         metrics_provide(merge_metrics);
     provided = true;
-    mw.cfg = cfg;
-    mw.stop = false;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&mw.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&mw.thread, NULL, merge_main, NULL)) {
-        pthread_cond_destroy(&mw.cv);
-        err_startup(err, "imports", "cannot start the device import merge worker's thread");
-        return -1;
-    }
-    mw.started = true;
-    return 0;
+    mw.w.name = "device import merge";
+    mw.w.cfg = cfg;
+    mw.w.period_s = MERGE_POLL_S;
+    mw.w.timeout_ms = MERGE_TIMEOUT_MS;
+    mw.w.pass = pass;
+    mw.w.setup = setup;
+    return store_worker_start(&mw.w, err);
 }
 
 void store_import_merge_wake(void)
 {
-    pthread_mutex_lock(&mw.mu);
-    mw.wake = true;
-    if (mw.started)
-        pthread_cond_signal(&mw.cv);
-    pthread_mutex_unlock(&mw.mu);
+    store_worker_wake(&mw.w);
 }
 
 void store_import_merge_stop(void)
 {
-    if (!mw.started)
-        return;
-    char why[256];
-    pthread_mutex_lock(&mw.mu);
-    mw.stop = true;
-    pthread_cond_signal(&mw.cv);
-    if (mw.cancel)
-        (void)PQcancel(mw.cancel, why, sizeof why);
-    pthread_mutex_unlock(&mw.mu);
-    pthread_join(mw.thread, NULL);
-    pthread_cond_destroy(&mw.cv);
-    mw.started = false;
+    store_worker_stop(&mw.w);
 }

@@ -6,17 +6,16 @@
  * sweep one database. */
 #include "store/sweeper.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/log.h"
 #include "core/metrics.h"
 #include "store/session.h"
+#include "store/worker.h"
 
 /* Segments renewed by one statement, each its own transaction: a pass over many due
  * segments holds no lock for long, and what it did before a failure stays done. */
@@ -24,16 +23,9 @@
 #define RENEW_BATCH_N 500
 
 static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;
-    bool started;
-    pthread_t thread;
-    const seg_config *cfg;
-    PGconn *pg;
-    PGcancel *cancel;        /* pg's, under mu: store_sweeper_stop cancels a statement under way */
+    store_worker w;
     atomic_ullong passes, failures, renewed[2];
-} sw = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} sw;
 
 static void sweeper_metrics(metrics_out *o)
 {
@@ -53,10 +45,7 @@ static void sweeper_metrics(metrics_out *o)
 
 static bool stopping(void)
 {
-    pthread_mutex_lock(&sw.mu);
-    bool stop = sw.stop;
-    pthread_mutex_unlock(&sw.mu);
-    return stop;
+    return store_worker_stopping(&sw.w);
 }
 
 long long store_sweep_once(void *session, seg_error *err)
@@ -87,40 +76,11 @@ long long store_sweep_once(void *session, seg_error *err)
     return total;
 }
 
-/* Drops the session (under mu, so that a stop never cancels through a freed handle). */
-static void drop_session(void)
-{
-    pthread_mutex_lock(&sw.mu);
-    if (sw.cancel)
-        PQfreeCancel(sw.cancel);
-    sw.cancel = NULL;
-    pthread_mutex_unlock(&sw.mu);
-    if (sw.pg)
-        PQfinish(sw.pg);
-    sw.pg = NULL;
-}
-
-/* The sweeper's session, connected and set up; NULL (logged) when the database cannot be
- * reached: the next pass tries again. */
-static PGconn *session(void)
-{
-    if (sw.pg && PQstatus(sw.pg) == CONNECTION_OK)
-        return sw.pg;
-    drop_session();
-    sw.pg = session_open_own(sw.cfg, sw.cfg->statement_timeout_ms, "lifecycle sweeper (retrying at the next pass)");
-    if (!sw.pg)
-        return NULL;
-    pthread_mutex_lock(&sw.mu);
-    sw.cancel = PQgetCancel(sw.pg);
-    pthread_mutex_unlock(&sw.mu);
-    return sw.pg;
-}
-
-static void pass(void)
+static void pass(store_worker *w)
 {
     seg_error err;
     err_clear(&err);
-    PGconn *pg = session();
+    PGconn *pg = store_worker_session(w);
     atomic_fetch_add(&sw.passes, 1);
     if (!pg) {
         atomic_fetch_add(&sw.failures, 1);
@@ -133,7 +93,7 @@ static void pass(void)
         atomic_fetch_add(&sw.failures, 1);
         log_msg(LOG_WARN, "lifecycle sweeper: a pass failed; retrying at the next pass", "detail",
                 err.log_detail, NULL);
-        drop_session();
+        store_worker_drop(w);
     } else if (n > 0) {
         char count[24];
         snprintf(count, sizeof count, "%lld", n);
@@ -141,59 +101,23 @@ static void pass(void)
     }
 }
 
-static void *sweeper_main(void *arg)
-{
-    (void)arg;
-    while (!stopping()) {
-        pass();
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += sw.cfg->lifecycle_sweep_s;
-        pthread_mutex_lock(&sw.mu);
-        while (!sw.stop && pthread_cond_timedwait(&sw.cv, &sw.mu, &until) == 0)
-            ;
-        pthread_mutex_unlock(&sw.mu);
-    }
-    drop_session();
-    return NULL;
-}
-
 int store_sweeper_start(const seg_config *cfg, seg_error *err)
 {
     static bool provided;
-    pthread_condattr_t ca;
     if (!provided) /* once per process; zeros when the sweeper is off */
         metrics_provide(sweeper_metrics);
     provided = true;
     if (cfg->lifecycle_sweep_s <= 0)
         return 0;
-    sw.cfg = cfg;
-    sw.stop = false;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sw.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&sw.thread, NULL, sweeper_main, NULL)) {
-        pthread_cond_destroy(&sw.cv);
-        err_startup(err, "lifecycle", "cannot start the lifecycle sweeper's thread");
-        return -1;
-    }
-    sw.started = true;
-    return 0;
+    sw.w.name = "lifecycle sweeper";
+    sw.w.cfg = cfg;
+    sw.w.period_s = cfg->lifecycle_sweep_s;
+    sw.w.timeout_ms = cfg->statement_timeout_ms;
+    sw.w.pass = pass;
+    return store_worker_start(&sw.w, err);
 }
 
 void store_sweeper_stop(void)
 {
-    if (!sw.started)
-        return;
-    char why[256];
-    pthread_mutex_lock(&sw.mu);
-    sw.stop = true;
-    pthread_cond_signal(&sw.cv);
-    if (sw.cancel) /* a statement under way ends now, not at statement_timeout */
-        (void)PQcancel(sw.cancel, why, sizeof why);
-    pthread_mutex_unlock(&sw.mu);
-    pthread_join(sw.thread, NULL);
-    pthread_cond_destroy(&sw.cv);
-    sw.started = false;
+    store_worker_stop(&sw.w);
 }
