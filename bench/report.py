@@ -178,8 +178,9 @@ def device_import(r, w):
         avg = lambda k, f: sum(num(r, x + "." + k, 0) for x in rs) / len(rs)
         w("")
         w("device import: %d round(s) of %d NDJSON lines (%.0f MiB, new devices: all creates) through POST "
-          "/v1/devices/imports, the order of the sides alternating: %s"
+          "/v1/devices/imports%s: %s"
           % (len(rs), lines, num(r, rs[0] + ".file_bytes", 0) / 1048576,
+             ", the order of the sides alternating" if len(rs) > 1 else ", the reference first",
              ", ".join("%s (%s received, %s upserted, %s invalid)" % (r.get(k + ".sd.status"), r.get(k + ".sd.received"),
                                                                     r.get(k + ".sd.upserted"), r.get(k + ".sd.invalid"))
                        for k in rs)))
