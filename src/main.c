@@ -134,9 +134,11 @@ static int cmd_serve(seg_config *cfg)
         store_close();
         return fatal(&err);
     }
-    if (store_sweeper_start(cfg, &err) || store_import_merge_start(cfg, &err)) {
+    if (store_sweeper_start(cfg, &err) || store_import_merge_start(cfg, &err) ||
+        h_lookup_start(cfg, &err)) {
         http_server_stop(0);
         store_sweeper_stop();
+        store_import_merge_stop();
         store_close();
         return fatal(&err);
     }
@@ -152,6 +154,7 @@ static int cmd_serve(seg_config *cfg)
     http_server_stop(cfg->shutdown_grace_s);
     h_imports_stop(5);
     store_import_merge_stop();
+    h_lookup_stop();
     store_close();
     log_msg(LOG_INFO, "shutdown complete", NULL);
     return 0;

@@ -31,6 +31,8 @@ typedef struct seg_config {
     size_t max_import_bytes;     /* an NDJSON device import's body */
     int imports_max;             /* imports received at once */
     int import_retention_days;   /* finished imports are purged after this */
+    int eval_timeout_ms;         /* statement_timeout of an evaluation */
+    int eval_concurrency;        /* evaluations at once in this process */
     log_level log_level;
     bool auto_migrate;
     char *migrations_dir;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "http/request.h"
 
 /* The routing table (handlers/routes.c), handed to http_server_start by main.c. */
@@ -61,6 +62,23 @@ void h_v1_bulk_update(http_request *rq);
 void h_v1_bulk_delete(http_request *rq);
 void h_device_bulk_upsert(http_request *rq); /* POST /v1/devices/bulk */
 void h_device_bulk_delete(http_request *rq); /* POST /v1/devices/bulk-delete */
+
+/* Evaluation (handlers/evaluate.c, members.c, device_segments.c), on both dialects. */
+void h_aud_count(http_request *rq);         /* GET …/{id}/count */
+void h_v1_count(http_request *rq);
+void h_aud_members(http_request *rq);       /* GET …/{id}/members */
+void h_v1_members(http_request *rq);
+void h_aud_member_check(http_request *rq);  /* GET …/{id}/members/{deviceId} */
+void h_v1_member_check(http_request *rq);
+void h_aud_members_patch(http_request *rq); /* PATCH …/{id}/members */
+void h_v1_members_patch(http_request *rq);
+void h_aud_preview(http_request *rq);       /* POST …/preview */
+void h_v1_preview(http_request *rq);
+void h_device_segments(http_request *rq);   /* GET /v1/devices/{id}/segments */
+/* The lookup's segment watch (its cache is dropped in every process when segments change):
+ * started after the store, stopped before it closes. */
+int h_lookup_start(const seg_config *cfg, seg_error *err) MUSTCHECK;
+void h_lookup_stop(void);
 
 /* Path parameter checks for the router. */
 bool h_check_uuid(const char *value, const char **why);

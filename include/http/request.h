@@ -48,6 +48,10 @@ typedef struct http_route {
     bool (*check_param)(const char *value, const char **why);
     const char *param_what;       /* "segment id" for messages */
     const http_stream_ops *stream; /* BODY_STREAM: what takes the body (handler is NULL) */
+    /* a second "{name}" of the pattern, checked after the first */
+    bool (*check_param2)(const char *value, const char **why);
+    const char *param2_what;
+    const char *param2_name;      /* its name in the pattern, for the problem's pointer */
 } http_route;
 
 /* The request's context: what it asked (route, path, body), who asks (principal), its
@@ -58,6 +62,7 @@ struct http_request {
     const char *method;
     const char *path;
     char param[264];              /* the {id} of the path, already checked (device ids: 255 characters) */
+    char param2[264];             /* a second path parameter ({deviceId}), already checked */
     const char *body;             /* not NUL-terminated */
     size_t body_len;
     void *stream_cls;             /* a BODY_STREAM route's own state for this request */

@@ -2,6 +2,7 @@
 #ifndef SEGMENTD_HTTP_ROUTER_H
 #define SEGMENTD_HTTP_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http/request.h"
@@ -26,12 +27,13 @@ typedef struct {
 /* -1 when the table has more than ROUTER_MAX routes. r keeps pointers into routes. */
 int router_init(http_router *r, const http_route *routes, size_t n);
 
-/* On ROUTE_FOUND *out is the route and param holds the path parameter (if any).
- * On ROUTE_BAD_METHOD allow is "GET, PATCH, …". On ROUTE_BAD_PARAM *out is the route
- * and why says what is wrong with param. Literal patterns win over "{name}" ones, so
+/* On ROUTE_FOUND *out is the route, param holds the first path parameter (if any) and
+ * param2 the second (both param_cap bytes). On ROUTE_BAD_METHOD allow is "GET, PATCH, …".
+ * On ROUTE_BAD_PARAM *out is the route, *second says which parameter is wrong and why
+ * says what is wrong with it. Literal patterns win over "{name}" ones, so
  * /segments/bulk is never read as /segments/{id}. */
 route_result router_match(const http_router *r, const char *method, const char *path,
-                          const http_route **out, char *param, size_t param_cap, char *allow,
-                          size_t allow_cap, const char **why);
+                          const http_route **out, char *param, char *param2, size_t param_cap,
+                          char *allow, size_t allow_cap, const char **why, bool *second);
 
 #endif

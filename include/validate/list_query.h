@@ -43,4 +43,10 @@ int val_device_list_query(val_query_fn q, void *cls, seg_arena *a, device_list_q
 int val_v1_list_query(val_query_fn q, void *cls, seg_arena *a, v1_list_query *out,
                       seg_error *err) MUSTCHECK;
 
+/* GET …/segments/{id}/members: limit and cursor (of kind 'm': "m:<device id>", the last id
+ * shown) into *limit and *after ("" for the first page, else a text in a). 0, or -1 with err
+ * (400). */
+int val_members_query(val_query_fn q, void *cls, seg_arena *a, int *limit, const char **after,
+                      seg_error *err) MUSTCHECK;
+
 #endif

@@ -53,6 +53,12 @@ static const cf_entry cf_table[] = {
      "own (past it: 503 imports_busy)"},
     {"SEGMENTD_IMPORT_RETENTION_DAYS", CF_INT, "30", 1, 3650,
      "days a finished device import (done or failed) stays listed before it is purged"},
+    {"SEGMENTD_EVAL_TIMEOUT_MS", CF_INT, "30000", 10, 3600000,
+     "statement_timeout of an evaluation (counts, member pages, previews); past it 503 "
+     "evaluation_timeout"},
+    {"SEGMENTD_EVAL_CONCURRENCY", CF_INT, "2", 1, 64,
+     "evaluations run at once by this process, each on a pooled PostgreSQL session (more wait "
+     "up to SEGMENTD_POOL_WAIT_MS, then 503 evaluation_busy), so that counts never starve CRUD"},
     {"SEGMENTD_LOG_LEVEL", CF_LEVEL, "info", 0, 0, "debug, info, warn or error"},
     {"SEGMENTD_AUTO_MIGRATE", CF_BOOL, "1", 0, 0, "apply pending migrations when serve starts"},
     {"SEGMENTD_MIGRATIONS_DIR", CF_STR, SEGMENTD_SOURCE_DIR "/migrations", 0, 0,
@@ -229,6 +235,10 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->imports_max = (int)n;
     } else if (!strcmp(name, "IMPORT_RETENTION_DAYS")) {
         cfg->import_retention_days = (int)n;
+    } else if (!strcmp(name, "EVAL_TIMEOUT_MS")) {
+        cfg->eval_timeout_ms = (int)n;
+    } else if (!strcmp(name, "EVAL_CONCURRENCY")) {
+        cfg->eval_concurrency = (int)n;
     } else if (!strcmp(name, "LOG_LEVEL")) {
         static const char *const lv[] = {"debug", "info", "warn", "error"};
         int i;

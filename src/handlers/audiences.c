@@ -21,14 +21,6 @@ bool h_check_uuid(const char *value, const char **why)
     return val_uuid(value, strlen(value), why);
 }
 
-/* Lower-cases the path id so that upper-case uuids name the same segment. */
-static void canonical_uuid(const char *in, char out[37])
-{
-    for (int i = 0; i < 36; i++)
-        out[i] = (char)(in[i] >= 'A' && in[i] <= 'F' ? in[i] + 32 : in[i]);
-    out[36] = '\0';
-}
-
 static void aud_release(void *in)
 {
     val_aud_release(in);
@@ -77,7 +69,7 @@ void h_aud_get(http_request *rq)
     store_conn *c = h_store(rq);
     if (!c)
         return;
-    canonical_uuid(rq->param, id);
+    h_canonical_uuid(rq->param, id);
     if (h_missed(rq, store_aud_get(c, rq->principal.tenant, id, &doc, &rq->err)))
         return;
     http_set_etag(rq, doc.version);
@@ -134,7 +126,7 @@ void h_aud_merge(http_request *rq)
     json_t *patch = h_body(rq);
     if (!patch)
         return;
-    canonical_uuid(rq->param, id);
+    h_canonical_uuid(rq->param, id);
     patch_id = json_object_get(patch, "id");
     if (patch_id && !(json_is_string(patch_id) && !strcasecmp(json_string_value(patch_id), id))) {
         err_add(&rq->err, "/id", "the id of a segment cannot change: omit it or send %s", id);
@@ -172,7 +164,7 @@ void h_aud_end_date(http_request *rq)
     if (!root || val_end_date_body(root, false, &in.lc, &rq->err))
         return;
     in.set = in.lc.set; /* the end date, and extend when given: nothing else changes */
-    canonical_uuid(rq->param, id);
+    h_canonical_uuid(rq->param, id);
     update(rq, id, &in);
 }
 
@@ -182,7 +174,7 @@ void h_aud_delete(http_request *rq)
     char vbuf[H_IF_MATCH_BUF];
     const char *versions;
     char id[37];
-    canonical_uuid(rq->param, id);
+    h_canonical_uuid(rq->param, id);
     if (h_if_match(rq, vbuf, &versions) || !(c = h_store(rq)))
         return;
     if (!h_missed(rq, store_aud_delete(c, rq->principal.tenant, id, versions, &rq->err)))

@@ -182,3 +182,10 @@ int h_if_match(http_request *rq, char buf[H_IF_MATCH_BUF], const char **versions
             "If-Match must be \"*\" or up to 16 entity tags as sent in ETag, like \"3\"");
     return -1;
 }
+
+void h_canonical_uuid(const char *in, char out[37])
+{
+    for (int i = 0; i < 36; i++)
+        out[i] = (char)(in[i] >= 'A' && in[i] <= 'F' ? in[i] + 32 : in[i]);
+    out[36] = '\0';
+}

@@ -96,8 +96,10 @@ int http_admit(const http_router *r, const seg_config *cfg, const char *method, 
         return -1;
     }
 
-    switch (router_match(r, method, url, &route, rq->param, sizeof rq->param, allow, sizeof allow,
-                         &why)) {
+    bool second = false;
+    _Static_assert(sizeof rq->param == sizeof rq->param2, "both path parameters take as much");
+    switch (router_match(r, method, url, &route, rq->param, rq->param2, sizeof rq->param, allow,
+                         sizeof allow, &why, &second)) {
     case ROUTE_NOT_FOUND:
         err_set(&rq->err, 404, "not_found", "no resource at this path");
         return -1;
@@ -107,9 +109,11 @@ int http_admit(const http_router *r, const seg_config *cfg, const char *method, 
         return -1;
     case ROUTE_BAD_PARAM:
         rq->route = route;
-        err_set(&rq->err, 400, "invalid_path_parameter", "\"%.64s\" is not a valid %s: %s", rq->param,
-                route->param_what ? route->param_what : "id", why ? why : "malformed");
-        err_add(&rq->err, "/path/id", "%s", why ? why : "malformed");
+        err_set(&rq->err, 400, "invalid_path_parameter", "\"%.64s\" is not a valid %s: %s",
+                second ? rq->param2 : rq->param,
+                (second ? route->param2_what : route->param_what) ? (second ? route->param2_what : route->param_what) : "id",
+                why ? why : "malformed");
+        err_add(&rq->err, second ? route->param2_name : "/path/id", "%s", why ? why : "malformed");
         rq->err.status = 400;
         return -1;
     case ROUTE_FOUND:

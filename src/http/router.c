@@ -26,7 +26,7 @@ int router_init(http_router *r, const http_route *routes, size_t n)
 
 /* Matches the rest of a pattern, character by character (a mismatch ends it at the
  * first differing one); a "{name}" matches one non-empty path segment, copied to param. */
-static bool pattern_match(const char *pat, const char *path, char *param, size_t cap)
+static bool pattern_match(const char *pat, const char *path, char *param, char *param2, size_t cap)
 {
     while (*pat) {
         if (*pat == '{') {
@@ -37,6 +37,8 @@ static bool pattern_match(const char *pat, const char *path, char *param, size_t
                 size_t n = slen >= cap ? cap - 1 : slen; /* over-long ids fail check_param anyway */
                 memcpy(param, path, n);
                 param[n] = '\0';
+                param = param2; /* the next "{name}" fills the second parameter */
+                param2 = NULL;
             }
             while (*pat && *pat != '}')
                 pat++;
@@ -65,8 +67,8 @@ static void allow_add(char *allow, size_t *alen, size_t cap, const char *method)
 }
 
 route_result router_match(const http_router *r, const char *method, const char *path,
-                          const http_route **out, char *param, size_t param_cap, char *allow,
-                          size_t allow_cap, const char **why)
+                          const http_route **out, char *param, char *param2, size_t param_cap,
+                          char *allow, size_t allow_cap, const char **why, bool *second)
 {
     bool path_known = false;
     size_t alen = 0, len = strlen(path);
@@ -79,12 +81,16 @@ route_result router_match(const http_router *r, const char *method, const char *
         size_t pre = r->e[i].prefix;
         if (r->e[i].literal ? pre != len || memcmp(rt->pattern, path, len) != 0
                             : pre >= len || memcmp(rt->pattern, path, pre) != 0 ||
-                                  !pattern_match(rt->pattern + pre, path + pre, param, param_cap))
+                                  !pattern_match(rt->pattern + pre, path + pre, param, param2, param_cap))
             continue;
         path_known = true;
         if (strcmp(rt->method, m) == 0) {
             *out = rt;
+            *second = false;
             if (rt->check_param && !rt->check_param(param, why))
+                return ROUTE_BAD_PARAM;
+            *second = true;
+            if (rt->check_param2 && !rt->check_param2(param2, why))
                 return ROUTE_BAD_PARAM;
             return ROUTE_FOUND;
         }

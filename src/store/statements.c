@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "store/eval_sql.h"
+
 /* The advisory lock that serialises migrations across processes: "segmentd" in ASCII as a
  * 64-bit key. */
 #define MIGRATION_LOCK_KEY "8315166006560322660"
@@ -536,4 +538,69 @@ const stmt_def store_statements[STMT__COUNT] = {
         "SELECT " IMPORT_JSON ", i.seq::text FROM device_imports i WHERE i.tenant = $1 "
         "AND ($2::bigint IS NULL OR i.seq < $2::bigint) ORDER BY i.seq DESC LIMIT $3::int", 3,
         LOCKS_NONE, false},
+    /* Evaluation (store/evaluate.c). A segment's rule as text and its status now. */
+    [STMT_EVAL_AUD_RULE] = {"eval_aud_rule",
+        "SELECT s.properties::text, " STATUS " FROM audience_segments s "
+        "WHERE s.tenant = $1 AND s.id = $2::uuid", 2, LOCKS_NONE, false},
+    [STMT_EVAL_V1_RULE] = {"eval_v1_rule",
+        "SELECT s.constraints::text, " STATUS " FROM v1_segments s "
+        "WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
+
+    /* Is device $3 in segment $2: the rule and status (NULL: no segment), the device's
+     * columns (id NULL: no device), its explicit membership (NULL: none). */
+    [STMT_EVAL_AUD_CHECK] = {"eval_aud_check",
+        "SELECT s.rule, s.status, " EVAL_DEVICE_COLUMNS ", m.added "
+        "FROM (SELECT 1) one "
+        "LEFT JOIN (SELECT s.properties::text AS rule, " STATUS " AS status FROM audience_segments s "
+        "WHERE s.tenant = $1 AND s.id = $2::uuid) s ON true "
+        "LEFT JOIN devices d ON d.tenant = $1 AND d.id = $3 "
+        "LEFT JOIN segment_members m ON m.tenant = $1 AND m.segment = $2::uuid::text AND m.device = $3",
+        3, LOCKS_NONE, false},
+    [STMT_EVAL_V1_CHECK] = {"eval_v1_check",
+        "SELECT s.rule, s.status, " EVAL_DEVICE_COLUMNS ", m.added "
+        "FROM (SELECT 1) one "
+        "LEFT JOIN (SELECT s.constraints::text AS rule, " STATUS " AS status FROM v1_segments s "
+        "WHERE s.tenant = $1 AND s.id = $2) s ON true "
+        "LEFT JOIN devices d ON d.tenant = $1 AND d.id = $3 "
+        "LEFT JOIN segment_members m ON m.tenant = $1 AND m.segment = $2 AND m.device = $3",
+        3, LOCKS_NONE, false},
+
+    /* The device → segments lookup: the device's columns and its explicit memberships as
+     * [[segment, added], …]. */
+    [STMT_EVAL_DEVICE] = {"eval_device",
+        "SELECT " EVAL_DEVICE_COLUMNS ", (SELECT coalesce(json_agg(json_build_array(m.segment, m.added)), "
+        "'[]') FROM segment_members m WHERE m.tenant = $1 AND m.device = $2)::text "
+        "FROM devices d WHERE d.tenant = $1 AND d.id = $2", 2, LOCKS_NONE, false},
+
+    /* Every segment of a tenant with what the lookup needs: dialect (true: /v1), id, rule,
+     * lifecycle (µs since the epoch). */
+    [STMT_EVAL_RULES] = {"eval_rules",
+        "SELECT false, s.id::text, s.properties::text, s.active, " US_OF("s.start_date") ", "
+        US_OF("s.end_date") ", s.extend FROM audience_segments s WHERE s.tenant = $1 "
+        "UNION ALL SELECT true, s.id, s.constraints::text, s.active, " US_OF("s.start_date") ", "
+        US_OF("s.end_date") ", s.extend FROM v1_segments s WHERE s.tenant = $1", 1, LOCKS_NONE, true},
+
+    /* PATCH …/members: adds ($4 true) or removes the devices $3 (text[], in request order)
+     * that exist; answers whether the segment exists, how many were applied, how many ids
+     * are unknown and the first 100 of them in request order. The segment is locked against
+     * a delete until the rows are in (its trigger deletes its rows). */
+#define MEMBERS_APPLY(seg_sql)                                                        \
+        "WITH seg AS (" seg_sql "), "                                                          \
+        "ids AS (SELECT DISTINCT ON (x) x AS id, ord FROM unnest($3::text[]) WITH ORDINALITY u(x, ord) "  \
+        "ORDER BY x, ord), "                                                                    \
+        "known AS (SELECT i.id FROM ids i JOIN devices d ON d.tenant = $1 AND d.id = i.id), "   \
+        "up AS (INSERT INTO segment_members AS m (tenant, segment, device, added) "             \
+        "SELECT $1, seg.id, k.id, $4::boolean FROM seg, known k ORDER BY k.id "                          \
+        "ON CONFLICT (tenant, segment, device) DO UPDATE SET added = excluded.added, at = now() " \
+        "RETURNING 1), "                                                                        \
+        "unknown AS (SELECT i.id, i.ord FROM ids i WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.id = i.id)) " \
+        "SELECT (SELECT count(*) FROM seg), (SELECT count(*) FROM up), (SELECT count(*) FROM unknown), " \
+        "(SELECT coalesce(json_agg(u.id ORDER BY u.ord), '[]') FROM (SELECT id, ord FROM unknown "  \
+        "ORDER BY ord LIMIT 100) u)::text"
+    [STMT_MEMBERS_AUD] = {"members_aud",
+        MEMBERS_APPLY("SELECT id::text AS id FROM audience_segments WHERE tenant = $1 AND id = $2::uuid FOR KEY SHARE"), 4,
+        LOCKS_NONE, true},
+    [STMT_MEMBERS_V1] = {"members_v1",
+        MEMBERS_APPLY("SELECT id FROM v1_segments WHERE tenant = $1 AND id = $2 FOR KEY SHARE"), 4,
+        LOCKS_NONE, true},
 };

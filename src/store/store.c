@@ -15,6 +15,7 @@
 #include "core/metrics.h"
 #include "store/store_private.h"
 #include "store/batch.h"
+#include "store/eval_pool.h"
 #include "store/session.h"
 
 /* The pool's families of /metrics. */
@@ -63,7 +64,7 @@ int store_init(const seg_config *cfg, seg_error *err)
     store_p.cfg = cfg;
     store_p.nslots = cfg->pool_size;
     store_p.slots = calloc((size_t)store_p.nslots, sizeof *store_p.slots);
-    if (!store_p.slots) {
+    if (!store_p.slots || eval_pool_init(cfg)) {
         err_startup(err, "store", "out of memory");
         return -1;
     }
@@ -77,6 +78,7 @@ int store_init(const seg_config *cfg, seg_error *err)
 
 void store_close(void)
 {
+    eval_pool_close();
     pthread_mutex_lock(&store_p.mu);
     for (int i = 0; i < store_p.nslots; i++)
         if (store_p.slots[i].pg)

@@ -38,22 +38,27 @@ void val_cursor_encode(char kind, const char *key, char out[VAL_CURSOR_MAX])
     ids_b64url_encode((const unsigned char *)raw, (size_t)n, out);
 }
 
+/* ?limit= (l, NULL when absent): 1 to VAL_PAGE_MAX, default VAL_PAGE_DEFAULT. */
+static int page_limit(const char *l, bool bad, seg_error *err)
+{
+    if (!l)
+        return VAL_PAGE_DEFAULT;
+    char *end = (char *)(uintptr_t)l;
+    long v = l[0] >= '0' && l[0] <= '9' ? strtol(l, &end, 10) : -1; /* no sign, no space */
+    if (!bad && v >= 1 && !*end && v <= VAL_PAGE_MAX)
+        return (int)v;
+    val_query_fail(err, "limit", "expected an integer from 1 to %d", VAL_PAGE_MAX);
+    return VAL_PAGE_DEFAULT;
+}
+
 int val_list_paging(val_query_fn q, void *cls, char kind, int *limit, char before[24],
                     seg_error *err)
 {
     bool lbad = false, cbad = false;
     const char *l = q(cls, "limit", &lbad);
     const char *c = q(cls, "cursor", &cbad);
-    *limit = VAL_PAGE_DEFAULT;
+    *limit = page_limit(l, lbad, err);
     before[0] = '\0';
-    if (l) {
-        char *end = (char *)(uintptr_t)l;
-        long v = l[0] >= '0' && l[0] <= '9' ? strtol(l, &end, 10) : -1; /* no sign, no space */
-        if (lbad || v < 1 || *end || v > VAL_PAGE_MAX)
-            val_query_fail(err, "limit", "expected an integer from 1 to %d", VAL_PAGE_MAX);
-        else
-            *limit = (int)v;
-    }
     if (c) {
         unsigned char raw[40];
         int n = strlen(c) < 48 ? ids_b64url_decode(c, raw, sizeof raw - 1) : -1;
@@ -306,15 +311,7 @@ int val_device_list_query(val_query_fn q, void *cls, seg_arena *a, device_list_q
     bool lbad = false, cbad = false, ubad = false;
     const char *l = q(cls, "limit", &lbad), *c = q(cls, "cursor", &cbad), *u;
     memset(out, 0, sizeof *out);
-    out->limit = VAL_PAGE_DEFAULT;
-    if (l) {
-        char *end = (char *)(uintptr_t)l;
-        long v = l[0] >= '0' && l[0] <= '9' ? strtol(l, &end, 10) : -1;
-        if (lbad || v < 1 || *end || v > VAL_PAGE_MAX)
-            val_query_fail(err, "limit", "expected an integer from 1 to %d", VAL_PAGE_MAX);
-        else
-            out->limit = (int)v;
-    }
+    out->limit = page_limit(l, lbad, err);
     if (c)
         device_cursor(c, cbad, a, out, err);
     if ((u = q(cls, "updated_since", &ubad))) {
@@ -345,5 +342,25 @@ int val_v1_list_query(val_query_fn q, void *cls, seg_arena *a, v1_list_query *ou
     out->name = name_filter(q, cls, a, V1_NAME_FILTER_MAX, err);
     out->statuses = status_filter(q, cls, a, err);
     out->active_at_us = active_at_filter(q, cls, a, true, err);
+    return err->status ? -1 : 0;
+}
+
+int val_members_query(val_query_fn q, void *cls, seg_arena *a, int *limit, const char **after,
+                      seg_error *err)
+{
+    bool lbad = false, cbad = false;
+    const char *l = q(cls, "limit", &lbad), *c = q(cls, "cursor", &cbad);
+    *limit = page_limit(l, lbad, err);
+    *after = "";
+    if (c) {
+        unsigned char raw[VAL_CURSOR_KEY_MAX + 2];
+        int n = !cbad && strlen(c) < VAL_CURSOR_MAX ? ids_b64url_decode(c, raw, sizeof raw - 1) : -1;
+        if (n > 2)
+            raw[n] = '\0';
+        if (n > 2 && raw[0] == 'm' && raw[1] == ':' && val_device_id((const char *)raw + 2))
+            *after = kept(a, (const char *)raw + 2, err);
+        else
+            val_query_fail(err, "cursor", "not a cursor returned by this list: pass next_cursor as it came");
+    }
     return err->status ? -1 : 0;
 }

@@ -61,8 +61,10 @@ static const struct type_relations {
     [VAL_FIELD_LONG] = {REL_BIT(V1_REL_EQ) | REL_BIT(V1_REL_NE) | REL_BIT(V1_REL_GT) |
                             REL_BIT(V1_REL_GE) | REL_BIT(V1_REL_LT) | REL_BIT(V1_REL_LE),
                         "==, !=, >, >=, <, <="},
-    [VAL_FIELD_STRING_ARRAY] = {REL_BIT(V1_REL_CONTAINS) | REL_BIT(V1_REL_EXISTS),
-                                "contains, exists"},
+    /* contains on tags is ==: has the tag (kept for the clients that wrote it first) */
+    [VAL_FIELD_STRING_ARRAY] = {REL_BIT(V1_REL_EXISTS) | REL_BIT(V1_REL_EQ) | REL_BIT(V1_REL_NE) |
+                                    REL_BIT(V1_REL_CONTAINS),
+                                "exists, ==, !=, contains"},
 };
 
 /* ---- keys of each object --------------------------------------------------------------- */
@@ -209,8 +211,8 @@ static void walk_string_value(val_path *p, json_t *v, const val_field *f, v1_rel
     char ex[VAL_EXCERPT_BUF], why[160];
     if (!json_is_string(v)) {
         if (f->type == VAL_FIELD_STRING_ARRAY)
-            val_fail(p, "value for relation \"contains\" on field \"%s\" (%s) must be a string (one tag), got %s",
-                     f->name, val_field_type_name(f->type), val_type_name(v));
+            val_fail(p, "value for relation \"%s\" on field \"%s\" (%s) must be a string (one tag), got %s",
+                     val_v1_relation_name(rel), f->name, val_field_type_name(f->type), val_type_name(v));
         else
             val_fail(p, "value for field \"%s\" (%s) must be a string, got %s", f->name,
                      val_field_type_name(f->type), val_type_name(v));

@@ -39,6 +39,8 @@ typedef struct field_state {
     const v1_con *eq;       /* first == */
     const v1_con *ne[V1_MAX_CONSTRAINTS];
     size_t n_ne;
+    const v1_con *has[V1_MAX_CONSTRAINTS]; /* tags: the ones it must hold */
+    size_t n_has;
     bool ranged;            /* numeric bounds below are in use */
     int64_t lo, hi;         /* inclusive; empty when lo > hi */
     const v1_con *lo_src, *hi_src; /* the constraints that set the bounds (NULL: the type's) */
@@ -110,6 +112,34 @@ static bool narrow(field_state *st, const v1_con *c)
     return st->lo <= st->hi;
 }
 
+/* The same for a tag (c is ==, contains or !=): a device may have any number of tags, so
+ * only having and lacking one tag, or lacking every tag and having one, contradict. */
+static bool tag_contradicts(field_state *st, const v1_con *c, char *detail, size_t cap)
+{
+    char va[VAL_EXCERPT_BUF + 2];
+    static const char *const never = "in an AND group; this group never matches";
+    bool has = c->rel != V1_REL_NE;
+    if (has && st->exists == 0) {
+        snprintf(detail, cap, "field \"tags\" cannot be empty and hold %s %s",
+                 render_value(va, c->value), never);
+        return true;
+    }
+    const v1_con **same = has ? st->ne : st->has;
+    size_t n = has ? st->n_ne : st->n_has;
+    for (size_t i = 0; i < n; i++) {
+        if (json_equal(same[i]->value, c->value)) {
+            snprintf(detail, cap, "field \"tags\" cannot both hold and lack %s %s",
+                     render_value(va, c->value), never);
+            return true;
+        }
+    }
+    if (has)
+        st->has[st->n_has++] = c;
+    else
+        st->ne[st->n_ne++] = c;
+    return false;
+}
+
 /* Checks constraint c against what the group said before about its field; on a
  * contradiction writes why into detail and returns true. */
 static bool contradicts(field_state *st, const v1_con *c, char *detail, size_t cap)
@@ -125,6 +155,11 @@ static bool contradicts(field_state *st, const v1_con *c, char *detail, size_t c
             snprintf(detail, cap, "field \"%s\" cannot both exist and not exist %s", name, never);
             return true;
         }
+        if (!want && st->n_has) {
+            snprintf(detail, cap, "field \"tags\" cannot be empty and hold %s %s",
+                     render_value(va, st->has[0]->value), never);
+            return true;
+        }
         if (!want && st->eq) {
             snprintf(detail, cap, "field \"%s\" cannot be missing and equal %s %s", name,
                      render_value(va, st->eq->value), never);
@@ -133,6 +168,8 @@ static bool contradicts(field_state *st, const v1_con *c, char *detail, size_t c
         st->exists = want;
         return false;
     }
+    if (c->field->type == VAL_FIELD_STRING_ARRAY) /* tags: a device has many */
+        return tag_contradicts(st, c, detail, cap);
     if (c->rel == V1_REL_EQ) {
         if (st->eq && !json_equal(st->eq->value, c->value)) {
             snprintf(detail, cap, "field \"%s\" cannot equal both %s and %s %s", name,

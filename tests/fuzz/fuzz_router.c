@@ -108,10 +108,11 @@ static char *token_for(const char *value, size_t len)
 static void check_router(const char *method, const char *path)
 {
     const http_route *r = NULL;
-    char param[96], allow[128];
+    char param[96], param2[96], allow[128];
     const char *why = NULL;
-    route_result rr = router_match(&router, method, path, &r, param, sizeof param, allow,
-                                   sizeof allow, &why);
+    bool second = false;
+    route_result rr = router_match(&router, method, path, &r, param, param2, sizeof param, allow,
+                                   sizeof allow, &why, &second);
     if (rr == ROUTE_FOUND || rr == ROUTE_BAD_PARAM) {
         FUZZ_CHECK(r != NULL, "no route for a match");
         const char *m = strcmp(method, "HEAD") ? method : "GET";

@@ -1,0 +1,45 @@
+/* The device → segments lookup's copy of each tenant's segments, compiled: kept until word
+ * comes (store/segment_watch.h) that the tenant's segments changed, in this process or any
+ * other. While that word cannot come (the watch is not listening) nothing is kept. */
+#ifndef SEGMENTD_EVAL_SEGMENT_CACHE_H
+#define SEGMENTD_EVAL_SEGMENT_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eval/rule.h"
+
+typedef struct ev_segment {
+    bool v1;
+    char *id;
+    ev_rule rule;
+    bool active, extend, has_start, has_end;
+    int64_t start_us, end_us;
+} ev_segment;
+
+/* A tenant's segments, sorted by dialect then id; shared, counted. */
+typedef struct ev_segment_set {
+    size_t n;
+    ev_segment *segs;
+    int refs;      /* under the cache's lock */
+} ev_segment_set;
+
+/* The tenant's set (a reference: ev_cache_release it), or NULL with *stamp to hand to
+ * ev_cache_put after loading the segments. */
+ev_segment_set *ev_cache_get(const char *tenant, uint64_t *stamp);
+/* Makes a set of the n segments (taken over: their ids and rules are the set's now, and
+ * segs is freed) and keeps it for the tenant unless word came since ev_cache_get gave
+ * stamp. Returns a reference to it, or NULL when memory ran out (segs freed). */
+ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, ev_segment *segs, size_t n);
+void ev_cache_release(ev_segment_set *s);
+
+/* Word: tenant's segments changed (NULL: anyone's). */
+void ev_cache_changed(const char *tenant);
+/* Whether word can come: off drops everything and keeps nothing until on. */
+void ev_cache_listening(bool on);
+
+/* Counters for /metrics: lookups answered from the cache, and loads. */
+void ev_cache_stats(unsigned long long *hits, unsigned long long *loads);
+
+#endif

@@ -1,0 +1,60 @@
+-- Evaluation (issue #22): explicit membership, and word to every segmentd process that a
+-- tenant's segments changed (their in-process copies of the rules for the device → segments
+-- lookup are then dropped).
+
+-- Devices added to or removed from a segment by hand (PATCH …/segments/{id}/members), whatever
+-- its rule says: members are (rule matches ∪ added) − removed. `segment` is the segment's id as
+-- text: a uuid of /audiences/segments or a seg_ id of /v1/segments (the two never look alike).
+-- A device's rows go with it; a segment's go with it (the triggers below).
+CREATE TABLE segment_members (
+    tenant  text        NOT NULL,
+    segment text        NOT NULL,
+    device  text        NOT NULL,
+    added   boolean     NOT NULL,
+    at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, segment, device),
+    FOREIGN KEY (tenant, device) REFERENCES devices (tenant, id) ON DELETE CASCADE
+);
+
+-- The device → segments lookup and the cascade from devices read by device.
+CREATE INDEX segment_members_device_idx ON segment_members (tenant, device);
+
+CREATE FUNCTION segment_members_forget() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM segment_members m USING gone g
+    WHERE m.tenant = g.tenant AND m.segment = g.id::text;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER audience_segments_members_forget AFTER DELETE ON audience_segments
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION segment_members_forget();
+CREATE TRIGGER v1_segments_members_forget AFTER DELETE ON v1_segments
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION segment_members_forget();
+
+-- NOTIFY segmentd_segments, tenant: once per tenant a statement changed segments of (and, as
+-- PostgreSQL folds equal notifications of a transaction, once per transaction), delivered
+-- only when it commits. One statement-level trigger per event: a trigger with transition
+-- tables takes one event.
+CREATE FUNCTION segments_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('segmentd_segments', t.tenant) FROM (SELECT DISTINCT tenant FROM rows) t;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER audience_segments_changed_ins AFTER INSERT ON audience_segments
+    REFERENCING NEW TABLE AS rows FOR EACH STATEMENT EXECUTE FUNCTION segments_changed();
+CREATE TRIGGER audience_segments_changed_upd AFTER UPDATE ON audience_segments
+    REFERENCING NEW TABLE AS rows FOR EACH STATEMENT EXECUTE FUNCTION segments_changed();
+CREATE TRIGGER audience_segments_changed_del AFTER DELETE ON audience_segments
+    REFERENCING OLD TABLE AS rows FOR EACH STATEMENT EXECUTE FUNCTION segments_changed();
+CREATE TRIGGER v1_segments_changed_ins AFTER INSERT ON v1_segments
+    REFERENCING NEW TABLE AS rows FOR EACH STATEMENT EXECUTE FUNCTION segments_changed();
+CREATE TRIGGER v1_segments_changed_upd AFTER UPDATE ON v1_segments
+    REFERENCING NEW TABLE AS rows FOR EACH STATEMENT EXECUTE FUNCTION segments_changed();
+CREATE TRIGGER v1_segments_changed_del AFTER DELETE ON v1_segments
+    REFERENCING OLD TABLE AS rows FOR EACH STATEMENT EXECUTE FUNCTION segments_changed();
+

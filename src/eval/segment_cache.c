@@ -1,0 +1,176 @@
+/* The lookup's cache of compiled segments, per tenant: a small hash table under one lock.
+ * Each tenant's entry counts the word that came for it; a set loaded while word came is
+ * used for the request that loaded it but not kept. */
+#include "eval/segment_cache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKETS 1024
+#define TENANTS_MAX 8192   /* past it the cache starts again empty */
+
+typedef struct entry {
+    struct entry *next;
+    char *tenant;
+    uint64_t word;         /* how many times word came for it */
+    ev_segment_set *set;   /* kept, or NULL */
+} entry;
+
+static struct {
+    pthread_mutex_t mu;
+    entry *b[BUCKETS];
+    size_t n;
+    bool listening;
+    unsigned long long hits, loads;
+} C = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static size_t bucket(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h % BUCKETS);
+}
+
+static void set_free(ev_segment_set *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->segs[i].id);
+        ev_rule_free(&s->segs[i].rule);
+    }
+    free(s->segs);
+    free(s);
+}
+
+/* Drops a reference (under the lock). */
+static void unref(ev_segment_set *s)
+{
+    if (s && --s->refs == 0)
+        set_free(s);
+}
+
+static entry *find(const char *tenant, bool create)
+{
+    entry **pp = &C.b[bucket(tenant)];
+    for (entry *e = *pp; e; e = e->next)
+        if (strcmp(e->tenant, tenant) == 0)
+            return e;
+    if (!create || C.n >= TENANTS_MAX)
+        return NULL;
+    entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->tenant = strdup(tenant))) {
+        free(e);
+        return NULL;
+    }
+    e->next = *pp;
+    *pp = e;
+    C.n++;
+    return e;
+}
+
+/* Forgets every tenant (under the lock): their word counts go with them, so a set loaded
+ * meanwhile finds no entry and is not kept. */
+static void forget_all(void)
+{
+    for (size_t i = 0; i < BUCKETS; i++) {
+        for (entry *e = C.b[i], *next; e; e = next) {
+            next = e->next;
+            unref(e->set);
+            free(e->tenant);
+            free(e);
+        }
+        C.b[i] = NULL;
+    }
+    C.n = 0;
+}
+
+ev_segment_set *ev_cache_get(const char *tenant, uint64_t *stamp)
+{
+    pthread_mutex_lock(&C.mu);
+    ev_segment_set *s = NULL;
+    entry *e = C.listening ? find(tenant, true) : NULL;
+    if (!e && C.listening && C.n >= TENANTS_MAX) { /* full: start again */
+        forget_all();
+        e = find(tenant, true);
+    }
+    if (e && e->set) {
+        s = e->set;
+        s->refs++;
+        C.hits++;
+    } else {
+        C.loads++;
+    }
+    *stamp = e ? e->word : UINT64_MAX;
+    pthread_mutex_unlock(&C.mu);
+    return s;
+}
+
+static int by_dialect_id(const void *a, const void *b)
+{
+    const ev_segment *x = a, *y = b;
+    if (x->v1 != y->v1)
+        return x->v1 ? 1 : -1;
+    return strcmp(x->id, y->id);
+}
+
+ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, ev_segment *segs, size_t n)
+{
+    ev_segment_set *s = calloc(1, sizeof *s);
+    if (!s) {
+        set_free(&(ev_segment_set){.n = n, .segs = segs});
+        return NULL;
+    }
+    qsort(segs, n, sizeof *segs, by_dialect_id);
+    s->n = n;
+    s->segs = segs;
+    s->refs = 1;
+    pthread_mutex_lock(&C.mu);
+    entry *e = C.listening && stamp != UINT64_MAX ? find(tenant, false) : NULL;
+    if (e && e->word == stamp) {
+        unref(e->set);
+        e->set = s;
+        s->refs++;
+    }
+    pthread_mutex_unlock(&C.mu);
+    return s;
+}
+
+void ev_cache_release(ev_segment_set *s)
+{
+    pthread_mutex_lock(&C.mu);
+    unref(s);
+    pthread_mutex_unlock(&C.mu);
+}
+
+void ev_cache_changed(const char *tenant)
+{
+    pthread_mutex_lock(&C.mu);
+    if (!tenant) {
+        forget_all();
+    } else {
+        entry *e = find(tenant, false);
+        if (e) {
+            e->word++;
+            unref(e->set);
+            e->set = NULL;
+        }
+    }
+    pthread_mutex_unlock(&C.mu);
+}
+
+void ev_cache_listening(bool on)
+{
+    pthread_mutex_lock(&C.mu);
+    forget_all();
+    C.listening = on;
+    pthread_mutex_unlock(&C.mu);
+}
+
+void ev_cache_stats(unsigned long long *hits, unsigned long long *loads)
+{
+    pthread_mutex_lock(&C.mu);
+    *hits = C.hits;
+    *loads = C.loads;
+    pthread_mutex_unlock(&C.mu);
+}

@@ -1,0 +1,19 @@
+/* Private to handlers/: what the evaluation handlers (evaluate.c, members.c,
+ * device_segments.c) share. */
+#ifndef SEGMENTD_HANDLERS_EVALUATE_H
+#define SEGMENTD_HANDLERS_EVALUATE_H
+
+#include <stdbool.h>
+
+#include "core/json_text.h"
+#include "eval/rule.h"
+#include "http/request.h"
+
+/* The path's segment id as the store keys it (an /audiences uuid lower-cased into buf). */
+const char *h_segment_id(http_request *rq, bool v1, char buf[37]);
+/* A segment's stored rule read into a rule freed with the request. NULL with rq->err. */
+ev_rule *h_rule(http_request *rq, bool v1, const char *json, size_t len);
+/* Answers status with the growable text o (taken over). */
+void h_reply_text(http_request *rq, int status, json_text *o);
+
+#endif

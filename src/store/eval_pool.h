@@ -1,0 +1,19 @@
+/* Private to store/: the sessions evaluations run on (store/eval_pool.c). */
+#ifndef SEGMENTD_STORE_EVAL_POOL_H
+#define SEGMENTD_STORE_EVAL_POOL_H
+
+#include <libpq-fe.h>
+
+#include "store/slots.h"
+
+/* Sets up SEGMENTD_EVAL_CONCURRENCY sessions (connected on first use) / closes them. */
+int eval_pool_init(const seg_config *cfg);
+void eval_pool_close(void);
+
+/* Runs one statement of evaluation (text sql with n text parameters) on an evaluation
+ * session of its own, with statement_timeout SEGMENTD_EVAL_TIMEOUT_MS: waits for a free one
+ * up to SEGMENTD_POOL_WAIT_MS (503 evaluation_busy), 503 evaluation_timeout when the
+ * statement runs past its timeout. The result (PGRES_TUPLES_OK), or NULL with err set. */
+PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_error *err);
+
+#endif

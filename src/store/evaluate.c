@@ -1,0 +1,265 @@
+/* Evaluation statements: the counts, member pages and previews built around a rule's
+ * compiled predicate (store/eval_sql.c) and run on the evaluation sessions
+ * (store/eval_pool.c), and the prepared statements of the check, the lookup and explicit
+ * membership. Members are (rule matches ∪ added) − removed. */
+#include "store/evaluate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/eval_pool.h"
+#include "store/eval_sql.h"
+#include "store/store_private.h"
+
+/* Below this many rows in the devices table an estimate is the exact count: sampling would
+ * read most of the table anyway. Above it the sample holds about this many rows. */
+#define ESTIMATE_MIN_ROWS 200000.0
+#define ESTIMATE_SAMPLE_ROWS 100000.0
+
+#define NOW_TEXT "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define MEMBER_ROWS "segment_members m JOIN devices d ON d.tenant = m.tenant AND d.id = m.device " \
+                    "WHERE m.tenant = $1 AND m.segment = $2 AND "
+
+static char *keep(store_conn *c, const char *s, seg_error *err)
+{
+    char *k = s ? arena_strndup(c->arena, s, strlen(s)) : NULL;
+    if (s && !k)
+        err_set(err, 500, "internal", "out of memory");
+    return k;
+}
+
+/* The predicate of r after the fixed parameters fixed[0..nfixed). */
+static int predicate(eval_sql *p, const ev_rule *r, const char *const *fixed, int nfixed,
+                     seg_error *err)
+{
+    for (int i = 0; i < nfixed; i++)
+        (void)eval_sql_param(p, fixed[i]);
+    eval_sql_predicate(p, r);
+    if (!p->failed)
+        return 0;
+    err_set(err, 500, "internal", "the rule could not be compiled");
+    return -1;
+}
+
+static PGresult *run(eval_sql *q, const eval_sql *p, seg_error *err)
+{
+    if (q->failed) {
+        err_set(err, 500, "internal", "out of memory");
+        return NULL;
+    }
+    return eval_pool_run(q->text, p->n, p->params, err);
+}
+
+/* The devices table's size as PostgreSQL last estimated it (-1: never analysed). */
+static double table_rows(seg_error *err)
+{
+    PGresult *r = eval_pool_run("SELECT reltuples FROM pg_class WHERE oid = 'devices'::regclass", 0,
+                                NULL, err);
+    double rows = r && PQntuples(r) == 1 ? atof(PQgetvalue(r, 0, 0)) : -2;
+    PQclear(r);
+    return rows;
+}
+
+int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const char *segment,
+                     bool estimate, store_count *out, seg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    double fraction = 1;
+    char pct[32];
+    if (estimate) {
+        double rows = table_rows(err);
+        if (rows < -1)
+            return -1;
+        if (rows >= ESTIMATE_MIN_ROWS)
+            fraction = ESTIMATE_SAMPLE_ROWS / rows;
+    }
+    snprintf(pct, sizeof pct, "%.6f", fraction * 100);
+    const char *fixed[3] = {tenant, segment ? segment : "", pct};
+    eval_sql p = {0}, q = {0};
+    int rc = -1;
+    if (predicate(&p, r, fixed, 3, err))
+        goto out;
+    const char *from = fraction < 1 ? "devices d TABLESAMPLE SYSTEM ($3::float8) REPEATABLE (22) "
+                                    : "devices d ";
+    eval_sql_put(&q, "SELECT (SELECT count(*) FROM ");
+    eval_sql_put(&q, from);
+    eval_sql_put(&q, "WHERE d.tenant = $1 AND ");
+    eval_sql_put(&q, p.text);
+    if (segment) {
+        eval_sql_put(&q, "), (SELECT count(*) FROM " MEMBER_ROWS "NOT m.added AND ");
+        eval_sql_put(&q, p.text);
+        eval_sql_put(&q, "), (SELECT count(*) FROM " MEMBER_ROWS "m.added AND NOT coalesce(");
+        eval_sql_put(&q, p.text);
+        eval_sql_put(&q, ", false)), NULL");
+    } else {
+        eval_sql_put(&q, "), 0, 0, (SELECT coalesce(json_agg(s.id ORDER BY s.id), '[]') FROM (SELECT d.id FROM ");
+        eval_sql_put(&q, from);
+        eval_sql_put(&q, "WHERE d.tenant = $1 AND ");
+        eval_sql_put(&q, p.text);
+        eval_sql_put(&q, " ORDER BY d.id LIMIT 10) s)::text");
+    }
+    eval_sql_put(&q, ", " NOW_TEXT ", $2::text, $3::text");
+    PGresult *res = run(&q, &p, err);
+    if (!res)
+        goto out;
+    long long hits = atoll(PQgetvalue(res, 0, 0));
+    long long removed = atoll(PQgetvalue(res, 0, 1)), added = atoll(PQgetvalue(res, 0, 2));
+    out->estimate = fraction < 1;
+    if (out->estimate) {
+        out->count = llround((double)hits / fraction);
+        out->margin = hits ? llround(1.96 * sqrt((double)hits * (1 - fraction)) / fraction)
+                           : llround(3 / fraction);
+    } else {
+        out->count = hits;
+    }
+    out->count += added - removed;
+    if (out->count < 0)
+        out->count = 0;
+    out->sample = segment ? NULL : keep(c, PQgetvalue(res, 0, 3), err);
+    out->computed_at = keep(c, PQgetvalue(res, 0, 4), err);
+    PQclear(res);
+    rc = out->computed_at && (segment || out->sample) ? 0 : -1;
+out:
+    eval_sql_free(&p);
+    eval_sql_free(&q);
+    return rc;
+}
+
+int store_eval_members(store_conn *c, const ev_rule *r, const char *tenant, const char *segment,
+                       const char *after, int limit, store_ids *out, seg_error *err)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *fixed[4] = {tenant, segment, after, lim};
+    eval_sql p = {0}, q = {0};
+    int rc = -1;
+    memset(out, 0, sizeof *out);
+    if (predicate(&p, r, fixed, 4, err))
+        goto out;
+    eval_sql_put(&q, "SELECT id FROM ((SELECT d.id FROM devices d WHERE d.tenant = $1 AND d.id > $3 AND ");
+    eval_sql_put(&q, p.text);
+    eval_sql_put(&q, " AND NOT EXISTS (SELECT 1 FROM segment_members r WHERE r.tenant = $1 AND "
+                     "r.segment = $2 AND r.device = d.id AND NOT r.added) ORDER BY d.id LIMIT $4::int) "
+                     "UNION (SELECT m.device FROM segment_members m WHERE m.tenant = $1 AND "
+                     "m.segment = $2 AND m.added AND m.device > $3 ORDER BY m.device LIMIT $4::int)) u "
+                     "ORDER BY id LIMIT $4::int");
+    PGresult *res = run(&q, &p, err);
+    if (!res)
+        goto out;
+    int n = PQntuples(res);
+    out->more = n > limit;
+    out->n = out->more ? limit : n;
+    out->ids = arena_alloc(c->arena, sizeof *out->ids * (size_t)(out->n + 1));
+    for (int i = 0; out->ids && i < out->n; i++)
+        if (!(out->ids[i] = keep(c, PQgetvalue(res, i, 0), err)))
+            break;
+    PQclear(res);
+    rc = out->ids && (out->n == 0 || out->ids[out->n - 1]) ? 0 : -1;
+    if (rc)
+        err_set(err, 500, "internal", "out of memory");
+out:
+    eval_sql_free(&p);
+    eval_sql_free(&q);
+    return rc;
+}
+
+int store_eval_rule(store_conn *c, bool v1, const char *tenant, const char *id,
+                    store_seg_rule *out, seg_error *err)
+{
+    const char *p[2] = {tenant, id};
+    PGresult *res = store_run(c, v1 ? STMT_EVAL_V1_RULE : STMT_EVAL_AUD_RULE, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_MISSING;
+    out->rule = PQgetvalue(res, 0, 0);
+    out->len = (size_t)PQgetlength(res, 0, 0);
+    out->status = PQgetvalue(res, 0, 1);
+    return STORE_DONE;
+}
+
+static void columns_of(const PGresult *res, int first, const char *col[EV_DEVICE_COLUMNS])
+{
+    for (int i = 0; i < EV_DEVICE_COLUMNS; i++)
+        col[i] = PQgetisnull(res, 0, first + i) ? NULL : PQgetvalue(res, 0, first + i);
+}
+
+int store_eval_check(store_conn *c, bool v1, const char *tenant, const char *segment,
+                     const char *device, store_check *out, seg_error *err)
+{
+    const char *p[3] = {tenant, segment, device};
+    PGresult *res = store_run(c, v1 ? STMT_EVAL_V1_CHECK : STMT_EVAL_AUD_CHECK, p, err);
+    if (!res)
+        return -1;
+    memset(out, 0, sizeof *out);
+    out->segment_found = !PQgetisnull(res, 0, 0);
+    out->rule = PQgetvalue(res, 0, 0);
+    out->rule_len = (size_t)PQgetlength(res, 0, 0);
+    out->status = PQgetvalue(res, 0, 1);
+    columns_of(res, 2, out->col);
+    out->device_found = out->col[14] != NULL; /* the id */
+    int a = 2 + EV_DEVICE_COLUMNS;
+    out->added = PQgetisnull(res, 0, a) ? -1 : PQgetvalue(res, 0, a)[0] == 't';
+    return STORE_DONE;
+}
+
+int store_eval_device(store_conn *c, const char *tenant, const char *device,
+                      store_device_eval *out, seg_error *err)
+{
+    const char *p[2] = {tenant, device};
+    PGresult *res = store_run(c, STMT_EVAL_DEVICE, p, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0)
+        return STORE_MISSING;
+    columns_of(res, 0, out->col);
+    out->memberships = PQgetvalue(res, 0, EV_DEVICE_COLUMNS);
+    return STORE_DONE;
+}
+
+int store_eval_rules(store_conn *c, const char *tenant, store_rule_entry **out, size_t *n,
+                     seg_error *err)
+{
+    const char *p[1] = {tenant};
+    PGresult *res = store_run(c, STMT_EVAL_RULES, p, err);
+    if (!res)
+        return -1;
+    int rows = PQntuples(res);
+    store_rule_entry *e = arena_alloc(c->arena, sizeof *e * (size_t)(rows + 1));
+    if (!e) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < rows; i++) {
+        e[i].v1 = PQgetvalue(res, i, 0)[0] == 't';
+        e[i].id = PQgetvalue(res, i, 1);
+        e[i].rule = PQgetvalue(res, i, 2);
+        e[i].rule_len = (size_t)PQgetlength(res, i, 2);
+        e[i].active = PQgetvalue(res, i, 3)[0] == 't';
+        e[i].has_start = !PQgetisnull(res, i, 4);
+        e[i].start_us = e[i].has_start ? atoll(PQgetvalue(res, i, 4)) : 0;
+        e[i].has_end = !PQgetisnull(res, i, 5);
+        e[i].end_us = e[i].has_end ? atoll(PQgetvalue(res, i, 5)) : 0;
+        e[i].extend = PQgetvalue(res, i, 6)[0] == 't';
+    }
+    *out = e;
+    *n = (size_t)rows;
+    return STORE_DONE;
+}
+
+int store_members_apply(store_conn *c, bool v1, const char *tenant, const char *segment, bool add,
+                        const char *ids, store_members_applied *out, seg_error *err)
+{
+    const char *p[4] = {tenant, segment, ids, add ? "t" : "f"};
+    PGresult *res = store_run(c, v1 ? STMT_MEMBERS_V1 : STMT_MEMBERS_AUD, p, err);
+    if (!res)
+        return -1;
+    if (atoll(PQgetvalue(res, 0, 0)) == 0)
+        return STORE_MISSING;
+    out->applied = atoll(PQgetvalue(res, 0, 1));
+    out->unknown = atoll(PQgetvalue(res, 0, 2));
+    out->unknown_ids = PQgetvalue(res, 0, 3);
+    return STORE_DONE;
+}
