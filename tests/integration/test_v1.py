@@ -165,7 +165,7 @@ GOOD_STRING = {"country": "PL", "language": "pol", "timezone": "Europe/Warsaw", 
 RELATIONS = ["==", "!=", ">", ">=", "<", "<=", "exists", "starts_with", "ends_with", "contains"]
 ALLOWED = {"string": {"==", "!=", "starts_with", "ends_with", "contains", "exists"},
            "int": {"==", "!=", ">", ">=", "<", "<="}, "long": {"==", "!=", ">", ">=", "<", "<="},
-           "tags": {"contains", "exists"}}
+           "tags": {"==", "!=", "contains", "exists"}}  # issue #22: == / != are has / lacks the tag
 
 
 def cells():
