@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from lifecycle_util import AUD, DIALECTS, OWNER, V1, now
-from segtest import Api, Server, make_token, pointers, problem
+from segtest import Api, Server, pointers, problem
 
 ALL = "segments:read segments:write devices:read devices:write"
 DV = "/v1/devices"
@@ -1066,6 +1066,50 @@ def test_lifecycle_status_and_lookup_of_active_only(t, d):
     assert sids["active"] in lookup(t, "l1")[d.dialect_label]
 
 
+def test_lookup_sees_segment_writes_at_once(t, d):
+    """The lookup answers for the segments as they are now: right after a write (pause,
+    resume, a rule change, a delete, a create) the next lookup reflects it."""
+    bulk(t, {"w1": {"country": "PL", "attributes": {"k": ["pl"]}}})
+    rule = {"k": ["pl"]} if d.aud else one(("country", "==", "PL"))
+    other = {"k": ["de"]} if d.aud else one(("country", "==", "DE"))
+    sid = create(t, d, rule)
+    stale = []
+    for i in range(10):
+        assert d.update(t, sid, active=False).status_code == 200
+        if lookup(t, "w1")[d.dialect_label] != []:
+            stale.append(f"{i}: paused but listed")
+        assert d.update(t, sid, active=True).status_code == 200
+        if lookup(t, "w1")[d.dialect_label] != [sid]:
+            stale.append(f"{i}: resumed but not listed")
+    body = {"id": sid, ("properties" if d.aud else "constraints"): other}
+    if d.aud:
+        body.update(management_type="selfmanaged", owner_id=OWNER, name=d.get(t, sid)["name"])
+    assert t.patch(d.path, body).status_code == 200
+    if lookup(t, "w1")[d.dialect_label] != []:
+        stale.append("rule changed to no match but listed")
+    assert t.delete(f"{d.path}/{sid}").status_code == 204
+    sid2 = create(t, d, rule)
+    if lookup(t, "w1")[d.dialect_label] != [sid2]:
+        stale.append("created but not listed")
+    assert not stale, stale
+
+
+def test_lookup_follows_time(t, d):
+    """A segment starting in 2 s joins the lookup then, one ending in 2 s leaves it then,
+    without any write."""
+    bulk(t, {"tm": {"country": "PL", "attributes": {"k": ["pl"]}}})
+    rule = {"k": ["pl"]} if d.aud else one(("country", "==", "PL"))
+    t0 = now()
+    starts = create(t, d, rule, start_date=t0 + dt.timedelta(seconds=2))
+    ends = create(t, d, rule, end_date=t0 + dt.timedelta(seconds=2))
+    assert lookup(t, "tm")[d.dialect_label] == [ends]
+    assert check(t, d, starts, "tm")["status"] == "scheduled"
+    time.sleep(max(0.0, (t0 + dt.timedelta(seconds=2.3) - now()).total_seconds()))
+    assert lookup(t, "tm")[d.dialect_label] == [starts]
+    assert check(t, d, starts, "tm")["status"] == "active"
+    assert check(t, d, ends, "tm")["status"] == "expired"
+
+
 @pytest.mark.parametrize("name", list(LIFECYCLES))
 def test_preview_status_from_body_lifecycle(t, d, name):
     spec, status = LIFECYCLES[name]
@@ -1351,7 +1395,7 @@ def test_count_past_the_timeout_is_503_and_the_server_goes_on(tmp_path):
         for r in (count_r(api, V1, sid), count_r(api, V1, sid),
                   members_r(api, V1, sid, limit=500),
                   preview_r(api, V1, v1_body(slow))):
-            b = problem(r, 503, "evaluation_timeout")
+            problem(r, 503, "evaluation_timeout")
             assert r.headers.get("Retry-After") == "5", r.headers
         # the server keeps answering
         assert api.get("/healthz", token=None).status_code == 200
@@ -1362,7 +1406,7 @@ def test_count_past_the_timeout_is_503_and_the_server_goes_on(tmp_path):
         r = count_r(api, AUD, aid)
         assert r.status_code in (200, 503), r.text
         if r.status_code == 503:
-            b = problem(r, 503, "evaluation_timeout")
+            problem(r, 503, "evaluation_timeout")
             assert r.headers.get("Retry-After") == "5"
         assert api.get("/healthz", token=None).status_code == 200
     finally:
