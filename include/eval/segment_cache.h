@@ -1,6 +1,8 @@
 /* The device → segments lookup's copy of each tenant's segments, compiled: kept until word
- * comes (store/segment_watch.h) that the tenant's segments changed, in this process or any
- * other. While that word cannot come (the watch is not listening) nothing is kept. */
+ * comes that the tenant's segments changed: at once for this process's writes, and from the
+ * segment watch (store/segment_watch.h) when a fingerprint read since differs from the one
+ * read with the copy. While the watch is not reading nothing is kept, and a copy nobody used
+ * for EV_CACHE_IDLE_S is dropped (so the watch reads only tenants in use). */
 #ifndef SEGMENTD_EVAL_SEGMENT_CACHE_H
 #define SEGMENTD_EVAL_SEGMENT_CACHE_H
 
@@ -31,13 +33,21 @@ ev_segment_set *ev_cache_get(const char *tenant, uint64_t *stamp);
 /* Makes a set of the n segments (taken over: their ids and rules are the set's now, and
  * segs is freed) and keeps it for the tenant unless word came since ev_cache_get gave
  * stamp. Returns a reference to it, or NULL when memory ran out (segs freed). */
-ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, ev_segment *segs, size_t n);
+ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, const char *fingerprint,
+                             ev_segment *segs, size_t n);
 void ev_cache_release(ev_segment_set *s);
+
+#define EV_CACHE_IDLE_S 60
 
 /* Word: tenant's segments changed (NULL: anyone's). */
 void ev_cache_changed(const char *tenant);
-/* Whether word can come: off drops everything and keeps nothing until on. */
-void ev_cache_listening(bool on);
+/* The watch read tenant's fingerprint: a copy read with another one is dropped. */
+void ev_cache_seen(const char *tenant, const char *fingerprint);
+/* The tenants with a copy, as a PostgreSQL text[] literal (malloc'd), or NULL when none;
+ * drops the copies idle for EV_CACHE_IDLE_S first. */
+char *ev_cache_tenants(void);
+/* Whether the watch reads: off drops everything and keeps nothing until on. */
+void ev_cache_watching(bool on);
 
 /* Counters for /metrics: lookups answered from the cache, and loads. */
 void ev_cache_stats(unsigned long long *hits, unsigned long long *loads);

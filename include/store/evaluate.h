@@ -66,7 +66,8 @@ typedef struct store_device_eval {
 int store_eval_device(store_conn *c, const char *tenant, const char *device,
                       store_device_eval *out, seg_error *err) MUSTCHECK;
 
-/* Every segment of a tenant, both dialects, for the lookup's rule cache. */
+/* Every segment of a tenant, both dialects, for the lookup's rule cache, and the tenant's
+ * fingerprint read with them (store/segment_watch.h). */
 typedef struct store_rule_entry {
     bool v1;
     const char *id;
@@ -76,7 +77,7 @@ typedef struct store_rule_entry {
     long long start_us, end_us;
 } store_rule_entry;
 int store_eval_rules(store_conn *c, const char *tenant, store_rule_entry **out, size_t *n,
-                     seg_error *err) MUSTCHECK;
+                     const char **fingerprint, seg_error *err) MUSTCHECK;
 
 /* PATCH …/members: ids is a text[] literal of the request's ids (in its order). STORE_DONE
  * with the counts, STORE_MISSING (no segment: nothing changed), or -1. */

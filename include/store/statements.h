@@ -33,6 +33,8 @@ typedef enum stmt_id {
     STMT_IMPORT_STATE,
     STMT_IMPORT_MERGE,
     STMT_IMPORT_PURGE,
+    /* the segment watch's (store/segment_watch.c), on its own session */
+    STMT_WATCH_FINGERPRINTS,
     /* prepared on every new session */
     STMT_MIGRATION_VERSION,
     STMT_AUD_INSERT,
@@ -86,5 +88,9 @@ typedef struct stmt_def {
 } stmt_def;
 
 extern const stmt_def store_statements[STMT__COUNT];
+
+/* Whether the statement writes segments of tenant $1 (the lookup's copies of them are then
+ * dropped: store_on_segments_changed). */
+bool stmt_writes_segments(stmt_id id);
 
 #endif

@@ -60,6 +60,12 @@ void store_rows_free(void *r);
 
 void store_stats_get(store_stats *s);
 
+/* fn(tenant) runs on the request's thread after each statement that writes segments of
+ * tenant succeeded (and when a transaction in parts sends one): what a process keeps of
+ * them is dropped at once (store/segment_watch.h tells the other processes). Set once, at
+ * start-up. */
+void store_on_segments_changed(void (*fn)(const char *tenant));
+
 /* Applies pending migrations under an advisory lock on a dedicated connection.
  * Returns the number applied, or -1 with err set. */
 int store_migrate(const seg_config *cfg, seg_error *err) MUSTCHECK;

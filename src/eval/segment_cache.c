@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define BUCKETS 1024
 #define TENANTS_MAX 8192   /* past it the cache starts again empty */
@@ -15,6 +16,8 @@ typedef struct entry {
     char *tenant;
     uint64_t word;         /* how many times word came for it */
     ev_segment_set *set;   /* kept, or NULL */
+    char *fingerprint;     /* read with the set */
+    time_t used;           /* last hit or load (monotonic seconds) */
 } entry;
 
 static struct {
@@ -43,11 +46,28 @@ static void set_free(ev_segment_set *s)
     free(s);
 }
 
+static time_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
 /* Drops a reference (under the lock). */
 static void unref(ev_segment_set *s)
 {
     if (s && --s->refs == 0)
         set_free(s);
+}
+
+/* Drops an entry's set (under the lock); a load under way for it is not kept either. */
+static void drop(entry *e)
+{
+    e->word++;
+    unref(e->set);
+    e->set = NULL;
+    free(e->fingerprint);
+    e->fingerprint = NULL;
 }
 
 static entry *find(const char *tenant, bool create)
@@ -77,6 +97,7 @@ static void forget_all(void)
         for (entry *e = C.b[i], *next; e; e = next) {
             next = e->next;
             unref(e->set);
+            free(e->fingerprint);
             free(e->tenant);
             free(e);
         }
@@ -94,6 +115,8 @@ ev_segment_set *ev_cache_get(const char *tenant, uint64_t *stamp)
         forget_all();
         e = find(tenant, true);
     }
+    if (e)
+        e->used = now_s();
     if (e && e->set) {
         s = e->set;
         s->refs++;
@@ -114,7 +137,8 @@ static int by_dialect_id(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
-ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, ev_segment *segs, size_t n)
+ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, const char *fingerprint,
+                             ev_segment *segs, size_t n)
 {
     ev_segment_set *s = calloc(1, sizeof *s);
     if (!s) {
@@ -127,9 +151,12 @@ ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, ev_segment *seg
     s->refs = 1;
     pthread_mutex_lock(&C.mu);
     entry *e = C.listening && stamp != UINT64_MAX ? find(tenant, false) : NULL;
-    if (e && e->word == stamp) {
+    char *fp = e && e->word == stamp ? strdup(fingerprint) : NULL;
+    if (fp) {
         unref(e->set);
+        free(e->fingerprint);
         e->set = s;
+        e->fingerprint = fp;
         s->refs++;
     }
     pthread_mutex_unlock(&C.mu);
@@ -150,16 +177,64 @@ void ev_cache_changed(const char *tenant)
         forget_all();
     } else {
         entry *e = find(tenant, false);
-        if (e) {
-            e->word++;
-            unref(e->set);
-            e->set = NULL;
-        }
+        if (e)
+            drop(e);
     }
     pthread_mutex_unlock(&C.mu);
 }
 
-void ev_cache_listening(bool on)
+void ev_cache_seen(const char *tenant, const char *fingerprint)
+{
+    pthread_mutex_lock(&C.mu);
+    entry *e = find(tenant, false);
+    if (e && e->set && strcmp(e->fingerprint, fingerprint) != 0)
+        drop(e);
+    pthread_mutex_unlock(&C.mu);
+}
+
+/* Appends s to a text[] literal being written at w, quoted and escaped. */
+static char *put_element(char *w, const char *s)
+{
+    *w++ = '"';
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            *w++ = '\\';
+        *w++ = *s;
+    }
+    *w++ = '"';
+    return w;
+}
+
+char *ev_cache_tenants(void)
+{
+    size_t len = 3;
+    time_t idle_before = now_s() - EV_CACHE_IDLE_S;
+    pthread_mutex_lock(&C.mu);
+    for (size_t i = 0; i < BUCKETS; i++)
+        for (entry *e = C.b[i]; e; e = e->next) {
+            if (e->set && e->used < idle_before)
+                drop(e);
+            if (e->set)
+                len += 2 * strlen(e->tenant) + 3;
+        }
+    char *out = len > 3 ? malloc(len) : NULL, *w = out;
+    if (out) {
+        *w++ = '{';
+        for (size_t i = 0; i < BUCKETS; i++)
+            for (entry *e = C.b[i]; e; e = e->next)
+                if (e->set) {
+                    if (w > out + 1)
+                        *w++ = ',';
+                    w = put_element(w, e->tenant);
+                }
+        *w++ = '}';
+        *w = '\0';
+    }
+    pthread_mutex_unlock(&C.mu);
+    return out;
+}
+
+void ev_cache_watching(bool on)
 {
     pthread_mutex_lock(&C.mu);
     forget_all();

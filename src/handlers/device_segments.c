@@ -1,7 +1,8 @@
 /* GET /v1/devices/{id}/segments: the active segments of both dialects a device belongs to
  * now, the real-time targeting lookup. The tenant's segments are kept compiled in process
- * (eval/segment_cache.h) until word comes from any segmentd process that they changed
- * (store/segment_watch.h); each is matched against the one device row in process. */
+ * (eval/segment_cache.h) until they change: this process's writes drop them at once, other
+ * processes' within STORE_WATCH_PERIOD_MS (store/segment_watch.h); each is matched against
+ * the one device row in process. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,10 +70,11 @@ static ev_segment_set *segments_of(http_request *rq, store_conn *c)
     ev_segment *segs;
     ev_segment_set *s = ev_cache_get(rq->principal.tenant, &stamp);
     if (!s) {
-        if (store_eval_rules(c, rq->principal.tenant, &e, &n, &rq->err) ||
+        const char *fingerprint;
+        if (store_eval_rules(c, rq->principal.tenant, &e, &n, &fingerprint, &rq->err) ||
             !(segs = compile(e, n, &rq->err)))
             return NULL;
-        if (!(s = ev_cache_put(rq->principal.tenant, stamp, segs, n))) {
+        if (!(s = ev_cache_put(rq->principal.tenant, stamp, fingerprint, segs, n))) {
             err_set(&rq->err, 500, "internal", "out of memory");
             return NULL;
         }
@@ -154,11 +156,12 @@ static void lookup_metrics(metrics_out *o)
 
 int h_lookup_start(const seg_config *cfg, seg_error *err)
 {
-    static const store_watch_fns fns = {ev_cache_changed, ev_cache_listening};
+    static const store_watch_fns fns = {ev_cache_tenants, ev_cache_seen, ev_cache_watching};
     static bool provided;
     if (!provided)
         metrics_provide(lookup_metrics);
     provided = true;
+    store_on_segments_changed(ev_cache_changed);
     return store_watch_start(cfg, &fns, err);
 }
 

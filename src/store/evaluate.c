@@ -220,32 +220,34 @@ int store_eval_device(store_conn *c, const char *tenant, const char *device,
 }
 
 int store_eval_rules(store_conn *c, const char *tenant, store_rule_entry **out, size_t *n,
-                     seg_error *err)
+                     const char **fingerprint, seg_error *err)
 {
     const char *p[1] = {tenant};
     PGresult *res = store_run(c, STMT_EVAL_RULES, p, err);
     if (!res)
         return -1;
-    int rows = PQntuples(res);
-    store_rule_entry *e = arena_alloc(c->arena, sizeof *e * (size_t)(rows + 1));
+    int rows = PQntuples(res); /* row 0: the fingerprint */
+    store_rule_entry *e = rows > 0 ? arena_alloc(c->arena, sizeof *e * (size_t)rows) : NULL;
     if (!e) {
-        err_set(err, 500, "internal", "out of memory");
+        err_set(err, 500, "internal", rows > 0 ? "out of memory" : "no fingerprint read");
         return -1;
     }
-    for (int i = 0; i < rows; i++) {
-        e[i].v1 = PQgetvalue(res, i, 0)[0] == 't';
-        e[i].id = PQgetvalue(res, i, 1);
-        e[i].rule = PQgetvalue(res, i, 2);
-        e[i].rule_len = (size_t)PQgetlength(res, i, 2);
-        e[i].active = PQgetvalue(res, i, 3)[0] == 't';
-        e[i].has_start = !PQgetisnull(res, i, 4);
-        e[i].start_us = e[i].has_start ? atoll(PQgetvalue(res, i, 4)) : 0;
-        e[i].has_end = !PQgetisnull(res, i, 5);
-        e[i].end_us = e[i].has_end ? atoll(PQgetvalue(res, i, 5)) : 0;
-        e[i].extend = PQgetvalue(res, i, 6)[0] == 't';
+    *fingerprint = PQgetvalue(res, 0, 7);
+    for (int r = 1; r < rows; r++) {
+        store_rule_entry *x = &e[r - 1];
+        x->v1 = PQgetvalue(res, r, 0)[0] == 't';
+        x->id = PQgetvalue(res, r, 1);
+        x->rule = PQgetvalue(res, r, 2);
+        x->rule_len = (size_t)PQgetlength(res, r, 2);
+        x->active = PQgetvalue(res, r, 3)[0] == 't';
+        x->has_start = !PQgetisnull(res, r, 4);
+        x->start_us = x->has_start ? atoll(PQgetvalue(res, r, 4)) : 0;
+        x->has_end = !PQgetisnull(res, r, 5);
+        x->end_us = x->has_end ? atoll(PQgetvalue(res, r, 5)) : 0;
+        x->extend = PQgetvalue(res, r, 6)[0] == 't';
     }
     *out = e;
-    *n = (size_t)rows;
+    *n = (size_t)rows - 1;
     return STORE_DONE;
 }
 

@@ -49,6 +49,7 @@ int store_parts_send(store_conn *c, stmt_id id, const char *const *params, seg_e
     }
     if (parts_sent_one(s, session_send(s->pg, id, params), err))
         return -1;
+    store_segments_written(id, params); /* before the commit: the watch sees it after */
     STAT_ADD(parts);
     return 0;
 }

@@ -1,47 +1,52 @@
-/* The segment watch: a background worker whose session LISTENs on segmentd_segments and
- * hands each notification's tenant to the caller, so that what a process keeps of the
- * segments (the lookup's compiled rules) is dropped in every process when one changes. */
+/* The segment watch: a background worker that reads, every STORE_WATCH_PERIOD_MS, the
+ * fingerprints of the segments of the tenants the caller keeps copies of, so that copies are
+ * dropped in every process when another changes them. (Not LISTEN/NOTIFY: a NOTIFY from the
+ * writes' transactions would serialise every segment write's commit on a database-wide lock.) */
 #include "store/segment_watch.h"
 
-#include <poll.h>
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "core/log.h"
+#include "store/session.h"
 #include "store/worker.h"
-
-#define WATCH_CHANNEL "segmentd_segments"
-#define WATCH_POLL_MS 250   /* how soon a stop is seen */
 
 static store_watch_fns fns;
 static store_worker worker;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
 
 static void watch_pass(store_worker *w)
 {
     PGconn *pg = store_worker_session(w);
     if (!pg)
         return;
-    PGresult *r = PQexec(pg, "LISTEN " WATCH_CHANNEL);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) {
-        log_msg(LOG_WARN, "segment watch: LISTEN failed", "error", PQerrorMessage(pg), NULL);
-        store_worker_drop(w);
-        return;
-    }
-    fns.listening(true);
+    fns.watching(true);
     while (!store_worker_stopping(w)) {
-        struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
-        int rc = poll(&pfd, 1, WATCH_POLL_MS);
-        if (rc < 0 || (rc > 0 && !PQconsumeInput(pg)) || PQstatus(pg) != CONNECTION_OK)
-            break;
-        PGnotify *n;
-        while ((n = PQnotifies(pg)) != NULL) {
-            fns.changed(n->extra);
-            PQfreemem(n);
+        char *tenants = fns.tenants();
+        if (tenants) {
+            const char *p[1] = {tenants};
+            PGresult *r = session_run(pg, STMT_WATCH_FINGERPRINTS, p);
+            free(tenants);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+                PQclear(r);
+                break;
+            }
+            for (int i = 0; i < PQntuples(r); i++)
+                fns.seen(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+            PQclear(r);
         }
+        sleep_ms(STORE_WATCH_PERIOD_MS);
     }
-    fns.listening(false);
+    fns.watching(false);
     if (!store_worker_stopping(w))
-        log_msg(LOG_WARN, "segment watch: session lost, reconnecting", NULL);
+        log_msg(LOG_WARN, "segment watch: the database did not answer; reading again shortly",
+                "error", PQerrorMessage(pg), NULL);
     store_worker_drop(w);
 }
 

@@ -52,6 +52,14 @@
 #define LC_PROBLEM(m, t, r)                                                                 \
     "segment_dates_problem(" NEW_START(m, t, r) ", " NEW_END(m, t, r) ", " NEW_EXTEND(m, t, r) ")"
 
+/* A fingerprint of tenant t's segments, both dialects: their count, highest sequence number
+ * and sum of versions. Identity numbers never come back and every update raises a version, so
+ * any committed insert, update or delete changes it (store/segment_watch.c). */
+#define FINGERPRINT(t)                                                                        \
+    "(SELECT count(*) || ':' || coalesce(max(no), 0) || ':' || coalesce(sum(version), 0) "     \
+    "FROM audience_segments WHERE tenant = " t ") || '/' || (SELECT count(*) || ':' || "       \
+    "coalesce(max(seq), 0) || ':' || coalesce(sum(version), 0) FROM v1_segments WHERE tenant = " t ")"
+
 #define TS_JSON(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 #define AUD_JSON                                                                            \
@@ -573,12 +581,15 @@ const stmt_def store_statements[STMT__COUNT] = {
         "FROM devices d WHERE d.tenant = $1 AND d.id = $2", 2, LOCKS_NONE, false},
 
     /* Every segment of a tenant with what the lookup needs: dialect (true: /v1), id, rule,
-     * lifecycle (µs since the epoch). */
+     * lifecycle (µs since the epoch); first a row with only the tenant's fingerprint (the
+     * dialect NULL), read in the same snapshot. */
     [STMT_EVAL_RULES] = {"eval_rules",
-        "SELECT false, s.id::text, s.properties::text, s.active, " US_OF("s.start_date") ", "
-        US_OF("s.end_date") ", s.extend FROM audience_segments s WHERE s.tenant = $1 "
+        "SELECT NULL::boolean, NULL::text, NULL::text, NULL::boolean, NULL::bigint, NULL::bigint, "
+        "NULL::boolean, " FINGERPRINT("$1") " "
+        "UNION ALL SELECT false, s.id::text, s.properties::text, s.active, " US_OF("s.start_date") ", "
+        US_OF("s.end_date") ", s.extend, NULL FROM audience_segments s WHERE s.tenant = $1 "
         "UNION ALL SELECT true, s.id, s.constraints::text, s.active, " US_OF("s.start_date") ", "
-        US_OF("s.end_date") ", s.extend FROM v1_segments s WHERE s.tenant = $1", 1, LOCKS_NONE, true},
+        US_OF("s.end_date") ", s.extend, NULL FROM v1_segments s WHERE s.tenant = $1", 1, LOCKS_NONE, true},
 
     /* PATCH …/members: adds ($4 true) or removes the devices $3 (text[], in request order)
      * that exist; answers whether the segment exists, how many were applied, how many ids
@@ -603,4 +614,22 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MEMBERS_V1] = {"members_v1",
         MEMBERS_APPLY("SELECT id FROM v1_segments WHERE tenant = $1 AND id = $2 FOR KEY SHARE"), 4,
         LOCKS_NONE, true},
+
+    /* The fingerprints of the tenants $1 (text[]) the lookup keeps segments of. */
+    [STMT_WATCH_FINGERPRINTS] = {NULL,
+        "SELECT t.tenant, " FINGERPRINT("t.tenant") " FROM unnest($1::text[]) t(tenant)", 1,
+        LOCKS_NONE, false},
 };
+
+bool stmt_writes_segments(stmt_id id)
+{
+    switch (id) {
+    case STMT_AUD_INSERT: case STMT_AUD_UPDATE: case STMT_AUD_DELETE:
+    case STMT_AUD_BULK_INSERT: case STMT_AUD_BULK_UPDATE: case STMT_AUD_BULK_DELETE:
+    case STMT_V1_INSERT: case STMT_V1_UPDATE: case STMT_V1_DELETE:
+    case STMT_V1_BULK_INSERT: case STMT_V1_BULK_UPDATE: case STMT_V1_BULK_DELETE:
+        return true;
+    default:
+        return false;
+    }
+}

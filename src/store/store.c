@@ -144,15 +144,33 @@ store_conn *store_slot_for(store_conn *c, seg_error *err)
     return c->own;
 }
 
+static void (*segments_changed)(const char *tenant);
+
+void store_on_segments_changed(void (*fn)(const char *tenant))
+{
+    segments_changed = fn;
+}
+
+void store_segments_written(stmt_id id, const char *const *params)
+{
+    if (segments_changed && params && params[0] && stmt_writes_segments(id))
+        segments_changed(params[0]);
+}
+
 int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows **out,
                seg_error *err)
 {
-    if (c->handle && !c->own && !store_statements[id].alone)
-        return batch_exec(id, params, out, err);
+    if (c->handle && !c->own && !store_statements[id].alone) {
+        int rc = batch_exec(id, params, out, err);
+        if (rc == 0)
+            store_segments_written(id, params);
+        return rc;
+    }
     store_conn *slot = store_slot_for(c, err);
     PGresult *r = slot ? batch_exec_alone(slot, id, params, err) : NULL;
     if (!r)
         return -1;
+    store_segments_written(id, params);
     if (out)
         *out = (store_rows *)(void *)r;
     else

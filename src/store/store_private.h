@@ -10,6 +10,8 @@
  * the result (NULL out: dropped). 0, or -1 with err set. */
 int store_exec(store_conn *c, stmt_id id, const char *const *params, store_rows **out,
                seg_error *err) MUSTCHECK;
+/* Tells store_on_segments_changed's function when statement id writes segments (of params[0]). */
+void store_segments_written(stmt_id id, const char *const *params);
 /* Gives a handle's slot back (or a slot). */
 void store_release(store_conn *c);
 /* The slot a statement on c runs on alone: c itself, or the handle's own slot, borrowed
