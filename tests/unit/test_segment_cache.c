@@ -53,7 +53,7 @@ static ev_segment_set *load(const char *tenant)
     uint64_t stamp;
     ev_segment_set *s = ev_cache_get(tenant, &stamp);
     assert_null(s);
-    return ev_cache_put(tenant, stamp, two(), 2);
+    return ev_cache_put(tenant, stamp, "fp1", two(), 2);
 }
 
 /* Whether the cache holds a set for tenant (a hit releases its reference). */
@@ -70,7 +70,7 @@ static bool kept(const char *tenant)
 static int reset(void **state)
 {
     (void)state;
-    ev_cache_listening(false);
+    ev_cache_watching(false);
     return 0;
 }
 
@@ -80,18 +80,18 @@ static void test_not_listening(void **state)
     uint64_t stamp = 0;
     assert_null(ev_cache_get("t1", &stamp));
     assert_int_equal(stamp, UINT64_MAX);
-    ev_segment_set *s = ev_cache_put("t1", stamp, two(), 2);
+    ev_segment_set *s = ev_cache_put("t1", stamp, "fp1", two(), 2);
     assert_non_null(s);
     assert_int_equal(s->n, 2);
     assert_int_equal(s->refs, 1); /* the caller's only */
     ev_cache_release(s);
     assert_false(kept("t1"));
     /* a stamp from a listening time, put after listening stopped: not kept either */
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     assert_null(ev_cache_get("t1", &stamp));
     assert_int_not_equal(stamp, UINT64_MAX);
-    ev_cache_listening(false);
-    s = ev_cache_put("t1", stamp, two(), 2);
+    ev_cache_watching(false);
+    s = ev_cache_put("t1", stamp, "fp1", two(), 2);
     assert_non_null(s);
     ev_cache_release(s);
     assert_false(kept("t1"));
@@ -100,7 +100,7 @@ static void test_not_listening(void **state)
 static void test_put_then_get(void **state)
 {
     (void)state;
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     unsigned long long h0, l0, h1, l1;
     ev_cache_stats(&h0, &l0);
     ev_segment_set *s = load("t1");
@@ -122,7 +122,7 @@ static void test_put_then_get(void **state)
     assert_null(ev_cache_get("empty", &stamp));
     ev_segment *none = calloc(1, sizeof *none); /* as device_segments.c allocates for 0 */
     assert_non_null(none);
-    s = ev_cache_put("empty", stamp, none, 0);
+    s = ev_cache_put("empty", stamp, "fp1", none, 0);
     assert_non_null(s);
     assert_int_equal(s->n, 0);
     ev_cache_release(s);
@@ -132,11 +132,11 @@ static void test_put_then_get(void **state)
 static void test_word_between_get_and_put(void **state)
 {
     (void)state;
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     uint64_t stamp;
     assert_null(ev_cache_get("t1", &stamp));
     ev_cache_changed("t1");
-    ev_segment_set *s = ev_cache_put("t1", stamp, two(), 2);
+    ev_segment_set *s = ev_cache_put("t1", stamp, "fp1", two(), 2);
     assert_non_null(s); /* the request that loaded it uses it */
     assert_int_equal(s->refs, 1);
     ev_cache_release(s);
@@ -147,11 +147,11 @@ static void test_word_between_get_and_put(void **state)
     assert_null(ev_cache_get("t1", &old));
     ev_cache_changed("t1");
     assert_null(ev_cache_get("t1", &stamp));
-    s = ev_cache_put("t1", old, two(), 2); /* stale */
+    s = ev_cache_put("t1", old, "fp1", two(), 2); /* stale */
     ev_cache_release(s);
     assert_false(kept("t1"));
     assert_null(ev_cache_get("t1", &stamp));
-    s = ev_cache_put("t1", stamp, two(), 2);
+    s = ev_cache_put("t1", stamp, "fp1", two(), 2);
     ev_cache_release(s);
     assert_true(kept("t1"));
 
@@ -159,22 +159,22 @@ static void test_word_between_get_and_put(void **state)
     assert_null(ev_cache_get("t3", &stamp));
     ev_cache_changed("t4");
     ev_cache_changed("t1");
-    s = ev_cache_put("t3", stamp, two(), 2);
+    s = ev_cache_put("t3", stamp, "fp1", two(), 2);
     ev_cache_release(s);
     assert_true(kept("t3"));
 
     /* anyone's word between get and put: not kept */
     assert_null(ev_cache_get("t5", &stamp));
     ev_cache_changed(NULL);
-    s = ev_cache_put("t5", stamp, two(), 2);
+    s = ev_cache_put("t5", stamp, "fp1", two(), 2);
     ev_cache_release(s);
     assert_false(kept("t5"));
 
     /* listening stopped and started again between get and put: not kept */
     assert_null(ev_cache_get("t6", &stamp));
-    ev_cache_listening(false);
-    ev_cache_listening(true);
-    s = ev_cache_put("t6", stamp, two(), 2);
+    ev_cache_watching(false);
+    ev_cache_watching(true);
+    s = ev_cache_put("t6", stamp, "fp1", two(), 2);
     ev_cache_release(s);
     assert_false(kept("t6"));
 }
@@ -185,18 +185,18 @@ static void test_word_between_get_and_put(void **state)
 static void test_stale_stamp_after_forget(void **state)
 {
     (void)state;
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     uint64_t before, after;
     assert_null(ev_cache_get("t1", &before)); /* request A starts loading */
     ev_cache_changed(NULL);                    /* word for everyone: A's load may be stale */
     assert_null(ev_cache_get("t1", &after));  /* request B starts loading, after the word */
-    ev_segment_set *a = ev_cache_put("t1", before, two(), 2);
+    ev_segment_set *a = ev_cache_put("t1", before, "fp1", two(), 2);
     assert_non_null(a);
     ev_cache_release(a);
     if (kept("t1"))
         fail_msg("a set loaded before ev_cache_changed(NULL) was kept (stamp %llu, entry made again "
                  "by a later get with stamp %llu)", (unsigned long long)before, (unsigned long long)after);
-    ev_cache_release(ev_cache_put("t1", after, two(), 2)); /* B's is kept */
+    ev_cache_release(ev_cache_put("t1", after, "fp1", two(), 2)); /* B's is kept */
     assert_true(kept("t1"));
 }
 
@@ -204,14 +204,14 @@ static void test_stale_stamp_after_forget(void **state)
 static void test_stale_stamp_after_relisten(void **state)
 {
     (void)state;
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     uint64_t before, after;
     ev_segment_set *a;
     assert_null(ev_cache_get("t2", &before));
-    ev_cache_listening(false);
-    ev_cache_listening(true);
+    ev_cache_watching(false);
+    ev_cache_watching(true);
     assert_null(ev_cache_get("t2", &after));
-    a = ev_cache_put("t2", before, two(), 2);
+    a = ev_cache_put("t2", before, "fp1", two(), 2);
     ev_cache_release(a);
     if (kept("t2"))
         fail_msg("a set loaded before the listening stopped was kept once it started again");
@@ -220,7 +220,7 @@ static void test_stale_stamp_after_relisten(void **state)
 static void test_changed_drops(void **state)
 {
     (void)state;
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     ev_cache_release(load("t1"));
     ev_cache_release(load("t2"));
     assert_true(kept("t1"));
@@ -236,10 +236,10 @@ static void test_changed_drops(void **state)
     assert_false(kept("t2"));
     ev_cache_release(load("t1"));
     ev_cache_release(load("t2"));
-    ev_cache_listening(false);
+    ev_cache_watching(false);
     assert_false(kept("t1"));
     assert_false(kept("t2"));
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     assert_false(kept("t1")); /* listening again starts empty */
     assert_false(kept("t2"));
 }
@@ -248,7 +248,7 @@ static void test_changed_drops(void **state)
 static void test_references(void **state)
 {
     (void)state;
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     ev_segment_set *mine = load("t1");
     uint64_t stamp;
     ev_segment_set *hit = ev_cache_get("t1", &stamp);
@@ -271,17 +271,17 @@ static void test_references(void **state)
     assert_string_equal(mine->segs[0].id, "0f0e0d0c-0000-4000-8000-000000000001");
     ev_cache_release(mine);
     mine = load("t2");
-    ev_cache_listening(false);
+    ev_cache_watching(false);
     assert_int_equal(mine->refs, 1);
     assert_int_equal(mine->segs[1].rule.n, 1);
     ev_cache_release(mine);
 
     /* a new put replaces the kept set; the old one lives on with its holder */
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     ev_segment_set *first = load("t3");
     ev_cache_changed("t3");
     assert_null(ev_cache_get("t3", &stamp));
-    ev_segment_set *second = ev_cache_put("t3", stamp, two(), 2);
+    ev_segment_set *second = ev_cache_put("t3", stamp, "fp1", two(), 2);
     assert_ptr_not_equal(first, second);
     assert_int_equal(first->refs, 1);
     assert_string_equal(first->segs[1].id, "seg_a");
@@ -295,10 +295,10 @@ static void test_sorted(void **state)
     (void)state;
     static const char *const ids[] = {"seg_b", "uuid-2", "seg_A", "uuid-1", "seg_a", "Uuid-0"};
     static const bool v1[] = {true, false, true, false, true, false};
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     uint64_t stamp;
     assert_null(ev_cache_get("t1", &stamp));
-    ev_segment_set *s = ev_cache_put("t1", stamp, make(ids, v1, 6), 6);
+    ev_segment_set *s = ev_cache_put("t1", stamp, "fp1", make(ids, v1, 6), 6);
     assert_non_null(s);
     assert_int_equal(s->n, 6);
     static const char *const want[] = {"Uuid-0", "uuid-1", "uuid-2", "seg_A", "seg_a", "seg_b"};
@@ -321,7 +321,7 @@ static void test_sorted(void **state)
 static void test_many_tenants(void **state)
 {
     (void)state;
-    ev_cache_listening(true);
+    ev_cache_watching(true);
     ev_cache_release(load("first"));
     assert_true(kept("first"));
     char t[32];
@@ -336,6 +336,38 @@ static void test_many_tenants(void **state)
     assert_true(kept("first"));
 }
 
+/* The watch: a fingerprint other than the one read with the set drops it; the same keeps it;
+ * another tenant's changes nothing. */
+static void test_seen(void **state)
+{
+    (void)state;
+    ev_cache_watching(true);
+    ev_cache_release(load("t1"));
+    ev_cache_release(load("t2"));
+    ev_cache_seen("t1", "fp1");
+    assert_true(kept("t1"));
+    ev_cache_seen("t1", "fp2");
+    assert_false(kept("t1"));
+    assert_true(kept("t2"));
+    ev_cache_seen("nobody", "fp9");
+    assert_true(kept("t2"));
+}
+
+/* The tenants the watch reads: those with a set, as a quoted, escaped text[] literal. */
+static void test_tenants(void **state)
+{
+    (void)state;
+    ev_cache_watching(true);
+    assert_null(ev_cache_tenants());
+    ev_cache_release(load("a\"b\\c"));
+    char *t = ev_cache_tenants();
+    assert_non_null(t);
+    assert_string_equal(t, "{\"a\\\"b\\\\c\"}");
+    free(t);
+    ev_cache_changed("a\"b\\c");
+    assert_null(ev_cache_tenants());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +380,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_references, reset, reset),
         cmocka_unit_test_setup_teardown(test_sorted, reset, reset),
         cmocka_unit_test_setup_teardown(test_many_tenants, reset, reset),
+        cmocka_unit_test_setup_teardown(test_seen, reset, reset),
+        cmocka_unit_test_setup_teardown(test_tenants, reset, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
