@@ -35,6 +35,11 @@ typedef struct store_count {
 int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const char *segment,
                      bool estimate, store_count *out, seg_error *err) MUSTCHECK;
 
+/* Keeps a count of segment id as its size (the representations' read-only `size`), unless a
+ * later one is kept already. 0, or -1 with err. */
+int store_eval_size(store_conn *c, bool v1, const char *tenant, const char *id,
+                    const store_count *n, seg_error *err) MUSTCHECK;
+
 /* Up to limit member ids of segment after id `after` ("" for the first page), in id order;
  * more says whether others follow. Ids live in c's arena. */
 typedef struct store_ids {

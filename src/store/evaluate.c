@@ -330,3 +330,12 @@ int store_members_apply(store_conn *c, bool v1, const char *tenant, const char *
     out->unknown_ids = PQgetvalue(res, 0, 3);
     return STORE_DONE;
 }
+
+int store_eval_size(store_conn *c, bool v1, const char *tenant, const char *id,
+                    const store_count *n, seg_error *err)
+{
+    char count[24];
+    snprintf(count, sizeof count, "%lld", n->count);
+    const char *p[5] = {tenant, id, count, n->estimate ? "estimate" : "exact", n->computed_at};
+    return store_run(c, v1 ? STMT_SIZE_V1 : STMT_SIZE_AUD, p, err) ? 0 : -1;
+}
