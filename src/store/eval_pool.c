@@ -86,8 +86,12 @@ static int ready(eval_session *s, seg_error *err)
         return -1;
     if (s->timed == s->conn.pg)
         return 0;
-    char sql[64];
-    snprintf(sql, sizeof sql, "SET statement_timeout = %d", ep.timeout_ms);
+    /* an export's transaction waits on its client between FETCHes: as long as the HTTP
+     * connection may stay idle (SEGMENTD_IDLE_TIMEOUT, then it is closed and the export
+     * ends), and some */
+    char sql[128];
+    snprintf(sql, sizeof sql, "SET statement_timeout = %d; SET idle_in_transaction_session_timeout = %d",
+             ep.timeout_ms, store_p.cfg->idle_timeout_s * 2000 + 10000);
     PGresult *r = PQsendQuery(s->conn.pg, sql) ? session_await(s->conn.pg) : NULL;
     bool ok = session_result_ok(r);
     if (!ok)
