@@ -21,12 +21,14 @@ struct eval_session {
     store_conn conn;
     PGconn *timed;   /* the session its statement_timeout was set on (a reconnect makes a new one) */
     bool busy;
+    bool export;     /* held by a member export */
 };
 
 static struct {
     eval_session *s;
     int n;
     int timeout_ms;
+    int exports;     /* sessions held by member exports */
     pthread_mutex_t mu;
 } ep = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -48,14 +50,19 @@ void eval_pool_close(void)
     ep.n = 0;
 }
 
-static eval_session *take(seg_error *err)
+/* A free session; for an export (held while its client reads) only while the exports
+ * would leave one session to the counts (with more than one session). */
+static eval_session *take(seg_error *err, bool export)
 {
     uint64_t deadline = fiber_now_ns() + (uint64_t)store_p.cfg->pool_wait_ms * 1000000u;
     for (;;) {
         pthread_mutex_lock(&ep.mu);
-        for (int i = 0; i < ep.n; i++) {
+        bool room = !export || ep.n == 1 || ep.exports < ep.n - 1;
+        for (int i = 0; room && i < ep.n; i++) {
             if (!ep.s[i].busy) {
                 ep.s[i].busy = true;
+                ep.s[i].export = export;
+                ep.exports += export;
                 pthread_mutex_unlock(&ep.mu);
                 return &ep.s[i];
             }
@@ -76,6 +83,8 @@ static void give_back(eval_session *s)
 {
     pthread_mutex_lock(&ep.mu);
     s->busy = false;
+    ep.exports -= s->export;
+    s->export = false;
     pthread_mutex_unlock(&ep.mu);
 }
 
@@ -117,9 +126,9 @@ void eval_pool_fail(eval_session *s, PGresult *r, seg_error *err)
     }
 }
 
-eval_session *eval_pool_take(seg_error *err)
+eval_session *eval_pool_take(seg_error *err, bool export)
 {
-    eval_session *s = take(err);
+    eval_session *s = take(err, export);
     if (s && ready(s, err)) {
         give_back(s);
         return NULL;
@@ -139,7 +148,7 @@ void eval_pool_give(eval_session *s)
 
 PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_error *err)
 {
-    eval_session *s = eval_pool_take(err);
+    eval_session *s = eval_pool_take(err, false);
     if (!s)
         return NULL;
     PGresult *r = PQsendQueryParams(s->conn.pg, sql, n, NULL, params, NULL, NULL, 0)
