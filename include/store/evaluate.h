@@ -62,11 +62,13 @@ typedef struct store_check {
 int store_eval_check(store_conn *c, bool v1, const char *tenant, const char *segment,
                      const char *device, store_check *out, seg_error *err) MUSTCHECK;
 
-/* The device → segments lookup's device: its columns and its explicit memberships as JSON
- * [[segment, added], …]. STORE_DONE, STORE_MISSING or -1. */
+/* The device → segments lookup's device: its columns and its explicit memberships, the
+ * segments in byte order (strcmp). STORE_DONE, STORE_MISSING or -1. */
 typedef struct store_device_eval {
     const char *col[EV_DEVICE_COLUMNS];
-    const char *memberships;
+    size_t n_members;
+    const char **member_segment;
+    bool *member_added;
 } store_device_eval;
 int store_eval_device(store_conn *c, const char *tenant, const char *device,
                       store_device_eval *out, seg_error *err) MUSTCHECK;

@@ -277,10 +277,23 @@ int store_eval_device(store_conn *c, const char *tenant, const char *device,
     PGresult *res = store_run(c, STMT_EVAL_DEVICE, p, err);
     if (!res)
         return -1;
-    if (PQntuples(res) == 0)
+    int rows = PQntuples(res), seg = EV_DEVICE_COLUMNS;
+    if (rows == 0)
         return STORE_MISSING;
     columns_of(res, 0, out->col);
-    out->memberships = PQgetvalue(res, 0, EV_DEVICE_COLUMNS);
+    out->n_members = 0;
+    out->member_segment = arena_alloc(c->arena, sizeof *out->member_segment * (size_t)rows);
+    out->member_added = arena_alloc(c->arena, sizeof *out->member_added * (size_t)rows);
+    if (!out->member_segment || !out->member_added) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    for (int r = 0; r < rows; r++) {
+        if (PQgetisnull(res, r, seg))
+            continue;
+        out->member_segment[out->n_members] = PQgetvalue(res, r, seg);
+        out->member_added[out->n_members++] = PQgetvalue(res, r, seg + 1)[0] == 't';
+    }
     return STORE_DONE;
 }
 

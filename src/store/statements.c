@@ -590,12 +590,12 @@ const stmt_def store_statements[STMT__COUNT] = {
         "LEFT JOIN segment_members m ON m.tenant = $1 AND m.segment = $2 AND m.device = $3",
         3, LOCKS_NONE, false},
 
-    /* The device → segments lookup: the device's columns and its explicit memberships as
-     * [[segment, added], …]. */
+    /* The device → segments lookup: the device's columns, and on each row one of its
+     * explicit memberships (segment, added), in byte order of the segment (NULL: none). */
     [STMT_EVAL_DEVICE] = {"eval_device",
-        "SELECT " EVAL_DEVICE_COLUMNS ", (SELECT coalesce(json_agg(json_build_array(m.segment, m.added)), "
-        "'[]') FROM segment_members m WHERE m.tenant = $1 AND m.device = $2)::text "
-        "FROM devices d WHERE d.tenant = $1 AND d.id = $2", 2, LOCKS_NONE, false},
+        "SELECT " EVAL_DEVICE_COLUMNS ", m.segment, m.added FROM devices d "
+        "LEFT JOIN segment_members m ON m.tenant = d.tenant AND m.device = d.id "
+        "WHERE d.tenant = $1 AND d.id = $2 ORDER BY m.segment COLLATE \"C\"", 2, LOCKS_NONE, false},
 
     /* Every segment of a tenant with what the lookup needs: dialect (true: /v1), id, rule,
      * lifecycle (µs since the epoch); first a row with only the tenant's fingerprint (the
