@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/fiber.h"
+#include "core/metrics.h"
 #include "store/session.h"
 
 /* How often a request waiting for an evaluation session looks again. */
@@ -29,11 +30,36 @@ static struct {
     int n;
     int timeout_ms;
     int exports;     /* sessions held by member exports */
+    unsigned long long run, busy, timeouts, exported; /* under mu */
     pthread_mutex_t mu;
 } ep = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+static void eval_metrics(metrics_out *o)
+{
+    pthread_mutex_lock(&ep.mu);
+    unsigned long long c[4] = {ep.run, ep.busy, ep.timeouts, ep.exported};
+    int in_use = 0;
+    for (int i = 0; i < ep.n; i++)
+        in_use += ep.s[i].busy;
+    pthread_mutex_unlock(&ep.mu);
+    metrics_family(o, "segmentd_evaluations_total", "counter",
+                   "Evaluation statements run on the evaluation sessions (counts, member pages, previews), member exports started, and evaluations refused (busy) or cut by SEGMENTD_EVAL_TIMEOUT_MS.");
+    metrics_sample(o, "segmentd_evaluations_total", "outcome=\"run\"", c[0]);
+    metrics_sample(o, "segmentd_evaluations_total", "outcome=\"busy\"", c[1]);
+    metrics_sample(o, "segmentd_evaluations_total", "outcome=\"timeout\"", c[2]);
+    metrics_sample(o, "segmentd_evaluations_total", "outcome=\"export\"", c[3]);
+    metrics_family(o, "segmentd_evaluation_sessions", "gauge",
+                   "Evaluation sessions (SEGMENTD_EVAL_CONCURRENCY) by state.");
+    metrics_sample(o, "segmentd_evaluation_sessions", "state=\"size\"", (unsigned long long)ep.n);
+    metrics_sample(o, "segmentd_evaluation_sessions", "state=\"in_use\"", (unsigned long long)in_use);
+}
+
 int eval_pool_init(const seg_config *cfg)
 {
+    static bool provided;
+    if (!provided) /* once per process */
+        metrics_provide(eval_metrics);
+    provided = true;
     ep.n = cfg->eval_concurrency > 0 ? cfg->eval_concurrency : 1;
     ep.timeout_ms = cfg->eval_timeout_ms;
     ep.s = calloc((size_t)ep.n, sizeof *ep.s);
@@ -63,6 +89,10 @@ static eval_session *take(seg_error *err, bool export)
                 ep.s[i].busy = true;
                 ep.s[i].export = export;
                 ep.exports += export;
+                if (export)
+                    ep.exported++;
+                else
+                    ep.run++;
                 pthread_mutex_unlock(&ep.mu);
                 return &ep.s[i];
             }
@@ -70,6 +100,9 @@ static eval_session *take(seg_error *err, bool export)
         pthread_mutex_unlock(&ep.mu);
         uint64_t now = fiber_now_ns();
         if (now >= deadline) {
+            pthread_mutex_lock(&ep.mu);
+            ep.busy++;
+            pthread_mutex_unlock(&ep.mu);
             err_set(err, 503, "evaluation_busy",
                     "%d evaluations are running already; retry shortly", ep.n);
             err->retry_after = 1;
@@ -116,6 +149,9 @@ void eval_pool_fail(eval_session *s, PGresult *r, seg_error *err)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     if (state && strcmp(state, "57014") == 0) {
+        pthread_mutex_lock(&ep.mu);
+        ep.timeouts++;
+        pthread_mutex_unlock(&ep.mu);
         err_set(err, 503, "evaluation_timeout",
                 "the evaluation ran past its time limit (%d ms); retry later, or narrow the segment",
                 ep.timeout_ms);
