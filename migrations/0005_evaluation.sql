@@ -45,3 +45,11 @@ ALTER TABLE v1_segments
     ADD COLUMN size_count     bigint CHECK (size_count >= 0),
     ADD COLUMN size_precision text   CHECK (size_precision IN ('exact', 'estimate')),
     ADD COLUMN size_at        timestamptz;
+
+-- The device id's format, checked as fast: '^[A-Za-z0-9_.:@-]{1,255}$' compiles the bounded
+-- repetition into a large automaton, and measured 160 µs a row (3.2 s for 20 000 ids) against
+-- 2.4 µs for the same rule written as a plain class and a length. Every device write pays it.
+ALTER TABLE devices DROP CONSTRAINT devices_id_check;
+ALTER TABLE devices ADD CONSTRAINT devices_id_check
+    CHECK (id ~ '^[A-Za-z0-9_.:@-]+$' AND char_length(id) <= 255) NOT VALID;
+ALTER TABLE devices VALIDATE CONSTRAINT devices_id_check;

@@ -16,7 +16,7 @@
 /* Below this many rows in the devices table an estimate is the exact count: sampling would
  * read most of the table anyway. Above it the sample holds about this many rows. */
 #define ESTIMATE_MIN_ROWS 200000.0
-#define ESTIMATE_SAMPLE_ROWS 100000.0
+#define ESTIMATE_SAMPLE_ROWS 50000.0
 /* Fewer of the tenant's devices than this in the sample, and the estimate is the exact count
  * (a small tenant's devices sit on few pages: counting them is cheap, sampling them poor). */
 #define ESTIMATE_MIN_TENANT_ROWS 2000.0
