@@ -153,6 +153,7 @@ static int cmd_serve(seg_config *cfg)
     store_sweeper_stop();
     http_server_stop(cfg->shutdown_grace_s);
     h_imports_stop(5);
+    h_exports_stop(5);
     store_import_merge_stop();
     h_lookup_stop();
     store_close();

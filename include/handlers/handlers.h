@@ -79,6 +79,9 @@ void h_device_segments(http_request *rq);   /* GET /v1/devices/{id}/segments */
  * started after the store, stopped before it closes. */
 int h_lookup_start(const seg_config *cfg, seg_error *err) MUSTCHECK;
 void h_lookup_stop(void);
+/* At shutdown, after the loops stopped: member exports still reading end, waiting at most
+ * wait_s for their threads (they hold evaluation sessions). */
+void h_exports_stop(int wait_s);
 
 /* Path parameter checks for the router. */
 bool h_check_uuid(const char *value, const char **why);

@@ -78,6 +78,10 @@ struct http_request {
     size_t body_out_len;
     http_free_fn body_free;
     void *body_free_cls;
+    /* a streamed answer (http_reply_stream) */
+    long (*out_read)(void *cls, char *buf, size_t max, void *conn);
+    http_free_fn out_done;
+    void *out_cls;
     char etag[48];
     char location[320];           /* a device's: "/v1/devices/" and an id of 255 */
 
@@ -92,6 +96,27 @@ void http_reply(http_request *rq, int status, const char *content_type, const ch
 void http_reply_json(http_request *rq, int status, json_t *owned_body);
 /* Answers with no body (204). */
 void http_reply_empty(http_request *rq, int status);
+
+/* A streamed answer, chunked, for a body made while it is sent (a member export). read(cls,
+ * buf, max, conn) runs on the connection's loop whenever the socket takes more: it returns
+ * the bytes it wrote into buf (1 to max), HTTP_OUT_END at the end, HTTP_OUT_FAIL to cut the
+ * answer short (the client sees a truncated chunked body), or HTTP_OUT_WAIT after calling
+ * http_out_suspend(conn): the connection then sleeps until http_wake of the waker this
+ * fills. done(cls) runs once, when the answer is over (sent, cut, or the client gone), and
+ * also when it never started; after done returns, the waker must not be used. */
+#define HTTP_OUT_WAIT 0L
+#define HTTP_OUT_END (-1L)
+#define HTTP_OUT_FAIL (-2L)
+typedef struct http_waker {
+    void *conn;
+    int loop;
+} http_waker;
+void http_reply_stream(http_request *rq, int status, const char *content_type,
+                       long (*read)(void *cls, char *buf, size_t max, void *conn),
+                       http_free_fn done, void *cls, http_waker *waker);
+void http_out_suspend(void *conn);
+/* From any thread: the connection of a streamed answer reads on. */
+void http_wake(const http_waker *w);
 
 /* The ETag of the representation: a strong tag quoting the version. */
 void http_set_etag(http_request *rq, long long version);

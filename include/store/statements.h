@@ -89,6 +89,10 @@ typedef struct stmt_def {
 
 extern const stmt_def store_statements[STMT__COUNT];
 
+/* A device row d's representation (as GET /v1/devices/{id} answers it), as SQL: for the
+ * statements store/ builds around a rule (a member export's whole devices). */
+extern const char store_device_json_sql[];
+
 /* Whether the statement writes segments of tenant $1 (the lookup's copies of them are then
  * dropped: store_on_segments_changed). */
 bool stmt_writes_segments(stmt_id id);

@@ -83,6 +83,8 @@ int ev_rule_v1(const char *json, size_t len, ev_rule *out, seg_error *err)
     if (!(out->root = parse(json, len)) || !json_is_array(out->root))
         return broken(out, err, "v1 constraints are not a JSON array");
     size_t ng = json_array_size(out->root), ncons = 0, g;
+    if (ng == 0)
+        return broken(out, err, "v1 constraints hold no group");
     json_t *jg;
     json_array_foreach(out->root, g, jg) ncons += json_array_size(json_object_get(jg, "constraints"));
     /* one block: the groups, then every group's constraints */

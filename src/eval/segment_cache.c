@@ -14,7 +14,7 @@
 typedef struct entry {
     struct entry *next;
     char *tenant;
-    uint64_t word;         /* how many times word came for it */
+    uint64_t word;         /* changes with each word that comes for it (C.epoch numbers) */
     ev_segment_set *set;   /* kept, or NULL */
     char *fingerprint;     /* read with the set */
     time_t used;           /* last hit or load (monotonic seconds) */
@@ -25,6 +25,7 @@ static struct {
     entry *b[BUCKETS];
     size_t n;
     bool listening;
+    uint64_t epoch;   /* the last word number given: they never repeat, clears included */
     unsigned long long hits, loads;
 } C = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -63,7 +64,7 @@ static void unref(ev_segment_set *s)
 /* Drops an entry's set (under the lock); a load under way for it is not kept either. */
 static void drop(entry *e)
 {
-    e->word++;
+    e->word = ++C.epoch;
     unref(e->set);
     e->set = NULL;
     free(e->fingerprint);
@@ -83,6 +84,7 @@ static entry *find(const char *tenant, bool create)
         free(e);
         return NULL;
     }
+    e->word = ++C.epoch; /* never a number an entry of this tenant had before a clear */
     e->next = *pp;
     *pp = e;
     C.n++;
@@ -140,12 +142,13 @@ static int by_dialect_id(const void *a, const void *b)
 ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, const char *fingerprint,
                              ev_segment *segs, size_t n)
 {
-    ev_segment_set *s = calloc(1, sizeof *s);
+    ev_segment_set *s = segs ? calloc(1, sizeof *s) : NULL;
     if (!s) {
         set_free(&(ev_segment_set){.n = n, .segs = segs});
         return NULL;
     }
-    qsort(segs, n, sizeof *segs, by_dialect_id);
+    if (n)
+        qsort(segs, n, sizeof *segs, by_dialect_id);
     s->n = n;
     s->segs = segs;
     s->refs = 1;

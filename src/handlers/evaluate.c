@@ -123,19 +123,44 @@ void h_v1_count(http_request *rq)
     count(rq, true);
 }
 
+/* ?format=json|ndjson and ?fields=ids|all (only with ndjson). 0, or -1 with a 400. */
+static int export_params(http_request *rq, bool *ndjson, bool *whole)
+{
+    bool fbad = false, wbad = false, b1 = false, b2 = false;
+    const char *f = http_query(rq, "format", &fbad), *w = http_query(rq, "fields", &wbad);
+    *ndjson = f && !fbad && strcmp(f, "ndjson") == 0;
+    *whole = w && !wbad && strcmp(w, "all") == 0;
+    if (f && (fbad || (!*ndjson && strcmp(f, "json") != 0)))
+        h_bad_query(rq, "format", "expected json (a page) or ndjson (every member, streamed)");
+    if (w && (wbad || (!*whole && strcmp(w, "ids") != 0)))
+        h_bad_query(rq, "fields", "expected ids or all (whole devices)");
+    else if (w && !*ndjson)
+        h_bad_query(rq, "fields", "fields goes with format=ndjson; a page lists ids");
+    if (*ndjson && (http_query(rq, "limit", &b1) || http_query(rq, "cursor", &b2)))
+        h_bad_query(rq, http_query(rq, "limit", &b1) ? "limit" : "cursor",
+                    "an export streams every member: leave out limit and cursor with format=ndjson");
+    return rq->err.status ? -1 : 0;
+}
+
 static void members(http_request *rq, bool v1)
 {
-    static const char *const allowed[] = {"limit", "cursor", NULL};
+    static const char *const allowed[] = {"limit", "cursor", "format", "fields", NULL};
     char buf[37], cursor[VAL_CURSOR_MAX];
     const char *id, *status, *after;
     int limit;
+    bool ndjson, whole;
     store_conn *c;
     store_ids page;
     ev_rule *r;
-    if (h_only_query(rq, allowed) ||
+    if (h_only_query(rq, allowed) || export_params(rq, &ndjson, &whole) ||
         val_members_query(h_query, rq, &rq->arena, &limit, &after, &rq->err) ||
-        !(r = path_segment(rq, v1, &c, buf, &id, &status)) ||
-        store_eval_members(c, r, rq->principal.tenant, id, after, limit, &page, &rq->err))
+        !(r = path_segment(rq, v1, &c, buf, &id, &status)))
+        return;
+    if (ndjson) {
+        (void)h_members_export(rq, r, id, whole);
+        return;
+    }
+    if (store_eval_members(c, r, rq->principal.tenant, id, after, limit, &page, &rq->err))
         return;
     json_text o = {0};
     JSON_TEXT_LIT(&o, "{\"items\":[");

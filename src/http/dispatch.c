@@ -136,6 +136,75 @@ static size_t body_limit(const http_route *r)
     return http_body_limit(scfg, r);
 }
 
+/* A streamed answer's read and done, behind libmicrohttpd's content reader. */
+typedef struct out_tramp {
+    struct MHD_Connection *conn;
+    long (*read)(void *cls, char *buf, size_t max, void *conn);
+    http_free_fn done;
+    void *cls;
+} out_tramp;
+
+static ssize_t out_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    out_tramp *t = cls;
+    (void)pos;
+    long n = t->read(t->cls, buf, max, t->conn);
+    if (n == HTTP_OUT_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n; /* 0: the reader suspended the connection */
+}
+
+static void out_free(void *cls)
+{
+    out_tramp *t = cls;
+    t->done(t->cls);
+    free(t);
+}
+
+void http_out_suspend(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+void http_wake(const http_waker *w)
+{
+    MHD_resume_connection(w->conn);
+    http_loops_wake(w->loop);
+}
+
+void http_reply_stream(http_request *rq, int status, const char *content_type,
+                       long (*read)(void *cls, char *buf, size_t max, void *conn),
+                       http_free_fn done, void *cls, http_waker *waker)
+{
+    rq_priv *p = rq->priv;
+    rq->status = status;
+    rq->content_type = content_type;
+    rq->out_read = read;
+    rq->out_done = done;
+    rq->out_cls = cls;
+    waker->conn = p->conn;
+    waker->loop = p->loop;
+}
+
+/* The streamed answer's response; NULL when memory ran out (done has run then). */
+static struct MHD_Response *stream_response(http_request *rq)
+{
+    out_tramp *t = malloc(sizeof *t);
+    struct MHD_Response *resp = NULL;
+    if (t) {
+        *t = (out_tramp){((rq_priv *)rq->priv)->conn, rq->out_read, rq->out_done, rq->out_cls};
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, out_read, t, out_free);
+    }
+    if (!resp) {
+        free(t);
+        rq->out_done(rq->out_cls);
+    }
+    rq->out_read = NULL;
+    return resp;
+}
+
 static enum MHD_Result send_answer(rq_priv *p)
 {
     http_request *rq = &p->rq;
@@ -144,7 +213,15 @@ static enum MHD_Result send_answer(rq_priv *p)
     size_t len;
     enum MHD_Result ret;
 
-    if (rq->err.status) {
+    if (rq->out_read && rq->err.status) { /* answered with a problem after all */
+        rq->out_read = NULL;
+        rq->out_done(rq->out_cls);
+    }
+    if (rq->out_read) {
+        resp = stream_response(rq);
+        if (resp && rq->content_type)
+            MHD_add_response_header(resp, "Content-Type", rq->content_type);
+    } else if (rq->err.status) {
         problem = http_problem_render(&rq->err, rq->request_id, &len);
         if (rq->body_free)
             rq->body_free(rq->body_free_cls);
@@ -366,6 +443,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
         p->rq.body_out = NULL;
         p->rq.body_out_len = 0;
         p->rq.body_free = NULL;
+        p->rq.out_read = NULL;
         p->rq.etag[0] = '\0';
         p->rq.location[0] = '\0';
         p->rq.priv = p;
@@ -405,6 +483,10 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_access_log(&p->rq, p->authenticated, dur_us);
     if (p->rq.body_free)
         p->rq.body_free(p->rq.body_free_cls);
+    if (p->rq.out_read) { /* a streamed answer that never started: the client went first */
+        p->rq.out_read = NULL;
+        p->rq.out_done(p->rq.out_cls);
+    }
     arena_release(&p->rq.arena); /* the answer is gone: its body may have lived there */
     free(p->buf);
     rq_release(p);

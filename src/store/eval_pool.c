@@ -17,11 +17,11 @@
 /* How often a request waiting for an evaluation session looks again. */
 #define EVAL_POLL_NS (5u * 1000000u)
 
-typedef struct eval_session {
+struct eval_session {
     store_conn conn;
     PGconn *timed;   /* the session its statement_timeout was set on (a reconnect makes a new one) */
     bool busy;
-} eval_session;
+};
 
 static struct {
     eval_session *s;
@@ -99,30 +99,52 @@ static int ready(eval_session *s, seg_error *err)
     return 0;
 }
 
-PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_error *err)
+void eval_pool_fail(eval_session *s, PGresult *r, seg_error *err)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "57014") == 0) {
+        err_set(err, 503, "evaluation_timeout",
+                "the evaluation ran past its time limit (%d ms); retry later, or narrow the segment",
+                ep.timeout_ms);
+        err_log(err, "%s", PQresultErrorMessage(r));
+        err->retry_after = 5;
+    } else {
+        session_fail(&s->conn, r, err);
+    }
+}
+
+eval_session *eval_pool_take(seg_error *err)
 {
     eval_session *s = take(err);
+    if (s && ready(s, err)) {
+        give_back(s);
+        return NULL;
+    }
+    return s;
+}
+
+PGconn *eval_pool_conn(eval_session *s)
+{
+    return s->conn.pg;
+}
+
+void eval_pool_give(eval_session *s)
+{
+    give_back(s);
+}
+
+PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_error *err)
+{
+    eval_session *s = eval_pool_take(err);
     if (!s)
         return NULL;
-    PGresult *r = NULL;
-    if (ready(s, err) == 0) {
-        r = PQsendQueryParams(s->conn.pg, sql, n, NULL, params, NULL, NULL, 0) ? session_await(s->conn.pg)
-                                                                                : NULL;
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-            if (state && strcmp(state, "57014") == 0) {
-                err_set(err, 503, "evaluation_timeout",
-                        "the evaluation ran past its time limit (%d ms); retry later, or narrow "
-                        "the segment",
-                        ep.timeout_ms);
-                err_log(err, "%s", PQresultErrorMessage(r));
-                err->retry_after = 5;
-            } else {
-                session_fail(&s->conn, r, err);
-            }
-            PQclear(r);
-            r = NULL;
-        }
+    PGresult *r = PQsendQueryParams(s->conn.pg, sql, n, NULL, params, NULL, NULL, 0)
+                      ? session_await(s->conn.pg)
+                      : NULL;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        eval_pool_fail(s, r, err);
+        PQclear(r);
+        r = NULL;
     }
     give_back(s);
     return r;

@@ -16,4 +16,14 @@ void eval_pool_close(void);
  * statement runs past its timeout. The result (PGRES_TUPLES_OK), or NULL with err set. */
 PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_error *err);
 
+/* An evaluation session borrowed whole (a member export: many statements, from its own
+ * thread once taken): waits as eval_pool_run does (on a fiber). Its connected session, or
+ * NULL with err; eval_pool_give returns it. */
+typedef struct eval_session eval_session;
+eval_session *eval_pool_take(seg_error *err);
+PGconn *eval_pool_conn(eval_session *s);
+/* Maps a failed result (NULL: the session broke) into err, as eval_pool_run does. */
+void eval_pool_fail(eval_session *s, PGresult *r, seg_error *err);
+void eval_pool_give(eval_session *s);
+
 #endif

@@ -17,8 +17,11 @@
  * read most of the table anyway. Above it the sample holds about this many rows. */
 #define ESTIMATE_MIN_ROWS 200000.0
 #define ESTIMATE_SAMPLE_ROWS 100000.0
+/* Fewer of the tenant's devices than this in the sample, and the estimate is the exact count
+ * (a small tenant's devices sit on few pages: counting them is cheap, sampling them poor). */
+#define ESTIMATE_MIN_TENANT_ROWS 2000.0
 
-#define NOW_TEXT "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define NOW_TEXT "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define MEMBER_ROWS "segment_members m JOIN devices d ON d.tenant = m.tenant AND d.id = m.device " \
                     "WHERE m.tenant = $1 AND m.segment = $2 AND "
 
@@ -62,6 +65,83 @@ static double table_rows(seg_error *err)
     return rows;
 }
 
+/* The members' adjustments of segment (removed rule matches, added non-matches), exact, as
+ * two columns; "0, 0" for a preview. */
+static void put_adjustments(eval_sql *q, const eval_sql *p, const char *segment)
+{
+    if (!segment) {
+        eval_sql_put(q, ", 0, 0");
+        return;
+    }
+    eval_sql_put(q, ", (SELECT count(*) FROM " MEMBER_ROWS "NOT m.added AND ");
+    eval_sql_put(q, p->text);
+    eval_sql_put(q, "), (SELECT count(*) FROM " MEMBER_ROWS "m.added AND NOT coalesce(");
+    eval_sql_put(q, p->text);
+    eval_sql_put(q, ", false))");
+}
+
+/* Up to 10 matching ids from `from`, ascending, as a JSON array column (NULL for a count). */
+static void put_sample(eval_sql *q, const eval_sql *p, const char *segment, const char *from)
+{
+    if (segment) {
+        eval_sql_put(q, ", NULL");
+        return;
+    }
+    eval_sql_put(q, ", (SELECT coalesce(json_agg(s.id ORDER BY s.id), '[]') FROM (SELECT d.id FROM ");
+    eval_sql_put(q, from);
+    eval_sql_put(q, " WHERE d.tenant = $1 AND ");
+    eval_sql_put(q, p->text);
+    eval_sql_put(q, " ORDER BY d.id LIMIT 10) s)::text");
+}
+
+/* The statement. Exact: hits, then zeros. Sampled (SYSTEM samples pages): over the pages
+ * read, Σh (the tenant's matches), Σm (rows), Σh², Σm², Σhm, the pages, the tenant's rows
+ * and the table's rows now as the planner reckons them (reltuples / relpages × pages). Then
+ * both: removed, added, the sample, computed_at. */
+static void count_sql(eval_sql *q, const eval_sql *p, const char *segment, bool sampled)
+{
+    const char *from = sampled ? "devices d TABLESAMPLE SYSTEM ($3::float8)" : "devices d";
+    if (sampled) {
+        eval_sql_put(q, "SELECT coalesce(sum(h), 0), coalesce(sum(m), 0), coalesce(sum(h * h), 0), "
+                        "coalesce(sum(m * m), 0), coalesce(sum(h * m), 0), count(*), coalesce(sum(t), 0), "
+                        "(SELECT c.reltuples / greatest(c.relpages, 1) * (pg_relation_size(c.oid) / "
+                        "current_setting('block_size')::float8) FROM pg_class c WHERE c.oid = "
+                        "'devices'::regclass)");
+    } else {
+        eval_sql_put(q, "SELECT (SELECT count(*) FROM devices d WHERE d.tenant = $1 AND ");
+        eval_sql_put(q, p->text);
+        eval_sql_put(q, "), 0, 0, 0, 0, 0, 0, 0");
+    }
+    put_adjustments(q, p, segment);
+    put_sample(q, p, segment, from);
+    eval_sql_put(q, ", " NOW_TEXT ", $2::text, $3::text");
+    if (sampled) {
+        eval_sql_put(q, " FROM (SELECT count(*) FILTER (WHERE d.tenant = $1 AND ");
+        eval_sql_put(q, p->text);
+        eval_sql_put(q, ")::float8 AS h, count(*)::float8 AS m, count(*) FILTER (WHERE d.tenant = $1) AS t "
+                        "FROM devices d TABLESAMPLE SYSTEM ($3::float8) "
+                        "GROUP BY (d.ctid::text::point)[0]) pages");
+    }
+}
+
+/* A ratio estimate over the sampled pages (cluster sampling): the tenant's matches per row
+ * read, R = Σh / Σm, times the table's rows; its variance from the pages' residuals
+ * d = h − R m: Var(R) ≈ (1 − f) Σd² / (n (n − 1) m̄²). */
+static void ratio_estimate(const PGresult *res, double f, long long *count, long long *margin)
+{
+    double sh = atof(PQgetvalue(res, 0, 0)), sm = atof(PQgetvalue(res, 0, 1));
+    double shh = atof(PQgetvalue(res, 0, 2)), smm = atof(PQgetvalue(res, 0, 3));
+    double shm = atof(PQgetvalue(res, 0, 4)), n = atof(PQgetvalue(res, 0, 5));
+    double rows = atof(PQgetvalue(res, 0, 7));
+    double r = sm > 0 ? sh / sm : 0, mbar = n > 0 ? sm / n : 1;
+    double sdd = shh - 2 * r * shm + r * r * smm;
+    double var = n > 1 ? (1 - f) * (sdd > 0 ? sdd : 0) / (n * (n - 1) * mbar * mbar) : 0;
+    *count = llround(r * rows);
+    *margin = llround(1.96 * rows * sqrt(var));
+    if (sh == 0) /* none seen: the rule of three, over the rows read */
+        *margin = llround(3 * rows / (sm > 0 ? sm : 1));
+}
+
 int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const char *segment,
                      bool estimate, store_count *out, seg_error *err)
 {
@@ -77,53 +157,38 @@ int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const 
     }
     snprintf(pct, sizeof pct, "%.6f", fraction * 100);
     const char *fixed[3] = {tenant, segment ? segment : "", pct};
-    eval_sql p = {0}, q = {0};
+    eval_sql p = {0};
     int rc = -1;
     if (predicate(&p, r, fixed, 3, err))
         goto out;
-    const char *from = fraction < 1 ? "devices d TABLESAMPLE SYSTEM ($3::float8) REPEATABLE (22) "
-                                    : "devices d ";
-    eval_sql_put(&q, "SELECT (SELECT count(*) FROM ");
-    eval_sql_put(&q, from);
-    eval_sql_put(&q, "WHERE d.tenant = $1 AND ");
-    eval_sql_put(&q, p.text);
-    if (segment) {
-        eval_sql_put(&q, "), (SELECT count(*) FROM " MEMBER_ROWS "NOT m.added AND ");
-        eval_sql_put(&q, p.text);
-        eval_sql_put(&q, "), (SELECT count(*) FROM " MEMBER_ROWS "m.added AND NOT coalesce(");
-        eval_sql_put(&q, p.text);
-        eval_sql_put(&q, ", false)), NULL");
-    } else {
-        eval_sql_put(&q, "), 0, 0, (SELECT coalesce(json_agg(s.id ORDER BY s.id), '[]') FROM (SELECT d.id FROM ");
-        eval_sql_put(&q, from);
-        eval_sql_put(&q, "WHERE d.tenant = $1 AND ");
-        eval_sql_put(&q, p.text);
-        eval_sql_put(&q, " ORDER BY d.id LIMIT 10) s)::text");
+    PGresult *res = NULL;
+    for (int pass = fraction < 1 ? 0 : 1; pass < 2 && !res; pass++) {
+        eval_sql q = {0};
+        count_sql(&q, &p, segment, pass == 0);
+        res = run(&q, &p, err);
+        eval_sql_free(&q);
+        if (!res)
+            goto out;
+        out->estimate = pass == 0;
+        if (out->estimate && atof(PQgetvalue(res, 0, 6)) < ESTIMATE_MIN_TENANT_ROWS) {
+            PQclear(res); /* too few of the tenant's devices in the sample: count them all */
+            res = NULL;
+        }
     }
-    eval_sql_put(&q, ", " NOW_TEXT ", $2::text, $3::text");
-    PGresult *res = run(&q, &p, err);
-    if (!res)
-        goto out;
-    long long hits = atoll(PQgetvalue(res, 0, 0));
-    long long removed = atoll(PQgetvalue(res, 0, 1)), added = atoll(PQgetvalue(res, 0, 2));
-    out->estimate = fraction < 1;
-    if (out->estimate) {
-        out->count = llround((double)hits / fraction);
-        out->margin = hits ? llround(1.96 * sqrt((double)hits * (1 - fraction)) / fraction)
-                           : llround(3 / fraction);
-    } else {
-        out->count = hits;
-    }
+    long long removed = atoll(PQgetvalue(res, 0, 8)), added = atoll(PQgetvalue(res, 0, 9));
+    if (out->estimate)
+        ratio_estimate(res, fraction, &out->count, &out->margin);
+    else
+        out->count = atoll(PQgetvalue(res, 0, 0));
     out->count += added - removed;
     if (out->count < 0)
         out->count = 0;
-    out->sample = segment ? NULL : keep(c, PQgetvalue(res, 0, 3), err);
-    out->computed_at = keep(c, PQgetvalue(res, 0, 4), err);
+    out->sample = segment ? NULL : keep(c, PQgetvalue(res, 0, 10), err);
+    out->computed_at = keep(c, PQgetvalue(res, 0, 11), err);
     PQclear(res);
     rc = out->computed_at && (segment || out->sample) ? 0 : -1;
 out:
     eval_sql_free(&p);
-    eval_sql_free(&q);
     return rc;
 }
 

@@ -621,6 +621,8 @@ const stmt_def store_statements[STMT__COUNT] = {
         LOCKS_NONE, false},
 };
 
+const char store_device_json_sql[] = DEVICE_JSON;
+
 bool stmt_writes_segments(stmt_id id)
 {
     switch (id) {

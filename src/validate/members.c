@@ -25,9 +25,9 @@ static void check_operation(val_path *p, json_t *op, members_in *out)
     const char *s = json_string_value(op);
     if (!op)
         val_fail_at(p, "operation", "\"operation\" is required: expected add or remove");
-    else if (!json_is_string(op))
-        val_fail_at(p, "operation", "\"operation\" must be a string, got %s: expected add or remove",
-                    val_type_name(op));
+    else if (!json_is_string(op) || strlen(s) != json_string_length(op))
+        val_fail_at(p, "operation", "\"operation\" must be a string without NUL, got %s: expected add or remove",
+                    json_is_string(op) ? "one with a NUL" : val_type_name(op));
     else if (strcmp(s, "add") == 0 || strcmp(s, "remove") == 0)
         out->add = s[0] == 'a';
     else

@@ -1,4 +1,5 @@
-/* Routing table matching: literal paths, {id} parameters, 404, 405 with Allow. */
+/* Routing table matching: literal paths, {id} parameters, 404, 405 with Allow, and a
+ * pattern with two parameters (both filled, each checked, *second says which is wrong). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,16 @@ static bool only_digits(const char *v, const char **why)
     return *v != '\0';
 }
 
+static bool only_lower(const char *v, const char **why)
+{
+    for (const char *p = v; *p; p++)
+        if (*p < 'a' || *p > 'z') {
+            *why = "lowercase only";
+            return false;
+        }
+    return *v != '\0';
+}
+
 static const http_route routes[] = {
     {"GET", "/items", h, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL},
     {"POST", "/items", h, 0, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL},
@@ -28,6 +39,8 @@ static const http_route routes[] = {
     {"GET", "/healthz", h, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL},
     {"GET", "/items/{id}/tags", h, 0, BODY_NONE, only_digits, "item id", NULL, NULL, NULL, NULL},
     {"POST", "/items/bulk", h, 0, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL}, /* after {id}: still wins */
+    {"GET", "/items/{id}/subs/{sub}", h, 0, BODY_NONE, only_digits, "item id", NULL, only_lower, "sub id", "sub"},
+    {"PUT", "/items/{id}/subs/{sub}", h, 0, BODY_JSON, only_digits, "item id", NULL, only_lower, "sub id", "sub"},
 };
 #define N (sizeof routes / sizeof routes[0])
 
@@ -142,6 +155,94 @@ static void test_param_inside_pattern(void **state)
     assert_int_equal(match("GET", "/items/12/tags/", &r, param, allow, &why), ROUTE_NOT_FOUND);
 }
 
+/* router_match with both parameters and which one was wrong. */
+static route_result match2(const char *m, const char *p, const http_route **r, char *param,
+                           char *param2, char *allow, const char **why, bool *second)
+{
+    http_router rt;
+    assert_int_equal(router_init(&rt, routes, N), 0);
+    return router_match(&rt, m, p, r, param, param2, 64, allow, 128, why, second);
+}
+
+static void test_two_params(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], param2[64], allow[128];
+    const char *why = NULL;
+    bool second = true;
+    assert_int_equal(match2("GET", "/items/12/subs/abc", &r, param, param2, allow, &why, &second), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[7]);
+    assert_string_equal(param, "12");
+    assert_string_equal(param2, "abc");
+    assert_int_equal(match2("PUT", "/items/7/subs/z", &r, param, param2, allow, &why, &second), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[8]);
+    assert_string_equal(param, "7");
+    assert_string_equal(param2, "z");
+    /* HEAD reads as GET */
+    assert_int_equal(match2("HEAD", "/items/3/subs/q", &r, param, param2, allow, &why, &second), ROUTE_FOUND);
+    assert_ptr_equal(r, &routes[7]);
+}
+
+static void test_two_params_bad(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], param2[64], allow[128];
+    const char *why = NULL;
+    bool second;
+    /* the second is wrong */
+    second = false;
+    assert_int_equal(match2("GET", "/items/12/subs/aBc", &r, param, param2, allow, &why, &second),
+                     ROUTE_BAD_PARAM);
+    assert_true(second);
+    assert_ptr_equal(r, &routes[7]);
+    assert_string_equal(why, "lowercase only");
+    assert_string_equal(param, "12");
+    assert_string_equal(param2, "aBc");
+    /* the first is wrong */
+    second = true;
+    why = NULL;
+    assert_int_equal(match2("GET", "/items/1x2/subs/abc", &r, param, param2, allow, &why, &second),
+                     ROUTE_BAD_PARAM);
+    assert_false(second);
+    assert_ptr_equal(r, &routes[7]);
+    assert_string_equal(why, "digits only");
+    assert_string_equal(param, "1x2");
+    /* both wrong: the first is reported */
+    second = true;
+    assert_int_equal(match2("GET", "/items/x/subs/9", &r, param, param2, allow, &why, &second),
+                     ROUTE_BAD_PARAM);
+    assert_false(second);
+    assert_string_equal(why, "digits only");
+    /* the other method's route checks the same way */
+    second = false;
+    assert_int_equal(match2("PUT", "/items/5/subs/A", &r, param, param2, allow, &why, &second),
+                     ROUTE_BAD_PARAM);
+    assert_true(second);
+    assert_ptr_equal(r, &routes[8]);
+}
+
+static void test_two_params_shape(void **state)
+{
+    const http_route *r = NULL;
+    char param[64], param2[64], allow[128], path[300];
+    const char *why = NULL;
+    bool second;
+    const char *paths[] = {"/items/12/subs", "/items/12/subs/", "/items/12/subs/abc/", "/items//subs/abc",
+                           "/items/12/subs//", "/items/12/sub/abc", "/items/12/subs/abc/def", "/items/12//abc"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        assert_int_equal(match2("GET", paths[i], &r, param, param2, allow, &why, &second), ROUTE_NOT_FOUND);
+    assert_int_equal(match2("DELETE", "/items/12/subs/abc", &r, param, param2, allow, &why, &second),
+                     ROUTE_BAD_METHOD);
+    assert_string_equal(allow, "GET, HEAD, PUT");
+    /* an over-long second parameter is cut to the buffer, safely */
+    memset(path, 'a', sizeof path);
+    memcpy(path, "/items/1/subs/", 14);
+    path[sizeof path - 1] = '\0';
+    assert_int_equal(match2("GET", path, &r, param, param2, allow, &why, &second), ROUTE_FOUND);
+    assert_string_equal(param, "1");
+    assert_int_equal(strlen(param2), 63);
+}
+
 static void test_table_too_big(void **state)
 {
     static http_route many[ROUTER_MAX + 1];
@@ -161,6 +262,8 @@ int main(void)
         cmocka_unit_test(test_long_param_truncated_safely),
         cmocka_unit_test(test_literal_wins_over_param), cmocka_unit_test(test_param_inside_pattern),
         cmocka_unit_test(test_table_too_big),
+        cmocka_unit_test(test_two_params),    cmocka_unit_test(test_two_params_bad),
+        cmocka_unit_test(test_two_params_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
