@@ -282,10 +282,8 @@ class Psql:
         self.p.wait()
 
 
-def segmentd_sql(s):
-    """The count statement segmentd sends for s (store/evaluate.c + eval_sql.c), its
-    parameters written in, for EXPLAIN ANALYZE."""
-    seg = s["id"]
+def segmentd_pred(s):
+    """The predicate segmentd compiles for s (store/eval_sql.c), its parameters written in."""
     if s["dialect"] == "v1":
         p = {"time": "((d.first_session <= %s::bigint) AND (d.last_session >= %s::bigint))",
              "model": "((d.device_model = 'Redmi Note 13'::text OR d.device_model = 'Galaxy S23'::text) AND "
@@ -300,6 +298,13 @@ def segmentd_sql(s):
         p = ("((d.attributes @> '{\"interest\": [\"cooking\"]}'::jsonb OR d.attributes @> "
              "'{\"interest\": [\"gardening\"]}'::jsonb) AND (d.attributes @> '{\"plan\": [\"premium\"]}'::jsonb "
              "OR d.attributes @> '{\"plan\": [\"family\"]}'::jsonb))")
+    return p
+
+
+def segmentd_sql(s):
+    """The exact count statement segmentd sends for s (store/evaluate.c + eval_sql.c), its
+    parameters written in, for EXPLAIN ANALYZE."""
+    seg, p = s["id"], segmentd_pred(s)
     mr = ("segment_members m JOIN devices d ON d.tenant = m.tenant AND d.id = m.device "
           "WHERE m.tenant = 'ev' AND m.segment = '%s' AND " % seg)
     return ("SELECT (SELECT count(*) FROM devices d WHERE d.tenant = 'ev' AND %s), (SELECT count(*) FROM %s"
@@ -409,7 +414,20 @@ def export(url, work, reps, raw, sd_pid, psql):
     if st != 200:
         out("ev.export.probe_body", body[:200].decode(errors="replace").replace("\n", " "))
         return
-    for s in (segs[0], segs[3]):   # time (about a third of the devices), attributes (a few percent)
+    with open(raw + "/eval-export-explain.txt", "w") as f:
+        for s in (segs[0], segs[3]):
+            sel = ("SELECT d.id FROM devices d LEFT JOIN segment_members m ON m.tenant = d.tenant AND m.segment = '%s' "
+                   "AND m.device = d.id WHERE d.tenant = '%s' AND CASE WHEN m.added IS NULL THEN %s ELSE m.added END"
+                   % (s["id"], TENANT, segmentd_pred(s)))
+            for label, text in (("the export's SELECT (store/export.c), ids", "EXPLAIN (ANALYZE, BUFFERS) " + sel),
+                                ("its DECLARE (a cursor: cursor_tuple_fraction)",
+                                 "BEGIN; EXPLAIN DECLARE segmentd_export NO SCROLL CURSOR FOR %s; ROLLBACK" % sel),
+                                ("the reference", "EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM devices WHERE tenant = '%s' "
+                                 "AND (%s)" % (TENANT, s["ref"]))):
+                p = subprocess.run(psql, input=text + ";\n", capture_output=True, text=True)
+                f.write("== %s: %s\n%s\n%s%s\n" % (s["name"], label, text, p.stdout, p.stderr))
+    pg = Psql(psql)
+    for s in (segs[0], segs[3]):   # time (a fifth of the devices), attributes (a few percent)
         n = s["name"]
         for fields in ("", "&fields=all"):
             key = "ev.export.%s%s" % (n, ".all" if fields else "")
@@ -423,45 +441,41 @@ def export(url, work, reps, raw, sd_pid, psql):
                 t0 = time.perf_counter()
                 conn.request("GET", path, headers={"Authorization": "Bearer " + token})
                 r = conn.getresponse()
-                ids, nbytes, bad = [], 0, 0
-                buf = b""
+                chunks = []   # kept as they come; parsed after the clock stops
                 while True:
                     chunk = r.read(1 << 16)
                     if not chunk:
                         break
-                    nbytes += len(chunk)
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        if line:
-                            try:
-                                ids.append(json.loads(line)["id"])
-                            except (ValueError, KeyError):
-                                bad += 1
+                    chunks.append(chunk)
                 secs = time.perf_counter() - t0
                 stop.set()
                 th.join()
                 conn.close()
-                if buf.strip():
-                    bad += 1
+                body = b"".join(chunks)
+                nbytes, ids, bad = len(body), [], 0
+                for line in body.split(b"\n"):
+                    if line:
+                        try:
+                            ids.append(json.loads(line)["id"])
+                        except (ValueError, KeyError):
+                            bad += 1
                 sd_t.append(secs)
                 rss.append(samples)
                 out(key + ".r%d.status" % (rep + 1), r.status)
-                # the reference: COPY of the same rows to psql's standard output, the wall clock of psql
+                # the reference: COPY of the same rows to psql's standard output in a long-lived
+                # session, as psql's \timing measures it
                 cols = "*" if fields else "id"
                 sql = "COPY (SELECT %s FROM devices WHERE tenant = '%s' AND (%s)) TO STDOUT" % (cols, TENANT, s["ref"])
-                t0 = time.perf_counter()
-                p = subprocess.run(psql, input=sql + ";\n", capture_output=True)
-                pg_t.append(time.perf_counter() - t0)
-                if p.returncode:
-                    sys.exit("eval.py: psql COPY failed: %s" % p.stderr[:300])
-                ref_ids = [l.split(b"\t")[1 if fields else 0].decode() for l in p.stdout.split(b"\n") if l]
+                lines = pg.run(sql + ";")
+                pg_t.append([float(l[6:].split()[0]) for l in lines if l.startswith("Time: ")][-1] / 1000)
+                data = [l for l in lines if not l.startswith("Time: ")]
+                ref_ids = [l.split("\t")[1 if fields else 0] for l in data]
                 if rep == 0:
                     out(key + ".lines", len(ids))
                     out(key + ".bytes", nbytes)
                     out(key + ".bad_lines", bad)
                     out(key + ".ref_lines", len(ref_ids))
-                    out(key + ".ref_bytes", len(p.stdout))
+                    out(key + ".ref_bytes", sum(len(l) + 1 for l in data))
                     out(key + ".same_ids", int(sorted(ids) == sorted(ref_ids)))
                     out(key + ".ordered", int(ids == sorted(ids)))
             out(key + ".sd_s", "%.3f" % statistics.median(sd_t))

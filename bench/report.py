@@ -327,14 +327,14 @@ def evaluation(r, w):
                  r.get("ev.export.probe_body", "")[:120]))
         else:
             w("export: GET …/members?format=ndjson against psql COPY (SELECT … WHERE …) TO STDOUT of the same rows "
-              "(psql's wall clock), median of the repetitions; segmentd's VmRSS sampled every 50 ms (target ≥ 70 %, flat)")
+              "in one long-lived psql session (\\timing), median of the repetitions; segmentd's VmRSS sampled every 50 ms (target ≥ 70 %, flat)")
             for k in ("time", "time.all", "attrs", "attrs.all"):
                 p = "ev.export." + k
                 if p + ".sd_s" not in r:
                     continue
                 sd, pg = num(r, p + ".sd_s"), num(r, p + ".pg_s")
                 grow = num(r, p + ".rss_max_kib", 0) - num(r, p + ".rss_first_kib", 0)
-                w("  %-9s %7s lines (%.1f MiB; COPY %s lines, %.1f MiB; same ids: %s, ascending: %s, bad lines %s): segmentd "
+                w("  %-9s %7s lines (%.1f MiB; COPY %s lines, %.1f MiB; same ids: %s, in id order: %s (none promised), bad lines %s): segmentd "
                   "%.2f s (%s), COPY %.2f s (%s): %.0f%% (%s); RSS %.1f–%.1f MiB (+%.1f MiB over the start): %s"
                   % (k, r.get(p + ".lines"), num(r, p + ".bytes", 0) / 1048576, r.get(p + ".ref_lines"),
                      num(r, p + ".ref_bytes", 0) / 1048576, "yes" if r.get(p + ".same_ids") == "1" else "NO",
