@@ -18,6 +18,7 @@
 #include "http/listen.h"
 #include "store/store.h"
 #include "store/imports.h"
+#include "store/size_refresher.h"
 #include "store/sweeper.h"
 
 static const char *env_lookup(const char *name, void *cls)
@@ -135,9 +136,10 @@ static int cmd_serve(seg_config *cfg)
         return fatal(&err);
     }
     if (store_sweeper_start(cfg, &err) || store_import_merge_start(cfg, &err) ||
-        h_lookup_start(cfg, &err)) {
+        h_lookup_start(cfg, &err) || store_size_refresher_start(cfg, &err)) {
         http_server_stop(0);
         store_sweeper_stop();
+        h_lookup_stop();
         store_import_merge_stop();
         store_close();
         return fatal(&err);
@@ -151,6 +153,7 @@ static int cmd_serve(seg_config *cfg)
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     store_sweeper_stop();
+    store_size_refresher_stop();
     http_server_stop(cfg->shutdown_grace_s);
     h_imports_stop(5);
     h_exports_stop(5);

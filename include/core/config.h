@@ -33,6 +33,7 @@ typedef struct seg_config {
     int import_retention_days;   /* finished imports are purged after this */
     int eval_timeout_ms;         /* statement_timeout of an evaluation */
     int eval_concurrency;        /* evaluations at once in this process */
+    int size_refresh_s;          /* 0: no size refresher */
     log_level log_level;
     bool auto_migrate;
     char *migrations_dir;

@@ -35,6 +35,11 @@ typedef struct store_count {
 int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const char *segment,
                      bool estimate, store_count *out, seg_error *err) MUSTCHECK;
 
+/* Keeps a count of segment id as its size (the representations' read-only `size`), unless a
+ * later one is kept already. 0, or -1 with err. */
+int store_eval_size(store_conn *c, bool v1, const char *tenant, const char *id,
+                    const store_count *n, seg_error *err) MUSTCHECK;
+
 /* Up to limit member ids of segment after id `after` ("" for the first page), in id order;
  * more says whether others follow. Ids live in c's arena. */
 typedef struct store_ids {
@@ -57,11 +62,13 @@ typedef struct store_check {
 int store_eval_check(store_conn *c, bool v1, const char *tenant, const char *segment,
                      const char *device, store_check *out, seg_error *err) MUSTCHECK;
 
-/* The device → segments lookup's device: its columns and its explicit memberships as JSON
- * [[segment, added], …]. STORE_DONE, STORE_MISSING or -1. */
+/* The device → segments lookup's device: its columns and its explicit memberships, the
+ * segments in byte order (strcmp). STORE_DONE, STORE_MISSING or -1. */
 typedef struct store_device_eval {
     const char *col[EV_DEVICE_COLUMNS];
-    const char *memberships;
+    size_t n_members;
+    const char **member_segment;
+    bool *member_added;
 } store_device_eval;
 int store_eval_device(store_conn *c, const char *tenant, const char *device,
                       store_device_eval *out, seg_error *err) MUSTCHECK;

@@ -33,6 +33,10 @@ typedef enum stmt_id {
     STMT_IMPORT_STATE,
     STMT_IMPORT_MERGE,
     STMT_IMPORT_PURGE,
+    /* the size refresher's (store/size_refresher.c), on its own session */
+    STMT_SIZE_DUE,
+    STMT_SIZE_LOCK,
+    STMT_SIZE_UNLOCK,
     /* the segment watch's (store/segment_watch.c), on its own session */
     STMT_WATCH_FINGERPRINTS,
     /* prepared on every new session */
@@ -71,6 +75,8 @@ typedef enum stmt_id {
     STMT_EVAL_RULES,
     STMT_MEMBERS_AUD,
     STMT_MEMBERS_V1,
+    STMT_SIZE_AUD,
+    STMT_SIZE_V1,
     STMT__COUNT
 } stmt_id;
 

@@ -56,6 +56,9 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_EVAL_TIMEOUT_MS", CF_INT, "30000", 10, 3600000,
      "statement_timeout of an evaluation (counts, member pages, previews); past it 503 "
      "evaluation_timeout"},
+    {"SEGMENTD_SIZE_REFRESH_S", CF_INT, "300", 0, 86400,
+     "seconds between passes of the size refresher, which counts the active segments whose "
+     "size is older than that (0: off; counts still refresh the size they compute)"},
     {"SEGMENTD_EVAL_CONCURRENCY", CF_INT, "2", 1, 64,
      "evaluations run at once by this process, each on a pooled PostgreSQL session (more wait "
      "up to SEGMENTD_POOL_WAIT_MS, then 503 evaluation_busy), so that counts never starve CRUD"},
@@ -237,6 +240,8 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->import_retention_days = (int)n;
     } else if (!strcmp(name, "EVAL_TIMEOUT_MS")) {
         cfg->eval_timeout_ms = (int)n;
+    } else if (!strcmp(name, "SIZE_REFRESH_S")) {
+        cfg->size_refresh_s = (int)n;
     } else if (!strcmp(name, "EVAL_CONCURRENCY")) {
         cfg->eval_concurrency = (int)n;
     } else if (!strcmp(name, "LOG_LEVEL")) {

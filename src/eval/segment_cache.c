@@ -37,13 +37,18 @@ static size_t bucket(const char *s)
     return (size_t)(h % BUCKETS);
 }
 
+static void segs_free(ev_segment *segs, size_t n)
+{
+    for (size_t i = 0; segs && i < n; i++) {
+        free(segs[i].id);
+        ev_rule_free(&segs[i].rule);
+    }
+    free(segs);
+}
+
 static void set_free(ev_segment_set *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->segs[i].id);
-        ev_rule_free(&s->segs[i].rule);
-    }
-    free(s->segs);
+    segs_free(s->segs, s->n);
     free(s);
 }
 
@@ -144,7 +149,7 @@ ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, const char *fin
 {
     ev_segment_set *s = segs ? calloc(1, sizeof *s) : NULL;
     if (!s) {
-        set_free(&(ev_segment_set){.n = n, .segs = segs});
+        segs_free(segs, n);
         return NULL;
     }
     if (n)

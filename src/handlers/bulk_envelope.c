@@ -70,7 +70,7 @@ static void put_lifecycle(json_text *o, const bulk_row *row)
     json_text_raw(o, row->extend_days);
     JSON_TEXT_LIT(o, ", \"status\" : \"");
     json_text_raw(o, row->status);
-    JSON_TEXT_LIT(o, "\"");
+    JSON_TEXT_LIT(o, "\", \"size\" : null"); /* never computed yet */
 }
 
 static void put_span(json_text *o, const char *record, bulk_span at)

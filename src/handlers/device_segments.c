@@ -25,11 +25,6 @@ static void device_release(void *d)
     ev_device_free(d);
 }
 
-static void json_release(void *j)
-{
-    json_decref(j);
-}
-
 /* Compiles the rows of the tenant's segments; NULL with err (segs freed). */
 static ev_segment *compile(const store_rule_entry *e, size_t n, seg_error *err)
 {
@@ -87,15 +82,20 @@ static ev_segment_set *segments_of(http_request *rq, store_conn *c)
     return s;
 }
 
-/* The device's explicit membership of segment id: 1 added, 0 removed, -1 none. */
-static int explicit_of(json_t *memberships, const char *id)
+/* The device's explicit membership of segment id: 1 added, 0 removed, -1 none (a binary
+ * search: the store gives them in byte order). */
+static int explicit_of(const store_device_eval *dev, const char *id)
 {
-    size_t i;
-    json_t *m;
-    json_array_foreach(memberships, i, m) {
-        const char *seg = json_string_value(json_array_get(m, 0));
-        if (seg && strcmp(seg, id) == 0)
-            return json_is_true(json_array_get(m, 1));
+    size_t lo = 0, hi = dev->n_members;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(dev->member_segment[mid], id);
+        if (c == 0)
+            return dev->member_added[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return -1;
 }
@@ -106,18 +106,10 @@ void h_device_segments(http_request *rq)
     store_device_eval dev;
     ev_device *d;
     ev_segment_set *set;
-    json_error_t je;
     if (h_only_query(rq, (const char *const[]){NULL}) || !(c = h_store(rq)) ||
         h_missed_as(rq, store_eval_device(c, rq->principal.tenant, rq->param, &dev, &rq->err), "device") ||
-        !(d = h_keep(rq, sizeof *d, device_release)) || ev_device_read(d, dev.col, &rq->err))
-        return;
-    json_t *memberships = json_loads(dev.memberships, 0, &je);
-    if (!memberships || arena_defer(&rq->arena, json_release, memberships)) {
-        json_decref(memberships);
-        err_set(&rq->err, 500, "internal", "the device's memberships could not be read");
-        return;
-    }
-    if (!(set = segments_of(rq, c)))
+        !(d = h_keep(rq, sizeof *d, device_release)) || ev_device_read(d, dev.col, &rq->err) ||
+        !(set = segments_of(rq, c)))
         return;
     int64_t now = ev_now_us();
     json_text o = {0};
@@ -132,7 +124,7 @@ void h_device_segments(http_request *rq)
         if (strcmp(ev_status(s->active, s->has_start, s->start_us, s->has_end, s->end_us, s->extend, now),
                    "active") != 0)
             continue;
-        int ex = explicit_of(memberships, s->id);
+        int ex = explicit_of(&dev, s->id);
         if (ex == 0 || (ex < 0 && !ev_match(&s->rule, d)))
             continue;
         json_text_comma(&o);

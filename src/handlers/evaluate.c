@@ -108,7 +108,8 @@ static void count(http_request *rq, bool v1)
     ev_rule *r;
     if (h_only_query(rq, allowed) || precision(rq, &estimate) ||
         !(r = path_segment(rq, v1, &c, buf, &id, &status)) ||
-        store_eval_count(c, r, rq->principal.tenant, id, estimate, &n, &rq->err))
+        store_eval_count(c, r, rq->principal.tenant, id, estimate, &n, &rq->err) ||
+        store_eval_size(c, v1, rq->principal.tenant, id, &n, &rq->err))
         return;
     reply_count(rq, &n, status);
 }

@@ -3,6 +3,7 @@
 #define SEGMENTD_STORE_EVAL_POOL_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "store/slots.h"
 
@@ -17,10 +18,11 @@ void eval_pool_close(void);
 PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_error *err);
 
 /* An evaluation session borrowed whole (a member export: many statements, from its own
- * thread once taken): waits as eval_pool_run does (on a fiber). Its connected session, or
- * NULL with err; eval_pool_give returns it. */
+ * thread once taken, for as long as its client reads): waits as eval_pool_run does (on a
+ * fiber). With export, only while exports leave one session (of two or more) to the counts.
+ * Its connected session, or NULL with err; eval_pool_give returns it. */
 typedef struct eval_session eval_session;
-eval_session *eval_pool_take(seg_error *err);
+eval_session *eval_pool_take(seg_error *err, bool export);
 PGconn *eval_pool_conn(eval_session *s);
 /* Maps a failed result (NULL: the session broke) into err, as eval_pool_run does. */
 void eval_pool_fail(eval_session *s, PGresult *r, seg_error *err);

@@ -277,10 +277,23 @@ int store_eval_device(store_conn *c, const char *tenant, const char *device,
     PGresult *res = store_run(c, STMT_EVAL_DEVICE, p, err);
     if (!res)
         return -1;
-    if (PQntuples(res) == 0)
+    int rows = PQntuples(res), seg = EV_DEVICE_COLUMNS;
+    if (rows == 0)
         return STORE_MISSING;
     columns_of(res, 0, out->col);
-    out->memberships = PQgetvalue(res, 0, EV_DEVICE_COLUMNS);
+    out->n_members = 0;
+    out->member_segment = arena_alloc(c->arena, sizeof *out->member_segment * (size_t)rows);
+    out->member_added = arena_alloc(c->arena, sizeof *out->member_added * (size_t)rows);
+    if (!out->member_segment || !out->member_added) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    for (int r = 0; r < rows; r++) {
+        if (PQgetisnull(res, r, seg))
+            continue;
+        out->member_segment[out->n_members] = PQgetvalue(res, r, seg);
+        out->member_added[out->n_members++] = PQgetvalue(res, r, seg + 1)[0] == 't';
+    }
     return STORE_DONE;
 }
 
@@ -329,4 +342,13 @@ int store_members_apply(store_conn *c, bool v1, const char *tenant, const char *
     out->unknown = atoll(PQgetvalue(res, 0, 2));
     out->unknown_ids = PQgetvalue(res, 0, 3);
     return STORE_DONE;
+}
+
+int store_eval_size(store_conn *c, bool v1, const char *tenant, const char *id,
+                    const store_count *n, seg_error *err)
+{
+    char count[24];
+    snprintf(count, sizeof count, "%lld", n->count);
+    const char *p[5] = {tenant, id, count, n->estimate ? "estimate" : "exact", n->computed_at};
+    return store_run(c, v1 ? STMT_SIZE_V1 : STMT_SIZE_AUD, p, err) ? 0 : -1;
 }

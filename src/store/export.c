@@ -65,7 +65,7 @@ int store_export_open(const ev_rule *r, const char *tenant, const char *segment,
         err_set(err, 500, "internal", "out of memory");
         goto out;
     }
-    if (!(x->s = eval_pool_take(err)))
+    if (!(x->s = eval_pool_take(err, true)))
         goto out;
     if (begin(x, q.text, &p, err)) {
         eval_pool_give(x->s);

@@ -223,13 +223,9 @@ int store_import_merge_start(const seg_config *cfg, seg_error *err)
     if (!provided) /* once per process */
         metrics_provide(merge_metrics);
     provided = true;
-    mw.w.name = "device import merge";
-    mw.w.cfg = cfg;
-    mw.w.period_s = MERGE_POLL_S;
-    mw.w.timeout_ms = MERGE_TIMEOUT_MS;
-    mw.w.pass = pass;
     mw.w.setup = setup;
-    return store_worker_start(&mw.w, err);
+    return store_worker_run(&mw.w, "device import merge", cfg,
+                            MERGE_POLL_S, MERGE_TIMEOUT_MS, pass, err);
 }
 
 void store_import_merge_wake(void)

@@ -304,6 +304,7 @@ static const field aud_fields[] = {
     FIELD(", \"description\" : ", STR), FIELD(", \"properties\" : ", RAW), FIELD(", \"updated_at\" : ", TS),
     FIELD(", \"start_date\" : ", TS), FIELD(", \"end_date\" : ", TS), FIELD(", \"active\" : ", BOOL),
     FIELD(", \"extend\" : ", BOOL), FIELD(", \"extend_days\" : ", RAW), FIELD(", \"status\" : ", QUOTED),
+    FIELD(", \"size\" : ", RAW),
 };
 
 static const field v1_fields[] = {
@@ -311,11 +312,12 @@ static const field v1_fields[] = {
     FIELD(", \"constraints\" : ", RAW), FIELD(", \"createdAt\" : ", MS), FIELD(", \"updatedAt\" : ", MS),
     FIELD(", \"startDate\" : ", MS), FIELD(", \"endDate\" : ", MS), FIELD(", \"active\" : ", BOOL),
     FIELD(", \"extend\" : ", BOOL), FIELD(", \"extendDays\" : ", RAW), FIELD(", \"status\" : ", QUOTED),
+    FIELD(", \"size\" : ", RAW),
 };
 
 /* The paging key's column: no (a field), seq (after the fields). */
 #define AUD_NO 3
-#define V1_SEQ 12
+#define V1_SEQ 13
 
 static const field *fields_of(store_list_kind kind, int *n)
 {

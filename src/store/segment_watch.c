@@ -53,12 +53,8 @@ static void watch_pass(store_worker *w)
 int store_watch_start(const seg_config *cfg, const store_watch_fns *f, seg_error *err)
 {
     fns = *f;
-    worker.name = "segment watch";
-    worker.cfg = cfg;
-    worker.period_s = 1;
-    worker.timeout_ms = cfg->statement_timeout_ms;
-    worker.pass = watch_pass;
-    return store_worker_start(&worker, err);
+    return store_worker_run(&worker, "segment watch", cfg,
+                            1, cfg->statement_timeout_ms, watch_pass, err);
 }
 
 void store_watch_stop(void)

@@ -62,6 +62,19 @@
 
 #define TS_JSON(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
+/* A segment's size, dropped (null) when a write changes its rule: new_rule is the rule the
+ * row gets, old the stored one. */
+#define SIZE_KEPT(new_rule, old)                                                              \
+    "size_at = CASE WHEN (" new_rule ") IS DISTINCT FROM " old " THEN NULL ELSE s.size_at END, "
+
+/* A segment's last computed size (read-only; null until computed), in each dialect's words. */
+#define AUD_SIZE                                                                              \
+    "CASE WHEN s.size_at IS NULL THEN NULL ELSE json_build_object('count', s.size_count, "   \
+    "'precision', s.size_precision, 'computed_at', " TS_JSON("s.size_at") ") END"
+#define V1_SIZE                                                                               \
+    "CASE WHEN s.size_at IS NULL THEN NULL ELSE json_build_object('count', s.size_count, "   \
+    "'precision', s.size_precision, 'computedAt', floor(extract(epoch FROM s.size_at) * 1000)::bigint) END"
+
 #define AUD_JSON                                                                            \
     "json_build_object('id', s.id, 'management_type', s.management_type, 'name', s.name, "  \
     "'no', s.no, 'owner_id', s.owner_id, 'approximated_size', s.approximated_size, "        \
@@ -70,7 +83,7 @@
     "'properties', s.properties, 'updated_at', " TS_JSON("s.updated_at") ", "                \
     "'start_date', " TS_JSON("s.start_date") ", 'end_date', " TS_JSON(END_AT) ", "            \
     "'active', s.active, 'extend', s.extend, 'extend_days', s.extend_days, "                \
-    "'status', " STATUS ")::text"
+    "'status', " STATUS ", 'size', " AUD_SIZE ")::text"
 
 /* A timestamp as whole microseconds since the epoch (bulk creates write it themselves). */
 #define US_OF(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
@@ -82,7 +95,7 @@
     "'constraints', s.constraints, 'createdAt', " MS_JSON("s.created_at") ", "          \
     "'updatedAt', " MS_JSON("s.updated_at") ", 'startDate', " MS_JSON("s.start_date") ", " \
     "'endDate', " MS_JSON(END_AT) ", 'active', s.active, 'extend', s.extend, "           \
-    "'extendDays', s.extend_days, 'status', " STATUS ")::text"
+    "'extendDays', s.extend_days, 'status', " STATUS ", 'size', " V1_SIZE ")::text"
 
 /* A timestamp as microseconds since 2000-01-01 UTC, 16 hex digits (its binary send
  * format): set by no session setting, and cheaper for PostgreSQL than to_char or a numeric
@@ -93,14 +106,14 @@
 #define AUD_COLUMNS                                                                       \
     "s.id, s.management_type, s.name, s.no, s.owner_id, s.approximated_size, "            \
     TS_HEX("s.created_at") ", s.deprecated_properties, s.description, s.properties, "   \
-    TS_HEX("s.updated_at") ", " LC_COLUMNS
+    TS_HEX("s.updated_at") ", " LC_COLUMNS ", " AUD_SIZE "::text"
 
 #define LC_COLUMNS                                                                        \
     TS_HEX("s.start_date") ", " TS_HEX(END_AT) ", s.active, s.extend, s.extend_days, " STATUS
 
 #define V1_COLUMNS                                                                        \
     "s.id, s.name, s.description, s.constraints, " TS_HEX("s.created_at") ", "           \
-    TS_HEX("s.updated_at") ", " LC_COLUMNS ", s.seq"
+    TS_HEX("s.updated_at") ", " LC_COLUMNS ", " V1_SIZE "::text, s.seq"
 
 /* The lifecycle members of a bulk record (handlers/bulk_items.c). */
 #define LC_RECORD "start_us bigint, end_us bigint, active boolean, extend boolean, extend_days int"
@@ -307,6 +320,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "owner_id = CASE WHEN ($3::int & 4) <> 0 THEN $7::uuid ELSE s.owner_id END, "
         "approximated_size = CASE WHEN ($3::int & 8) <> 0 THEN $8::bigint ELSE s.approximated_size END, "
         "description = CASE WHEN ($3::int & 16) <> 0 THEN $9 ELSE s.description END, "
+        SIZE_KEPT("CASE WHEN ($3::int & 32) <> 0 THEN coalesce($10::jsonb, '{}') ELSE s.properties END", "s.properties")
         "properties = CASE WHEN ($3::int & 32) <> 0 THEN coalesce($10::jsonb, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN ($3::int & 64) <> 0 THEN coalesce($11::jsonb, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("$3::int", "arg")
@@ -368,6 +382,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "upd AS (UPDATE v1_segments AS s SET "
         "name = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.name END, "
         "description = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.description END, "
+        SIZE_KEPT("CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END, "
         LC_SET("$3::int", "arg")
         "updated_at = now(), version = s.version + 1 FROM arg "
@@ -436,6 +451,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "owner_id = CASE WHEN (x.mask & 4) <> 0 THEN x.owner_id ELSE s.owner_id END, "
         "approximated_size = CASE WHEN (x.mask & 8) <> 0 THEN x.approximated_size ELSE s.approximated_size END, "
         "description = CASE WHEN (x.mask & 16) <> 0 THEN x.description ELSE s.description END, "
+        SIZE_KEPT("CASE WHEN (x.mask & 32) <> 0 THEN coalesce(x.properties, '{}') ELSE s.properties END", "s.properties")
         "properties = CASE WHEN (x.mask & 32) <> 0 THEN coalesce(x.properties, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("x.mask", "x")
@@ -464,6 +480,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "upd AS (UPDATE v1_segments AS s SET "
         "name = CASE WHEN (x.mask & 1) <> 0 THEN x.name ELSE s.name END, "
         "description = CASE WHEN (x.mask & 2) <> 0 THEN x.description ELSE s.description END, "
+        SIZE_KEPT("CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
         LC_SET("x.mask", "x")
         BULK_UPDATE_END("v1_segments", "s.id", V1_JSON), 2, LOCKS_NONE, true},
@@ -573,12 +590,12 @@ const stmt_def store_statements[STMT__COUNT] = {
         "LEFT JOIN segment_members m ON m.tenant = $1 AND m.segment = $2 AND m.device = $3",
         3, LOCKS_NONE, false},
 
-    /* The device → segments lookup: the device's columns and its explicit memberships as
-     * [[segment, added], …]. */
+    /* The device → segments lookup: the device's columns, and on each row one of its
+     * explicit memberships (segment, added), in byte order of the segment (NULL: none). */
     [STMT_EVAL_DEVICE] = {"eval_device",
-        "SELECT " EVAL_DEVICE_COLUMNS ", (SELECT coalesce(json_agg(json_build_array(m.segment, m.added)), "
-        "'[]') FROM segment_members m WHERE m.tenant = $1 AND m.device = $2)::text "
-        "FROM devices d WHERE d.tenant = $1 AND d.id = $2", 2, LOCKS_NONE, false},
+        "SELECT " EVAL_DEVICE_COLUMNS ", m.segment, m.added FROM devices d "
+        "LEFT JOIN segment_members m ON m.tenant = d.tenant AND m.device = d.id "
+        "WHERE d.tenant = $1 AND d.id = $2 ORDER BY m.segment COLLATE \"C\"", 2, LOCKS_NONE, false},
 
     /* Every segment of a tenant with what the lookup needs: dialect (true: /v1), id, rule,
      * lifecycle (µs since the epoch); first a row with only the tenant's fingerprint (the
@@ -614,6 +631,33 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MEMBERS_V1] = {"members_v1",
         MEMBERS_APPLY("SELECT id FROM v1_segments WHERE tenant = $1 AND id = $2 FOR KEY SHARE"), 4,
         LOCKS_NONE, true},
+
+    /* A count's result as the segment's size ($3 count, $4 precision, $5 when), unless a
+     * later one is there already; neither the version nor updated_at moves. */
+    [STMT_SIZE_AUD] = {"size_aud",
+        "UPDATE audience_segments SET size_count = $3::bigint, size_precision = $4, "
+        "size_at = $5::timestamptz WHERE tenant = $1 AND id = $2::uuid "
+        "AND (size_at IS NULL OR size_at <= $5::timestamptz)", 5, LOCKS_NONE, false},
+    [STMT_SIZE_V1] = {"size_v1",
+        "UPDATE v1_segments SET size_count = $3::bigint, size_precision = $4, "
+        "size_at = $5::timestamptz WHERE tenant = $1 AND id = $2 "
+        "AND (size_at IS NULL OR size_at <= $5::timestamptz)", 5, LOCKS_NONE, false},
+
+    /* The size refresher's (store/size_refresher.c), on its own session: up to $2 active
+     * segments whose size is older than $1 seconds (or none), a tenant's together, those
+     * never counted first: tenant, dialect (true: /v1), id, rule. */
+    [STMT_SIZE_DUE] = {NULL,
+        "SELECT tenant, v1, id, rule FROM ("
+        "SELECT s.tenant, false AS v1, s.id::text AS id, s.properties::text AS rule, s.size_at "
+        "FROM audience_segments s WHERE " STATUS " = 'active' AND (s.size_at IS NULL OR "
+        "s.size_at < now() - make_interval(secs => $1::int)) UNION ALL "
+        "SELECT s.tenant, true, s.id, s.constraints::text, s.size_at FROM v1_segments s "
+        "WHERE " STATUS " = 'active' AND (s.size_at IS NULL OR "
+        "s.size_at < now() - make_interval(secs => $1::int))) x "
+        "ORDER BY size_at NULLS FIRST, tenant LIMIT $2::int", 2, LOCKS_NONE, false},
+    /* One refresher in the database at a time (session lock; key: "segmentd" + 1). */
+    [STMT_SIZE_LOCK] = {NULL, "SELECT pg_try_advisory_lock(8315166006560322661)", 0, LOCKS_NONE, false},
+    [STMT_SIZE_UNLOCK] = {NULL, "SELECT pg_advisory_unlock(8315166006560322661)", 0, LOCKS_NONE, false},
 
     /* The fingerprints of the tenants $1 (text[]) the lookup keeps segments of. */
     [STMT_WATCH_FINGERPRINTS] = {NULL,

@@ -109,12 +109,8 @@ int store_sweeper_start(const seg_config *cfg, seg_error *err)
     provided = true;
     if (cfg->lifecycle_sweep_s <= 0)
         return 0;
-    sw.w.name = "lifecycle sweeper";
-    sw.w.cfg = cfg;
-    sw.w.period_s = cfg->lifecycle_sweep_s;
-    sw.w.timeout_ms = cfg->statement_timeout_ms;
-    sw.w.pass = pass;
-    return store_worker_start(&sw.w, err);
+    return store_worker_run(&sw.w, "lifecycle sweeper", cfg,
+                            cfg->lifecycle_sweep_s, cfg->statement_timeout_ms, pass, err);
 }
 
 void store_sweeper_stop(void)

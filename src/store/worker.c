@@ -103,3 +103,14 @@ void store_worker_stop(store_worker *w)
     pthread_cond_destroy(&w->cv);
     w->started = false; /* the mutex stays: store_worker_stopping may still be asked */
 }
+
+int store_worker_run(store_worker *w, const char *name, const seg_config *cfg, int period_s,
+                     int timeout_ms, void (*pass)(store_worker *w), seg_error *err)
+{
+    w->name = name;
+    w->cfg = cfg;
+    w->period_s = period_s;
+    w->timeout_ms = timeout_ms;
+    w->pass = pass;
+    return store_worker_start(w, err);
+}

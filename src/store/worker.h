@@ -32,6 +32,9 @@ struct store_worker {
 
 /* Starts the thread. 0, or -1 with err (a start-up error naming the worker). */
 int store_worker_start(store_worker *w, seg_error *err) MUSTCHECK;
+/* Sets who the worker is and what it does (setup, if any, set before), then starts it. */
+int store_worker_run(store_worker *w, const char *name, const seg_config *cfg, int period_s,
+                     int timeout_ms, void (*pass)(store_worker *w), seg_error *err) MUSTCHECK;
 /* Stops it: the statement under way is cancelled, the thread joined. Safe when never started. */
 void store_worker_stop(store_worker *w);
 /* Runs a pass now (or right after the one under way). */

@@ -4,14 +4,15 @@
 #include <string.h>
 
 /* The members in one order for both dialects: the names differ, the rules do not. */
-enum { M_START, M_END, M_ACTIVE, M_EXTEND, M_EXTEND_DAYS, M_STATUS, M__COUNT };
+/* status and size are read-only: taken (a client may send back what it read) and ignored. */
+enum { M_START, M_END, M_ACTIVE, M_EXTEND, M_EXTEND_DAYS, M_STATUS, M_SIZE, M__COUNT };
 
 static const char *const aud_names[M__COUNT] = {"start_date", "end_date", "active", "extend",
-                                                "extend_days", "status"};
+                                                "extend_days", "status", "size"};
 static const char *const v1_names[M__COUNT] = {"startDate", "endDate", "active", "extend",
-                                               "extendDays", "status"};
+                                               "extendDays", "status", "size"};
 static const unsigned bits[M__COUNT] = {LC_SET_START, LC_SET_END, LC_SET_ACTIVE, LC_SET_EXTEND,
-                                        LC_SET_EXTEND_DAYS, 0};
+                                        LC_SET_EXTEND_DAYS, 0, 0};
 
 bool val_lifecycle_key(const char *key, bool v1)
 {

@@ -71,7 +71,7 @@ static const struct type_relations {
 
 static const char *const body_keys[] = {"id", "name", "description", "constraints",
                                         "createdAt", "updatedAt", "startDate", "endDate",
-                                        "active", "extend", "extendDays", "status"};
+                                        "active", "extend", "extendDays", "status", "size"};
 static const char *const group_keys[] = {"type", "constraints"};
 static const char *const constraint_keys[] = {"field", "relation", "value"};
 

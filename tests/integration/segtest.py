@@ -119,6 +119,9 @@ class Server:
             # no lifecycle sweeper unless a test asks for one: the suite's servers share one
             # database, and a pass of another test's server would bump versions under a test
             "SEGMENTD_LIFECYCLE_SWEEP_S": "0",
+            # nor a size refresher: it would count every segment the suite ever made (tens of
+            # thousands) in the background of every test
+            "SEGMENTD_SIZE_REFRESH_S": "0",
         })
         for k, v in (env or {}).items():
             if v is None:

@@ -42,7 +42,9 @@ SEED_000_UPDATE = json.loads('''{
 SEED_KEYS = {"id", "management_type", "name", "no", "owner_id", "approximated_size", "created_at",
              "deprecated_properties", "description", "properties", "updated_at",
              # the lifecycle (issue #20)
-             "start_date", "end_date", "active", "extend", "extend_days", "status"}
+             "start_date", "end_date", "active", "extend", "extend_days", "status",
+             # the last computed size (issue #22)
+             "size"}
 
 
 def minimal(**extra):

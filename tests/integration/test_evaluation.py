@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from lifecycle_util import AUD, DIALECTS, OWNER, V1, now
+from lifecycle_util import AUD, DIALECTS, OWNER, V1, fresh_database, now
 from segtest import Api, Server, pointers, problem
 
 ALL = "segments:read segments:write devices:read devices:write"
@@ -1482,3 +1482,130 @@ def test_export_client_gone_mid_stream(server, t, d):
     for _ in range(3):
         count(t, d, sid)
     assert len(export(t, d, sid)) == (10000 if d.aud else 20000)
+
+
+# ================================================================== the segment's size
+
+def size_of(api, d, sid):
+    return d.get(api, sid)["size"]
+
+
+def listed_size(api, d, sid):
+    r = api.get(d.path, params={"limit": 500})
+    assert r.status_code == 200, r.text
+    return next(x["size"] for x in r.json()["items"] if x["id"] == sid)
+
+
+def computed_key(d):
+    return "computed_at" if d.aud else "computedAt"
+
+
+def r_version(api, d, sid):
+    r = api.get(f"{d.path}/{sid}")
+    assert r.status_code == 200, r.text
+    return r.headers["ETag"]
+
+
+def check_size(d, size, n, precision="exact"):
+    assert size is not None
+    assert set(size) == {"count", "precision", computed_key(d)}, size
+    assert size["count"] == n and size["precision"] == precision, size
+    when = size["computed_at"] if d.aud else size["computedAt"]
+    t = d.dec(when)
+    assert abs((t - now()).total_seconds()) < 300, size
+
+
+def test_size_from_counts(t, d):
+    bulk(t, {f"s{i}": {"country": "PL" if i % 2 else "US", "attributes": {"k": ["v" if i % 2 else "w"]}}
+             for i in range(40)})
+    rule = {"k": ["v"]} if d.aud else one(("country", "==", "PL"))
+    sid = create(t, d, rule)
+    seg = d.get(t, sid)
+    assert seg["size"] is None
+    version, updated = r_version(t, d, sid), seg[d.k("updated_at")]
+    assert count(t, d, sid) == 20
+    check_size(d, size_of(t, d, sid), 20)
+    assert listed_size(t, d, sid) == size_of(t, d, sid)
+    # counting moves neither the version nor the update time
+    assert r_version(t, d, sid) == version
+    assert d.get(t, sid)[d.k("updated_at")] == updated
+    # explicit members count, and the next count replaces the size
+    r = t.patch(f"{d.path}/{sid}/members", {"operation": "add", "ids": ["s0", "s2"]})
+    assert r.status_code == 200
+    assert count(t, d, sid) == 22
+    check_size(d, size_of(t, d, sid), 22)
+    # an estimate is kept labelled so (exact on a small table)
+    r = count_r(t, d, sid, precision="estimate")
+    assert r.status_code == 200
+    check_size(d, size_of(t, d, sid), r.json()["count"], r.json()["precision"])
+    # a write that leaves the rule keeps it; one that changes the rule drops it
+    if d.aud:
+        r = t.patch(f"{d.path}/{sid}", {"name": "renamed"}, headers={"Content-Type": "application/merge-patch+json"})
+    else:
+        r = t.patch(d.path, {"id": sid, "name": "renamed"})
+    assert r.status_code == 200, r.text
+    assert r.json()["size"] is not None
+    if d.aud:
+        r = t.patch(f"{d.path}/{sid}", {"properties": {"k": ["w"]}},
+                    headers={"Content-Type": "application/merge-patch+json"})
+    else:
+        r = t.patch(d.path, {"id": sid, "constraints": one(("country", "==", "US"))})
+    assert r.status_code == 200, r.text
+    assert r.json()["size"] is None
+    assert size_of(t, d, sid) is None
+
+
+def test_size_sent_back_is_ignored(t, d):
+    sid = create(t, d, {"k": ["v"]} if d.aud else one(("country", "==", "PL")))
+    count(t, d, sid)
+    seg = d.get(t, sid)
+    fake = {"count": 999, "precision": "exact", computed_key(d): seg["size"][computed_key(d)]}
+    if d.aud:
+        r = t.patch(f"{d.path}/{sid}", {"size": fake, "name": "n2"},
+                    headers={"Content-Type": "application/merge-patch+json"})
+    else:
+        r = t.patch(d.path, {"id": sid, "size": fake, "name": "n2"})
+    assert r.status_code == 200, r.text
+    assert r.json()["size"]["count"] == 0
+    assert size_of(t, d, sid)["count"] == 0
+
+
+def test_size_refresher():
+    """SEGMENTD_SIZE_REFRESH_S=1: active segments get their size without a count; paused and
+    scheduled ones do not; the refresher counts explicit members too."""
+    with fresh_database("size") as url:  # the suite's database holds tens of thousands of segments
+        size_refresher_in(url)
+
+
+def size_refresher_in(url):
+    s = Server(env={"SEGMENTD_SIZE_REFRESH_S": "1", "SEGMENTD_DATABASE_URL": url}).start()
+    try:
+        api = tenant_api(s)
+        bulk(api, {f"r{i}": {"country": "PL" if i < 7 else "US", "attributes": {"k": ["v"]}} for i in range(10)})
+        active_v1 = create(api, V1, one(("country", "==", "PL")))
+        active_aud = create(api, AUD, {"k": ["v"]})
+        paused = create(api, V1, one(("country", "==", "PL")), active=False)
+        scheduled = create(api, AUD, {"k": ["v"]}, start_date=now() + DAY)
+        no_rule = create(api, AUD, {})
+        r = api.patch(f"{AUD.path}/{no_rule}/members", {"operation": "add", "ids": ["r1", "r2", "r3"]})
+        assert r.status_code == 200
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if all(size_of(api, dd, x) for dd, x in ((V1, active_v1), (AUD, active_aud), (AUD, no_rule))):
+                break
+            time.sleep(0.3)
+        check_size(V1, size_of(api, V1, active_v1), 7)
+        check_size(AUD, size_of(api, AUD, active_aud), 10)
+        check_size(AUD, size_of(api, AUD, no_rule), 3)
+        assert size_of(api, V1, paused) is None
+        assert size_of(api, AUD, scheduled) is None
+        # it keeps refreshing: a new device shows within a few passes
+        bulk(api, {"r99": {"country": "PL"}})
+        deadline = time.time() + 20
+        while time.time() < deadline and size_of(api, V1, active_v1)["count"] != 8:
+            time.sleep(0.3)
+        check_size(V1, size_of(api, V1, active_v1), 8)
+        r = api.get("/metrics", token=None)
+        assert re.search(r"^segmentd_size_refreshes_total [1-9]", r.text, re.M), r.text[-2000:]
+    finally:
+        assert s.stop() == 0

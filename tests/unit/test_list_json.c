@@ -31,9 +31,10 @@ static store_rows *row_of(int n, const char *const *vals)
 static char *v1_item(const char *name, const char *desc, const char *created, const char *updated)
 {
     /* the lifecycle: no start, ends at 2000-01-01, active, not renewing */
-    const char *vals[13] = {"seg_0123456789abc", name, desc, "[]", created, updated,
-                            NULL, "0000000000000000", "t", "f", "30", "active", "7"};
-    store_rows *rows = row_of(13, vals);
+    const char *vals[14] = {"seg_0123456789abc", name, desc, "[]", created, updated,
+                            NULL, "0000000000000000", "t", "f", "30", "active",
+                            "{\"count\" : 3, \"precision\" : \"exact\", \"computedAt\" : 946684800000}", "7"};
+    store_rows *rows = row_of(14, vals);
     size_t max = store_list_item_max(rows, 0, STORE_LIST_V1);
     char *out = malloc(max + 1);
     assert_non_null(out);
@@ -89,7 +90,8 @@ static void test_every_byte_everywhere(void **state)
                 snprintf(item, sizeof item, "{\"id\" : \"seg_0123456789abc\", \"name\" : %s, "
                          "\"description\" : null, \"constraints\" : [], \"createdAt\" : 946684800000, "
                          "\"updatedAt\" : 946684800000, \"startDate\" : null, \"endDate\" : 946684800000, "
-                         "\"active\" : true, \"extend\" : false, \"extendDays\" : 30, \"status\" : \"active\"}",
+                         "\"active\" : true, \"extend\" : false, \"extendDays\" : 30, \"status\" : \"active\", "
+                         "\"size\" : {\"count\" : 3, \"precision\" : \"exact\", \"computedAt\" : 946684800000}}",
                          want);
                 char *got = v1_item(name, NULL, EPOCH0, EPOCH0);
                 assert_string_equal(got, item);
@@ -113,10 +115,10 @@ static void test_timestamps_as_ms(void **state)
 static char *aud_item(const char *created, const char *updated)
 {
     /* the lifecycle: starts when updated_at, no end, paused, renewing every 7 days */
-    const char *vals[17] = {"3c90c3cc-0d44-4b50-8888-8dd25736052a", "selfmanaged", "n", "12",
+    const char *vals[18] = {"3c90c3cc-0d44-4b50-8888-8dd25736052a", "selfmanaged", "n", "12",
                             "3c90c3cc-0d44-4b50-8888-8dd25736052b", NULL, created, "{}", NULL,
-                            "{\"a\": [1]}", updated, updated, NULL, "f", "t", "7", "paused"};
-    store_rows *rows = row_of(17, vals);
+                            "{\"a\": [1]}", updated, updated, NULL, "f", "t", "7", "paused", NULL};
+    store_rows *rows = row_of(18, vals);
     size_t max = store_list_item_max(rows, 0, STORE_LIST_AUD);
     char *out = malloc(max + 1);
     assert_non_null(out);
@@ -148,7 +150,7 @@ static void test_audience_item(void **state)
                  "\"approximated_size\" : null, \"created_at\" : %s, \"deprecated_properties\" : {}, "
                  "\"description\" : null, \"properties\" : {\"a\": [1]}, \"updated_at\" : %s, "
                  "\"start_date\" : %s, \"end_date\" : null, \"active\" : false, \"extend\" : true, "
-                 "\"extend_days\" : 7, \"status\" : \"paused\"}",
+                 "\"extend_days\" : 7, \"status\" : \"paused\", \"size\" : null}",
                  cases[i].text, cases[i].text, cases[i].text);
         char *got = aud_item(cases[i].hex, cases[i].hex);
         assert_string_equal(got, want);
