@@ -335,7 +335,7 @@ def count(url, work, reps, raw, psql):
     for s in segs:
         for k in kinds:
             t[s["name"], k] = []
-    answers = {}
+    answers, est_all = {}, {}
     for rep in range(reps + 1):   # rep 0: warm-up, not counted
         for s in segs:
             base = "%s/%s/count" % (prefix(s["dialect"]), s["id"])
@@ -352,6 +352,8 @@ def count(url, work, reps, raw, psql):
                     if st != 200:
                         sys.exit("eval.py: GET %s answered %s: %s" % (base, st, body[:300]))
                     answers[s["name"], k] = json.loads(body)
+                    if k == "est" and rep:
+                        est_all.setdefault(s["name"], []).append(answers[s["name"], k])
                 else:
                     secs, val = r
                     answers[s["name"], k] = val
@@ -373,6 +375,7 @@ def count(url, work, reps, raw, psql):
         out("ev.count.%s.estimate" % n, est["count"])
         out("ev.count.%s.est_precision" % n, est.get("precision"))
         out("ev.count.%s.margin" % n, est.get("margin", ""))
+        out("ev.count.%s.est_answers" % n, " ".join("%s±%s" % (e["count"], e.get("margin", 0)) for e in est_all.get(n, [])))
     out("ev.count.reps", reps)
 
 
@@ -489,6 +492,7 @@ def export(url, work, reps, raw, sd_pid, psql):
                 out(key + ".rss_first_kib", rss[0][0][1])
                 out(key + ".rss_last_kib", rss[-1][-1][1])
                 out(key + ".rss_samples", len(flat))
+                out(key + ".rss_peaks_kib", " ".join(str(max(k for _, k in smp)) for smp in rss if smp))
 
 
 def main():

@@ -278,6 +278,15 @@ def evaluation(r, w):
                 fmt(err and err * 100, "+.1f") + "%" if err is not None else "–",
                 (verdict(abs(err) <= 0.05) if big else "under 1 %: no target") if err is not None else "–",
                 "–" if margin is None else ("within" if abs(est - exact) <= margin else "OUTSIDE")))
+        for n in names:
+            allv = r.get("ev.count.%s.est_answers" % n)
+            if allv:
+                exact = num(r, "ev.count.%s.exact" % n)
+                pairs = [tuple(float(x) for x in a.split("±")) for a in allv.split()]
+                inside = sum(1 for c, m in pairs if abs(c - exact) <= m)
+                errs = [100 * (c - exact) / exact for c, _ in pairs]
+                w("  %-6s every repetition's estimate (%d): errors %s %%; the exact count within the margin %d of %d"
+                  % (n, len(pairs), " ".join("%+.1f" % e for e in errs), inside, len(pairs)))
         hz = num(r, "clk_tck", 100)
         w("  CPU of the whole count step: segmentd %.1f s, PostgreSQL %.1f s; other processes used %.0f%% of the machine"
           % (num(r, "ev.count.sd_ticks", 0) / hz, num(r, "ev.count.pg_ticks", 0) / hz, foreign(r, ["ev.count"])))
@@ -298,6 +307,7 @@ def evaluation(r, w):
         w("  %-31s %7.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx; CPU/request segmentd %.0f us, PostgreSQL %.0f us; "
           "other processes %.0f%%" % ("get-by-id (same rounds)", get["rps"], get["p50"], get["p99"], get["errors"],
                                       get["sd_us"], get["pg_us"], max(chk["foreign"], look["foreign"], get["foreign"])))
+    st = ["%s: %s" % (k.split(".")[0] + "." + k.split(".")[1], v) for k, v in r.items() if k.startswith("ev_page") and k.endswith(".statuses") and v]
     page, pget = aggregate(r, "ev_page"), aggregate(r, "ev_pget")
     if page and pget:
         w("")
@@ -308,6 +318,8 @@ def evaluation(r, w):
         w("  get-by-id %7.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx" % (pget["rps"], pget["p50"], pget["p99"], pget["errors"]))
         w("  latency of a page ÷ get-by-id's: p50 %.1f×, p99 %.1f× (target within 2×): %s"
           % (page["p50"] / pget["p50"], page["p99"] / pget["p99"], verdict(page["p50"] <= 2 * pget["p50"])))
+        if st:
+            w("  non-2xx answers by status (round: status×count): " + "; ".join(st))
         page2, pget2 = aggregate(r, "ev_page2"), aggregate(r, "ev_pget2")
         if page2 and pget2:
             w("  at %s connections (no page waits for one of the evaluation sessions): pages %.0f req/s, p50 %.2f ms, "
@@ -327,7 +339,7 @@ def evaluation(r, w):
                  r.get("ev.export.probe_body", "")[:120]))
         else:
             w("export: GET …/members?format=ndjson against psql COPY (SELECT … WHERE …) TO STDOUT of the same rows "
-              "in one long-lived psql session (\\timing), median of the repetitions; segmentd's VmRSS sampled every 50 ms (target ≥ 70 %%, flat: within 2 MiB of the start whatever the size "
+              "in one long-lived psql session (\\timing), median of the repetitions; segmentd's VmRSS sampled every 50 ms (target ≥ 70 %, flat: within 2 MiB of the start whatever the size "
               "streamed)")
             for k in ("time", "time.all", "attrs", "attrs.all"):
                 p = "ev.export." + k
@@ -343,6 +355,9 @@ def evaluation(r, w):
                      pg, r.get(p + ".pg_all"), 100 * pg / sd, verdict(pg / sd >= 0.7),
                      num(r, p + ".rss_min_kib", 0) / 1024, num(r, p + ".rss_max_kib", 0) / 1024, grow / 1024,
                      "flat" if grow <= 2048 else "growing"))
+                if r.get(p + ".rss_peaks_kib"):
+                    w("            peak RSS of each repetition: %s MiB" % ", ".join(
+                        "%.1f" % (int(x) / 1024) for x in r[p + ".rss_peaks_kib"].split()))
 
 
 def main():
