@@ -216,8 +216,9 @@ def setup(url, work, n_devices, psql):
     pg = Psql(psql)
     members = {}
     for s in counted:
-        members[s["name"]] = pg.run("SELECT id FROM devices WHERE tenant = '%s' AND (%s) ORDER BY random() LIMIT 2000;"
-                                    % (TENANT, s["ref"]))
+        # (the session's \\timing adds a "Time: …" line to every answer)
+        members[s["name"]] = [l for l in pg.run("SELECT id FROM devices WHERE tenant = '%s' AND (%s) ORDER BY random() "
+                                                "LIMIT 2000;" % (TENANT, s["ref"])) if not l.startswith("Time: ")]
         s["last"] = pg.run("SELECT max(id) FROM devices WHERE tenant = '%s' AND (%s);" % (TENANT, s["ref"]))[0]
     pg.close()
     with open(work + "/ev_page.paths", "w") as f:
