@@ -221,6 +221,145 @@ def device_import(r, w):
              num(r, "dvmem.rss_start_kib", 0) / 1024, verdict(hwm <= 64 * 1024)))
 
 
+def evaluation(r, w):
+    """The evaluation scenarios (issue #22): counts, estimates, checks, lookups, pages, export."""
+    if "ev.table_rows" not in r:
+        return
+    segs = (r.get("ev.segments") or "? ?").split()
+    w("")
+    w("evaluation (issue #22): %s devices of one tenant (COPY %.1f s; table %s MiB, its indexes %s MiB), the "
+      "references' indexes %s built in %.1f s: segmentd reads the same indexed table; %s /v1 + %s /audiences "
+      "active segments through the bulk routes"
+      % (r.get("ev.table_rows"), num(r, "ev.copy_s", 0), r.get("ev.table_mib"), r.get("ev.indexes_mib"),
+         r.get("ev.indexes"), num(r, "ev.index_s", 0), segs[0], segs[1]))
+    for d in ("v1", "aud"):
+        for op in ("add", "remove"):
+            v = r.get("ev.members.%s.%s" % (d, op))
+            if v:
+                st, applied, unknown, secs = v.split()
+                w("  PATCH …/members (%s, %s): HTTP %s, %s applied, %s unknown, %.3f s"
+                  % ("/v1" if d == "v1" else "/audiences", op, st, applied, unknown, float(secs)))
+    names = [n for n in ("time", "model", "five", "attrs") if "ev.count.%s.sd_ms" % n in r]
+    if names:
+        total = num(r, "ev.devices")
+        w("")
+        w("exact count, median of %s requests (ms, one at a time); reference: the same count(*) in one long-lived psql "
+          "session (\\timing), the fastest of its default plan, enable_seqscan off and jit off; ceiling: SELECT count(*) "
+          "… WHERE tenant = … (ratios: reference time ÷ segmentd's time; target ≥ 80 %%)" % r.get("ev.count.reps"))
+        head = "%-6s %9s %6s %9s %9s %9s %9s %7s %-7s %9s %8s" % (
+            "seg", "matches", "share", "segmentd", "SQL", "no seqsc", "no JIT", "ratio", "", "count(*)", "of ceil")
+        w("  " + head)
+        for n in names:
+            g = lambda k: num(r, "ev.count.%s.%s" % (n, k))
+            ref = min(x for x in (g("ref_ms"), g("ref_idx_ms"), g("ref_nojit_ms")) if x is not None)
+            ratio = ref / g("sd_ms")
+            w("  %-6s %9d %5.1f%% %9.1f %9.1f %9.1f %9s %6.0f%% %-7s %9.1f %7.0f%%" % (
+                n, g("exact"), 100 * g("exact") / total, g("sd_ms"), g("ref_ms"), g("ref_idx_ms"),
+                fmt(g("ref_nojit_ms"), ".1f"), 100 * ratio, verdict(ratio >= 0.8), g("ceil_ms"),
+                100 * g("ceil_ms") / g("sd_ms")))
+        for n in names:
+            same = r.get("ev.count.%s.exact" % n) == r.get("ev.count.%s.ref_count" % n) == r.get("ev.count.%s.ref_idx_count" % n) \
+                == r.get("ev.count.%s.ref_nojit_count" % n, r.get("ev.count.%s.exact" % n))
+            w("    %s: %s%s" % (n, r.get("ev.count.%s.label" % n),
+                               "" if same else "; NOT the reference's count: %s / %s" % (
+                                   r.get("ev.count.%s.ref_count" % n), r.get("ev.count.%s.ref_idx_count" % n))))
+        w("")
+        w("estimate (precision=estimate): its time as a share of the exact count's (target ≤ 10 %), its error against "
+          "the exact count (target within ±5 % for segments of ≥ 1 %), and whether the exact count lies in count ± margin")
+        for n in names:
+            g = lambda k: num(r, "ev.count.%s.%s" % (n, k))
+            exact, est, margin = g("exact"), g("estimate"), g("margin")
+            err = (est - exact) / exact if exact else None
+            share = g("sd_ms") and g("est_ms") / g("sd_ms")
+            big = exact >= 0.01 * total
+            w("  %-6s %7.1f ms = %5.1f%% of exact (%s); %s %s%s; error %s (%s); exact %s the margin" % (
+                n, g("est_ms"), 100 * share, verdict(share <= 0.1), r.get("ev.count.%s.est_precision" % n),
+                "%d" % est, "" if margin is None else " ± %d" % margin,
+                fmt(err and err * 100, "+.1f") + "%" if err is not None else "–",
+                (verdict(abs(err) <= 0.05) if big else "under 1 %: no target") if err is not None else "–",
+                "–" if margin is None else ("within" if abs(est - exact) <= margin else "OUTSIDE")))
+        for n in names:
+            allv = r.get("ev.count.%s.est_answers" % n)
+            if allv:
+                exact = num(r, "ev.count.%s.exact" % n)
+                pairs = [tuple(float(x) for x in a.split("±")) for a in allv.split()]
+                inside = sum(1 for c, m in pairs if abs(c - exact) <= m)
+                errs = [100 * (c - exact) / exact for c, _ in pairs]
+                w("  %-6s every repetition's estimate (%d): errors %s %%; the exact count within the margin %d of %d"
+                  % (n, len(pairs), " ".join("%+.1f" % e for e in errs), inside, len(pairs)))
+        hz = num(r, "clk_tck", 100)
+        w("  CPU of the whole count step: segmentd %.1f s, PostgreSQL %.1f s; other processes used %.0f%% of the machine"
+          % (num(r, "ev.count.sd_ticks", 0) / hz, num(r, "ev.count.pg_ticks", 0) / hz, foreign(r, ["ev.count"])))
+    chk, look, get = aggregate(r, "ev_check"), aggregate(r, "ev_lookup"), aggregate(r, "ev_get")
+    if chk and look and get:
+        w("")
+        w("membership check and device → segments (1000 active segments), %s connections, against get-by-id in the "
+          "same rounds (ratio: median of the rounds' req/s ratios)" % r.get("connections"))
+        for key, label, a in (("ev_check", "GET …/members/{deviceId}", chk), ("ev_lookup", "GET /v1/devices/{id}/segments", look)):
+            ratios = [num(r, k + ".requests") / num(r, k + ".duration_us") /
+                      (num(r, g + ".requests") / num(r, g + ".duration_us"))
+                      for k, g in zip(rounds(r, key), rounds(r, "ev_get"))]
+            ratio = statistics.median(ratios)
+            w("  %-31s %7.0f req/s, p50 %.2f ms, p99 %.2f ms (worst round %.2f; target ≤ 5 ms: %s), %d non-2xx; "
+              "%.0f%% of get-by-id (rounds %.0f–%.0f%%; target ≥ 50%%): %s; CPU/request segmentd %.0f us, PostgreSQL %.0f us"
+              % (label, a["rps"], a["p50"], a["p99"], a["p99_max"], verdict(a["p99"] <= 5), a["errors"], 100 * ratio,
+                 100 * min(ratios), 100 * max(ratios), verdict(ratio >= 0.5), a["sd_us"], a["pg_us"]))
+        w("  %-31s %7.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx; CPU/request segmentd %.0f us, PostgreSQL %.0f us; "
+          "other processes %.0f%%" % ("get-by-id (same rounds)", get["rps"], get["p50"], get["p99"], get["errors"],
+                                      get["sd_us"], get["pg_us"], max(chk["foreign"], look["foreign"], get["foreign"])))
+    st = ["%s: %s" % (k.split(".")[0] + "." + k.split(".")[1], v) for k, v in r.items() if k.startswith("ev_page") and k.endswith(".statuses") and v]
+    page, pget = aggregate(r, "ev_page"), aggregate(r, "ev_pget")
+    if page and pget:
+        w("")
+        w("member pages of 100 (4 segments; a quarter first pages, the rest after a random cursor), %s connections, "
+          "against get-by-id in the same rounds" % r.get("connections"))
+        w("  pages     %7.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx; CPU/request segmentd %.0f us, PostgreSQL %.0f us"
+          % (page["rps"], page["p50"], page["p99"], page["errors"], page["sd_us"], page["pg_us"]))
+        w("  get-by-id %7.0f req/s, p50 %.2f ms, p99 %.2f ms, %d non-2xx" % (pget["rps"], pget["p50"], pget["p99"], pget["errors"]))
+        w("  latency of a page ÷ get-by-id's: p50 %.1f×, p99 %.1f× (target within 2×): %s"
+          % (page["p50"] / pget["p50"], page["p99"] / pget["p99"], verdict(page["p50"] <= 2 * pget["p50"])))
+        if st:
+            w("  non-2xx answers by status (round: status×count): " + "; ".join(st))
+        page2, pget2 = aggregate(r, "ev_page2"), aggregate(r, "ev_pget2")
+        if page2 and pget2:
+            w("  at %s connections (no page waits for one of the evaluation sessions): pages %.0f req/s, p50 %.2f ms, "
+              "p99 %.2f ms, %d non-2xx; get-by-id %.0f req/s, p50 %.2f ms, p99 %.2f ms: p50 %.1f×, p99 %.1f× (within 2×): %s"
+              % (r.get("ev.page_connections"), page2["rps"], page2["p50"], page2["p99"], page2["errors"], pget2["rps"],
+                 pget2["p50"], pget2["p99"], page2["p50"] / pget2["p50"], page2["p99"] / pget2["p99"],
+                 verdict(page2["p50"] <= 2 * pget2["p50"])))
+    last = [n for n in ("time", "model", "five", "attrs") if "ev.lastpage.%s.ms" % n in r]
+    if last:
+        w("  the page after a segment's last member (the end of a walk; empty, next_cursor null), median of 3: " +
+          ", ".join("%s %s ms (after %s)" % (n, r["ev.lastpage.%s.ms" % n], r.get("ev.lastpage.%s.last" % n)) for n in last))
+    if "ev.export.probe_status" in r:
+        w("")
+        if r["ev.export.probe_status"] != "200":
+            w("export: not available (%s): GET …/members?format=ndjson answered %s"
+              % ("404" if r["ev.export.probe_status"] == "404" else "HTTP " + r["ev.export.probe_status"],
+                 r.get("ev.export.probe_body", "")[:120]))
+        else:
+            w("export: GET …/members?format=ndjson against psql COPY (SELECT … WHERE …) TO STDOUT of the same rows "
+              "in one long-lived psql session (\\timing), median of the repetitions; segmentd's VmRSS sampled every 50 ms (target ≥ 70 %, flat: within 2 MiB of the start whatever the size "
+              "streamed)")
+            for k in ("time", "time.all", "attrs", "attrs.all"):
+                p = "ev.export." + k
+                if p + ".sd_s" not in r:
+                    continue
+                sd, pg = num(r, p + ".sd_s"), num(r, p + ".pg_s")
+                grow = num(r, p + ".rss_max_kib", 0) - num(r, p + ".rss_first_kib", 0)
+                w("  %-9s %7s lines (%.1f MiB; COPY %s lines, %.1f MiB; same ids: %s, in id order: %s (none promised), bad lines %s): segmentd "
+                  "%.2f s (%s), COPY %.2f s (%s): %.0f%% (%s); RSS %.1f–%.1f MiB (+%.1f MiB over the start): %s"
+                  % (k, r.get(p + ".lines"), num(r, p + ".bytes", 0) / 1048576, r.get(p + ".ref_lines"),
+                     num(r, p + ".ref_bytes", 0) / 1048576, "yes" if r.get(p + ".same_ids") == "1" else "NO",
+                     "yes" if r.get(p + ".ordered") == "1" else "no", r.get(p + ".bad_lines"), sd, r.get(p + ".sd_all"),
+                     pg, r.get(p + ".pg_all"), 100 * pg / sd, verdict(pg / sd >= 0.7),
+                     num(r, p + ".rss_min_kib", 0) / 1024, num(r, p + ".rss_max_kib", 0) / 1024, grow / 1024,
+                     "flat" if grow <= 2048 else "growing"))
+                if r.get(p + ".rss_peaks_kib"):
+                    w("            peak RSS of each repetition: %s MiB" % ", ".join(
+                        "%.1f" % (int(x) / 1024) for x in r[p + ".rss_peaks_kib"].split()))
+
+
 def main():
     r = load(sys.argv[1])
     out = []
@@ -356,6 +495,7 @@ def main():
             w("  CPU per 1000 creates, %-6s: segmentd %.3f s, PostgreSQL %.3f s" % (part, sd, pg))
     device_bulk(r, w)
     device_import(r, w)
+    evaluation(r, w)
     if r.get("notes"):
         w("")
         w("notes: " + r["notes"])
