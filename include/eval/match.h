@@ -22,6 +22,14 @@ typedef struct ev_device {
     int64_t num[VAL_FIELD_COUNT];
     struct json_t *tags;        /* array of strings (owned) */
     struct json_t *attributes;  /* object of lists (owned) */
+    /* the attributes' codes and lists, to find a rule's code without hashing it: a device has
+     * a few codes, a tenant's rules ask for them hundreds of times a lookup */
+    size_t n_attrs;
+    struct ev_attr {
+        const char *code;
+        size_t len;
+        struct json_t *values;
+    } *attrs;                   /* malloc'd */
 } ev_device;
 
 /* Reads a device from columns in the order store/eval_sql.h's EVAL_DEVICE_COLUMNS lists
@@ -38,6 +46,10 @@ bool ev_match(const ev_rule *r, const ev_device *d);
  * has_start/has_end false: no such date. */
 const char *ev_status(bool active, bool has_start, int64_t start_us, bool has_end,
                       int64_t end_us, bool extend, int64_t now_us);
+
+/* Whether ev_status would say "active" (without the text). */
+bool ev_active(bool active, bool has_start, int64_t start_us, bool has_end, int64_t end_us,
+               bool extend, int64_t now_us);
 
 /* The wall clock in microseconds since the Unix epoch (what statuses are read at). */
 int64_t ev_now_us(void);

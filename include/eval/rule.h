@@ -28,8 +28,12 @@ typedef enum ev_op {
 
 /* One constraint. text is the value as PostgreSQL takes it (the string itself, or an
  * integer in decimal), NUL-terminated, len bytes. */
+/* How a constraint's field compares (read once from the field table). */
+typedef enum ev_kind_of_field { EV_FIELD_TEXT, EV_FIELD_NUMBER, EV_FIELD_TAGS } ev_kind_of_field;
+
 typedef struct ev_con {
     unsigned field;      /* index in the device field table (val_field_at) */
+    ev_kind_of_field kind;
     ev_op op;
     bool flag;           /* EV_EXISTS: true when the device must have the field */
     int64_t num;         /* integer fields' value */
@@ -48,6 +52,7 @@ typedef struct ev_group {
  * {"code": [value i]} that jsonb containment (@>) takes; values[i] the value itself. */
 typedef struct ev_prop {
     const char *code;
+    size_t code_len;
     size_t n;
     struct json_t **values;   /* borrowed from the rule's JSON */
     char **contain;           /* malloc'd */

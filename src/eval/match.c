@@ -33,8 +33,15 @@ int ev_device_read(ev_device *d, const char *const col[EV_DEVICE_COLUMNS], seg_e
         }
     }
     d->attributes = col[VAL_FIELD_COUNT] ? json_loads(col[VAL_FIELD_COUNT], 0, &je) : json_object();
-    if (json_is_object(d->attributes))
+    if (json_is_object(d->attributes) &&
+        (d->attrs = calloc(json_object_size(d->attributes) + 1, sizeof *d->attrs))) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(d->attributes, key, v) {
+            d->attrs[d->n_attrs++] = (struct ev_attr){key, strlen(key), v};
+        }
         return 0;
+    }
 bad:
     ev_device_free(d);
     err_set(err, 500, "internal", "a stored device could not be read");
@@ -45,7 +52,10 @@ void ev_device_free(ev_device *d)
 {
     json_decref(d->tags);
     json_decref(d->attributes);
+    free(d->attrs);
     d->tags = d->attributes = NULL;
+    d->attrs = NULL;
+    d->n_attrs = 0;
 }
 
 static bool has_tag(const ev_device *d, const ev_con *c)
@@ -61,8 +71,7 @@ static bool has_tag(const ev_device *d, const ev_con *c)
 
 static bool con_holds(const ev_device *d, const ev_con *c)
 {
-    const val_field *f = val_field_at(c->field);
-    if (f->type == VAL_FIELD_STRING_ARRAY) {
+    if (c->kind == EV_FIELD_TAGS) {
         if (c->op == EV_EXISTS)
             return (json_array_size(d->tags) > 0) == c->flag;
         return has_tag(d, c) == (c->op == EV_EQ);
@@ -71,7 +80,7 @@ static bool con_holds(const ev_device *d, const ev_con *c)
     size_t n = d->len[c->field];
     if (c->op == EV_EXISTS)
         return (s != NULL) == c->flag;
-    bool numeric = val_field_type_range(f->type, NULL, NULL);
+    bool numeric = c->kind == EV_FIELD_NUMBER;
     if (c->op == EV_NE || c->op == EV_EQ) {
         bool eq = s && (numeric ? d->num[c->field] == c->num : n == c->len && memcmp(s, c->text, n) == 0);
         return eq == (c->op == EV_EQ);
@@ -107,7 +116,10 @@ static bool value_equal(const json_t *a, const json_t *b)
 
 static bool prop_holds(const ev_device *d, const ev_prop *p)
 {
-    json_t *list = json_object_get(d->attributes, p->code);
+    json_t *list = NULL;
+    for (size_t i = 0; i < d->n_attrs && !list; i++)
+        if (d->attrs[i].len == p->code_len && memcmp(d->attrs[i].code, p->code, p->code_len) == 0)
+            list = d->attrs[i].values;
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v) {
@@ -140,6 +152,12 @@ bool ev_match(const ev_rule *r, const ev_device *d)
             return false;
     }
     return true;
+}
+
+bool ev_active(bool active, bool has_start, int64_t start_us, bool has_end, int64_t end_us,
+               bool extend, int64_t now_us)
+{
+    return active && !(has_start && start_us > now_us) && !(has_end && end_us <= now_us && !extend);
 }
 
 const char *ev_status(bool active, bool has_start, int64_t start_us, bool has_end,

@@ -49,6 +49,9 @@ static bool read_con(json_t *jc, ev_con *c)
     if (i == sizeof ops / sizeof ops[0])
         return false;
     c->field = (unsigned)val_field_index(f);
+    c->kind = f->type == VAL_FIELD_STRING_ARRAY          ? EV_FIELD_TAGS
+              : val_field_type_range(f->type, NULL, NULL) ? EV_FIELD_NUMBER
+                                                          : EV_FIELD_TEXT;
     c->op = ops[i].op;
     if (c->op == EV_EXISTS) {
         if (!json_is_boolean(v))
@@ -130,6 +133,7 @@ int ev_rule_aud(const char *json, size_t len, ev_rule *out, seg_error *err)
         ev_prop *p = &out->props[out->n++];
         size_t nv = json_array_size(vals);
         p->code = code;
+        p->code_len = strlen(code);
         if (!json_is_array(vals) || nv == 0 ||
             !(p->values = calloc(nv, sizeof *p->values)) || !(p->contain = calloc(nv, sizeof *p->contain)))
             return broken(out, err, "a property is not a list of values");

@@ -121,8 +121,7 @@ void h_device_segments(http_request *rq)
             JSON_TEXT_LIT(&o, "],\"v1\":[");
             in_v1 = true;
         }
-        if (strcmp(ev_status(s->active, s->has_start, s->start_us, s->has_end, s->end_us, s->extend, now),
-                   "active") != 0)
+        if (!ev_active(s->active, s->has_start, s->start_us, s->has_end, s->end_us, s->extend, now))
             continue;
         int ex = explicit_of(&dev, s->id);
         if (ex == 0 || (ex < 0 && !ev_match(&s->rule, d)))
