@@ -142,13 +142,12 @@ bool ev_match(const ev_rule *r, const ev_device *d)
         return false;
     for (size_t g = 0; g < r->n; g++) {
         const ev_group *grp = &r->groups[g];
-        bool any = false, all = true;
-        for (size_t i = 0; i < grp->n; i++) {
-            bool h = con_holds(d, &grp->cons[i]);
-            any = any || h;
-            all = all && h;
-        }
-        if (!(grp->is_or ? any : all))
+        /* an OR group holds at its first constraint that does, an AND group fails at its
+         * first that does not: the rest are not looked at */
+        bool holds = !grp->is_or;
+        for (size_t i = 0; i < grp->n && holds == !grp->is_or; i++)
+            holds = con_holds(d, &grp->cons[i]);
+        if (!holds)
             return false;
     }
     return true;
