@@ -52,14 +52,6 @@
 #define LC_PROBLEM(m, t, r)                                                                 \
     "segment_dates_problem(" NEW_START(m, t, r) ", " NEW_END(m, t, r) ", " NEW_EXTEND(m, t, r) ")"
 
-/* A fingerprint of tenant t's segments, both dialects: their count, highest sequence number
- * and sum of versions. Identity numbers never come back and every update raises a version, so
- * any committed insert, update or delete changes it (store/segment_watch.c). */
-#define FINGERPRINT(t)                                                                        \
-    "(SELECT count(*) || ':' || coalesce(max(no), 0) || ':' || coalesce(sum(version), 0) "     \
-    "FROM audience_segments WHERE tenant = " t ") || '/' || (SELECT count(*) || ':' || "       \
-    "coalesce(max(seq), 0) || ':' || coalesce(sum(version), 0) FROM v1_segments WHERE tenant = " t ")"
-
 #define TS_JSON(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
 /* A segment's size, dropped (null) when a write changes its rule: new_rule is the rule the
@@ -563,106 +555,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "SELECT " IMPORT_JSON ", i.seq::text FROM device_imports i WHERE i.tenant = $1 "
         "AND ($2::bigint IS NULL OR i.seq < $2::bigint) ORDER BY i.seq DESC LIMIT $3::int", 3,
         LOCKS_NONE, false},
-    /* Evaluation (store/evaluate.c). A segment's rule as text and its status now. */
-    [STMT_EVAL_AUD_RULE] = {"eval_aud_rule",
-        "SELECT s.properties::text, " STATUS " FROM audience_segments s "
-        "WHERE s.tenant = $1 AND s.id = $2::uuid", 2, LOCKS_NONE, false},
-    [STMT_EVAL_V1_RULE] = {"eval_v1_rule",
-        "SELECT s.constraints::text, " STATUS " FROM v1_segments s "
-        "WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
-
-    /* Is device $3 in segment $2: the rule and status (NULL: no segment), the device's
-     * columns (id NULL: no device), its explicit membership (NULL: none). */
-    [STMT_EVAL_AUD_CHECK] = {"eval_aud_check",
-        "SELECT s.rule, s.status, " EVAL_DEVICE_COLUMNS ", m.added "
-        "FROM (SELECT 1) one "
-        "LEFT JOIN (SELECT s.properties::text AS rule, " STATUS " AS status FROM audience_segments s "
-        "WHERE s.tenant = $1 AND s.id = $2::uuid) s ON true "
-        "LEFT JOIN devices d ON d.tenant = $1 AND d.id = $3 "
-        "LEFT JOIN segment_members m ON m.tenant = $1 AND m.segment = $2::uuid::text AND m.device = $3",
-        3, LOCKS_NONE, false},
-    [STMT_EVAL_V1_CHECK] = {"eval_v1_check",
-        "SELECT s.rule, s.status, " EVAL_DEVICE_COLUMNS ", m.added "
-        "FROM (SELECT 1) one "
-        "LEFT JOIN (SELECT s.constraints::text AS rule, " STATUS " AS status FROM v1_segments s "
-        "WHERE s.tenant = $1 AND s.id = $2) s ON true "
-        "LEFT JOIN devices d ON d.tenant = $1 AND d.id = $3 "
-        "LEFT JOIN segment_members m ON m.tenant = $1 AND m.segment = $2 AND m.device = $3",
-        3, LOCKS_NONE, false},
-
-    /* The device → segments lookup: the device's columns, and on each row one of its
-     * explicit memberships (segment, added), in byte order of the segment (NULL: none). */
-    [STMT_EVAL_DEVICE] = {"eval_device",
-        "SELECT " EVAL_DEVICE_COLUMNS ", m.segment, m.added FROM devices d "
-        "LEFT JOIN segment_members m ON m.tenant = d.tenant AND m.device = d.id "
-        "WHERE d.tenant = $1 AND d.id = $2 ORDER BY m.segment COLLATE \"C\"", 2, LOCKS_NONE, false},
-
-    /* Every segment of a tenant with what the lookup needs: dialect (true: /v1), id, rule,
-     * lifecycle (µs since the epoch); first a row with only the tenant's fingerprint (the
-     * dialect NULL), read in the same snapshot. */
-    [STMT_EVAL_RULES] = {"eval_rules",
-        "SELECT NULL::boolean, NULL::text, NULL::text, NULL::boolean, NULL::bigint, NULL::bigint, "
-        "NULL::boolean, " FINGERPRINT("$1") " "
-        "UNION ALL SELECT false, s.id::text, s.properties::text, s.active, " US_OF("s.start_date") ", "
-        US_OF("s.end_date") ", s.extend, NULL FROM audience_segments s WHERE s.tenant = $1 "
-        "UNION ALL SELECT true, s.id, s.constraints::text, s.active, " US_OF("s.start_date") ", "
-        US_OF("s.end_date") ", s.extend, NULL FROM v1_segments s WHERE s.tenant = $1", 1, LOCKS_NONE, true},
-
-    /* PATCH …/members: adds ($4 true) or removes the devices $3 (text[], in request order)
-     * that exist; answers whether the segment exists, how many were applied, how many ids
-     * are unknown and the first 100 of them in request order. The segment is locked against
-     * a delete until the rows are in (its trigger deletes its rows). */
-#define MEMBERS_APPLY(seg_sql)                                                        \
-        "WITH seg AS (" seg_sql "), "                                                          \
-        "ids AS (SELECT DISTINCT ON (x) x AS id, ord FROM unnest($3::text[]) WITH ORDINALITY u(x, ord) "  \
-        "ORDER BY x, ord), "                                                                    \
-        "known AS (SELECT i.id FROM ids i JOIN devices d ON d.tenant = $1 AND d.id = i.id), "   \
-        "up AS (INSERT INTO segment_members AS m (tenant, segment, device, added) "             \
-        "SELECT $1, seg.id, k.id, $4::boolean FROM seg, known k ORDER BY k.id "                          \
-        "ON CONFLICT (tenant, segment, device) DO UPDATE SET added = excluded.added, at = now() " \
-        "RETURNING 1), "                                                                        \
-        "unknown AS (SELECT i.id, i.ord FROM ids i WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.id = i.id)) " \
-        "SELECT (SELECT count(*) FROM seg), (SELECT count(*) FROM up), (SELECT count(*) FROM unknown), " \
-        "(SELECT coalesce(json_agg(u.id ORDER BY u.ord), '[]') FROM (SELECT id, ord FROM unknown "  \
-        "ORDER BY ord LIMIT 100) u)::text"
-    [STMT_MEMBERS_AUD] = {"members_aud",
-        MEMBERS_APPLY("SELECT id::text AS id FROM audience_segments WHERE tenant = $1 AND id = $2::uuid FOR KEY SHARE"), 4,
-        LOCKS_NONE, true},
-    [STMT_MEMBERS_V1] = {"members_v1",
-        MEMBERS_APPLY("SELECT id FROM v1_segments WHERE tenant = $1 AND id = $2 FOR KEY SHARE"), 4,
-        LOCKS_NONE, true},
-
-    /* A count's result as the segment's size ($3 count, $4 precision, $5 when), unless a
-     * later one is there already; neither the version nor updated_at moves. */
-    [STMT_SIZE_AUD] = {"size_aud",
-        "UPDATE audience_segments SET size_count = $3::bigint, size_precision = $4, "
-        "size_at = $5::timestamptz WHERE tenant = $1 AND id = $2::uuid "
-        "AND (size_at IS NULL OR size_at <= $5::timestamptz)", 5, LOCKS_NONE, false},
-    [STMT_SIZE_V1] = {"size_v1",
-        "UPDATE v1_segments SET size_count = $3::bigint, size_precision = $4, "
-        "size_at = $5::timestamptz WHERE tenant = $1 AND id = $2 "
-        "AND (size_at IS NULL OR size_at <= $5::timestamptz)", 5, LOCKS_NONE, false},
-
-    /* The size refresher's (store/size_refresher.c), on its own session: up to $2 active
-     * segments whose size is older than $1 seconds (or none), a tenant's together, those
-     * never counted first: tenant, dialect (true: /v1), id, rule. */
-    [STMT_SIZE_DUE] = {NULL,
-        "SELECT tenant, v1, id, rule FROM ("
-        "SELECT s.tenant, false AS v1, s.id::text AS id, s.properties::text AS rule, s.size_at "
-        "FROM audience_segments s WHERE " STATUS " = 'active' AND (s.size_at IS NULL OR "
-        "s.size_at < now() - make_interval(secs => $1::int)) UNION ALL "
-        "SELECT s.tenant, true, s.id, s.constraints::text, s.size_at FROM v1_segments s "
-        "WHERE " STATUS " = 'active' AND (s.size_at IS NULL OR "
-        "s.size_at < now() - make_interval(secs => $1::int))) x "
-        "ORDER BY size_at NULLS FIRST, tenant LIMIT $2::int", 2, LOCKS_NONE, false},
-    /* One refresher in the database at a time (session lock; key: "segmentd" + 1). */
-    [STMT_SIZE_LOCK] = {NULL, "SELECT pg_try_advisory_lock(8315166006560322661)", 0, LOCKS_NONE, false},
-    [STMT_SIZE_UNLOCK] = {NULL, "SELECT pg_advisory_unlock(8315166006560322661)", 0, LOCKS_NONE, false},
-
-    /* The fingerprints of the tenants $1 (text[]) the lookup keeps segments of. */
-    [STMT_WATCH_FINGERPRINTS] = {NULL,
-        "SELECT t.tenant, " FINGERPRINT("t.tenant") " FROM unnest($1::text[]) t(tenant)", 1,
-        LOCKS_NONE, false},
+#include "statements_eval.inc"
 };
 
 const char store_device_json_sql[] = DEVICE_JSON;
