@@ -201,6 +201,18 @@ void eval_sql_predicate(eval_sql *q, const ev_rule *r)
         eval_sql_put(q, "(false)");
 }
 
+void eval_sql_put_adjustment(eval_sql *q, int seg_param, const char *pred, bool added)
+{
+    char head[256];
+    snprintf(head, sizeof head,
+             ", (SELECT count(*) FROM segment_members m JOIN devices d ON d.tenant = m.tenant AND "
+             "d.id = m.device WHERE m.tenant = $1 AND m.segment = $%d AND %s",
+             seg_param, added ? "m.added AND NOT coalesce(" : "NOT m.added AND ");
+    eval_sql_put(q, head);
+    eval_sql_put(q, pred);
+    eval_sql_put(q, added ? ", false))" : ")");
+}
+
 void eval_sql_free(eval_sql *q)
 {
     free(q->text);

@@ -40,6 +40,10 @@ void eval_sql_put(eval_sql *q, const char *s);
 /* Appends the predicate of r over alias d, in parentheses ("(false)" for EV_RULE_NONE),
  * taking its values as parameters after those already there. */
 void eval_sql_predicate(eval_sql *q, const ev_rule *r);
+/* Appends ", (count of segment $seg_param's explicit members …)" that corrects a count of the
+ * predicate pred (its text): with added false the removed devices pred matches, with added
+ * true the added ones it does not. Members are (rule matches ∪ added) − removed. */
+void eval_sql_put_adjustment(eval_sql *q, int seg_param, const char *pred, bool added);
 /* Frees the text and the parameter list. */
 void eval_sql_free(eval_sql *q);
 

@@ -22,9 +22,6 @@
 #define ESTIMATE_MIN_TENANT_ROWS 2000.0
 
 #define NOW_TEXT "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-#define MEMBER_ROWS "segment_members m JOIN devices d ON d.tenant = m.tenant AND d.id = m.device " \
-                    "WHERE m.tenant = $1 AND m.segment = $2 AND "
-
 static char *keep(store_conn *c, const char *s, seg_error *err)
 {
     char *k = s ? arena_strndup(c->arena, s, strlen(s)) : NULL;
@@ -73,11 +70,8 @@ static void put_adjustments(eval_sql *q, const eval_sql *p, const char *segment)
         eval_sql_put(q, ", 0, 0");
         return;
     }
-    eval_sql_put(q, ", (SELECT count(*) FROM " MEMBER_ROWS "NOT m.added AND ");
-    eval_sql_put(q, p->text);
-    eval_sql_put(q, "), (SELECT count(*) FROM " MEMBER_ROWS "m.added AND NOT coalesce(");
-    eval_sql_put(q, p->text);
-    eval_sql_put(q, ", false))");
+    eval_sql_put_adjustment(q, 2, p->text, false);
+    eval_sql_put_adjustment(q, 2, p->text, true);
 }
 
 /* Up to 10 matching ids from `from`, ascending, as a JSON array column (NULL for a count). */

@@ -53,19 +53,6 @@ typedef struct due_seg {
     int id_param;        /* $n of its id */
 } due_seg;
 
-/* Appends "<what>(SELECT count(*) FROM members of $id … AND <cond>)". */
-static void put_adjustment(eval_sql *q, const due_seg *d, bool added)
-{
-    char head[256];
-    snprintf(head, sizeof head,
-             ", (SELECT count(*) FROM segment_members m JOIN devices d ON d.tenant = m.tenant AND "
-             "d.id = m.device WHERE m.tenant = $1 AND m.segment = $%d AND %s",
-             d->id_param, added ? "m.added AND NOT coalesce(" : "NOT m.added AND ");
-    eval_sql_put(q, head);
-    eval_sql_put(q, d->pred);
-    eval_sql_put(q, added ? ", false))" : ")");
-}
-
 /* Counts the chunk's segments in one scan and keeps their sizes. -1 on a database error. */
 static int count_chunk(PGconn *pg, due_seg *segs, int n)
 {
@@ -88,8 +75,8 @@ static int count_chunk(PGconn *pg, due_seg *segs, int n)
         eval_sql_put(&q, ")");
     }
     for (int i = 0; i < n; i++) {
-        put_adjustment(&q, &segs[i], false);
-        put_adjustment(&q, &segs[i], true);
+        eval_sql_put_adjustment(&q, segs[i].id_param, segs[i].pred, false);
+        eval_sql_put_adjustment(&q, segs[i].id_param, segs[i].pred, true);
     }
     eval_sql_put(&q, " FROM devices d WHERE d.tenant = $1");
     if (q.failed)
