@@ -40,6 +40,9 @@ void ev_device_free(ev_device *d);
 
 /* Whether the rule holds for the device (EV_RULE_NONE: never). */
 bool ev_match(const ev_rule *r, const ev_device *d);
+/* The same, answering the equalities its set's index numbered (eval/lookup_index.h) from
+ * bits, the values ev_index_device marked for d (NULL: ev_match). */
+bool ev_match_with(const ev_rule *r, const ev_device *d, const uint64_t *bits);
 
 /* A segment's status at now_us from its lifecycle (as segment_status in
  * migrations/0002_lifecycle.sql): "paused", "scheduled", "expired" or "active".

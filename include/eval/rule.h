@@ -40,6 +40,8 @@ typedef struct ev_con {
     const char *text;    /* borrowed from the rule's JSON, or digits */
     size_t len;
     char digits[24];
+    uint32_t vid;        /* == / != on text or tags: the value's number in a set's
+                          * eval/lookup_index.h, or 0 */
 } ev_con;
 
 typedef struct ev_group {
@@ -57,6 +59,7 @@ typedef struct ev_prop {
     struct json_t **values;   /* borrowed from the rule's JSON */
     char **contain;           /* malloc'd */
     char *values_json;        /* the values as one JSON array (malloc'd) */
+    uint32_t *vids;           /* the values' numbers in a set's eval/lookup_index.h (malloc'd), or NULL */
 } ev_prop;
 
 typedef enum ev_kind {

@@ -11,10 +11,13 @@
 #include <stdint.h>
 
 #include "eval/rule.h"
+#include "eval/lookup_index.h"
 
 typedef struct ev_segment {
     bool v1;
     char *id;
+    char *id_json;   /* the id as a JSON string, quoted (set by ev_cache_put) */
+    size_t id_json_len;
     ev_rule rule;
     bool active, extend, has_start, has_end;
     int64_t start_us, end_us;
@@ -24,6 +27,8 @@ typedef struct ev_segment {
 typedef struct ev_segment_set {
     size_t n;
     ev_segment *segs;
+    size_t n_aud;             /* the /audiences ones come first */
+    ev_lookup_index *index;   /* over their rules; NULL if memory ran out (match them all) */
     int refs;      /* under the cache's lock */
 } ev_segment_set;
 
@@ -31,11 +36,13 @@ typedef struct ev_segment_set {
  * ev_cache_put after loading the segments. */
 ev_segment_set *ev_cache_get(const char *tenant, uint64_t *stamp);
 /* Makes a set of the n segments (taken over: their ids and rules are the set's now, and
- * segs is freed) and keeps it for the tenant unless word came since ev_cache_get gave
- * stamp. Returns a reference to it, or NULL when memory ran out (segs freed). */
+ * segs is freed; their rules are indexed, eval/lookup_index.h) and keeps it for the tenant
+ * unless word came since ev_cache_get gave stamp. Returns a reference to it, or NULL when memory ran out (segs freed). */
 ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, const char *fingerprint,
                              ev_segment *segs, size_t n);
 void ev_cache_release(ev_segment_set *s);
+/* The index in s of the segment with this id (either dialect), or -1. */
+long ev_set_find(const ev_segment_set *s, const char *id);
 
 #define EV_CACHE_IDLE_S 60
 

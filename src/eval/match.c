@@ -69,8 +69,15 @@ static bool has_tag(const ev_device *d, const ev_con *c)
     return false;
 }
 
-static bool con_holds(const ev_device *d, const ev_con *c)
+static bool marked(const uint64_t *bits, uint32_t id)
 {
+    return bits[id / 64] >> (id % 64) & 1;
+}
+
+static bool con_holds(const ev_device *d, const ev_con *c, const uint64_t *bits)
+{
+    if (bits && c->vid) /* == or != on a text field or tags: whether d has the value */
+        return marked(bits, c->vid) == (c->op == EV_EQ);
     if (c->kind == EV_FIELD_TAGS) {
         if (c->op == EV_EXISTS)
             return (json_array_size(d->tags) > 0) == c->flag;
@@ -114,8 +121,14 @@ static bool value_equal(const json_t *a, const json_t *b)
     return false;
 }
 
-static bool prop_holds(const ev_device *d, const ev_prop *p)
+static bool prop_holds(const ev_device *d, const ev_prop *p, const uint64_t *bits)
 {
+    if (bits && p->vids) {
+        for (size_t j = 0; j < p->n; j++)
+            if (marked(bits, p->vids[j]))
+                return true;
+        return false;
+    }
     json_t *list = NULL;
     for (size_t i = 0; i < d->n_attrs && !list; i++)
         if (d->attrs[i].len == p->code_len && memcmp(d->attrs[i].code, p->code, p->code_len) == 0)
@@ -132,9 +145,14 @@ static bool prop_holds(const ev_device *d, const ev_prop *p)
 
 bool ev_match(const ev_rule *r, const ev_device *d)
 {
+    return ev_match_with(r, d, NULL);
+}
+
+bool ev_match_with(const ev_rule *r, const ev_device *d, const uint64_t *bits)
+{
     if (r->kind == EV_RULE_AUD) {
         for (size_t i = 0; i < r->n; i++)
-            if (!prop_holds(d, &r->props[i]))
+            if (!prop_holds(d, &r->props[i], bits))
                 return false;
         return true;
     }
@@ -146,7 +164,7 @@ bool ev_match(const ev_rule *r, const ev_device *d)
          * first that does not: the rest are not looked at */
         bool holds = !grp->is_or;
         for (size_t i = 0; i < grp->n && holds == !grp->is_or; i++)
-            holds = con_holds(d, &grp->cons[i]);
+            holds = con_holds(d, &grp->cons[i], bits);
         if (!holds)
             return false;
     }

@@ -164,6 +164,7 @@ void ev_rule_free(ev_rule *r)
         free(r->props[i].contain);
         free(r->props[i].values_json);
         free(r->props[i].values);
+        free(r->props[i].vids);
     }
     free(r->props);
     json_decref(r->root);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/json_text.h"
+
 #define BUCKETS 1024
 #define TENANTS_MAX 8192   /* past it the cache starts again empty */
 
@@ -41,6 +43,7 @@ static void segs_free(ev_segment *segs, size_t n)
 {
     for (size_t i = 0; segs && i < n; i++) {
         free(segs[i].id);
+        free(segs[i].id_json);
         ev_rule_free(&segs[i].rule);
     }
     free(segs);
@@ -49,6 +52,7 @@ static void segs_free(ev_segment *segs, size_t n)
 static void set_free(ev_segment_set *s)
 {
     segs_free(s->segs, s->n);
+    ev_index_free(s->index);
     free(s);
 }
 
@@ -157,6 +161,21 @@ ev_segment_set *ev_cache_put(const char *tenant, uint64_t stamp, const char *fin
     s->n = n;
     s->segs = segs;
     s->refs = 1;
+    while (s->n_aud < n && !segs[s->n_aud].v1)
+        s->n_aud++;
+    for (size_t i = 0; i < n; i++) {
+        json_text t = {0};
+        json_text_cstr(&t, segs[i].id, JSON_ESC_PG);
+        if (!(segs[i].id_json = json_text_take(&t, &segs[i].id_json_len))) {
+            set_free(s);
+            return NULL;
+        }
+    }
+    ev_rule **rules = malloc((n ? n : 1) * sizeof *rules);
+    for (size_t i = 0; rules && i < n; i++)
+        rules[i] = &segs[i].rule;
+    s->index = rules ? ev_index_build(rules, n) : NULL; /* NULL: every rule is matched */
+    free(rules);
     pthread_mutex_lock(&C.mu);
     entry *e = C.listening && stamp != UINT64_MAX ? find(tenant, false) : NULL;
     char *fp = e && e->word == stamp ? strdup(fingerprint) : NULL;
@@ -176,6 +195,28 @@ void ev_cache_release(ev_segment_set *s)
     pthread_mutex_lock(&C.mu);
     unref(s);
     pthread_mutex_unlock(&C.mu);
+}
+
+/* A binary search of segs[lo, hi) for id. */
+static long find_in(const ev_segment *segs, size_t lo, size_t hi, const char *id)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(segs[mid].id, id);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+long ev_set_find(const ev_segment_set *s, const char *id)
+{
+    long i = find_in(s->segs, 0, s->n_aud, id);
+    return i >= 0 ? i : find_in(s->segs, s->n_aud, s->n, id);
 }
 
 void ev_cache_changed(const char *tenant)

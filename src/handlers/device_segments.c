@@ -100,6 +100,22 @@ static int explicit_of(const store_device_eval *dev, const char *id)
     return -1;
 }
 
+/* The first candidate from i on (cands NULL: every segment is one), or n. */
+static size_t next_candidate(const uint64_t *cands, size_t i, size_t n)
+{
+    if (!cands || i >= n)
+        return i < n ? i : n;
+    size_t w = i / 64;
+    uint64_t bits = cands[w] & (~0ull << (i % 64));
+    while (!bits) {
+        if (++w * 64 >= n)
+            return n;
+        bits = cands[w];
+    }
+    size_t next = w * 64 + (size_t)__builtin_ctzll(bits);
+    return next < n ? next : n;
+}
+
 void h_device_segments(http_request *rq)
 {
     store_conn *c;
@@ -111,11 +127,26 @@ void h_device_segments(http_request *rq)
         !(d = h_keep(rq, sizeof *d, device_release)) || ev_device_read(d, dev.col, &rq->err) ||
         !(set = segments_of(rq, c)))
         return;
+    /* the device's values the set's rules test for equality, marked once, and the rules
+     * worth matching: the index's candidates and the segments the device was added to */
+    uint64_t *values = NULL, *cands = NULL;
+    const ev_lookup_index *ix = set->index;
+    size_t vw = ix ? ev_index_value_words(ix) : 0, rw = ix ? ev_index_rule_words(ix) : 0;
+    if (ix && (values = arena_alloc(&rq->arena, (vw + rw) * sizeof *values))) {
+        memset(values, 0, vw * sizeof *values);
+        cands = values + vw;
+        ev_index_device(ix, d, values, cands);
+        for (size_t k = 0; k < dev.n_members; k++) {
+            long i = dev.member_added[k] ? ev_set_find(set, dev.member_segment[k]) : -1;
+            if (i >= 0)
+                cands[i / 64] |= 1ull << (i % 64);
+        }
+    }
     int64_t now = ev_now_us();
     json_text o = {0};
     JSON_TEXT_LIT(&o, "{\"audiences\":[");
     bool in_v1 = false;
-    for (size_t i = 0; i < set->n; i++) {
+    for (size_t i = next_candidate(cands, 0, set->n); i < set->n; i = next_candidate(cands, i + 1, set->n)) {
         const ev_segment *s = &set->segs[i];
         if (s->v1 && !in_v1) { /* the set lists /audiences first */
             JSON_TEXT_LIT(&o, "],\"v1\":[");
@@ -124,10 +155,10 @@ void h_device_segments(http_request *rq)
         if (!ev_active(s->active, s->has_start, s->start_us, s->has_end, s->end_us, s->extend, now))
             continue;
         int ex = explicit_of(&dev, s->id);
-        if (ex == 0 || (ex < 0 && !ev_match(&s->rule, d)))
+        if (ex == 0 || (ex < 0 && !ev_match_with(&s->rule, d, values)))
             continue;
         json_text_comma(&o);
-        json_text_cstr(&o, s->id, JSON_ESC_PG);
+        json_text_put(&o, s->id_json, s->id_json_len);
     }
     if (!in_v1)
         JSON_TEXT_LIT(&o, "],\"v1\":[");

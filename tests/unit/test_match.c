@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "eval/lookup_index.h"
 #include "eval/match.h"
 #include "eval/rule.h"
 #include "validate/formats.h"
@@ -64,6 +65,8 @@ static const char *one(const char *field, const char *rel, const char *value)
     return buf;
 }
 
+/* The rule matched both ways, which must agree: alone (ev_match), and as the lookup does,
+ * through an index of it (eval/lookup_index.h: a candidate, then matched with the marks). */
 static bool match_rule(const ev_rule *r, const cols *d)
 {
     ev_device dev;
@@ -72,6 +75,18 @@ static bool match_rule(const ev_rule *r, const cols *d)
     if (ev_device_read(&dev, d->c, &err) != 0)
         fail_msg("device not read: %s", err.detail);
     bool m = ev_match(r, &dev);
+    ev_rule *rules[] = {(ev_rule *)r};
+    ev_lookup_index *ix = ev_index_build(rules, 1);
+    assert_non_null(ix);
+    uint64_t *values = calloc(ev_index_value_words(ix), sizeof *values);
+    uint64_t *cands = calloc(ev_index_rule_words(ix), sizeof *cands);
+    assert_true(values && cands);
+    ev_index_device(ix, &dev, values, cands);
+    bool indexed = (cands[0] & 1) && ev_match_with(r, &dev, values);
+    assert_int_equal(indexed, m);
+    free(values);
+    free(cands);
+    ev_index_free(ix);
     ev_device_free(&dev);
     return m;
 }
