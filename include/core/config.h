@@ -42,6 +42,10 @@ typedef struct seg_config {
     int per_ip_limit;
     int shutdown_grace_s;
     int lifecycle_sweep_s;       /* 0: no sweeper */
+    /* per tenant, by class of request (http/rate_limit.h: read, write, evaluation):
+     * requests a second (0: not limited) and the burst (0: as many as a second's) */
+    int rate_limit[3];
+    int rate_burst[3];
     char retired_set[96];        /* retired settings found set, space-separated: warned about */
 } seg_config;
 

@@ -11,6 +11,7 @@
 #include "auth/auth.h"
 #include "core/arena.h"
 #include "core/error.h"
+#include "http/rate_limit.h"
 
 typedef struct http_request http_request;
 typedef void (*http_handler)(http_request *rq);
@@ -52,6 +53,7 @@ typedef struct http_route {
     bool (*check_param2)(const char *value, const char **why);
     const char *param2_what;
     const char *param2_name;      /* its name in the pattern, for the problem's pointer */
+    bool evaluation;              /* rate-limited as an evaluation, not as a read or write */
 } http_route;
 
 /* The request's context: what it asked (route, path, body), who asks (principal), its
@@ -84,6 +86,7 @@ struct http_request {
     void *out_cls;
     char etag[48];
     char location[320];           /* a device's: "/v1/devices/" and an id of 255 */
+    rate_state rate;              /* a rate-limited route's: RateLimit-Policy and RateLimit */
 
     void *priv;                   /* http/dispatch.c's own state */
 };

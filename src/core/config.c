@@ -75,6 +75,20 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_LIFECYCLE_SWEEP_S", CF_INT, "60", 0, 86400,
      "seconds between passes of the sweeper that renews segments with extend (0: off; reads "
      "show renewed end dates either way)"},
+    {"SEGMENTD_RATE_LIMIT_READ", CF_INT, "0", 0, 1000000,
+     "reads (GET, membership checks, lookups) a tenant may make a second in this process, a "
+     "token bucket (0: no limit); past it 429 rate_limited with Retry-After"},
+    {"SEGMENTD_RATE_LIMIT_READ_BURST", CF_INT, "0", 0, 10000000,
+     "requests a tenant's read bucket holds (0: SEGMENTD_RATE_LIMIT_READ)"},
+    {"SEGMENTD_RATE_LIMIT_WRITE", CF_INT, "0", 0, 1000000,
+     "writes (POST, PUT, PATCH, DELETE) a tenant may make a second in this process (0: no limit)"},
+    {"SEGMENTD_RATE_LIMIT_WRITE_BURST", CF_INT, "0", 0, 10000000,
+     "requests a tenant's write bucket holds (0: SEGMENTD_RATE_LIMIT_WRITE)"},
+    {"SEGMENTD_RATE_LIMIT_EVAL", CF_INT, "0", 0, 1000000,
+     "evaluations (counts, previews, member pages and exports) a tenant may start a second in "
+     "this process (0: no limit)"},
+    {"SEGMENTD_RATE_LIMIT_EVAL_BURST", CF_INT, "0", 0, 10000000,
+     "requests a tenant's evaluation bucket holds (0: SEGMENTD_RATE_LIMIT_EVAL)"},
 };
 
 #define CF_COUNT (sizeof cf_table / sizeof cf_table[0])
@@ -271,6 +285,15 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->shutdown_grace_s = (int)n;
     } else if (!strcmp(name, "LIFECYCLE_SWEEP_S")) {
         cfg->lifecycle_sweep_s = (int)n;
+    } else if (!strncmp(name, "RATE_LIMIT_", 11)) {
+        static const char *const cls[] = {"READ", "WRITE", "EVAL"};
+        for (int c = 0; c < 3; c++) {
+            size_t k = strlen(cls[c]);
+            if (strncmp(name + 11, cls[c], k) == 0 && name[11 + k] == '\0')
+                cfg->rate_limit[c] = (int)n;
+            else if (strncmp(name + 11, cls[c], k) == 0 && strcmp(name + 11 + k, "_BURST") == 0)
+                cfg->rate_burst[c] = (int)n;
+        }
     }
     return 0;
 }

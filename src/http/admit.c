@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/fiber.h"
+#include "http/rate_limit.h"
 #include "http/request_parse.h"
 
 size_t http_body_limit(const seg_config *cfg, const http_route *r)
@@ -70,6 +71,21 @@ static int admit_body(const seg_config *cfg, const http_route *route, http_heade
     return 0;
 }
 
+/* The tenant's rate limit for the route's class, when that class is limited: a token taken,
+ * or -1 with 429. */
+static int admit_rate(const http_route *route, const char *method, http_request *rq)
+{
+    rate_class c = route->evaluation                                    ? RATE_EVAL
+                   : !strcmp(method, "GET") || !strcmp(method, "HEAD") ? RATE_READ
+                                                                        : RATE_WRITE;
+    if (!rate_limited(c))
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return rate_take(rq->principal.tenant, c, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+                     &rq->rate, &rq->err);
+}
+
 int http_admit(const http_router *r, const seg_config *cfg, const char *method, const char *url,
                http_header_fn header, void *cls, http_request *rq, http_admission *out)
 {
@@ -125,6 +141,8 @@ int http_admit(const http_router *r, const seg_config *cfg, const char *method, 
             auth_require(&rq->principal, route->scope, &rq->err))
             return -1;
         out->authenticated = true;
+        if (admit_rate(route, method, rq))
+            return -1;
     }
     return route->body ? admit_body(cfg, route, header, cls, rq, out) : 0;
 }

@@ -251,6 +251,12 @@ static enum MHD_Result send_answer(rq_priv *p)
         MHD_add_response_header(resp, "Location", rq->location);
     if (rq->route && rq->route->scope)
         MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (rq->rate.limited) {
+        char policy[96], now[96];
+        rate_fields(&rq->rate, policy, sizeof policy, now, sizeof now);
+        MHD_add_response_header(resp, "RateLimit-Policy", policy);
+        MHD_add_response_header(resp, "RateLimit", now);
+    }
     if (rq->err.status) {
         if (rq->err.www_authenticate)
             MHD_add_response_header(resp, "WWW-Authenticate", rq->err.www_authenticate);

@@ -18,6 +18,7 @@
 #include "core/fiber.h"
 #include "core/log.h"
 #include "http/http_private.h"
+#include "http/rate_limit.h"
 #include "http/router.h"
 
 static const seg_config *scfg;
@@ -124,6 +125,7 @@ int http_server_start(const seg_config *cfg, const http_route *routes, size_t n_
     char port[8];
     scfg = cfg;
     http_limits_init(cfg);
+    rate_limits_configure(cfg);
     if (http_dispatch_init(cfg, routes, n_routes)) {
         err_startup(err, "internal", "more than %d routes", ROUTER_MAX);
         return -1;
@@ -200,6 +202,7 @@ void http_server_stop(int grace_s)
         back_off();
     int left = http_inflight();
     http_loops_stop(false);
+    rate_reset(); /* no request is admitted any more */
     if (left > 0) {
         char n[16];
         snprintf(n, sizeof n, "%d", left);

@@ -32,15 +32,15 @@ static bool only_lower(const char *v, const char **why)
 }
 
 static const http_route routes[] = {
-    {"GET", "/items", h, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL},
-    {"POST", "/items", h, 0, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL},
-    {"GET", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id", NULL, NULL, NULL, NULL},
-    {"DELETE", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id", NULL, NULL, NULL, NULL},
-    {"GET", "/healthz", h, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL},
-    {"GET", "/items/{id}/tags", h, 0, BODY_NONE, only_digits, "item id", NULL, NULL, NULL, NULL},
-    {"POST", "/items/bulk", h, 0, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL}, /* after {id}: still wins */
-    {"GET", "/items/{id}/subs/{sub}", h, 0, BODY_NONE, only_digits, "item id", NULL, only_lower, "sub id", "sub"},
-    {"PUT", "/items/{id}/subs/{sub}", h, 0, BODY_JSON, only_digits, "item id", NULL, only_lower, "sub id", "sub"},
+    {"GET", "/items", h, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"POST", "/items", h, 0, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"GET", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id", NULL, NULL, NULL, NULL, false},
+    {"DELETE", "/items/{id}", h, 0, BODY_NONE, only_digits, "item id", NULL, NULL, NULL, NULL, false},
+    {"GET", "/healthz", h, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"GET", "/items/{id}/tags", h, 0, BODY_NONE, only_digits, "item id", NULL, NULL, NULL, NULL, false},
+    {"POST", "/items/bulk", h, 0, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL, false}, /* after {id}: still wins */
+    {"GET", "/items/{id}/subs/{sub}", h, 0, BODY_NONE, only_digits, "item id", NULL, only_lower, "sub id", "sub", false},
+    {"PUT", "/items/{id}/subs/{sub}", h, 0, BODY_JSON, only_digits, "item id", NULL, only_lower, "sub id", "sub", false},
 };
 #define N (sizeof routes / sizeof routes[0])
 
