@@ -75,8 +75,10 @@ def test_every_operation_shows_its_request_and_its_answers():
     missing = missing_examples()
     assert not missing, (
         "openapi.yaml: these request bodies and responses have no `example` or `examples` "
-        "(add a real answer of segmentd; a response shared through components/responses "
-        "gets it there, for every operation that uses it):\n  " + "\n  ".join(missing))
+        "beside their `schema` (add what segmentd really answers, as JSON or, for a text "
+        "media type such as text/html, the text itself; a response shared through "
+        "components/responses gets it there, once for every operation that uses it; "
+        "components/examples holds values several places share):\n  " + "\n  ".join(missing))
 
 
 def test_the_coverage_check_sees_a_missing_example():
