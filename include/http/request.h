@@ -84,6 +84,8 @@ struct http_request {
     void *out_cls;
     char etag[48];
     char location[320];           /* a device's: "/v1/devices/" and an id of 255 */
+    /* more headers of a successful answer: name, value, name, value, ..., NULL (static) */
+    const char *const *extra_headers;
 
     void *priv;                   /* http/dispatch.c's own state */
 };
