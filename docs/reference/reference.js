@@ -10,11 +10,11 @@ window.ui = SwaggerUIBundle({
   /* operationIds are the names generated clients give the calls */
   displayOperationId: true,
   displayRequestDuration: true,
-  /* the default posts the document to validator.swagger.io: no request leaves the server */
+  /* the default badge asks validator.swagger.io about the document: nothing leaves this server */
   validatorUrl: null,
   /* the token typed into "Authorize" is forgotten with the tab */
   persistAuthorization: false,
-  defaultModelsExpandDepth: 0,
-  /* try-it requests go to this server (servers[0] of the document is "/") */
-  supportedSubmitMethods: ["get", "put", "post", "delete", "patch", "head"]
+  /* the schemas stay folded at the end: each operation shows its own */
+  defaultModelsExpandDepth: 0
+  /* "Try it out" sends to servers[0] of the document, "/": this server */
 });

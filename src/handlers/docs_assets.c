@@ -27,7 +27,7 @@
     extern const unsigned char segmentd_docs_##sym##_end[] __attribute__((visibility("hidden")))
 
 DOCS_INCBIN(index, "index.html");
-DOCS_INCBIN(init, "reference.js");
+DOCS_INCBIN(reference, "reference.js");
 DOCS_INCBIN(bundle, "vendor/swagger-ui-bundle.js");
 DOCS_INCBIN(css, "vendor/swagger-ui.css");
 DOCS_INCBIN(icon, "vendor/favicon-32x32.png");
@@ -44,7 +44,7 @@ static const struct {
     const unsigned char *start, *end;
 } files[] = {
     {"", "text/html; charset=utf-8", segmentd_docs_index, segmentd_docs_index_end},
-    {"reference.js", JS, segmentd_docs_init, segmentd_docs_init_end},
+    {"reference.js", JS, segmentd_docs_reference, segmentd_docs_reference_end},
     {"swagger-ui-bundle.js", JS, segmentd_docs_bundle, segmentd_docs_bundle_end},
     {"swagger-ui.css", "text/css; charset=utf-8", segmentd_docs_css, segmentd_docs_css_end},
     {"favicon-32x32.png", "image/png", segmentd_docs_icon, segmentd_docs_icon_end},
