@@ -29,7 +29,7 @@ const timeout = Number(opt.timeout);
 const origin = new URL(opt.url).origin;
 const report = {
   console: [], pageErrors: [], cspViolations: [], failedRequests: [], foreignRequests: [],
-  operations: [], title: null, tryIt: null, timings: {},
+  operations: [], title: null, tryIt: null, tryResponses: [], timings: {},
 };
 const t0 = Date.now();
 const lap = (name) => { report.timings[name] = Date.now() - t0; };
@@ -94,6 +94,14 @@ try {
     has: page.locator(".opblock-summary-operation-id", { hasText: new RegExp(`^${opt.try}$`) }),
   });
   await op.locator(".opblock-summary-control").click();
+  // What the expanded operation documents: each status, its media types and example.
+  await op.locator(".responses-table tr.response").first().waitFor();
+  report.tryResponses = await op.locator(".responses-wrapper .responses-table").first().evaluate((t) =>
+    [...t.querySelectorAll(":scope > tbody > tr.response")].map((tr) => ({
+      code: tr.getAttribute("data-code"),
+      mediaTypes: [...tr.querySelectorAll(".response-control-media-type select option")].map((o) => o.value),
+      example: tr.querySelector(".example, .highlight-code, .microlight")?.textContent.slice(0, 2000) ?? null,
+    })));
   await op.locator(".try-out__btn").click();
   const answer = page.waitForResponse((r) => r.request().method() !== "OPTIONS" && r.url().startsWith(origin + "/") &&
     !r.url().includes("/docs") && !r.url().endsWith("/openapi.yaml"));

@@ -2,10 +2,11 @@
 playwright-core (tests/browser/reference_page.mjs), on a real segmentd and PostgreSQL.
 
 The page loads without a console error, a CSP violation or a request leaving the server; it
-shows every operation of openapi.yaml, compared with the document's own list; "Try it out"
-with a token lists a segment made just before; a screenshot is kept in .data/ for a
-person to look at. Run by scripts/test-browser (once per scripts/test), not by the
-black-box suite: it needs chromium and node."""
+shows every operation of openapi.yaml, compared with the document's own list; the operation
+tried shows each documented status with its media types, the errors as problem details with
+the document's examples; "Try it out" with a token lists a segment made just before; a
+screenshot is kept in .data/ for a person to look at. Run by scripts/test-browser (once per
+scripts/test), not by the black-box suite: it needs chromium and node."""
 import json
 import os
 import subprocess
@@ -25,6 +26,43 @@ TRY = ("/v1/segments", "get")
 def spec_operations():
     return {(m.upper(), path, op["operationId"])
             for path, item in SPEC["paths"].items() for m, op in item.items() if m in METHODS}
+
+
+def deref(doc):
+    """doc with its $ref followed (local references only)."""
+    while isinstance(doc, dict) and "$ref" in doc:
+        node = SPEC
+        for part in doc["$ref"].lstrip("#/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        doc = node
+    return doc
+
+
+def documented_example(media):
+    """The example Swagger UI shows first for a media type of openapi.yaml, or None."""
+    if "example" in media:
+        return media["example"]
+    for ex in (media.get("examples") or {}).values():
+        return deref(ex).get("value")
+    return None
+
+
+def check_responses_shown(shown, responses):
+    """The expanded operation shows each documented status with its media types, and the
+    problem details of each error status, with the example openapi.yaml gives it."""
+    codes = [r["code"] for r in shown]
+    assert len(codes) == len(set(codes)) and set(codes) == set(map(str, responses)), codes
+    for row in shown:
+        doc = deref(responses[row["code"]])
+        content = doc.get("content") or {}
+        assert sorted(row["mediaTypes"]) == sorted(content), row
+        if row["code"] >= "400":
+            assert row["mediaTypes"] == ["application/problem+json"], row
+            body = json.loads(row["example"])
+            assert {"type", "title", "status", "code"} <= set(body), row
+        want = documented_example(content[row["mediaTypes"][0]]) if content else None
+        if want is not None:
+            assert json.loads(row["example"]) == want, row
 
 
 def test_reference_page_in_chromium():
@@ -66,6 +104,7 @@ def test_reference_page_in_chromium():
     assert set(shown) - want == set(), "shown but not in openapi.yaml"
     assert want - set(shown) == set(), "in openapi.yaml but not shown"
 
+    check_responses_shown(report["tryResponses"], SPEC["paths"][TRY[0]][TRY[1]]["responses"])
     tried = report["tryIt"]
     assert tried["sentAuthorization"], tried
     assert tried["status"] == 200 and tried["shownStatus"] == "200", tried
