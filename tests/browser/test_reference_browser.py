@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from urllib.parse import unquote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -33,7 +34,7 @@ def deref(doc):
     while isinstance(doc, dict) and "$ref" in doc:
         node = SPEC
         for part in doc["$ref"].lstrip("#/").split("/"):
-            node = node[part.replace("~1", "/").replace("~0", "~")]
+            node = node[unquote(part).replace("~1", "/").replace("~0", "~")]
         doc = node
     return doc
 
