@@ -20,6 +20,9 @@ void h_healthz(http_request *rq);
 void h_readyz(http_request *rq);
 void h_metrics(http_request *rq);
 void h_openapi(http_request *rq);
+/* The API reference page (handlers/docs.c): GET /docs and GET /docs/{asset}. */
+void h_docs(http_request *rq);
+void h_docs_asset(http_request *rq);
 
 void h_aud_create(http_request *rq);
 void h_aud_replace(http_request *rq);     /* PATCH /audiences/segments (the body names the id) */

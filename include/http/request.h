@@ -87,6 +87,8 @@ struct http_request {
     char etag[48];
     char location[320];           /* a device's: "/v1/devices/" and an id of 255 */
     rate_state rate;              /* a rate-limited route's: RateLimit-Policy and RateLimit */
+    /* more headers of a successful answer: name, value, name, value, ..., NULL (static) */
+    const char *const *extra_headers;
 
     void *priv;                   /* http/dispatch.c's own state */
 };

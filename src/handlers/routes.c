@@ -13,6 +13,8 @@ const http_route handlers_routes[] = {
     {"GET", "/readyz", h_readyz, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"GET", "/metrics", h_metrics, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"GET", "/openapi.yaml", h_openapi, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"GET", "/docs", h_docs, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"GET", "/docs/{asset}", h_docs_asset, 0, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
 
     {"POST", "/audiences/segments", h_aud_create, W, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"POST", "/audiences/segments/bulk", h_aud_bulk_create, W, BODY_BULK_JSON, NULL, NULL, NULL, NULL, NULL, NULL, false},
