@@ -48,6 +48,13 @@ def has_examples(media):
 
 # ---------------------------------------------------------------- coverage
 
+def is_binary(media):
+    """A body of bytes (an image): there is no text to show as its example."""
+    schema = resolve((media or {}).get("schema")) or {}
+    return schema.get("format") == "binary" or \
+        str(schema.get("contentMediaType", "")).startswith(("image/", "application/octet-stream"))
+
+
 def missing_examples():
     """What lacks an example: `METHOD path: request body ctype` or `… response status ctype`,
     a response shared through components/responses named once, with its first user."""
@@ -61,7 +68,7 @@ def missing_examples():
         for status, response in (op.get("responses") or {}).items():
             ref = (response or {}).get("$ref")
             for ctype, media in (resolve(response).get("content") or {}).items():
-                if has_examples(media) or (ref, ctype) in shared:
+                if has_examples(media) or (ref, ctype) in shared or is_binary(media):
                     continue
                 if ref:
                     shared.add((ref, ctype))
