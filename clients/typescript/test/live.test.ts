@@ -29,10 +29,11 @@ const VIA_PRISM = process.env.SEGMENTD_VIA_PRISM === "1";
 interface Operation { key: string; method: string; template: string; rx: RegExp; public: boolean; spec: SpecOp }
 
 type SpecResponse = { $ref?: string; content?: Record<string, unknown> };
-type SpecOp = { security?: unknown[]; responses?: Record<string, SpecResponse> };
+type SpecParameter = { $ref?: string; name?: string; in?: string; example?: unknown; schema?: { enum?: unknown[]; const?: unknown } };
+type SpecOp = { security?: unknown[]; parameters?: SpecParameter[]; responses?: Record<string, SpecResponse> };
 const spec = parse(readFileSync(env("SEGMENTD_OPENAPI"), "utf8")) as {
   paths: Record<string, Record<string, SpecOp>>;
-  components: { responses: Record<string, SpecResponse> };
+  components: { responses: Record<string, SpecResponse>; parameters: Record<string, SpecParameter> };
 };
 const METHODS = ["get", "put", "post", "patch", "delete", "head", "options", "trace"];
 const operations: Operation[] = [];
@@ -153,10 +154,22 @@ const device = (n: number, over: Partial<DeviceInput> = {}): DeviceInput & { id:
 
 // ------------------------------------------------------------------ public routes
 
-test("public routes: every operation without security, as text", async () => {
-  for (const op of operations.filter((o) => o.public && o.method === "GET" && !o.template.includes("{"))) {
-    // the generated paths type every one of them; the loop also covers public routes added later
-    const { data, response } = await api.GET(op.template as "/healthz", { parseAs: "text" });
+/** A public GET operation's path with each `{name}` replaced by its parameter's example. */
+function examplePath(op: Operation): string {
+  return op.template.replace(/\{([^}]+)\}/g, (_all, name: string) => {
+    const param = (op.spec.parameters ?? [])
+      .map((p) => (p.$ref ? spec.components.parameters[p.$ref.split("/").at(-1)!] ?? p : p))
+      .find((p) => p.in === "path" && p.name === name);
+    const value = param?.example ?? param?.schema?.enum?.[0] ?? param?.schema?.const;
+    assert.ok(value !== undefined, `${op.key}: give the path parameter ${name} an example`);
+    return encodeURIComponent(String(value));
+  });
+}
+
+test("public routes: every operation without security, read as text", async () => {
+  // the generated paths type each of them; the loop also covers public routes added later
+  for (const op of operations.filter((o) => o.public && o.method === "GET")) {
+    const { data, response } = await api.GET(examplePath(op) as "/healthz", { parseAs: "text" });
     assert.equal(response.status, 200, op.key);
     assert.ok(typeof data === "string" && data.length > 0, op.key);
   }
