@@ -1,12 +1,16 @@
 """The TypeScript client's node:test suite (clients/typescript/test/) against a live segmentd
 on the test PostgreSQL, its traffic sent through Prism's validating proxy (tests/prism).
 Run by scripts/test-client, which installs, checks and builds the client first."""
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
+
+import requests
+import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from segtest import ROOT, Server, make_token  # noqa: E402
@@ -26,11 +30,11 @@ class Prism:
     """`prism proxy openapi.yaml <upstream>`: forwards every request and reports in the
     `sl-violations` header what breaks the spec (without --errors it changes no answer)."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, spec=os.path.join(ROOT, "openapi.yaml")):
         self.port = free_port()
-        self.log = open(os.path.join(ROOT, ".data", "prism.log"), "wb")
+        self.log = open(os.path.join(ROOT, ".data", "prism.log"), "ab")
         self.proc = subprocess.Popen(
-            [PRISM, "proxy", os.path.join(ROOT, "openapi.yaml"), upstream,
+            [PRISM, "proxy", spec, upstream,
              "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 60
@@ -56,6 +60,30 @@ class Prism:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def test_prism_reports_a_response_that_breaks_the_spec(tmp_path):
+    """The check below is only as good as Prism's response validation: a spec whose /healthz
+    answer says "okay" must make Prism flag segmentd's {"status": "ok"}."""
+    with open(os.path.join(ROOT, "openapi.yaml")) as f:
+        spec = yaml.safe_load(f)
+    assert spec["components"]["schemas"]["Health"]["properties"]["status"]["const"] == "ok"
+    spec["components"]["schemas"]["Health"]["properties"]["status"]["const"] = "okay"
+    broken = tmp_path / "openapi.yaml"
+    broken.write_text(json.dumps(spec))
+    server = Server().start()
+    prism = None
+    try:
+        prism = Prism(server.url, spec=str(broken))
+        r = requests.get(prism.url + "/healthz", timeout=30)
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+        violations = json.loads(r.headers.get("sl-violations", "[]"))
+        assert [v["location"] for v in violations] == [["response", "body", "status"]], violations
+    finally:
+        if prism:
+            prism.stop()
+        rc = server.stop()
+    assert rc == 0
 
 
 def test_typescript_client_through_prism():

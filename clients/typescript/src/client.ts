@@ -111,7 +111,8 @@ export type BulkWarningAny =
  * A bulk answer as segmentd sends it (`data`, `errors`, `warnings`), with `refused` true
  * when `atomic=true` refused the request (422: nothing stored), and `results`, one per
  * request item in request order. `data` holds the applied items in request order, so the
- * n-th item without an error or `superseded` warning is the n-th element of `data`.
+ * n-th item without an error or `superseded` warning is the n-th element of `data`. When
+ * refused, an item without errors of its own is `{ok: false, errors: []}`: not stored either.
  */
 export interface BulkOutcome<T> {
   data: T[];
@@ -150,7 +151,7 @@ function bulkOutcome<T>(
     const sup = superseded.get(index);
     if (errs) results.push({ index, ok: false, errors: errs });
     else if (sup) results.push({ index, ok: false, superseded: true, warnings: sup });
-    else if (refused) continue; // atomic: valid items were not stored either
+    else if (refused) results.push({ index, ok: false, errors: [] }); // atomic: not stored either
     else results.push({ index, ok: true, value: env.data[next++] as T });
   }
   return { ...env, refused, results };
