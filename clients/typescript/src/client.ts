@@ -212,14 +212,19 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 
 // ------------------------------------------------------------------ NDJSON lines
 
+/**
+ * The non-blank lines of a stream. A caller that stops early cancels the stream, which
+ * closes the connection: the server ends the export and frees its evaluation session.
+ */
 async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   const reader = stream.getReader();
   let rest = "";
+  let finished = false;
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) { finished = true; break; }
       rest += decoder.decode(value, { stream: true });
       let nl: number;
       while ((nl = rest.indexOf("\n")) >= 0) {
@@ -231,6 +236,7 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
     rest += decoder.decode();
     if (rest.trim() !== "") yield rest.trim();
   } finally {
+    if (!finished) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
 }
@@ -570,4 +576,8 @@ export class Segmentd implements SegmentdClient {
   }
 }
 
+/**
+ * For calls made on `api` directly: `await unwrap(api.GET(…))` resolves to `{data, response}`
+ * of a 2xx answer and throws a ProblemError (or ResponseError) for any other.
+ */
 export { ok as unwrap };

@@ -407,6 +407,10 @@ test("evaluation on both dialects: count, estimate, members, export, check, prev
   assert.deepEqual(exported, members);
   const whole = await collect(client.exportMembers("v1", v1id, { fields: "all" }));
   assert.ok(whole.some((d: Device) => d.id === dev(21) && d.country === "PL"));
+  for await (const first of client.exportMembers("v1", v1id)) { // stopping early cancels the stream
+    assert.equal(typeof first.id, "string");
+    break;
+  }
 
   const count = await client.count("v1", v1id);
   assert.equal(count.precision, "exact");
