@@ -455,6 +455,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
         p->rq.etag[0] = '\0';
         p->rq.location[0] = '\0';
         p->rq.extra_headers = NULL;
+        p->rq.rate.limited = false;
         p->rq.priv = p;
         p->rq.method = method;
         p->rq.path = url;
