@@ -42,9 +42,10 @@ int rate_take(const char *tenant, rate_class c, int64_t now_us, rate_state *st, 
  * one was taken). */
 bool rate_bucket_take(rate_bucket *b, double rate, double burst, int64_t now_us, long *wait_s);
 
-/* The field values for st: RateLimit-Policy ("read";q=100;w=2) and RateLimit
- * ("read";r=57;t=1), NUL-terminated in buffers of cap bytes. */
-void rate_fields(const rate_state *st, char *policy, size_t pcap, char *now, size_t ncap);
+/* The field values for st: RateLimit-Policy ("read";q=100;w=2, returned: written once when
+ * configured) and RateLimit ("read";r=57;t=1, written into now). */
+#define RATE_FIELD_MAX 64
+const char *rate_fields(const rate_state *st, char now[RATE_FIELD_MAX]);
 
 /* Forgets every bucket (tests). */
 void rate_reset(void);

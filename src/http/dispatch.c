@@ -254,9 +254,8 @@ static enum MHD_Result send_answer(rq_priv *p)
     if (rq->route && rq->route->scope)
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (rq->rate.limited) {
-        char policy[96], now[96];
-        rate_fields(&rq->rate, policy, sizeof policy, now, sizeof now);
-        MHD_add_response_header(resp, "RateLimit-Policy", policy);
+        char now[RATE_FIELD_MAX];
+        MHD_add_response_header(resp, "RateLimit-Policy", rate_fields(&rq->rate, now));
         MHD_add_response_header(resp, "RateLimit", now);
     }
     if (rq->err.status) {

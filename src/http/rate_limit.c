@@ -31,6 +31,7 @@ typedef struct shard {
 static struct {
     double rate[RATE_CLASSES];    /* tokens a second; 0: the class is not limited */
     double burst[RATE_CLASSES];
+    char policy[RATE_CLASSES][64]; /* RateLimit-Policy, written once */
     shard shards[SHARDS];
     pthread_once_t once;
 } R = {.once = PTHREAD_ONCE_INIT};
@@ -47,6 +48,9 @@ void rate_limits_configure(const seg_config *cfg)
     for (int c = 0; c < RATE_CLASSES; c++) {
         R.rate[c] = cfg->rate_limit[c];
         R.burst[c] = cfg->rate_burst[c] > 0 ? cfg->rate_burst[c] : cfg->rate_limit[c];
+        if (R.rate[c] > 0)
+            snprintf(R.policy[c], sizeof R.policy[c], "\"%s\";q=%.0f;w=%.0f", class_names[c],
+                     R.burst[c], ceil(R.burst[c] / R.rate[c]));
     }
 }
 
@@ -153,12 +157,35 @@ int rate_take(const char *tenant, rate_class c, int64_t now_us, rate_state *st, 
     return -1;
 }
 
-void rate_fields(const rate_state *st, char *policy, size_t pcap, char *now, size_t ncap)
+/* Writes v in decimal at w; returns the end. */
+static char *put_long(char *w, long v)
 {
-    rate_class c = st->cls;
-    snprintf(policy, pcap, "\"%s\";q=%.0f;w=%.0f", class_names[c], R.burst[c],
-             ceil(R.burst[c] / R.rate[c]));
-    snprintf(now, ncap, "\"%s\";r=%ld;t=%ld", class_names[c], st->remaining, st->reset_s);
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n)
+        *w++ = digits[--n];
+    return w;
+}
+
+const char *rate_fields(const rate_state *st, char now[RATE_FIELD_MAX])
+{
+    /* "evaluation";r=<20 digits>;t=<20 digits> fits RATE_FIELD_MAX */
+    const char *name = class_names[st->cls];
+    size_t n = strlen(name);
+    char *w = now;
+    *w++ = '"';
+    memcpy(w, name, n);
+    w += n;
+    memcpy(w, "\";r=", 4);
+    w = put_long(w + 4, st->remaining > 0 ? st->remaining : 0);
+    memcpy(w, ";t=", 3);
+    w = put_long(w + 3, st->reset_s > 0 ? st->reset_s : 0);
+    *w = '\0';
+    return R.policy[st->cls];
 }
 
 void rate_reset(void)

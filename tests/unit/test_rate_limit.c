@@ -89,15 +89,16 @@ static void test_take(void **state)
     assert_int_equal(rate_take("A", RATE_READ, t0 + S, &st, &err), 0);
     assert_int_equal(rate_take("A", RATE_READ, t0 + S, &st, &err), -1);
 
-    char policy[96], now[96];
+    char now[RATE_FIELD_MAX];
     rate_take("C", RATE_READ, t0, &st, &err);
-    rate_fields(&st, policy, sizeof policy, now, sizeof now);
-    assert_string_equal(policy, "\"read\";q=3;w=3");
+    assert_string_equal(rate_fields(&st, now), "\"read\";q=3;w=3");
     assert_string_equal(now, "\"read\";r=2;t=1");
     rate_take("C", RATE_EVAL, t0, &st, &err);
-    rate_fields(&st, policy, sizeof policy, now, sizeof now);
-    assert_string_equal(policy, "\"evaluation\";q=2;w=1");
+    assert_string_equal(rate_fields(&st, now), "\"evaluation\";q=2;w=1");
     assert_string_equal(now, "\"evaluation\";r=1;t=1");
+    st = (rate_state){true, RATE_EVAL, 12345678901L, 0};
+    rate_fields(&st, now);
+    assert_string_equal(now, "\"evaluation\";r=12345678901;t=0");
 }
 
 static void test_settings(void **state)
