@@ -82,7 +82,7 @@ struct metrics_out {
     sbuf b;
 };
 
-#define MAX_PROVIDERS 8
+#define MAX_PROVIDERS 16
 static void (*providers[MAX_PROVIDERS])(metrics_out *o);
 static int n_providers;
 

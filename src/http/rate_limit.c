@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics.h"
+
 #define SHARDS 64
 #define SHARD_BUCKETS 256
 #define SHARD_MAX 4096
@@ -33,13 +35,27 @@ static struct {
     double burst[RATE_CLASSES];
     char policy[RATE_CLASSES][64]; /* RateLimit-Policy, written once */
     shard shards[SHARDS];
+    unsigned long long refused[RATE_CLASSES]; /* 429s given (atomic) */
     pthread_once_t once;
 } R = {.once = PTHREAD_ONCE_INIT};
+
+static void rate_metrics(metrics_out *o)
+{
+    metrics_family(o, "segmentd_rate_limited_total", "counter",
+                   "Requests refused with 429 rate_limited, by class of request.");
+    for (int c = 0; c < RATE_CLASSES; c++) {
+        char label[32];
+        snprintf(label, sizeof label, "class=\"%s\"", class_names[c]);
+        metrics_sample(o, "segmentd_rate_limited_total", label,
+                       __atomic_load_n(&R.refused[c], __ATOMIC_RELAXED));
+    }
+}
 
 static void init_locks(void)
 {
     for (size_t i = 0; i < SHARDS; i++)
         pthread_mutex_init(&R.shards[i].mu, NULL);
+    metrics_provide(rate_metrics);
 }
 
 void rate_limits_configure(const seg_config *cfg)
@@ -150,6 +166,7 @@ int rate_take(const char *tenant, rate_class c, int64_t now_us, rate_state *st, 
     *st = (rate_state){true, c, (long)floor(tokens), (long)ceil((R.burst[c] - tokens) / R.rate[c])};
     if (ok)
         return 0;
+    __atomic_fetch_add(&R.refused[c], 1, __ATOMIC_RELAXED);
     err_set(err, 429, "rate_limited",
             "this tenant sent more %s requests than its limit of %g a second (bursts of %g): "
             "retry after %ld s", class_names[c], R.rate[c], R.burst[c], wait_s);

@@ -76,6 +76,9 @@ def test_drained_then_refilled(limited):
     assert "read" in r.json()["detail"]
     time.sleep(1.2)  # one token a second
     assert api.get("/v1/segments?limit=1").status_code == 200
+    metrics = api.get("/metrics", token=False).text
+    refused = [l for l in metrics.splitlines() if l.startswith('segmentd_rate_limited_total{class="read"}')]
+    assert refused and int(refused[0].split()[-1]) >= 1, metrics
 
 
 def test_one_tenants_burst_leaves_another_untouched(limited):

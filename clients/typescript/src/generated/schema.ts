@@ -68,7 +68,10 @@ export interface paths {
          *     (`segmentd_lifecycle_sweeps_total`, `segmentd_lifecycle_sweep_failures_total`,
          *     `segmentd_lifecycle_extensions_total{dialect="audiences"|"v1"}`), and the device
          *     imports (`segmentd_device_imports_total{status="done"|"failed"}`: imports finished
-         *     in this process; `segmentd_device_import_lines_total{outcome="upserted"|"invalid"}`).
+         *     in this process; `segmentd_device_import_lines_total{outcome="upserted"|"invalid"}`),
+         *     the evaluations (`segmentd_evaluations_total`, `segmentd_evaluation_sessions`,
+         *     `segmentd_lookup_segment_sets_total{source="cache"|"database"}`), and the rate limits
+         *     (`segmentd_rate_limited_total{class="read"|"write"|"evaluation"}`: 429s given).
          */
         get: operations["getMetrics"];
         put?: never;
