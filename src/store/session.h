@@ -26,6 +26,10 @@ int session_send(PGconn *pg, stmt_id id, const char *const *params);
 PGresult *session_await(PGconn *pg);
 /* session_send + session_await. */
 PGresult *session_run(PGconn *pg, stmt_id id, const char *const *params);
+/* session_run of a write that returns no rows: the rows it wrote, or -1 with a 503 in err
+ * ("the <what> failed", the server's message in the log detail). */
+long long session_run_count(PGconn *pg, stmt_id id, const char *const *params, const char *what,
+                            seg_error *err);
 /* Flushes a non-blocking session, reading what the server answers meanwhile. 0 or -1. */
 int session_flush_reading(PGconn *pg);
 /* PQgetResult that waits by yielding on a fiber. */

@@ -67,27 +67,67 @@
     "CASE WHEN s.size_at IS NULL THEN NULL ELSE json_build_object('count', s.size_count, "   \
     "'precision', s.size_precision, 'computedAt', floor(extract(epoch FROM s.size_at) * 1000)::bigint) END"
 
+/* The members of row r's representation up to extend_days, in its order, with end as its
+ * end date: the representation's own (END_AT), or a revision's document's (the stored one). */
+#define AUD_FIELDS(r, end)                                                                   \
+    "'id', " r ".id, 'management_type', " r ".management_type, 'name', " r ".name, "         \
+    "'no', " r ".no, 'owner_id', " r ".owner_id, 'approximated_size', " r ".approximated_size, " \
+    "'created_at', " TS_JSON(r ".created_at") ", "                                          \
+    "'deprecated_properties', " r ".deprecated_properties, 'description', " r ".description, " \
+    "'properties', " r ".properties, 'updated_at', " TS_JSON(r ".updated_at") ", "           \
+    "'start_date', " TS_JSON(r ".start_date") ", 'end_date', " TS_JSON(end) ", "              \
+    "'active', " r ".active, 'extend', " r ".extend, 'extend_days', " r ".extend_days"
+
 #define AUD_JSON                                                                            \
-    "json_build_object('id', s.id, 'management_type', s.management_type, 'name', s.name, "  \
-    "'no', s.no, 'owner_id', s.owner_id, 'approximated_size', s.approximated_size, "        \
-    "'created_at', " TS_JSON("s.created_at") ", "                                           \
-    "'deprecated_properties', s.deprecated_properties, 'description', s.description, "      \
-    "'properties', s.properties, 'updated_at', " TS_JSON("s.updated_at") ", "                \
-    "'start_date', " TS_JSON("s.start_date") ", 'end_date', " TS_JSON(END_AT) ", "            \
-    "'active', s.active, 'extend', s.extend, 'extend_days', s.extend_days, "                \
-    "'status', " STATUS ", 'size', " AUD_SIZE ")::text"
+    "json_build_object(" AUD_FIELDS("s", END_AT) ", 'status', " STATUS ", 'size', " AUD_SIZE ")::text"
 
 /* A timestamp as whole microseconds since the epoch (bulk creates write it themselves). */
 #define US_OF(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 
 #define MS_JSON(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
 
+#define V1_FIELDS(r, end)                                                                    \
+    "'id', " r ".id, 'name', " r ".name, 'description', " r ".description, "                 \
+    "'constraints', " r ".constraints, 'createdAt', " MS_JSON(r ".created_at") ", "           \
+    "'updatedAt', " MS_JSON(r ".updated_at") ", 'startDate', " MS_JSON(r ".start_date") ", "  \
+    "'endDate', " MS_JSON(end) ", 'active', " r ".active, 'extend', " r ".extend, "           \
+    "'extendDays', " r ".extend_days"
+
 #define V1_JSON                                                                        \
-    "json_build_object('id', s.id, 'name', s.name, 'description', s.description, "     \
-    "'constraints', s.constraints, 'createdAt', " MS_JSON("s.created_at") ", "          \
-    "'updatedAt', " MS_JSON("s.updated_at") ", 'startDate', " MS_JSON("s.start_date") ", " \
-    "'endDate', " MS_JSON(END_AT) ", 'active', s.active, 'extend', s.extend, "           \
-    "'extendDays', s.extend_days, 'status', " STATUS ", 'size', " V1_SIZE ")::text"
+    "json_build_object(" V1_FIELDS("s", END_AT) ", 'status', " STATUS ", 'size', " V1_SIZE ")::text"
+
+/* History (migrations/0006_history.sql): every statement that changes a segment writes its
+ * revision itself, in a CTE over the rows its DML returned, so in its transaction and with
+ * no second statement. The document a patch is about: the representation without status
+ * and size, with the end date as stored (reads show a renewed one before the sweeper writes
+ * it); as jsonb for segment_patch, or as json for a create, which adds it whole at the root
+ * (RFC 6902 4.1: the cheapest patch to build, for bulk creates). A delete replaces the root
+ * with {}. */
+#define REV_INSERT                                                                            \
+    "INSERT INTO segment_revisions (tenant, v1, segment, actor, request_id, operation, version, " \
+    "applied, patch) "
+#define AUD_DOC(r) "jsonb_build_object(" AUD_FIELDS(r, r ".end_date") ")"
+#define V1_DOC(r) "jsonb_build_object(" V1_FIELDS(r, r ".end_date") ")"
+#define CREATED(fields) \
+    "json_build_array(json_build_object('op', 'add', 'path', '', 'value', json_build_object(" fields ")))"
+#define AUD_CREATED(r) CREATED(AUD_FIELDS(r, r ".end_date"))
+#define V1_CREATED(r) CREATED(V1_FIELDS(r, r ".end_date"))
+#define DELETED "'[{\"op\": \"replace\", \"path\": \"\", \"value\": {}}]'::json"
+
+/* The revision CTE of a single update (upd: the row updated, with its id, new version and
+ * document; cur: the row before, with its document) and of a delete (del: id, version). */
+#define REVISED(v1, actor, rid, op)                                                           \
+    "rev AS (" REV_INSERT "SELECT $1, " v1 ", upd.id, " actor "::text, " rid "::text, " op      \
+    "::text, upd.new_version, NULL, segment_patch(cur.doc, upd.doc) FROM upd, cur) "
+#define DELETED_REV(v1, actor, rid, op)                                                       \
+    "rev AS (" REV_INSERT "SELECT $1, " v1 ", del.id, " actor "::text, " rid "::text, " op    \
+    ", del.version, NULL, " DELETED " FROM del) "
+
+/* The sweeper's renewal changes the end date and updated_at of row r, no other member. */
+#define RENEWED(end, updated, value)                                                          \
+    "json_build_array(json_build_object('op', 'replace', 'path', '/" end "', 'value', "        \
+    value("r.end_date") "), json_build_object('op', 'replace', 'path', '/" updated "', "      \
+    "'value', " value("r.updated_at") "))"
 
 /* A timestamp as microseconds since 2000-01-01 UTC, 16 hex digits (its binary send
  * format): set by no session setting, and cheaper for PostgreSQL than to_char or a numeric
@@ -110,13 +150,16 @@
 /* The lifecycle members of a bulk record (handlers/bulk_items.c). */
 #define LC_RECORD "start_us bigint, end_us bigint, active boolean, extend boolean, extend_days int"
 
-/* The end of a bulk update of table (x: the records, upd: the UPDATE begun before with its
- * SET list): the rows it updated as (id, representation json, NULL), then the rows left as
- * they were because their new dates would break a rule as (id, NULL, rule). */
-#define BULK_UPDATE_END(table, id, json)                                                     \
+/* The end of a bulk update of table (x: the records, old: their rows' documents before,
+ * upd: the UPDATE begun before with its SET list): the revisions of the rows it updated,
+ * which it answers as (id, representation json, NULL), then the rows left as they were
+ * because their new dates would break a rule as (id, NULL, rule). */
+#define BULK_UPDATE_END(table, v1, id, json, doc)                                            \
     "updated_at = now(), version = s.version + 1 FROM x "                                   \
     "WHERE s.tenant = $1 AND s.id = x.id AND " LC_PROBLEM("x.mask", "x", "s") " IS NULL "    \
-    "RETURNING " id " AS id, " json " AS body) "                                             \
+    "RETURNING " id " AS id, " json " AS body, s.version AS version, " doc " AS doc), "       \
+    "rev AS (" REV_INSERT "SELECT $1, " v1 ", upd.id, $3::text, $4::text, 'bulk_update', "    \
+    "upd.version, NULL, segment_patch(old.doc, upd.doc) FROM upd JOIN old ON old.id = upd.id) " \
     "SELECT id, body, NULL::text FROM upd UNION ALL "                                       \
     "SELECT " id ", NULL, " LC_PROBLEM("x.mask", "x", "s") " FROM " table " s "                \
     "JOIN x ON s.id = x.id WHERE s.tenant = $1 AND " LC_PROBLEM("x.mask", "x", "s") " IS NOT NULL " \
@@ -131,12 +174,28 @@
 /* The sweeper's renewal of up to $1 segments whose end passed (SKIP LOCKED: what another
  * process renews meanwhile is left to it; the WHERE is checked again on the row it locks,
  * so each renewal happens once). */
-#define RENEW(table)                                                                       \
+#define RENEW(table, v1, patch)                                                            \
     "WITH due AS (SELECT tenant, id FROM " table " WHERE extend AND end_date <= now() "     \
-    "ORDER BY end_date LIMIT $1::int FOR UPDATE SKIP LOCKED) "                              \
-    "UPDATE " table " AS s SET end_date = " END_AT ", updated_at = now(), "                 \
+    "ORDER BY end_date LIMIT $1::int FOR UPDATE SKIP LOCKED), "                             \
+    "r AS (UPDATE " table " AS s SET end_date = " END_AT ", updated_at = now(), "           \
     "version = s.version + 1 FROM due WHERE s.tenant = due.tenant AND s.id = due.id "      \
-    "AND s.extend AND s.end_date <= now()"
+    "AND s.extend AND s.end_date <= now() RETURNING s.*) "                                  \
+    REV_INSERT "SELECT r.tenant, " v1 ", r.id::text, 'segmentd', NULL, 'extend', r.version, " \
+    "NULL, " patch " FROM r"
+
+/* A revision r as GET …/history answers it, the same on both dialects (snake_case keys, the
+ * time in RFC 3339 as /audiences writes it; the patch in the dialect's own words). */
+#define HISTORY_JSON                                                                          \
+    "json_build_object('revision', r.seq, 'at', " TS_JSON("r.at") ", 'actor', r.actor, "       \
+    "'request_id', r.request_id, 'operation', r.operation, 'version', r.version, "           \
+    "'applied', r.applied, 'patch', r.patch)::text"
+#define HISTORY_PAGE(v1, segment_exists)                                                      \
+    "SELECT p.item, p.seq::text, k.known FROM (SELECT EXISTS (SELECT 1 FROM segment_revisions " \
+    "WHERE tenant = $1 AND v1 = " v1 " AND segment = $2::text) OR EXISTS (" segment_exists ") "  \
+    "AS known) k LEFT JOIN LATERAL (SELECT " HISTORY_JSON " AS item, r.seq FROM segment_revisions r " \
+    "WHERE r.tenant = $1 AND r.v1 = " v1 " AND r.segment = $2::text "                           \
+    "AND r.seq < coalesce($3::bigint, 9223372036854775807) ORDER BY r.seq DESC LIMIT $4::int) p " \
+    "ON true ORDER BY p.seq DESC"
 
 /* Devices (migrations/0003_devices.sql): the columns in the table's order, the parameters
  * $3 to $22 that give them (integers cast, tags from a JSON array), and the representation
@@ -207,8 +266,15 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIG_RECORD] = {NULL, "INSERT INTO schema_migrations (version, name) VALUES ($1::bigint, $2)", 2, LOCKS_NONE, false},
 
     /* $1 how many at most */
-    [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments"), 1, LOCKS_NONE, false},
-    [STMT_V1_RENEW] = {NULL, RENEW("v1_segments"), 1, LOCKS_NONE, false},
+    [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments", "false",
+                                     RENEWED("end_date", "updated_at", TS_JSON)), 1, LOCKS_NONE, false},
+    [STMT_V1_RENEW] = {NULL, RENEW("v1_segments", "true", RENEWED("endDate", "updatedAt", MS_JSON)), 1,
+                       LOCKS_NONE, false},
+    /* Up to $2 revisions older than $1 days (SEGMENTD_HISTORY_DAYS), found by the BRIN index
+     * on `at` and deleted by their row addresses. */
+    [STMT_HISTORY_PURGE] = {NULL,
+        "DELETE FROM segment_revisions WHERE ctid = ANY (ARRAY(SELECT ctid FROM segment_revisions "
+        "WHERE at < now() - make_interval(days => $1::int) LIMIT $2::int))", 2, LOCKS_NONE, false},
 
     /* Device imports. The receiver's: the import, its lock taken before the row is seen;
      * its valid lines by COPY (text format, store/imports.c writes it); its counts (absolute:
@@ -282,30 +348,32 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
 
+    /* $16 the actor, $17 the request id (of the revision) */
     [STMT_AUD_INSERT] = {"aud_insert",
-        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "WITH s AS (INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
         "start_date, end_date, active, extend, extend_days) "
         "VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, coalesce($8::jsonb, '{}'), "
         "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now(), "
         TS_US("$11") ", segment_end_at(" TS_US("$12") ", $14::boolean, $15::int, now()), "
-        "$13::boolean, $14::boolean, $15::int) "
-        "RETURNING " AUD_JSON ", s.version", 15, LOCKS_NONE, false},
+        "$13::boolean, $14::boolean, $15::int) RETURNING s.*), "
+        "rev AS (" REV_INSERT "SELECT $1, false, s.id::text, $16::text, $17::text, 'create', s.version, "
+        "NULL, " AUD_CREATED("s") " FROM s) "
+        "SELECT " AUD_JSON ", s.version FROM s", 17, LOCKS_NONE, false},
 
     [STMT_AUD_GET] = {"aud_get",
         "SELECT " AUD_JSON ", s.version FROM audience_segments s "
         "WHERE s.tenant = $1 AND s.id = $2::uuid", 2, LOCKS_NONE, false},
 
-    /* One round trip tells apart "no such row" (no result row) from "stale If-Match"
-     * (a row whose body is NULL). */
     /* One round trip tells apart "no such row" (no result row), "stale If-Match" (a row
      * whose body is NULL) and "the new dates break a rule" (a body NULL, the rule named in
-     * column 3): the rules are checked against the stored values the update keeps. */
+     * column 3): the rules are checked against the stored values the update keeps. $17 the
+     * actor, $18 the request id, $19 the operation (of the revision). */
     [STMT_AUD_UPDATE] = {"aud_update",
         "WITH arg AS (SELECT " TS_US("$12") " AS start_date, " TS_US("$13") " AS end_date, "
         "$14::boolean AS active, $15::boolean AS extend, $16::int AS extend_days), "
-        "cur AS (SELECT version, start_date, end_date, extend, extend_days FROM audience_segments "
-        "WHERE tenant = $1 AND id = $2::uuid), "
+        "cur AS (SELECT c.version, c.start_date, c.end_date, c.extend, c.extend_days, "
+        AUD_DOC("c") " AS doc FROM audience_segments c WHERE c.tenant = $1 AND c.id = $2::uuid), "
         "upd AS (UPDATE audience_segments AS s SET "
         "management_type = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.management_type END, "
         "name = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.name END, "
@@ -319,17 +387,20 @@ const stmt_def store_statements[STMT__COUNT] = {
         "updated_at = now(), version = s.version + 1 FROM arg "
         "WHERE s.tenant = $1 AND s.id = $2::uuid AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
-        "RETURNING " AUD_JSON " AS body, s.version AS new_version) "
+        "RETURNING " AUD_JSON " AS body, s.version AS new_version, " AUD_DOC("s") " AS doc, s.id::text AS id), "
+        REVISED("false", "$17", "$18", "$19")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
-        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 16, LOCKS_AUDIENCE_SEGMENTS, false},
+        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 19, LOCKS_AUDIENCE_SEGMENTS, false},
 
+    /* $4 the actor, $5 the request id (of the revision) */
     [STMT_AUD_DELETE] = {"aud_delete",
         "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
         "del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 AND s.id = $2::uuid "
-        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
-        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_AUDIENCE_SEGMENTS, false},
+        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id::text AS id, s.version), "
+        DELETED_REV("false", "$4", "$5", "'delete'")
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_AUDIENCE_SEGMENTS, false},
 
     /* Lists return the representation's columns in its order, the timestamps as TS_HEX;
      * store/list_json.c writes each item as AUD_JSON / V1_JSON would. A page of 21 rows
@@ -357,20 +428,23 @@ const stmt_def store_statements[STMT__COUNT] = {
         "ORDER BY s.no DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
     [STMT_V1_INSERT] = {"v1_insert",
-        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "WITH s AS (INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
         "start_date, end_date, active, extend, extend_days) "
         "VALUES ($1, $2, $3, $4, $5::jsonb, " TS_US("$6") ", segment_end_at(" TS_US("$7") ", "
-        "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int) "
-        "RETURNING " V1_JSON ", s.version", 10, LOCKS_NONE, false},
+        "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int) RETURNING s.*), "
+        "rev AS (" REV_INSERT "SELECT $1, true, s.id, $11::text, $12::text, 'create', s.version, "
+        "NULL, " V1_CREATED("s") " FROM s) "
+        "SELECT " V1_JSON ", s.version FROM s", 12, LOCKS_NONE, false},
 
     [STMT_V1_GET] = {"v1_get",
         "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
 
+    /* $13 the actor, $14 the request id, $15 the operation */
     [STMT_V1_UPDATE] = {"v1_update",
         "WITH arg AS (SELECT " TS_US("$8") " AS start_date, " TS_US("$9") " AS end_date, "
         "$10::boolean AS active, $11::boolean AS extend, $12::int AS extend_days), "
-        "cur AS (SELECT version, start_date, end_date, extend, extend_days FROM v1_segments "
-        "WHERE tenant = $1 AND id = $2), "
+        "cur AS (SELECT c.version, c.start_date, c.end_date, c.extend, c.extend_days, "
+        V1_DOC("c") " AS doc FROM v1_segments c WHERE c.tenant = $1 AND c.id = $2), "
         "upd AS (UPDATE v1_segments AS s SET "
         "name = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.name END, "
         "description = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.description END, "
@@ -380,17 +454,19 @@ const stmt_def store_statements[STMT__COUNT] = {
         "updated_at = now(), version = s.version + 1 FROM arg "
         "WHERE s.tenant = $1 AND s.id = $2 AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
-        "RETURNING " V1_JSON " AS body, s.version AS new_version) "
+        "RETURNING " V1_JSON " AS body, s.version AS new_version, " V1_DOC("s") " AS doc, s.id AS id), "
+        REVISED("true", "$13", "$14", "$15")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
-        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 12, LOCKS_V1_SEGMENTS, false},
+        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 15, LOCKS_V1_SEGMENTS, false},
 
-    [STMT_V1_DELETE] = {"v1_delete",
+    [STMT_V1_DELETE] = {"v1_delete", /* $4, $5 as aud_delete's */
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
         "del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2 "
-        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
-        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_V1_SEGMENTS, false},
+        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id, s.version), "
+        DELETED_REV("true", "$4", "$5", "'delete'")
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_LIST] = {"v1_list",
         "SELECT " V1_COLUMNS " FROM v1_segments s WHERE s.tenant = $1 "
@@ -404,15 +480,15 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND s.seq < coalesce($2::bigint, 9223372036854775807) "
         "ORDER BY s.seq DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
-    /* Bulk: one statement for the whole request (for creates: for each part of it). $2
-     * is a JSON array of records built by handlers/bulk.c, read as json, not jsonb: the
+    /* Bulk: one statement for the whole request (for creates: for each part of it), $3
+     * the actor and $4 the request id of its revisions. $2 is a JSON array of records built by handlers/bulk.c, read as json, not jsonb: the
      * text is read as it comes, with no jsonb value built first (1000 creates: 28.9 ->
      * 27.7 ms median in an interleaved A/B); column 0 is the id, column 1 the representation, except for
      * /audiences/segments creates, whose answer the handler writes from its records and
      * what PostgreSQL made (no, the two documents as jsonb text, the timestamps): the
      * statement costs ~7 ms less for 1000 rows without json_build_object and to_char. */
     [STMT_AUD_BULK_INSERT] = {"aud_bulk_insert",
-        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "WITH s AS (INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
         "start_date, end_date, active, extend, extend_days) "
         "SELECT $1, x.id, x.management_type, x.name, x.owner_id, x.approximated_size, x.description, "
@@ -425,10 +501,13 @@ const stmt_def store_statements[STMT__COUNT] = {
         "deprecated_properties jsonb, created_at timestamptz, " LC_RECORD ")) WITH ORDINALITY "
         "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
         "deprecated_properties, created_at, start_us, end_us, active, extend, extend_days, ord) "
-        "ORDER BY x.ord "
-        "RETURNING s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
+        "ORDER BY x.ord RETURNING s.*), "
+        "rev AS (" REV_INSERT "SELECT $1, false, s.id::text, $3::text, $4::text, 'bulk_create', "
+        "s.version, NULL, " AUD_CREATED("s") " FROM s) "
+        "SELECT s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
         US_OF("s.created_at") ", " US_OF("s.updated_at") ", " US_OF("s.start_date") ", "
-        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS, 2, LOCKS_NONE, true},
+        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS " FROM s ORDER BY s.no",
+        4, LOCKS_NONE, true},
 
     /* Updates answer (id, representation, NULL) for each row updated, and (id, NULL, rule)
      * for each whose new dates would break a lifecycle rule against its stored values. */
@@ -437,6 +516,8 @@ const stmt_def store_statements[STMT__COUNT] = {
         "FROM json_to_recordset($2::json) AS r(id uuid, mask int, management_type text, name text, "
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
         "deprecated_properties jsonb, " LC_RECORD ")), "
+        "old AS (SELECT o.id::text AS id, " AUD_DOC("o") " AS doc FROM audience_segments o "
+        "JOIN x ON o.id = x.id WHERE o.tenant = $1), "
         "upd AS (UPDATE audience_segments AS s SET "
         "management_type = CASE WHEN (x.mask & 1) <> 0 THEN x.management_type ELSE s.management_type END, "
         "name = CASE WHEN (x.mask & 2) <> 0 THEN x.name ELSE s.name END, "
@@ -447,15 +528,18 @@ const stmt_def store_statements[STMT__COUNT] = {
         "properties = CASE WHEN (x.mask & 32) <> 0 THEN coalesce(x.properties, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("x.mask", "x")
-        BULK_UPDATE_END("audience_segments", "s.id::text", AUD_JSON), 2, LOCKS_NONE, true},
+        BULK_UPDATE_END("audience_segments", "false", "s.id::text", AUD_JSON, AUD_DOC("s")), 4,
+        LOCKS_NONE, true},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
-        "DELETE FROM audience_segments s WHERE s.tenant = $1 "
+        "WITH del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)::uuid) "
-        "RETURNING s.id::text, json_build_object('id', s.id)::text", 2, LOCKS_NONE, true},
+        "RETURNING s.id::text AS id, s.version), "
+        DELETED_REV("false", "$3", "$4", "'bulk_delete'")
+        "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
-        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "WITH s AS (INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
         "start_date, end_date, active, extend, extend_days) "
         "SELECT $1, x.id, x.name, x.description, x.constraints, " TS_US("x.start_us") ", "
         "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), x.active, x.extend, "
@@ -463,24 +547,30 @@ const stmt_def store_statements[STMT__COUNT] = {
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id text, name text, description text, "
         "constraints jsonb, " LC_RECORD ")) WITH ORDINALITY AS x(id, name, description, constraints, "
         "start_us, end_us, active, extend, extend_days, ord) "
-        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 2, LOCKS_NONE, true},
+        "ORDER BY x.ord RETURNING s.*), "
+        "rev AS (" REV_INSERT "SELECT $1, true, s.id, $3::text, $4::text, 'bulk_create', s.version, "
+        "NULL, " V1_CREATED("s") " FROM s) "
+        "SELECT s.id, " V1_JSON " FROM s ORDER BY s.seq", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
         "WITH x AS (SELECT r.*, " TS_US("r.start_us") " AS start_date, " TS_US("r.end_us") " AS end_date "
         "FROM json_to_recordset($2::json) AS r(id text, mask int, name text, description text, "
         "constraints jsonb, " LC_RECORD ")), "
+        "old AS (SELECT o.id, " V1_DOC("o") " AS doc FROM v1_segments o JOIN x ON o.id = x.id "
+        "WHERE o.tenant = $1), "
         "upd AS (UPDATE v1_segments AS s SET "
         "name = CASE WHEN (x.mask & 1) <> 0 THEN x.name ELSE s.name END, "
         "description = CASE WHEN (x.mask & 2) <> 0 THEN x.description ELSE s.description END, "
         SIZE_KEPT("CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
         LC_SET("x.mask", "x")
-        BULK_UPDATE_END("v1_segments", "s.id", V1_JSON), 2, LOCKS_NONE, true},
+        BULK_UPDATE_END("v1_segments", "true", "s.id", V1_JSON, V1_DOC("s")), 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
-        "DELETE FROM v1_segments s WHERE s.tenant = $1 "
-        "AND s.id IN (SELECT json_array_elements_text($2::json)) "
-        "RETURNING s.id, json_build_object('id', s.id)::text", 2, LOCKS_NONE, true},
+        "WITH del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 "
+        "AND s.id IN (SELECT json_array_elements_text($2::json)) RETURNING s.id, s.version), "
+        DELETED_REV("true", "$3", "$4", "'bulk_delete'")
+        "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     /* PUT: $23 If-Match versions (NULL: none), $24 create only (If-None-Match: *), $25
      * replace only (If-Match: *). With If-Match only an existing device (of those versions)
@@ -551,6 +641,16 @@ const stmt_def store_statements[STMT__COUNT] = {
         "SELECT " IMPORT_JSON " FROM device_imports i WHERE i.tenant = $1 AND i.id = $2", 2,
         LOCKS_NONE, false},
     /* Newest first, before the cursor ($2, a seq). */
+    /* A segment's history (store/history.c): $2 the segment's id as text, its revisions newest
+     * first before the cursor ($3, a seq), $4 at most, as (item, seq, known); when none is
+     * left, one row (NULL, NULL, known): known tells a segment that exists or has revisions
+     * from one that never had either (404). */
+    [STMT_HISTORY_AUD] = {"history_aud",
+        HISTORY_PAGE("false", "SELECT 1 FROM audience_segments WHERE tenant = $1 AND id = $2::text::uuid"),
+        4, LOCKS_NONE, false},
+    [STMT_HISTORY_V1] = {"history_v1",
+        HISTORY_PAGE("true", "SELECT 1 FROM v1_segments WHERE tenant = $1 AND id = $2::text"),
+        4, LOCKS_NONE, false},
     [STMT_IMPORT_LIST] = {"import_list",
         "SELECT " IMPORT_JSON ", i.seq::text FROM device_imports i WHERE i.tenant = $1 "
         "AND ($2::bigint IS NULL OR i.seq < $2::bigint) ORDER BY i.seq DESC LIMIT $3::int", 3,

@@ -1,0 +1,48 @@
+-- History (issue #24): a revision for every change to a segment of either dialect, written by
+-- the statement that makes the change (src/store/statements.c), so in its transaction. Kept
+-- after the segment is deleted (no foreign key) until SEGMENTD_HISTORY_DAYS have passed.
+--
+-- `patch` is an RFC 6902 JSON Patch from the segment's document before the change to the one
+-- after: its representation as GET answers it without `status` and `size` (computed at read
+-- time, and moved by counts, which are not changes), with the end date as stored. A create
+-- adds the whole document at the root, a delete replaces the root with {}, an update replaces
+-- the top-level members that changed (segment_patch), a member add or remove changes no field
+-- ([], with `applied` ids). `version` is the segment's version after the change (a delete's:
+-- the version deleted). `seq` orders every revision of the database: the keyset of the pages,
+-- newest first.
+
+CREATE TABLE segment_revisions (
+    seq        bigint      GENERATED ALWAYS AS IDENTITY,
+    tenant     text        NOT NULL,
+    v1         boolean     NOT NULL,  -- the dialect: /v1/segments, else /audiences/segments
+    segment    text        NOT NULL,  -- a uuid's text or a seg_ id
+    at         timestamptz NOT NULL DEFAULT now(),
+    actor      text,                  -- the token's sub ('segmentd': the sweeper; NULL: no sub)
+    request_id text,                  -- NULL: no request (the sweeper)
+    operation  text        NOT NULL,
+    version    bigint      NOT NULL,
+    applied    bigint,                -- members_add, members_remove: the ids applied
+    patch      json        NOT NULL,  -- written as built, never read as jsonb
+    PRIMARY KEY (tenant, v1, segment, seq)
+);
+
+-- The retention purge looks for the oldest rows: revisions are appended in time order, so a
+-- BRIN index of a few pages finds them, and costs a write almost nothing (a btree on `at`
+-- would be one more index entry for every revision a bulk create writes).
+CREATE INDEX segment_revisions_at_idx ON segment_revisions USING brin (at);
+
+-- The RFC 6902 patch that turns object `old` into object `new`, member by member: add the
+-- members only `new` has, remove those only `old` has, replace those whose values differ
+-- (nested objects whole). Keys escaped as RFC 6901 requires (~ and /).
+CREATE FUNCTION segment_patch(old jsonb, new jsonb) RETURNS json
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(json_agg(CASE
+               WHEN o.v IS NULL THEN json_build_object('op', 'add', 'path', d.path, 'value', n.v)
+               WHEN n.v IS NULL THEN json_build_object('op', 'remove', 'path', d.path)
+               ELSE json_build_object('op', 'replace', 'path', d.path, 'value', n.v) END
+           ORDER BY d.k), '[]')
+    FROM jsonb_each(old) o(k, v) FULL JOIN jsonb_each(new) n(k, v) ON o.k = n.k
+    CROSS JOIN LATERAL (SELECT coalesce(o.k, n.k) AS k,
+                               '/' || replace(replace(coalesce(o.k, n.k), '~', '~0'), '/', '~1') AS path) d
+    WHERE o.v IS DISTINCT FROM n.v
+$$;
