@@ -114,11 +114,19 @@
 #define V1_CREATED(r) CREATED(V1_FIELDS(r, r ".end_date"))
 #define DELETED "'[{\"op\": \"replace\", \"path\": \"\", \"value\": {}}]'::json"
 
+/* The rows an update will change, locked (in id order) and with their documents as they are
+ * then, as `old` in its FROM: a row another transaction changed meanwhile is read as that one
+ * left it (not as the statement's snapshot has it), so that the patch starts from the
+ * document the previous revision ended with. doc is the document of row o. */
+#define LOCKED_OLD(table, doc, which)                                                         \
+    "(SELECT o.id, " doc " AS doc FROM " table " o WHERE o.tenant = $1 AND " which " "          \
+    "ORDER BY o.id FOR NO KEY UPDATE) old"
+
 /* The revision CTE of a single update (upd: the row updated, with its id, new version and
- * document; cur: the row before, with its document) and of a delete (del: id, version). */
+ * its documents before and after) and of a delete (del: id, version). */
 #define REVISED(v1, actor, rid, op)                                                           \
     "rev AS (" REV_INSERT "SELECT $1, " v1 ", upd.id, " actor "::text, " rid "::text, " op      \
-    "::text, upd.new_version, NULL, segment_patch(cur.doc, upd.doc) FROM upd, cur) "
+    "::text, upd.new_version, NULL, segment_patch(upd.old_doc, upd.doc) FROM upd) "
 #define DELETED_REV(v1, actor, rid, op)                                                       \
     "rev AS (" REV_INSERT "SELECT $1, " v1 ", del.id, " actor "::text, " rid "::text, " op    \
     ", del.version, NULL, " DELETED " FROM del) "
@@ -150,16 +158,19 @@
 /* The lifecycle members of a bulk record (handlers/bulk_items.c). */
 #define LC_RECORD "start_us bigint, end_us bigint, active boolean, extend boolean, extend_days int"
 
-/* The end of a bulk update of table (x: the records, old: their rows' documents before,
- * upd: the UPDATE begun before with its SET list): the revisions of the rows it updated,
- * which it answers as (id, representation json, NULL), then the rows left as they were
- * because their new dates would break a rule as (id, NULL, rule). */
-#define BULK_UPDATE_END(table, v1, id, json, doc)                                            \
-    "updated_at = now(), version = s.version + 1 FROM x "                                   \
-    "WHERE s.tenant = $1 AND s.id = x.id AND " LC_PROBLEM("x.mask", "x", "s") " IS NULL "    \
-    "RETURNING " id " AS id, " json " AS body, s.version AS version, " doc " AS doc), "       \
+/* The end of a bulk update of table (x: the records, upd: the UPDATE begun before with its
+ * SET list; doc the document of its row s, old_doc that of row o): the revisions of the rows
+ * it updated, which it answers as (id, representation json, NULL), then the rows left as they
+ * were because their new dates would break a rule as (id, NULL, rule). */
+#define BULK_UPDATE_END(table, v1, id, json, doc, old_doc)                                   \
+    "updated_at = now(), version = s.version + 1 FROM x, "                                  \
+    LOCKED_OLD(table, old_doc, "o.id IN (SELECT x.id FROM x)") " "                          \
+    "WHERE s.tenant = $1 AND s.id = x.id AND old.id = x.id "                                 \
+    "AND " LC_PROBLEM("x.mask", "x", "s") " IS NULL "                                         \
+    "RETURNING " id " AS id, " json " AS body, s.version AS version, " doc " AS doc, "       \
+    "old.doc AS old_doc), "                                                                  \
     "rev AS (" REV_INSERT "SELECT $1, " v1 ", upd.id, $3::text, $4::text, 'bulk_update', "    \
-    "upd.version, NULL, segment_patch(old.doc, upd.doc) FROM upd JOIN old ON old.id = upd.id) " \
+    "upd.version, NULL, segment_patch(upd.old_doc, upd.doc) FROM upd) "                      \
     "SELECT id, body, NULL::text FROM upd UNION ALL "                                       \
     "SELECT " id ", NULL, " LC_PROBLEM("x.mask", "x", "s") " FROM " table " s "                \
     "JOIN x ON s.id = x.id WHERE s.tenant = $1 AND " LC_PROBLEM("x.mask", "x", "s") " IS NOT NULL " \
@@ -372,8 +383,8 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_AUD_UPDATE] = {"aud_update",
         "WITH arg AS (SELECT " TS_US("$12") " AS start_date, " TS_US("$13") " AS end_date, "
         "$14::boolean AS active, $15::boolean AS extend, $16::int AS extend_days), "
-        "cur AS (SELECT c.version, c.start_date, c.end_date, c.extend, c.extend_days, "
-        AUD_DOC("c") " AS doc FROM audience_segments c WHERE c.tenant = $1 AND c.id = $2::uuid), "
+        "cur AS (SELECT version, start_date, end_date, extend, extend_days FROM audience_segments "
+        "WHERE tenant = $1 AND id = $2::uuid), "
         "upd AS (UPDATE audience_segments AS s SET "
         "management_type = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.management_type END, "
         "name = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.name END, "
@@ -384,10 +395,13 @@ const stmt_def store_statements[STMT__COUNT] = {
         "properties = CASE WHEN ($3::int & 32) <> 0 THEN coalesce($10::jsonb, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN ($3::int & 64) <> 0 THEN coalesce($11::jsonb, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("$3::int", "arg")
-        "updated_at = now(), version = s.version + 1 FROM arg "
-        "WHERE s.tenant = $1 AND s.id = $2::uuid AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
+        "updated_at = now(), version = s.version + 1 FROM arg, "
+        LOCKED_OLD("audience_segments", AUD_DOC("o"), "o.id = $2::uuid") " "
+        "WHERE s.tenant = $1 AND s.id = $2::uuid AND s.id = old.id "
+        "AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
-        "RETURNING " AUD_JSON " AS body, s.version AS new_version, " AUD_DOC("s") " AS doc, s.id::text AS id), "
+        "RETURNING " AUD_JSON " AS body, s.version AS new_version, " AUD_DOC("s") " AS doc, "
+        "old.doc AS old_doc, s.id::text AS id), "
         REVISED("false", "$17", "$18", "$19")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
@@ -443,18 +457,21 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_V1_UPDATE] = {"v1_update",
         "WITH arg AS (SELECT " TS_US("$8") " AS start_date, " TS_US("$9") " AS end_date, "
         "$10::boolean AS active, $11::boolean AS extend, $12::int AS extend_days), "
-        "cur AS (SELECT c.version, c.start_date, c.end_date, c.extend, c.extend_days, "
-        V1_DOC("c") " AS doc FROM v1_segments c WHERE c.tenant = $1 AND c.id = $2), "
+        "cur AS (SELECT version, start_date, end_date, extend, extend_days FROM v1_segments "
+        "WHERE tenant = $1 AND id = $2), "
         "upd AS (UPDATE v1_segments AS s SET "
         "name = CASE WHEN ($3::int & 1) <> 0 THEN $5 ELSE s.name END, "
         "description = CASE WHEN ($3::int & 2) <> 0 THEN $6 ELSE s.description END, "
         SIZE_KEPT("CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END, "
         LC_SET("$3::int", "arg")
-        "updated_at = now(), version = s.version + 1 FROM arg "
-        "WHERE s.tenant = $1 AND s.id = $2 AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
+        "updated_at = now(), version = s.version + 1 FROM arg, "
+        LOCKED_OLD("v1_segments", V1_DOC("o"), "o.id = $2") " "
+        "WHERE s.tenant = $1 AND s.id = $2 AND s.id = old.id "
+        "AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
-        "RETURNING " V1_JSON " AS body, s.version AS new_version, " V1_DOC("s") " AS doc, s.id AS id), "
+        "RETURNING " V1_JSON " AS body, s.version AS new_version, " V1_DOC("s") " AS doc, "
+        "old.doc AS old_doc, s.id AS id), "
         REVISED("true", "$13", "$14", "$15")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
@@ -516,8 +533,6 @@ const stmt_def store_statements[STMT__COUNT] = {
         "FROM json_to_recordset($2::json) AS r(id uuid, mask int, management_type text, name text, "
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
         "deprecated_properties jsonb, " LC_RECORD ")), "
-        "old AS (SELECT o.id::text AS id, " AUD_DOC("o") " AS doc FROM audience_segments o "
-        "JOIN x ON o.id = x.id WHERE o.tenant = $1), "
         "upd AS (UPDATE audience_segments AS s SET "
         "management_type = CASE WHEN (x.mask & 1) <> 0 THEN x.management_type ELSE s.management_type END, "
         "name = CASE WHEN (x.mask & 2) <> 0 THEN x.name ELSE s.name END, "
@@ -528,7 +543,8 @@ const stmt_def store_statements[STMT__COUNT] = {
         "properties = CASE WHEN (x.mask & 32) <> 0 THEN coalesce(x.properties, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("x.mask", "x")
-        BULK_UPDATE_END("audience_segments", "false", "s.id::text", AUD_JSON, AUD_DOC("s")), 4,
+        BULK_UPDATE_END("audience_segments", "false", "s.id::text", AUD_JSON, AUD_DOC("s"),
+                        AUD_DOC("o")), 4,
         LOCKS_NONE, true},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
@@ -556,15 +572,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         "WITH x AS (SELECT r.*, " TS_US("r.start_us") " AS start_date, " TS_US("r.end_us") " AS end_date "
         "FROM json_to_recordset($2::json) AS r(id text, mask int, name text, description text, "
         "constraints jsonb, " LC_RECORD ")), "
-        "old AS (SELECT o.id, " V1_DOC("o") " AS doc FROM v1_segments o JOIN x ON o.id = x.id "
-        "WHERE o.tenant = $1), "
         "upd AS (UPDATE v1_segments AS s SET "
         "name = CASE WHEN (x.mask & 1) <> 0 THEN x.name ELSE s.name END, "
         "description = CASE WHEN (x.mask & 2) <> 0 THEN x.description ELSE s.description END, "
         SIZE_KEPT("CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
         LC_SET("x.mask", "x")
-        BULK_UPDATE_END("v1_segments", "true", "s.id", V1_JSON, V1_DOC("s")), 4, LOCKS_NONE, true},
+        BULK_UPDATE_END("v1_segments", "true", "s.id", V1_JSON, V1_DOC("s"), V1_DOC("o")), 4,
+        LOCKS_NONE, true},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
         "WITH del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 "

@@ -8,7 +8,11 @@ import copy
 import datetime as dt
 import os
 import subprocess
+import threading
+import time
 import uuid
+
+import psycopg2
 
 import pytest
 
@@ -299,6 +303,43 @@ def test_the_sweepers_extension_is_a_revision_of_segmentd(d):
             check_rebuilds(api, d, x["id"], items)
         finally:
             assert sweeper.stop() == 0
+
+
+def test_a_change_waiting_on_another_patches_from_what_that_one_left():
+    """Two PATCHes of one segment without If-Match, the second waiting for the first's row
+    lock: its patch starts from the document the first left, not from the one its snapshot
+    saw, so setting a name back to what it was is in the patch and the segment rebuilds."""
+    s = Server(env={"SEGMENTD_LOOPS": "1", "SEGMENTD_POOL_SIZE": "4"}).start()
+    try:
+        for d in DIALECTS:
+            api = tenant_api(s, prefix="hist")
+            sid = d.create(api, name="a")["id"]
+            answers = {}
+
+            def patch(name):
+                answers[name] = d.update(Api(s, token=api.token), sid, name=name)
+
+            with psycopg2.connect(DB_URL) as conn, conn.cursor() as cur:
+                cur.execute(f"SELECT 1 FROM {d.table} WHERE tenant = %s AND id = %s FOR UPDATE",
+                            (api.tenant, sid))
+                first = threading.Thread(target=patch, args=("b",))
+                first.start()
+                time.sleep(0.5)  # waiting on the lock: the second goes to another connection
+                second = threading.Thread(target=patch, args=("a",))
+                second.start()
+                time.sleep(0.5)
+                conn.rollback()
+            conn.close()
+            first.join(10)
+            second.join(10)
+            assert answers["b"].status_code == 200 and answers["a"].status_code == 200
+            items = history(api, d, sid)
+            assert ops(items) == ["update", "update", "create"]
+            check_rebuilds(api, d, sid, items)
+            assert d.get(api, sid)["name"] == "a"
+            assert {"op": "replace", "path": "/name", "value": "a"} in items[0]["patch"]
+    finally:
+        assert s.stop() == 0
 
 
 def test_revisions_past_retention_are_purged():
