@@ -136,13 +136,14 @@ long long session_run_count(PGconn *pg, stmt_id id, const char *const *params, c
                             seg_error *err)
 {
     PGresult *r = session_run(pg, id, params);
-    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+    bool counted = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK && !counted)) {
         err_set(err, 503, "unavailable", "the %s failed", what);
         err_log(err, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
         PQclear(r);
         return -1;
     }
-    long long n = strtoll(PQcmdTuples(r), NULL, 10);
+    long long n = strtoll(counted ? PQgetvalue(r, 0, 0) : PQcmdTuples(r), NULL, 10);
     PQclear(r);
     return n;
 }

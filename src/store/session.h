@@ -26,7 +26,8 @@ int session_send(PGconn *pg, stmt_id id, const char *const *params);
 PGresult *session_await(PGconn *pg);
 /* session_send + session_await. */
 PGresult *session_run(PGconn *pg, stmt_id id, const char *const *params);
-/* session_run of a write that returns no rows: the rows it wrote, or -1 with a 503 in err
+/* session_run of a write that answers its count: the rows it wrote (its command tag's count),
+ * or, when it returns a row, the number in that row's first column; -1 with a 503 in err
  * ("the <what> failed", the server's message in the log detail). */
 long long session_run_count(PGconn *pg, stmt_id id, const char *const *params, const char *what,
                             seg_error *err);

@@ -100,36 +100,54 @@
  * revision itself, in a CTE over the rows its DML returned, so in its transaction and with
  * no second statement. The document a patch is about: the representation without status
  * and size, with the end date as stored (reads show a renewed one before the sweeper writes
- * it); as jsonb for segment_patch, or as json for a create, which adds it whole at the root
- * (RFC 6902 4.1: the cheapest patch to build, for bulk creates). A delete replaces the root
- * with {}. */
+ * it), as jsonb for segment_patch. A create adds it whole at the root (RFC 6902 4.1), a delete
+ * replaces the root with {}. A revision's number comes from the dialect's sequence (REV_SEQ):
+ * a segment's own number is its create's. */
 #define REV_INSERT                                                                            \
-    "INSERT INTO segment_revisions (tenant, v1, segment, actor, request_id, operation, version, " \
-    "applied, patch) "
+    "INSERT INTO segment_revisions (seq, tenant, v1, segment, at, actor, request_id, operation, " \
+    "version, applied, patch) "
+#define AUD_REV_SEQ "nextval('audience_segments_no_seq'::regclass)"
+#define V1_REV_SEQ "nextval('v1_segments_seq_seq'::regclass)"
 #define AUD_DOC(r) "jsonb_build_object(" AUD_FIELDS(r, r ".end_date") ")"
 #define V1_DOC(r) "jsonb_build_object(" V1_FIELDS(r, r ".end_date") ")"
-#define CREATED(fields) \
-    "json_build_array(json_build_object('op', 'add', 'path', '', 'value', json_build_object(" fields ")))"
-#define AUD_CREATED(r) CREATED(AUD_FIELDS(r, r ".end_date"))
-#define V1_CREATED(r) CREATED(V1_FIELDS(r, r ".end_date"))
+#define CREATED(doc) "json_build_array(json_build_object('op', 'add', 'path', '', 'value', " doc "))"
 #define DELETED "'[{\"op\": \"replace\", \"path\": \"\", \"value\": {}}]'::json"
+
+/* A create's revision waits on its row (create_op set) until the first change that writes the
+ * row moves it to segment_revisions: a bulk create then writes no second table. Of row r, what
+ * that change needs (number: the row's own number, no or seq), and its document when pending
+ * (doc: row r's). */
+#define PENDING(r, number)                                                                   \
+    r ".create_op, " r ".create_actor, " r ".create_request_id, " r ".updated_at AS created_at, " \
+    r "." number " AS created_seq"
+#define PENDING_DOC(r, doc) "CASE WHEN " r ".create_op IS NOT NULL THEN " doc " END AS old_doc"
+/* The pending creates of the rows of src (PENDING's columns, old_doc, id), as revisions, then
+ * UNION ALL the change's own. */
+#define MOVED_CREATE(tenant, v1, src)                                                        \
+    "SELECT " src ".created_seq, " tenant ", " v1 ", " src ".id, " src ".created_at, "          \
+    src ".create_actor, " src ".create_request_id, " src ".create_op, 1, NULL::bigint, "        \
+    CREATED(src ".old_doc::json") " FROM " src " WHERE " src ".create_op IS NOT NULL UNION ALL "
 
 /* The rows an update will change, locked (in id order) and with their documents as they are
  * then, as `old` in its FROM: a row another transaction changed meanwhile is read as that one
  * left it (not as the statement's snapshot has it), so that the patch starts from the
  * document the previous revision ended with. doc is the document of row o. */
-#define LOCKED_OLD(table, doc, which)                                                         \
-    "(SELECT o.id, " doc " AS doc FROM " table " o WHERE o.tenant = $1 AND " which " "          \
-    "ORDER BY o.id FOR NO KEY UPDATE) old"
+#define LOCKED_OLD(table, doc, number, which)                                                \
+    "(SELECT o.id, " doc " AS doc, " PENDING("o", number) " FROM " table " o "                  \
+    "WHERE o.tenant = $1 AND " which " ORDER BY o.id FOR NO KEY UPDATE) old"
+#define OLD_RETURNED                                                                          \
+    "old.doc AS old_doc, old.create_op, old.create_actor, old.create_request_id, "           \
+    "old.created_at, old.created_seq"
 
-/* The revision CTE of a single update (upd: the row updated, with its id, new version and
- * its documents before and after) and of a delete (del: id, version). */
-#define REVISED(v1, actor, rid, op)                                                           \
-    "rev AS (" REV_INSERT "SELECT $1, " v1 ", upd.id, " actor "::text, " rid "::text, " op      \
-    "::text, upd.new_version, NULL, segment_patch(upd.old_doc, upd.doc) FROM upd) "
-#define DELETED_REV(v1, actor, rid, op)                                                       \
-    "rev AS (" REV_INSERT "SELECT $1, " v1 ", del.id, " actor "::text, " rid "::text, " op    \
-    ", del.version, NULL, " DELETED " FROM del) "
+/* The revision CTE of an update (upd: the rows updated, with their id, new version, documents
+ * before and after and OLD_RETURNED) and of a delete (del: id, version, old_doc, PENDING). */
+#define REVISED(v1, seq, actor, rid, op, version)                                             \
+    "rev AS (" REV_INSERT MOVED_CREATE("$1", v1, "upd") "SELECT " seq ", $1, " v1 ", upd.id, " \
+    "now(), " actor "::text, " rid "::text, " op "::text, upd." version ", NULL, "              \
+    "segment_patch(upd.old_doc, upd.doc) FROM upd) "
+#define DELETED_REV(v1, seq, actor, rid, op)                                                  \
+    "rev AS (" REV_INSERT MOVED_CREATE("$1", v1, "del") "SELECT " seq ", $1, " v1 ", del.id, " \
+    "now(), " actor "::text, " rid "::text, " op ", del.version, NULL, " DELETED " FROM del) "
 
 /* The sweeper's renewal changes the end date and updated_at of row r, no other member. */
 #define RENEWED(end, updated, value)                                                          \
@@ -162,15 +180,14 @@
  * SET list; doc the document of its row s, old_doc that of row o): the revisions of the rows
  * it updated, which it answers as (id, representation json, NULL), then the rows left as they
  * were because their new dates would break a rule as (id, NULL, rule). */
-#define BULK_UPDATE_END(table, v1, id, json, doc, old_doc)                                   \
-    "updated_at = now(), version = s.version + 1 FROM x, "                                  \
-    LOCKED_OLD(table, old_doc, "o.id IN (SELECT x.id FROM x)") " "                          \
+#define BULK_UPDATE_END(table, v1, seq, number, id, json, doc, old_doc)                      \
+    "create_op = NULL, updated_at = now(), version = s.version + 1 FROM x, "                 \
+    LOCKED_OLD(table, old_doc, number, "o.id IN (SELECT x.id FROM x)") " "                  \
     "WHERE s.tenant = $1 AND s.id = x.id AND old.id = x.id "                                 \
     "AND " LC_PROBLEM("x.mask", "x", "s") " IS NULL "                                         \
     "RETURNING " id " AS id, " json " AS body, s.version AS version, " doc " AS doc, "       \
-    "old.doc AS old_doc), "                                                                  \
-    "rev AS (" REV_INSERT "SELECT $1, " v1 ", upd.id, $3::text, $4::text, 'bulk_update', "    \
-    "upd.version, NULL, segment_patch(upd.old_doc, upd.doc) FROM upd) "                      \
+    OLD_RETURNED "), "                                                                       \
+    REVISED(v1, seq, "$3", "$4", "'bulk_update'", "version")                                 \
     "SELECT id, body, NULL::text FROM upd UNION ALL "                                       \
     "SELECT " id ", NULL, " LC_PROBLEM("x.mask", "x", "s") " FROM " table " s "                \
     "JOIN x ON s.id = x.id WHERE s.tenant = $1 AND " LC_PROBLEM("x.mask", "x", "s") " IS NOT NULL " \
@@ -184,15 +201,19 @@
 
 /* The sweeper's renewal of up to $1 segments whose end passed (SKIP LOCKED: what another
  * process renews meanwhile is left to it; the WHERE is checked again on the row it locks,
- * so each renewal happens once). */
-#define RENEW(table, v1, patch)                                                            \
-    "WITH due AS (SELECT tenant, id FROM " table " WHERE extend AND end_date <= now() "     \
-    "ORDER BY end_date LIMIT $1::int FOR UPDATE SKIP LOCKED), "                             \
-    "r AS (UPDATE " table " AS s SET end_date = " END_AT ", updated_at = now(), "           \
-    "version = s.version + 1 FROM due WHERE s.tenant = due.tenant AND s.id = due.id "      \
-    "AND s.extend AND s.end_date <= now() RETURNING s.*) "                                  \
-    REV_INSERT "SELECT r.tenant, " v1 ", r.id::text, 'segmentd', NULL, 'extend', r.version, " \
-    "NULL, " patch " FROM r"
+ * so each renewal happens once), with their revisions; it answers how many it renewed. */
+#define RENEW(table, v1, seq, number, doc, patch)                                          \
+    "WITH due AS (SELECT d.tenant, d.id, " PENDING("d", number) ", " PENDING_DOC("d", doc) " " \
+    "FROM " table " d WHERE d.extend AND d.end_date <= now() "                              \
+    "ORDER BY d.end_date LIMIT $1::int FOR UPDATE SKIP LOCKED), "                           \
+    "r AS (UPDATE " table " AS s SET end_date = " END_AT ", create_op = NULL, "             \
+    "updated_at = now(), version = s.version + 1 FROM due WHERE s.tenant = due.tenant "    \
+    "AND s.id = due.id AND s.extend AND s.end_date <= now() RETURNING s.tenant, "         \
+    "s.id::text AS id, s.version, s.end_date, s.updated_at, due.old_doc, due.create_op, "   \
+    "due.create_actor, due.create_request_id, due.created_at, due.created_seq), "          \
+    "rev AS (" REV_INSERT MOVED_CREATE("r.tenant", v1, "r") "SELECT " seq ", r.tenant, " v1 ", " \
+    "r.id, now(), 'segmentd', NULL, 'extend', r.version, NULL, " patch " FROM r) "           \
+    "SELECT count(*) FROM r"
 
 /* A revision r as GET …/history answers it, the same on both dialects (snake_case keys, the
  * time in RFC 3339 as /audiences writes it; the patch in the dialect's own words). */
@@ -200,13 +221,25 @@
     "json_build_object('revision', r.seq, 'at', " TS_JSON("r.at") ", 'actor', r.actor, "       \
     "'request_id', r.request_id, 'operation', r.operation, 'version', r.version, "           \
     "'applied', r.applied, 'patch', r.patch)::text"
-#define HISTORY_PAGE(v1, segment_exists)                                                      \
+/* A pending create (PENDING) of row s as a revision, as HISTORY_JSON writes one; fields: the
+ * members of its document. */
+#define PENDING_JSON(number, fields)                                                          \
+    "json_build_object('revision', s." number ", 'at', " TS_JSON("s.updated_at") ", "           \
+    "'actor', s.create_actor, 'request_id', s.create_request_id, 'operation', s.create_op, "  \
+    "'version', 1, 'applied', NULL, 'patch', " CREATED("json_build_object(" fields ")") ")::text"
+/* A page of segment $2's revisions (v1: the dialect; table, the segment of row s: which) with
+ * its pending create, if any. */
+#define HISTORY_PAGE(v1, table, which, number, fields)                                       \
     "SELECT p.item, p.seq::text, k.known FROM (SELECT EXISTS (SELECT 1 FROM segment_revisions " \
-    "WHERE tenant = $1 AND v1 = " v1 " AND segment = $2::text) OR EXISTS (" segment_exists ") "  \
-    "AS known) k LEFT JOIN LATERAL (SELECT " HISTORY_JSON " AS item, r.seq FROM segment_revisions r " \
+    "WHERE tenant = $1 AND v1 = " v1 " AND segment = $2::text) OR EXISTS (SELECT 1 FROM "      \
+    table " s WHERE s.tenant = $1 AND " which ") AS known) k LEFT JOIN LATERAL ("              \
+    "SELECT u.item, u.seq FROM (SELECT " HISTORY_JSON " AS item, r.seq FROM segment_revisions r " \
     "WHERE r.tenant = $1 AND r.v1 = " v1 " AND r.segment = $2::text "                           \
-    "AND r.seq < coalesce($3::bigint, 9223372036854775807) ORDER BY r.seq DESC LIMIT $4::int) p " \
-    "ON true ORDER BY p.seq DESC"
+    "AND r.seq < coalesce($3::bigint, 9223372036854775807) UNION ALL "                        \
+    "SELECT " PENDING_JSON(number, fields) ", s." number " FROM " table " s "                   \
+    "WHERE s.tenant = $1 AND " which " AND s.create_op IS NOT NULL "                          \
+    "AND s." number " < coalesce($3::bigint, 9223372036854775807)) u "                        \
+    "ORDER BY u.seq DESC LIMIT $4::int) p ON true ORDER BY p.seq DESC"
 
 /* Devices (migrations/0003_devices.sql): the columns in the table's order, the parameters
  * $3 to $22 that give them (integers cast, tags from a JSON array), and the representation
@@ -277,10 +310,10 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIG_RECORD] = {NULL, "INSERT INTO schema_migrations (version, name) VALUES ($1::bigint, $2)", 2, LOCKS_NONE, false},
 
     /* $1 how many at most */
-    [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments", "false",
-                                     RENEWED("end_date", "updated_at", TS_JSON)), 1, LOCKS_NONE, false},
-    [STMT_V1_RENEW] = {NULL, RENEW("v1_segments", "true", RENEWED("endDate", "updatedAt", MS_JSON)), 1,
-                       LOCKS_NONE, false},
+    [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments", "false", AUD_REV_SEQ, "no", AUD_DOC("d"),
+                                    RENEWED("end_date", "updated_at", TS_JSON)), 1, LOCKS_NONE, false},
+    [STMT_V1_RENEW] = {NULL, RENEW("v1_segments", "true", V1_REV_SEQ, "seq", V1_DOC("d"),
+                                   RENEWED("endDate", "updatedAt", MS_JSON)), 1, LOCKS_NONE, false},
     /* Up to $2 revisions older than $1 days (SEGMENTD_HISTORY_DAYS), found by the BRIN index
      * on `at` and deleted by their row addresses. */
     [STMT_HISTORY_PURGE] = {NULL,
@@ -359,18 +392,16 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
 
-    /* $16 the actor, $17 the request id (of the revision) */
+    /* $16 the actor, $17 the request id of its revision (pending on the row: PENDING) */
     [STMT_AUD_INSERT] = {"aud_insert",
-        "WITH s AS (INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
-        "start_date, end_date, active, extend, extend_days) "
+        "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, coalesce($8::jsonb, '{}'), "
         "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now(), "
         TS_US("$11") ", segment_end_at(" TS_US("$12") ", $14::boolean, $15::int, now()), "
-        "$13::boolean, $14::boolean, $15::int) RETURNING s.*), "
-        "rev AS (" REV_INSERT "SELECT $1, false, s.id::text, $16::text, $17::text, 'create', s.version, "
-        "NULL, " AUD_CREATED("s") " FROM s) "
-        "SELECT " AUD_JSON ", s.version FROM s", 17, LOCKS_NONE, false},
+        "$13::boolean, $14::boolean, $15::int, 'create', $16::text, $17::text) "
+        "RETURNING " AUD_JSON ", s.version", 17, LOCKS_NONE, false},
 
     [STMT_AUD_GET] = {"aud_get",
         "SELECT " AUD_JSON ", s.version FROM audience_segments s "
@@ -395,14 +426,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         "properties = CASE WHEN ($3::int & 32) <> 0 THEN coalesce($10::jsonb, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN ($3::int & 64) <> 0 THEN coalesce($11::jsonb, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("$3::int", "arg")
-        "updated_at = now(), version = s.version + 1 FROM arg, "
-        LOCKED_OLD("audience_segments", AUD_DOC("o"), "o.id = $2::uuid") " "
+        "create_op = NULL, updated_at = now(), version = s.version + 1 FROM arg, "
+        LOCKED_OLD("audience_segments", AUD_DOC("o"), "no", "o.id = $2::uuid") " "
         "WHERE s.tenant = $1 AND s.id = $2::uuid AND s.id = old.id "
         "AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
         "RETURNING " AUD_JSON " AS body, s.version AS new_version, " AUD_DOC("s") " AS doc, "
-        "old.doc AS old_doc, s.id::text AS id), "
-        REVISED("false", "$17", "$18", "$19")
+        OLD_RETURNED ", s.id::text AS id), "
+        REVISED("false", AUD_REV_SEQ, "$17", "$18", "$19", "new_version")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
@@ -412,8 +443,9 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_AUD_DELETE] = {"aud_delete",
         "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
         "del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 AND s.id = $2::uuid "
-        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id::text AS id, s.version), "
-        DELETED_REV("false", "$4", "$5", "'delete'")
+        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id::text AS id, "
+        "s.version, " PENDING("s", "no") ", " PENDING_DOC("s", AUD_DOC("s")) "), "
+        DELETED_REV("false", AUD_REV_SEQ, "$4", "$5", "'delete'")
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_AUDIENCE_SEGMENTS, false},
 
     /* Lists return the representation's columns in its order, the timestamps as TS_HEX;
@@ -441,14 +473,12 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND s.no < coalesce($2::bigint, 9223372036854775807) "
         "ORDER BY s.no DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
-    [STMT_V1_INSERT] = {"v1_insert",
-        "WITH s AS (INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
-        "start_date, end_date, active, extend, extend_days) "
+    [STMT_V1_INSERT] = {"v1_insert", /* $11, $12: as aud_insert's $16, $17 */
+        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "VALUES ($1, $2, $3, $4, $5::jsonb, " TS_US("$6") ", segment_end_at(" TS_US("$7") ", "
-        "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int) RETURNING s.*), "
-        "rev AS (" REV_INSERT "SELECT $1, true, s.id, $11::text, $12::text, 'create', s.version, "
-        "NULL, " V1_CREATED("s") " FROM s) "
-        "SELECT " V1_JSON ", s.version FROM s", 12, LOCKS_NONE, false},
+        "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int, 'create', $11::text, "
+        "$12::text) RETURNING " V1_JSON ", s.version", 12, LOCKS_NONE, false},
 
     [STMT_V1_GET] = {"v1_get",
         "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
@@ -465,14 +495,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         SIZE_KEPT("CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END, "
         LC_SET("$3::int", "arg")
-        "updated_at = now(), version = s.version + 1 FROM arg, "
-        LOCKED_OLD("v1_segments", V1_DOC("o"), "o.id = $2") " "
+        "create_op = NULL, updated_at = now(), version = s.version + 1 FROM arg, "
+        LOCKED_OLD("v1_segments", V1_DOC("o"), "seq", "o.id = $2") " "
         "WHERE s.tenant = $1 AND s.id = $2 AND s.id = old.id "
         "AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
         "RETURNING " V1_JSON " AS body, s.version AS new_version, " V1_DOC("s") " AS doc, "
-        "old.doc AS old_doc, s.id AS id), "
-        REVISED("true", "$13", "$14", "$15")
+        OLD_RETURNED ", s.id AS id), "
+        REVISED("true", V1_REV_SEQ, "$13", "$14", "$15", "new_version")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
@@ -481,8 +511,9 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_V1_DELETE] = {"v1_delete", /* $4, $5 as aud_delete's */
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
         "del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2 "
-        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id, s.version), "
-        DELETED_REV("true", "$4", "$5", "'delete'")
+        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id, s.version, "
+        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
+        DELETED_REV("true", V1_REV_SEQ, "$4", "$5", "'delete'")
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_LIST] = {"v1_list",
@@ -505,26 +536,23 @@ const stmt_def store_statements[STMT__COUNT] = {
      * what PostgreSQL made (no, the two documents as jsonb text, the timestamps): the
      * statement costs ~7 ms less for 1000 rows without json_build_object and to_char. */
     [STMT_AUD_BULK_INSERT] = {"aud_bulk_insert",
-        "WITH s AS (INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
-        "start_date, end_date, active, extend, extend_days) "
+        "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "SELECT $1, x.id, x.management_type, x.name, x.owner_id, x.approximated_size, x.description, "
         "coalesce(x.properties, '{}'), coalesce(x.deprecated_properties, '{}'), "
         "coalesce(x.created_at, now()), now(), " TS_US("x.start_us") ", "
         "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), "
-        "x.active, x.extend, x.extend_days "
+        "x.active, x.extend, x.extend_days, 'bulk_create', $3::text, $4::text "
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id uuid, management_type text, name text, "
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
         "deprecated_properties jsonb, created_at timestamptz, " LC_RECORD ")) WITH ORDINALITY "
         "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
         "deprecated_properties, created_at, start_us, end_us, active, extend, extend_days, ord) "
-        "ORDER BY x.ord RETURNING s.*), "
-        "rev AS (" REV_INSERT "SELECT $1, false, s.id::text, $3::text, $4::text, 'bulk_create', "
-        "s.version, NULL, " AUD_CREATED("s") " FROM s) "
-        "SELECT s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
+        "ORDER BY x.ord "
+        "RETURNING s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
         US_OF("s.created_at") ", " US_OF("s.updated_at") ", " US_OF("s.start_date") ", "
-        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS " FROM s ORDER BY s.no",
-        4, LOCKS_NONE, true},
+        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS, 4, LOCKS_NONE, true},
 
     /* Updates answer (id, representation, NULL) for each row updated, and (id, NULL, rule)
      * for each whose new dates would break a lifecycle rule against its stored values. */
@@ -543,30 +571,28 @@ const stmt_def store_statements[STMT__COUNT] = {
         "properties = CASE WHEN (x.mask & 32) <> 0 THEN coalesce(x.properties, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("x.mask", "x")
-        BULK_UPDATE_END("audience_segments", "false", "s.id::text", AUD_JSON, AUD_DOC("s"),
-                        AUD_DOC("o")), 4,
+        BULK_UPDATE_END("audience_segments", "false", AUD_REV_SEQ, "no", "s.id::text", AUD_JSON,
+                        AUD_DOC("s"), AUD_DOC("o")), 4,
         LOCKS_NONE, true},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
         "WITH del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)::uuid) "
-        "RETURNING s.id::text AS id, s.version), "
-        DELETED_REV("false", "$3", "$4", "'bulk_delete'")
+        "RETURNING s.id::text AS id, s.version, " PENDING("s", "no") ", "
+        PENDING_DOC("s", AUD_DOC("s")) "), "
+        DELETED_REV("false", AUD_REV_SEQ, "$3", "$4", "'bulk_delete'")
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
-        "WITH s AS (INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
-        "start_date, end_date, active, extend, extend_days) "
+        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "SELECT $1, x.id, x.name, x.description, x.constraints, " TS_US("x.start_us") ", "
         "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), x.active, x.extend, "
-        "x.extend_days "
+        "x.extend_days, 'bulk_create', $3::text, $4::text "
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id text, name text, description text, "
         "constraints jsonb, " LC_RECORD ")) WITH ORDINALITY AS x(id, name, description, constraints, "
         "start_us, end_us, active, extend, extend_days, ord) "
-        "ORDER BY x.ord RETURNING s.*), "
-        "rev AS (" REV_INSERT "SELECT $1, true, s.id, $3::text, $4::text, 'bulk_create', s.version, "
-        "NULL, " V1_CREATED("s") " FROM s) "
-        "SELECT s.id, " V1_JSON " FROM s ORDER BY s.seq", 4, LOCKS_NONE, true},
+        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
         "WITH x AS (SELECT r.*, " TS_US("r.start_us") " AS start_date, " TS_US("r.end_us") " AS end_date "
@@ -578,13 +604,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         SIZE_KEPT("CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
         LC_SET("x.mask", "x")
-        BULK_UPDATE_END("v1_segments", "true", "s.id", V1_JSON, V1_DOC("s"), V1_DOC("o")), 4,
-        LOCKS_NONE, true},
+        BULK_UPDATE_END("v1_segments", "true", V1_REV_SEQ, "seq", "s.id", V1_JSON, V1_DOC("s"),
+                        V1_DOC("o")), 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
         "WITH del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 "
-        "AND s.id IN (SELECT json_array_elements_text($2::json)) RETURNING s.id, s.version), "
-        DELETED_REV("true", "$3", "$4", "'bulk_delete'")
+        "AND s.id IN (SELECT json_array_elements_text($2::json)) RETURNING s.id, s.version, "
+        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
+        DELETED_REV("true", V1_REV_SEQ, "$3", "$4", "'bulk_delete'")
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     /* PUT: $23 If-Match versions (NULL: none), $24 create only (If-None-Match: *), $25
@@ -661,10 +688,11 @@ const stmt_def store_statements[STMT__COUNT] = {
      * left, one row (NULL, NULL, known): known tells a segment that exists or has revisions
      * from one that never had either (404). */
     [STMT_HISTORY_AUD] = {"history_aud",
-        HISTORY_PAGE("false", "SELECT 1 FROM audience_segments WHERE tenant = $1 AND id = $2::text::uuid"),
+        HISTORY_PAGE("false", "audience_segments", "s.id = $2::text::uuid", "no",
+                     AUD_FIELDS("s", "s.end_date")),
         4, LOCKS_NONE, false},
     [STMT_HISTORY_V1] = {"history_v1",
-        HISTORY_PAGE("true", "SELECT 1 FROM v1_segments WHERE tenant = $1 AND id = $2::text"),
+        HISTORY_PAGE("true", "v1_segments", "s.id = $2::text", "seq", V1_FIELDS("s", "s.end_date")),
         4, LOCKS_NONE, false},
     [STMT_IMPORT_LIST] = {"import_list",
         "SELECT " IMPORT_JSON ", i.seq::text FROM device_imports i WHERE i.tenant = $1 "

@@ -2429,8 +2429,9 @@ export interface components {
         SegmentRevision: {
             /**
              * Format: int64
-             * @description Orders every revision: a later change has a greater number. Not consecutive
-             *     within a segment.
+             * @description Orders a segment's revisions: a later change has a greater number. Not
+             *     consecutive: the numbers come from the sequence that numbers the dialect's
+             *     segments, and a create's is the segment's own (`no` on `/audiences/segments`).
              */
             revision: number;
             at: components["schemas"]["Timestamp"];
