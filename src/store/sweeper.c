@@ -80,7 +80,8 @@ long long store_sweep_once(void *session, seg_error *err)
     return total;
 }
 
-/* Purges the revisions past their retention; a failure waits for the next pass. */
+/* Purges the revisions past their retention; after a failure the next pass starts on a new
+ * session. */
 static void purge(PGconn *pg)
 {
     seg_error err;
@@ -89,9 +90,11 @@ static void purge(PGconn *pg)
         return;
     long long n = store_history_purge(pg, sw.w.cfg->history_days, PURGE_BATCH, stopping, &err);
     if (n < 0) {
-        if (!stopping())
+        if (!stopping()) {
             log_msg(LOG_WARN, "history purge failed; retrying at the next pass", "detail",
                     err.log_detail, NULL);
+            store_worker_drop(&sw.w); /* the next pass reconnects */
+        }
         return;
     }
     atomic_fetch_add(&sw.purged, (unsigned long long)n);
