@@ -53,10 +53,14 @@ CREATE INDEX segment_revisions_at_idx ON segment_revisions USING brin (at);
 
 -- The RFC 6902 patch that turns object `old` into object `new`, member by member: add the
 -- members only `new` has, remove those only `old` has, replace those whose values differ
--- (nested objects whole). Keys escaped as RFC 6901 requires (~ and /).
+-- (nested objects whole). Keys escaped as RFC 6901 requires (~ and /). PL/pgSQL, not SQL: a SQL
+-- function with an aggregate is not inlined, and is planned again at every statement that calls
+-- it; PL/pgSQL keeps its plan for the session (measured: a single PATCH's statement took 1.5
+-- times as long as before history with the SQL function, 1.3 times with this one).
 CREATE FUNCTION segment_patch(old jsonb, new jsonb) RETURNS json
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(json_agg(CASE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (SELECT coalesce(json_agg(CASE
                WHEN o.v IS NULL THEN json_build_object('op', 'add', 'path', d.path, 'value', n.v)
                WHEN n.v IS NULL THEN json_build_object('op', 'remove', 'path', d.path)
                ELSE json_build_object('op', 'replace', 'path', d.path, 'value', n.v) END
@@ -64,5 +68,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM jsonb_each(old) o(k, v) FULL JOIN jsonb_each(new) n(k, v) ON o.k = n.k
     CROSS JOIN LATERAL (SELECT coalesce(o.k, n.k) AS k,
                                '/' || replace(replace(coalesce(o.k, n.k), '~', '~0'), '/', '~1') AS path) d
-    WHERE o.v IS DISTINCT FROM n.v
+    WHERE o.v IS DISTINCT FROM n.v);
+END
 $$;
