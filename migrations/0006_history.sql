@@ -17,10 +17,11 @@
 -- A create's revision waits on the segment's own row (create_op, create_actor,
 -- create_request_id; its time is updated_at, its document the row's) until the first change
 -- that writes the row (an update, a renewal, the delete) moves it here, in that change's
--- statement; reads show it from the row meanwhile. So a bulk create writes three more columns
--- of the rows it inserts and no second table: measured, a revision row per created segment
--- (its index entry, its JSON) made POST …/bulk of 1000 segments 1.6 to 1.9 times as slow in
--- PostgreSQL, the columns +0 to 10 %. Rows made before this migration have no pending create.
+-- statement; reads show it from the row meanwhile (unless older than SEGMENTD_HISTORY_DAYS).
+-- So a bulk create writes three more columns of the rows it inserts and no second table:
+-- measured, a revision row per created segment (its index entry, its JSON) made POST …/bulk of
+-- 1000 segments 1.6 to 1.9 times as slow in PostgreSQL, the columns +0 to 10 %. Rows made
+-- before this migration have no pending create.
 
 ALTER TABLE audience_segments
     ADD COLUMN create_op         text,  -- 'create' or 'bulk_create' while its revision waits here

@@ -11,9 +11,10 @@
 int store_history_page(store_conn *c, bool v1, const char *tenant, const char *id,
                        const char *before_seq, int limit, store_page *out, seg_error *err)
 {
-    char lim[16];
+    char lim[16], days[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    const char *p[4] = {tenant, id, before_seq, lim};
+    snprintf(days, sizeof days, "%d", store_p.cfg->history_days); /* a pending create's retention */
+    const char *p[5] = {tenant, id, before_seq, lim, days};
     PGresult *res = store_run(c, v1 ? STMT_HISTORY_V1 : STMT_HISTORY_AUD, p, err);
     if (!res)
         return -1;

@@ -228,7 +228,8 @@
     "'actor', s.create_actor, 'request_id', s.create_request_id, 'operation', s.create_op, "  \
     "'version', 1, 'applied', NULL, 'patch', " CREATED("json_build_object(" fields ")") ")::text"
 /* A page of segment $2's revisions (v1: the dialect; table, the segment of row s: which) with
- * its pending create, if any. */
+ * its pending create, if any, unless older than $5 days (SEGMENTD_HISTORY_DAYS; 0: kept), as
+ * the purge would have it. */
 #define HISTORY_PAGE(v1, table, which, number, fields)                                       \
     "SELECT p.item, p.seq::text, k.known FROM (SELECT EXISTS (SELECT 1 FROM segment_revisions " \
     "WHERE tenant = $1 AND v1 = " v1 " AND segment = $2::text) OR EXISTS (SELECT 1 FROM "      \
@@ -238,7 +239,8 @@
     "AND r.seq < coalesce($3::bigint, 9223372036854775807) UNION ALL "                        \
     "SELECT " PENDING_JSON(number, fields) ", s." number " FROM " table " s "                   \
     "WHERE s.tenant = $1 AND " which " AND s.create_op IS NOT NULL "                          \
-    "AND s." number " < coalesce($3::bigint, 9223372036854775807)) u "                        \
+    "AND s." number " < coalesce($3::bigint, 9223372036854775807) "                           \
+    "AND ($5::int = 0 OR s.updated_at >= now() - make_interval(days => $5::int))) u "         \
     "ORDER BY u.seq DESC LIMIT $4::int) p ON true ORDER BY p.seq DESC"
 
 /* Devices (migrations/0003_devices.sql): the columns in the table's order, the parameters
@@ -684,16 +686,17 @@ const stmt_def store_statements[STMT__COUNT] = {
         LOCKS_NONE, false},
     /* Newest first, before the cursor ($2, a seq). */
     /* A segment's history (store/history.c): $2 the segment's id as text, its revisions newest
-     * first before the cursor ($3, a seq), $4 at most, as (item, seq, known); when none is
+     * first before the cursor ($3, a seq), $4 at most ($5 the retention in days), as
+     * (item, seq, known); when none is
      * left, one row (NULL, NULL, known): known tells a segment that exists or has revisions
      * from one that never had either (404). */
     [STMT_HISTORY_AUD] = {"history_aud",
         HISTORY_PAGE("false", "audience_segments", "s.id = $2::text::uuid", "no",
                      AUD_FIELDS("s", "s.end_date")),
-        4, LOCKS_NONE, false},
+        5, LOCKS_NONE, false},
     [STMT_HISTORY_V1] = {"history_v1",
         HISTORY_PAGE("true", "v1_segments", "s.id = $2::text", "seq", V1_FIELDS("s", "s.end_date")),
-        4, LOCKS_NONE, false},
+        5, LOCKS_NONE, false},
     [STMT_IMPORT_LIST] = {"import_list",
         "SELECT " IMPORT_JSON ", i.seq::text FROM device_imports i WHERE i.tenant = $1 "
         "AND ($2::bigint IS NULL OR i.seq < $2::bigint) ORDER BY i.seq DESC LIMIT $3::int", 3,

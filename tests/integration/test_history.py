@@ -362,9 +362,15 @@ def test_revisions_past_retention_are_purged():
             assert AUD.update(api, sid, name="later").status_code == 200
             gone = V1.create(api)["id"]
             assert api.delete(f"/v1/segments/{gone}").status_code == 204
+            untouched = V1.create(api)["id"]  # its create still pending on its row
+            assert ops(history(api, V1, untouched)) == ["create"]
             sql(url, "UPDATE segment_revisions SET at = at - interval '3 days' WHERE operation IN "
                      "('create', 'delete') AND tenant = %s", api.tenant)
+            sql(url, "UPDATE v1_segments SET updated_at = updated_at - interval '3 days' "
+                     "WHERE tenant = %s AND id = %s", api.tenant, untouched)
             wait_until(lambda: ops(history(api, AUD, sid)) == ["update"], 10, what="the purge")
+            # a pending create past retention is not shown either; the segment is still there
+            assert history(api, V1, untouched) == []
             # a deleted segment whose revisions are all gone is unknown again
             wait_until(lambda: history_r(api, V1, gone).status_code == 404, 10, what="the purge")
             problem(history_r(api, V1, gone), 404)
