@@ -48,24 +48,31 @@ def refresh(table, counter, columns):
             "\\set {k} :{k} - 1\n").format(k=counter, t=table, cols=columns)
 
 
+# The author segmentd binds for a segment's revision (migrations/0006_history.sql): the
+# token's sub and a request id (32 hex digits) from parameter n on.
+def author(n):
+    return {n: ("expr", "'bench'"), n + 1: ("expr", "md5(random()::text)")}
+
+
 # scenario → (statement, {param number: variable | NULL | ("expr", sql)}, prelude)
 SCRIPTS = {
     "get": ("aud_get", {1: "tenant", 2: "g_id"},
             refresh("aud", "k_get", "id::text AS g_id")),
     "create": ("aud_insert",
                {1: "tenant", 2: ("expr", UUID7), 3: "mt", 4: "c_name", 5: "c_owner", 6: "c_size",
-                7: "c_desc", 8: "c_props", 9: NULL, 10: NULL, **lifecycle_defaults(11)},
+                7: "c_desc", 8: "c_props", 9: NULL, 10: NULL, **lifecycle_defaults(11), **author(16)},
                refresh("aud", "k_create", "owner_id::text AS c_owner")
                + "\\set c_size random(1000, 10000000)\n"),
     "patch": ("aud_update",
               {1: "tenant", 2: "p_id", 3: "p_mask", 4: NULL, 5: "mt", 6: "p_name", 7: "p_owner",
-               8: NULL, 9: NULL, 10: NULL, 11: NULL, **lifecycle_defaults(12)},
+               8: NULL, 9: NULL, 10: NULL, 11: NULL, **lifecycle_defaults(12), **author(17),
+               19: ("expr", "'update'")},
               refresh("aud", "k_patch", "id::text AS p_id, owner_id::text AS p_owner")),
     # an unfiltered list: the statement segmentd runs for it (aud_page, whose plan PostgreSQL keeps)
     "list": ("aud_page", {1: "tenant", 2: NULL, 3: "l_limit"}, ""),
     "v1_create": ("v1_insert",
                   {1: "tenant", 2: ("expr", "'seg_' || :v_n"), 3: "v_name", 4: NULL,
-                   5: "v_constraints", **lifecycle_defaults(6)},
+                   5: "v_constraints", **lifecycle_defaults(6), **author(11)},
                   "\\set v_n random(1000000000000, 9999999999999)\n"),
     "v1_get": ("v1_get", {1: "tenant", 2: "vg_id"},
                refresh("v1", "k_v1get", "id AS vg_id")),

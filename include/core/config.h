@@ -41,7 +41,8 @@ typedef struct seg_config {
     int connection_limit;
     int per_ip_limit;
     int shutdown_grace_s;
-    int lifecycle_sweep_s;       /* 0: no sweeper */
+    int lifecycle_sweep_s;       /* 0: no renewals (the sweeper only purges history) */
+    int history_days;            /* revisions older than this are purged; 0: never */
     /* per tenant, by class of request (http/rate_limit.h: read, write, evaluation):
      * requests a second (0: not limited) and the burst (0: as many as a second's) */
     int rate_limit[3];

@@ -78,6 +78,9 @@ void h_v1_members_patch(http_request *rq);
 void h_aud_preview(http_request *rq);       /* POST …/preview */
 void h_v1_preview(http_request *rq);
 void h_device_segments(http_request *rq);   /* GET /v1/devices/{id}/segments */
+/* History (handlers/history.c): GET …/{id}/history, a segment's revisions newest first. */
+void h_aud_history(http_request *rq);
+void h_v1_history(http_request *rq);
 /* The lookup's segment watch (its cache is dropped in every process when segments change):
  * started after the store, stopped before it closes. */
 int h_lookup_start(const seg_config *cfg, seg_error *err) MUSTCHECK;

@@ -40,6 +40,12 @@ typedef struct store_page {
 #define STORE_PAGE_HEAD 16
 #define STORE_PAGE_TAIL 448
 
+/* What an update is, as its revision names it (migrations/0006_history.sql): a PATCH of the
+ * fields it sends (`update`), a JSON merge patch (`merge_patch`), POST …/end-date (`end_date`).
+ * Every write below writes its segment's revision in its own statement, naming the author
+ * of c (store_set_author). */
+typedef enum { STORE_UPDATE, STORE_MERGE_PATCH, STORE_END_DATE } store_update_kind;
+
 int store_aud_insert(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
                      store_doc *out, seg_error *err) MUSTCHECK;
 int store_aud_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
@@ -47,7 +53,8 @@ int store_aud_get(store_conn *c, const char *tenant, const char *id, store_doc *
 /* versions: bigint[] text of acceptable versions (If-Match), NULL for no check. On
  * STORE_STALE out->version is the current version. */
 int store_aud_update(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
-                     const char *versions, store_doc *out, seg_error *err) MUSTCHECK;
+                     const char *versions, store_update_kind kind, store_doc *out,
+                     seg_error *err) MUSTCHECK;
 int store_aud_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
                      seg_error *err) MUSTCHECK;
 int store_aud_list(store_conn *c, const char *tenant, const aud_list_query *q, store_page *out,
@@ -67,7 +74,8 @@ int store_v1_insert(store_conn *c, const char *tenant, const char *id, const v1_
 int store_v1_get(store_conn *c, const char *tenant, const char *id, store_doc *out,
                  seg_error *err) MUSTCHECK;
 int store_v1_update(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
-                    const char *versions, store_doc *out, seg_error *err) MUSTCHECK;
+                    const char *versions, store_update_kind kind, store_doc *out,
+                    seg_error *err) MUSTCHECK;
 int store_v1_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
                     seg_error *err) MUSTCHECK;
 int store_v1_list(store_conn *c, const char *tenant, const v1_list_query *q, store_page *out,
@@ -108,7 +116,7 @@ typedef struct store_bulk_rows {
 void store_bulk_done(store_conn *c, store_bulk_rows *rows);
 
 /* Runs one bulk statement (STMT_*_BULK_*) with $2 = records, a JSON array, through a
- * handle of store_open. */
+ * handle of store_open ($3, $4: its author, as store_set_author set it). */
 int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,
                store_bulk_rows *out, seg_error *err) MUSTCHECK;
 /* Ends a transaction in parts of statement id (store_parts_end) and reads the rows of its

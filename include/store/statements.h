@@ -20,6 +20,7 @@ typedef enum stmt_id {
     /* the lifecycle sweeper's (store/sweeper.c), on its own session */
     STMT_AUD_RENEW,
     STMT_V1_RENEW,
+    STMT_HISTORY_PURGE,
     /* device imports (store/imports.c, store/import_merge.c), on sessions of their own */
     STMT_IMPORT_CREATE,
     STMT_IMPORT_COPY,
@@ -77,6 +78,8 @@ typedef enum stmt_id {
     STMT_MEMBERS_V1,
     STMT_SIZE_AUD,
     STMT_SIZE_V1,
+    STMT_HISTORY_AUD,
+    STMT_HISTORY_V1,
     STMT__COUNT
 } stmt_id;
 

@@ -33,6 +33,11 @@ void store_close(void);
  * with Retry-After past it). Only on a fiber of an event loop; NULL with err set. */
 store_conn *store_open(seg_arena *a, seg_error *err) MUSTCHECK;
 
+/* Who the changes made through handle c are by: the token's sub (NULL or "": none) and the
+ * request id, written in the revisions of the segments they change (store/segments.h).
+ * Borrowed: both must live as long as c. */
+void store_set_author(store_conn *c, const char *actor, const char *request_id);
+
 /* The statements of the store's modules (store/segments.h) go through such a handle; on
  * failure err carries a status mapped from the SQLSTATE (store/sqlstate.h). */
 

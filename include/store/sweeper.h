@@ -6,8 +6,10 @@
 #include "core/error.h"
 
 /* Starts the sweeper's thread when cfg->lifecycle_sweep_s > 0: a pass at once, then one
- * every lifecycle_sweep_s seconds, on a PostgreSQL session of its own (not the pool's). Its
- * counters join /metrics. 0, or -1 with err (the thread could not start). */
+ * every lifecycle_sweep_s seconds, on a PostgreSQL session of its own (not the pool's), which
+ * renews the due segments and purges the revisions older than cfg->history_days. With
+ * renewals off but a retention set, a pass that only purges, once an hour. Its counters join
+ * /metrics. 0, or -1 with err (the thread could not start). */
 int store_sweeper_start(const seg_config *cfg, seg_error *err) MUSTCHECK;
 
 /* Stops it: a statement under way is cancelled (the batches before it stay committed).

@@ -77,8 +77,8 @@ void h_aud_get(http_request *rq)
 }
 
 /* Writes the fields of in that it sets onto segment id, under the request's If-Match, and
- * answers. */
-static void update(http_request *rq, const char *id, const aud_segment_in *in)
+ * answers; kind names the change in its revision. */
+static void update(http_request *rq, const char *id, const aud_segment_in *in, store_update_kind kind)
 {
     store_conn *c;
     store_doc doc;
@@ -86,8 +86,8 @@ static void update(http_request *rq, const char *id, const aud_segment_in *in)
     const char *versions;
     if (h_if_match(rq, vbuf, &versions) || !(c = h_store(rq)))
         return;
-    answer_update(rq, store_aud_update(c, rq->principal.tenant, id, in, versions, &doc, &rq->err),
-                  &doc);
+    answer_update(rq, store_aud_update(c, rq->principal.tenant, id, in, versions, kind, &doc,
+                                       &rq->err), &doc);
 }
 
 void h_aud_replace(http_request *rq)
@@ -95,7 +95,7 @@ void h_aud_replace(http_request *rq)
     aud_segment_in *in;
     json_t *root = h_body(rq);
     if (root && (in = validated(rq, root, AUD_REPLACE)))
-        update(rq, in->id, in);
+        update(rq, in->id, in, STORE_UPDATE);
 }
 
 static void json_release(void *j)
@@ -146,7 +146,8 @@ void h_aud_merge(http_request *rq)
         if (!(in = validated(rq, merged, AUD_WHOLE)))
             return;
         snprintf(current, sizeof current, "{%lld}", cur.version);
-        int rc = store_aud_update(c, rq->principal.tenant, id, in, current, &doc, &rq->err);
+        int rc = store_aud_update(c, rq->principal.tenant, id, in, current, STORE_MERGE_PATCH, &doc,
+                                  &rq->err);
         if (rc != STORE_STALE || versions) {
             answer_update(rq, rc, &doc);
             return;
@@ -165,7 +166,7 @@ void h_aud_end_date(http_request *rq)
         return;
     in.set = in.lc.set; /* the end date, and extend when given: nothing else changes */
     h_canonical_uuid(rq->param, id);
-    update(rq, id, &in);
+    update(rq, id, &in, STORE_END_DATE);
 }
 
 void h_aud_delete(http_request *rq)

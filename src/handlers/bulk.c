@@ -105,7 +105,8 @@ static int send_part(bulk *b, http_request *rq, store_conn *c, bool *open, size_
         if (store_parts_begin(c, err))
             return -1;
     }
-    const char *p[2] = {rq->principal.tenant, text};
+    const char *p[4] = {rq->principal.tenant, text, rq->principal.subject[0] ? rq->principal.subject : NULL,
+                        rq->request_id}; /* $3, $4: the revisions' author (store_bulk's) */
     int rc = store_parts_send(c, statements[b->v1][BULK_CREATE], p, err);
     (void)arena_run_now(&rq->arena, text); /* libpq holds its copy: a body's worth less kept */
     return rc;

@@ -64,7 +64,10 @@ bool h_update_refused(http_request *rq, int outcome, const store_doc *doc, bool 
 
 store_conn *h_store(http_request *rq)
 {
-    return store_open(&rq->arena, &rq->err);
+    store_conn *c = store_open(&rq->arena, &rq->err);
+    if (c)
+        store_set_author(c, rq->principal.subject, rq->request_id);
+    return c;
 }
 
 static void json_release(void *j)
@@ -188,4 +191,12 @@ void h_canonical_uuid(const char *in, char out[37])
     for (int i = 0; i < 36; i++)
         out[i] = (char)(in[i] >= 'A' && in[i] <= 'F' ? in[i] + 32 : in[i]);
     out[36] = '\0';
+}
+
+const char *h_segment_id(http_request *rq, bool v1, char buf[37])
+{
+    if (v1)
+        return rq->param;
+    h_canonical_uuid(rq->param, buf);
+    return buf;
 }

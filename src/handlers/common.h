@@ -68,6 +68,8 @@ int h_device_row(const struct device_in *in, struct device_row *row, seg_error *
 
 /* Lower-cases a checked uuid of the path, so that upper-case uuids name the same segment. */
 void h_canonical_uuid(const char *in, char out[37]);
+/* The path's segment id as the store keys it (an /audiences uuid lower-cased into buf). */
+const char *h_segment_id(http_request *rq, bool v1, char buf[37]);
 
 /* Rejects query parameters not in allowed. Returns 0 or -1 with a 400. */
 int h_only_query(http_request *rq, const char *const *allowed);

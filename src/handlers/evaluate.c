@@ -15,14 +15,6 @@
 #include "validate/list_query.h"
 #include "validate/v1_segment.h"
 
-const char *h_segment_id(http_request *rq, bool v1, char buf[37])
-{
-    if (v1)
-        return rq->param;
-    h_canonical_uuid(rq->param, buf);
-    return buf;
-}
-
 static void rule_release(void *r)
 {
     ev_rule_free(r);

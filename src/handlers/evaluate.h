@@ -9,8 +9,6 @@
 #include "eval/rule.h"
 #include "http/request.h"
 
-/* The path's segment id as the store keys it (an /audiences uuid lower-cased into buf). */
-const char *h_segment_id(http_request *rq, bool v1, char buf[37]);
 /* A segment's stored rule read into a rule freed with the request. NULL with rq->err. */
 ev_rule *h_rule(http_request *rq, bool v1, const char *json, size_t len);
 /* Answers status with the growable text o (taken over). */

@@ -32,6 +32,7 @@ const http_route handlers_routes[] = {
     {"PATCH", "/audiences/segments/{id}/members", h_aud_members_patch, W, BODY_JSON, h_check_uuid, "segment id", NULL, NULL, NULL, NULL, false},
     {"GET", "/audiences/segments/{id}/members/{deviceId}", h_aud_member_check, R, BODY_NONE, h_check_uuid,
      "segment id", NULL, h_check_device_id, "device id", "/path/deviceId", false},
+    {"GET", "/audiences/segments/{id}/history", h_aud_history, R, BODY_NONE, h_check_uuid, "segment id", NULL, NULL, NULL, NULL, false},
 
     {"POST", "/v1/segments", h_v1_create, W, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"POST", "/v1/segments/bulk", h_v1_bulk_create, W, BODY_BULK_JSON, NULL, NULL, NULL, NULL, NULL, NULL, false},
@@ -48,6 +49,7 @@ const http_route handlers_routes[] = {
     {"PATCH", "/v1/segments/{id}/members", h_v1_members_patch, W, BODY_JSON, h_check_seg_id, "segment id", NULL, NULL, NULL, NULL, false},
     {"GET", "/v1/segments/{id}/members/{deviceId}", h_v1_member_check, R, BODY_NONE, h_check_seg_id,
      "segment id", NULL, h_check_device_id, "device id", "/path/deviceId", false},
+    {"GET", "/v1/segments/{id}/history", h_v1_history, R, BODY_NONE, h_check_seg_id, "segment id", NULL, NULL, NULL, NULL, false},
 
     {"GET", "/v1/devices", h_device_list, DR, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
     {"POST", "/v1/devices/imports", NULL, DW, BODY_STREAM, NULL, NULL, &h_import_stream, NULL, NULL, NULL, false},

@@ -98,16 +98,18 @@ void h_v1_create(http_request *rq)
 }
 
 /* Writes the fields row sets onto segment id, under the request's If-Match, and answers
- * with the segment (and warnings, when there are some). */
-static void update(http_request *rq, const char *id, const v1_segment_row *row, json_t *warnings)
+ * with the segment (and warnings, when there are some); kind names the change in its
+ * revision. */
+static void update(http_request *rq, const char *id, const v1_segment_row *row, json_t *warnings,
+                   store_update_kind kind)
 {
     store_conn *c;
     store_doc doc;
     char vbuf[H_IF_MATCH_BUF];
     const char *versions;
     if (h_if_match(rq, vbuf, &versions) || !(c = h_store(rq)) ||
-        h_update_refused(rq, store_v1_update(c, rq->principal.tenant, id, row, versions, &doc,
-                                             &rq->err), &doc, true))
+        h_update_refused(rq, store_v1_update(c, rq->principal.tenant, id, row, versions, kind,
+                                             &doc, &rq->err), &doc, true))
         return;
     http_set_etag(rq, doc.version);
     reply_with_warnings(rq, 200, &doc, warnings);
@@ -126,7 +128,7 @@ void h_v1_patch(http_request *rq)
         row.set |= V1_SET_DESCRIPTION;
     if (in->constraints_json)
         row.set |= V1_SET_CONSTRAINTS;
-    update(rq, in->id, &row, in->warnings);
+    update(rq, in->id, &row, in->warnings, STORE_UPDATE);
 }
 
 void h_v1_end_date(http_request *rq)
@@ -136,7 +138,7 @@ void h_v1_end_date(http_request *rq)
     if (!root || val_end_date_body(root, true, &lc, &rq->err))
         return;
     v1_segment_row row = {lc.set, NULL, NULL, NULL, &lc}; /* the end date, and extend when given */
-    update(rq, rq->param, &row, NULL);
+    update(rq, rq->param, &row, NULL, STORE_END_DATE);
 }
 
 void h_v1_get(http_request *rq)

@@ -326,7 +326,7 @@ int store_eval_rules(store_conn *c, const char *tenant, store_rule_entry **out, 
 int store_members_apply(store_conn *c, bool v1, const char *tenant, const char *segment, bool add,
                         const char *ids, store_members_applied *out, seg_error *err)
 {
-    const char *p[4] = {tenant, segment, ids, add ? "t" : "f"};
+    const char *p[6] = {tenant, segment, ids, add ? "t" : "f", c->actor, c->request_id};
     PGresult *res = store_run(c, v1 ? STMT_MEMBERS_V1 : STMT_MEMBERS_AUD, p, err);
     if (!res)
         return -1;

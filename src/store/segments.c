@@ -37,6 +37,9 @@ static void lc_params_of(const lifecycle_in *lc, lc_params *out)
     out->p[4] = out->days;
 }
 
+static const char *const update_kinds[] = {
+    [STORE_UPDATE] = "update", [STORE_MERGE_PATCH] = "merge_patch", [STORE_END_DATE] = "end_date"};
+
 /* An update's row: none = no such segment; (version, NULL, NULL, NULL) = If-Match stale;
  * (version, NULL, NULL, rule) = the new dates break a rule; (old version, body, new
  * version, NULL) = updated. */
@@ -96,10 +99,10 @@ int store_aud_insert(store_conn *c, const char *tenant, const char *id, const au
 {
     lc_params lc;
     lc_params_of(&in->lc, &lc);
-    const char *p[15] = {tenant, id, in->management_type, in->name, in->owner_id,
+    const char *p[17] = {tenant, id, in->management_type, in->name, in->owner_id,
                          in->size_is_null || !in->size[0] ? NULL : in->size, in->description,
                          in->properties, in->deprecated_properties, in->created_at,
-                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
+                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4], c->actor, c->request_id};
     return inserted(store_one_doc(c, STMT_AUD_INSERT, p, out, err), err);
 }
 
@@ -111,24 +114,25 @@ int store_aud_get(store_conn *c, const char *tenant, const char *id, store_doc *
 }
 
 int store_aud_update(store_conn *c, const char *tenant, const char *id, const aud_segment_in *in,
-                     const char *versions, store_doc *out, seg_error *err)
+                     const char *versions, store_update_kind kind, store_doc *out, seg_error *err)
 {
     char mask[16];
     lc_params lc;
     lc_params_of(&in->lc, &lc);
     snprintf(mask, sizeof mask, "%u", in->set);
-    const char *p[16] = {tenant, id, mask, versions,
+    const char *p[19] = {tenant, id, mask, versions,
                          in->management_type, in->name, in->owner_id[0] ? in->owner_id : NULL,
                          in->size_is_null || !in->size[0] ? NULL : in->size, in->description,
                          in->properties, in->deprecated_properties,
-                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
+                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4],
+                         c->actor, c->request_id, update_kinds[kind]};
     return updated_doc(c, STMT_AUD_UPDATE, p, out, err);
 }
 
 int store_aud_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
                      seg_error *err)
 {
-    const char *p[3] = {tenant, id, versions};
+    const char *p[5] = {tenant, id, versions, c->actor, c->request_id};
     return store_deleted(c, STMT_AUD_DELETE, p, err);
 }
 
@@ -153,8 +157,8 @@ int store_v1_insert(store_conn *c, const char *tenant, const char *id, const v1_
 {
     lc_params lc;
     lc_params_of(in->lc, &lc);
-    const char *p[10] = {tenant, id, in->name, in->description, in->constraints,
-                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
+    const char *p[12] = {tenant, id, in->name, in->description, in->constraints,
+                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4], c->actor, c->request_id};
     return inserted(store_one_doc(c, STMT_V1_INSERT, p, out, err), err);
 }
 
@@ -166,21 +170,22 @@ int store_v1_get(store_conn *c, const char *tenant, const char *id, store_doc *o
 }
 
 int store_v1_update(store_conn *c, const char *tenant, const char *id, const v1_segment_row *in,
-                    const char *versions, store_doc *out, seg_error *err)
+                    const char *versions, store_update_kind kind, store_doc *out, seg_error *err)
 {
     char mask[16];
     lc_params lc;
     lc_params_of(in->lc, &lc);
     snprintf(mask, sizeof mask, "%u", in->set);
-    const char *p[12] = {tenant, id, mask, versions, in->name, in->description, in->constraints,
-                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4]};
+    const char *p[15] = {tenant, id, mask, versions, in->name, in->description, in->constraints,
+                         lc.p[0], lc.p[1], lc.p[2], lc.p[3], lc.p[4],
+                         c->actor, c->request_id, update_kinds[kind]};
     return updated_doc(c, STMT_V1_UPDATE, p, out, err);
 }
 
 int store_v1_delete(store_conn *c, const char *tenant, const char *id, const char *versions,
                     seg_error *err)
 {
-    const char *p[3] = {tenant, id, versions};
+    const char *p[5] = {tenant, id, versions, c->actor, c->request_id};
     return store_deleted(c, STMT_V1_DELETE, p, err);
 }
 
@@ -273,7 +278,7 @@ void store_bulk_done(store_conn *c, store_bulk_rows *rows)
 int store_bulk(store_conn *c, stmt_id id, const char *tenant, const char *records,
                store_bulk_rows *out, seg_error *err)
 {
-    const char *p[2] = {tenant, records};
+    const char *p[4] = {tenant, records, c->actor, c->request_id};
     PGresult *res = store_run(c, id, p, err);
     void **results = res ? arena_alloc(c->arena, sizeof *results) : NULL;
     if (!res || !results || bulk_room(c, (size_t)PQntuples(res), out, err)) {

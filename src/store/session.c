@@ -132,6 +132,22 @@ PGresult *session_run(PGconn *pg, stmt_id id, const char *const *params)
     return session_send(pg, id, params) ? session_await(pg) : NULL;
 }
 
+long long session_run_count(PGconn *pg, stmt_id id, const char *const *params, const char *what,
+                            seg_error *err)
+{
+    PGresult *r = session_run(pg, id, params);
+    bool counted = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK && !counted)) {
+        err_set(err, 503, "unavailable", "the %s failed", what);
+        err_log(err, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+        PQclear(r);
+        return -1;
+    }
+    long long n = strtoll(counted ? PQgetvalue(r, 0, 0) : PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return n;
+}
+
 int session_flush_reading(PGconn *pg)
 {
     for (;;) {

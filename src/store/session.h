@@ -26,6 +26,11 @@ int session_send(PGconn *pg, stmt_id id, const char *const *params);
 PGresult *session_await(PGconn *pg);
 /* session_send + session_await. */
 PGresult *session_run(PGconn *pg, stmt_id id, const char *const *params);
+/* session_run of a write that answers its count: the rows it wrote (its command tag's count),
+ * or, when it returns a row, the number in that row's first column; -1 with a 503 in err
+ * ("the <what> failed", the server's message in the log detail). */
+long long session_run_count(PGconn *pg, stmt_id id, const char *const *params, const char *what,
+                            seg_error *err);
 /* Flushes a non-blocking session, reading what the server answers meanwhile. 0 or -1. */
 int session_flush_reading(PGconn *pg);
 /* PQgetResult that waits by yielding on a fiber. */

@@ -30,6 +30,8 @@ struct store_conn {
     bool handle;               /* a request's handle (not a slot) */
     seg_arena *arena;          /* store_open: where the handle and its results live */
     struct store_conn *own;    /* the slot borrowed whole through the handle, if any */
+    const char *actor;         /* store_set_author: whom its revisions name (NULL: nobody) */
+    const char *request_id;
 };
 
 /* The pool: its slots, the lock over their state (the statistics are read by any loop)

@@ -67,27 +67,93 @@
     "CASE WHEN s.size_at IS NULL THEN NULL ELSE json_build_object('count', s.size_count, "   \
     "'precision', s.size_precision, 'computedAt', floor(extract(epoch FROM s.size_at) * 1000)::bigint) END"
 
+/* The members of row r's representation up to extend_days, in its order, with end as its
+ * end date: the representation's own (END_AT), or a revision's document's (the stored one). */
+#define AUD_FIELDS(r, end)                                                                   \
+    "'id', " r ".id, 'management_type', " r ".management_type, 'name', " r ".name, "         \
+    "'no', " r ".no, 'owner_id', " r ".owner_id, 'approximated_size', " r ".approximated_size, " \
+    "'created_at', " TS_JSON(r ".created_at") ", "                                          \
+    "'deprecated_properties', " r ".deprecated_properties, 'description', " r ".description, " \
+    "'properties', " r ".properties, 'updated_at', " TS_JSON(r ".updated_at") ", "           \
+    "'start_date', " TS_JSON(r ".start_date") ", 'end_date', " TS_JSON(end) ", "              \
+    "'active', " r ".active, 'extend', " r ".extend, 'extend_days', " r ".extend_days"
+
 #define AUD_JSON                                                                            \
-    "json_build_object('id', s.id, 'management_type', s.management_type, 'name', s.name, "  \
-    "'no', s.no, 'owner_id', s.owner_id, 'approximated_size', s.approximated_size, "        \
-    "'created_at', " TS_JSON("s.created_at") ", "                                           \
-    "'deprecated_properties', s.deprecated_properties, 'description', s.description, "      \
-    "'properties', s.properties, 'updated_at', " TS_JSON("s.updated_at") ", "                \
-    "'start_date', " TS_JSON("s.start_date") ", 'end_date', " TS_JSON(END_AT) ", "            \
-    "'active', s.active, 'extend', s.extend, 'extend_days', s.extend_days, "                \
-    "'status', " STATUS ", 'size', " AUD_SIZE ")::text"
+    "json_build_object(" AUD_FIELDS("s", END_AT) ", 'status', " STATUS ", 'size', " AUD_SIZE ")::text"
 
 /* A timestamp as whole microseconds since the epoch (bulk creates write it themselves). */
 #define US_OF(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 
 #define MS_JSON(col) "floor(extract(epoch FROM " col ") * 1000)::bigint"
 
+#define V1_FIELDS(r, end)                                                                    \
+    "'id', " r ".id, 'name', " r ".name, 'description', " r ".description, "                 \
+    "'constraints', " r ".constraints, 'createdAt', " MS_JSON(r ".created_at") ", "           \
+    "'updatedAt', " MS_JSON(r ".updated_at") ", 'startDate', " MS_JSON(r ".start_date") ", "  \
+    "'endDate', " MS_JSON(end) ", 'active', " r ".active, 'extend', " r ".extend, "           \
+    "'extendDays', " r ".extend_days"
+
 #define V1_JSON                                                                        \
-    "json_build_object('id', s.id, 'name', s.name, 'description', s.description, "     \
-    "'constraints', s.constraints, 'createdAt', " MS_JSON("s.created_at") ", "          \
-    "'updatedAt', " MS_JSON("s.updated_at") ", 'startDate', " MS_JSON("s.start_date") ", " \
-    "'endDate', " MS_JSON(END_AT) ", 'active', s.active, 'extend', s.extend, "           \
-    "'extendDays', s.extend_days, 'status', " STATUS ", 'size', " V1_SIZE ")::text"
+    "json_build_object(" V1_FIELDS("s", END_AT) ", 'status', " STATUS ", 'size', " V1_SIZE ")::text"
+
+/* History (migrations/0006_history.sql): every statement that changes a segment writes its
+ * revision itself, in a CTE over the rows its DML returned, so in its transaction and with
+ * no second statement. The document a patch is about: the representation without status
+ * and size, with the end date as stored (reads show a renewed one before the sweeper writes
+ * it), as jsonb for segment_patch. A create adds it whole at the root (RFC 6902 4.1), a delete
+ * replaces the root with {}. A revision's number comes from the dialect's sequence (REV_SEQ):
+ * a segment's own number is its create's. */
+#define REV_INSERT                                                                            \
+    "INSERT INTO segment_revisions (seq, tenant, v1, segment, at, actor, request_id, operation, " \
+    "version, applied, patch) "
+#define AUD_REV_SEQ "nextval('audience_segments_no_seq'::regclass)"
+#define V1_REV_SEQ "nextval('v1_segments_seq_seq'::regclass)"
+#define AUD_DOC(r) "jsonb_build_object(" AUD_FIELDS(r, r ".end_date") ")"
+#define V1_DOC(r) "jsonb_build_object(" V1_FIELDS(r, r ".end_date") ")"
+#define CREATED(doc) "json_build_array(json_build_object('op', 'add', 'path', '', 'value', " doc "))"
+#define DELETED "'[{\"op\": \"replace\", \"path\": \"\", \"value\": {}}]'::json"
+
+/* A create's revision waits on its row (create_op set) until the first change that writes the
+ * row moves it to segment_revisions: a bulk create then writes no second table. Of row r, what
+ * that change needs (number: the row's own number, no or seq), and its document when pending
+ * (doc: row r's). */
+#define PENDING(r, number)                                                                   \
+    r ".create_op, " r ".create_actor, " r ".create_request_id, " r ".updated_at AS created_at, " \
+    r "." number " AS created_seq"
+#define PENDING_DOC(r, doc) "CASE WHEN " r ".create_op IS NOT NULL THEN " doc " END AS old_doc"
+/* The pending creates of the rows of src (PENDING's columns, old_doc, id), as revisions, then
+ * UNION ALL the change's own. */
+#define MOVED_CREATE(tenant, v1, src)                                                        \
+    "SELECT " src ".created_seq, " tenant ", " v1 ", " src ".id, " src ".created_at, "          \
+    src ".create_actor, " src ".create_request_id, " src ".create_op, 1, NULL::bigint, "        \
+    CREATED(src ".old_doc::json") " FROM " src " WHERE " src ".create_op IS NOT NULL UNION ALL "
+
+/* The rows an update will change, locked (in id order) and with their documents as they are
+ * then, as `old` in its FROM: a row another transaction changed meanwhile is read as that one
+ * left it (not as the statement's snapshot has it), so that the patch starts from the
+ * document the previous revision ended with. doc is the document of row o. */
+#define LOCKED_OLD(table, doc, number, which)                                                \
+    "(SELECT o.id, " doc " AS doc, " PENDING("o", number) " FROM " table " o "                  \
+    "WHERE o.tenant = $1 AND " which " ORDER BY o.id FOR NO KEY UPDATE) old"
+#define OLD_RETURNED                                                                          \
+    "old.doc AS old_doc, old.create_op, old.create_actor, old.create_request_id, "           \
+    "old.created_at, old.created_seq"
+
+/* The revision CTE of an update (upd: the rows updated, with their id, new version, documents
+ * before and after and OLD_RETURNED) and of a delete (del: id, version, old_doc, PENDING). */
+#define REVISED(v1, seq, actor, rid, op, version)                                             \
+    "rev AS (" REV_INSERT MOVED_CREATE("$1", v1, "upd") "SELECT " seq ", $1, " v1 ", upd.id, " \
+    "now(), " actor "::text, " rid "::text, " op "::text, upd." version ", NULL, "              \
+    "segment_patch(upd.old_doc, upd.doc) FROM upd) "
+#define DELETED_REV(v1, seq, actor, rid, op)                                                  \
+    "rev AS (" REV_INSERT MOVED_CREATE("$1", v1, "del") "SELECT " seq ", $1, " v1 ", del.id, " \
+    "now(), " actor "::text, " rid "::text, " op ", del.version, NULL, " DELETED " FROM del) "
+
+/* The sweeper's renewal changes the end date and updated_at of row r, no other member. */
+#define RENEWED(end, updated, value)                                                          \
+    "json_build_array(json_build_object('op', 'replace', 'path', '/" end "', 'value', "        \
+    value("r.end_date") "), json_build_object('op', 'replace', 'path', '/" updated "', "      \
+    "'value', " value("r.updated_at") "))"
 
 /* A timestamp as microseconds since 2000-01-01 UTC, 16 hex digits (its binary send
  * format): set by no session setting, and cheaper for PostgreSQL than to_char or a numeric
@@ -111,12 +177,17 @@
 #define LC_RECORD "start_us bigint, end_us bigint, active boolean, extend boolean, extend_days int"
 
 /* The end of a bulk update of table (x: the records, upd: the UPDATE begun before with its
- * SET list): the rows it updated as (id, representation json, NULL), then the rows left as
- * they were because their new dates would break a rule as (id, NULL, rule). */
-#define BULK_UPDATE_END(table, id, json)                                                     \
-    "updated_at = now(), version = s.version + 1 FROM x "                                   \
-    "WHERE s.tenant = $1 AND s.id = x.id AND " LC_PROBLEM("x.mask", "x", "s") " IS NULL "    \
-    "RETURNING " id " AS id, " json " AS body) "                                             \
+ * SET list; doc the document of its row s, old_doc that of row o): the revisions of the rows
+ * it updated, which it answers as (id, representation json, NULL), then the rows left as they
+ * were because their new dates would break a rule as (id, NULL, rule). */
+#define BULK_UPDATE_END(table, v1, seq, number, id, json, doc, old_doc)                      \
+    "create_op = NULL, updated_at = now(), version = s.version + 1 FROM x, "                 \
+    LOCKED_OLD(table, old_doc, number, "o.id IN (SELECT x.id FROM x)") " "                  \
+    "WHERE s.tenant = $1 AND s.id = x.id AND old.id = x.id "                                 \
+    "AND " LC_PROBLEM("x.mask", "x", "s") " IS NULL "                                         \
+    "RETURNING " id " AS id, " json " AS body, s.version AS version, " doc " AS doc, "       \
+    OLD_RETURNED "), "                                                                       \
+    REVISED(v1, seq, "$3", "$4", "'bulk_update'", "version")                                 \
     "SELECT id, body, NULL::text FROM upd UNION ALL "                                       \
     "SELECT " id ", NULL, " LC_PROBLEM("x.mask", "x", "s") " FROM " table " s "                \
     "JOIN x ON s.id = x.id WHERE s.tenant = $1 AND " LC_PROBLEM("x.mask", "x", "s") " IS NOT NULL " \
@@ -130,13 +201,47 @@
 
 /* The sweeper's renewal of up to $1 segments whose end passed (SKIP LOCKED: what another
  * process renews meanwhile is left to it; the WHERE is checked again on the row it locks,
- * so each renewal happens once). */
-#define RENEW(table)                                                                       \
-    "WITH due AS (SELECT tenant, id FROM " table " WHERE extend AND end_date <= now() "     \
-    "ORDER BY end_date LIMIT $1::int FOR UPDATE SKIP LOCKED) "                              \
-    "UPDATE " table " AS s SET end_date = " END_AT ", updated_at = now(), "                 \
-    "version = s.version + 1 FROM due WHERE s.tenant = due.tenant AND s.id = due.id "      \
-    "AND s.extend AND s.end_date <= now()"
+ * so each renewal happens once), with their revisions; it answers how many it renewed. */
+#define RENEW(table, v1, seq, number, doc, patch)                                          \
+    "WITH due AS (SELECT d.tenant, d.id, " PENDING("d", number) ", " PENDING_DOC("d", doc) " " \
+    "FROM " table " d WHERE d.extend AND d.end_date <= now() "                              \
+    "ORDER BY d.end_date LIMIT $1::int FOR UPDATE SKIP LOCKED), "                           \
+    "r AS (UPDATE " table " AS s SET end_date = " END_AT ", create_op = NULL, "             \
+    "updated_at = now(), version = s.version + 1 FROM due WHERE s.tenant = due.tenant "    \
+    "AND s.id = due.id AND s.extend AND s.end_date <= now() RETURNING s.tenant, "         \
+    "s.id::text AS id, s.version, s.end_date, s.updated_at, due.old_doc, due.create_op, "   \
+    "due.create_actor, due.create_request_id, due.created_at, due.created_seq), "          \
+    "rev AS (" REV_INSERT MOVED_CREATE("r.tenant", v1, "r") "SELECT " seq ", r.tenant, " v1 ", " \
+    "r.id, now(), 'segmentd', NULL, 'extend', r.version, NULL, " patch " FROM r) "           \
+    "SELECT count(*) FROM r"
+
+/* A revision r as GET …/history answers it, the same on both dialects (snake_case keys, the
+ * time in RFC 3339 as /audiences writes it; the patch in the dialect's own words). */
+#define HISTORY_JSON                                                                          \
+    "json_build_object('revision', r.seq, 'at', " TS_JSON("r.at") ", 'actor', r.actor, "       \
+    "'request_id', r.request_id, 'operation', r.operation, 'version', r.version, "           \
+    "'applied', r.applied, 'patch', r.patch)::text"
+/* A pending create (PENDING) of row s as a revision, as HISTORY_JSON writes one; fields: the
+ * members of its document. */
+#define PENDING_JSON(number, fields)                                                          \
+    "json_build_object('revision', s." number ", 'at', " TS_JSON("s.updated_at") ", "           \
+    "'actor', s.create_actor, 'request_id', s.create_request_id, 'operation', s.create_op, "  \
+    "'version', 1, 'applied', NULL, 'patch', " CREATED("json_build_object(" fields ")") ")::text"
+/* A page of segment $2's revisions (v1: the dialect; table, the segment of row s: which) with
+ * its pending create, if any, unless older than $5 days (SEGMENTD_HISTORY_DAYS; 0: kept), as
+ * the purge would have it. */
+#define HISTORY_PAGE(v1, table, which, number, fields)                                       \
+    "SELECT p.item, p.seq::text, k.known FROM (SELECT EXISTS (SELECT 1 FROM segment_revisions " \
+    "WHERE tenant = $1 AND v1 = " v1 " AND segment = $2::text) OR EXISTS (SELECT 1 FROM "      \
+    table " s WHERE s.tenant = $1 AND " which ") AS known) k LEFT JOIN LATERAL ("              \
+    "SELECT u.item, u.seq FROM (SELECT " HISTORY_JSON " AS item, r.seq FROM segment_revisions r " \
+    "WHERE r.tenant = $1 AND r.v1 = " v1 " AND r.segment = $2::text "                           \
+    "AND r.seq < coalesce($3::bigint, 9223372036854775807) UNION ALL "                        \
+    "SELECT " PENDING_JSON(number, fields) ", s." number " FROM " table " s "                   \
+    "WHERE s.tenant = $1 AND " which " AND s.create_op IS NOT NULL "                          \
+    "AND s." number " < coalesce($3::bigint, 9223372036854775807) "                           \
+    "AND ($5::int = 0 OR s.updated_at >= now() - make_interval(days => $5::int))) u "         \
+    "ORDER BY u.seq DESC LIMIT $4::int) p ON true ORDER BY p.seq DESC"
 
 /* Devices (migrations/0003_devices.sql): the columns in the table's order, the parameters
  * $3 to $22 that give them (integers cast, tags from a JSON array), and the representation
@@ -207,8 +312,15 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIG_RECORD] = {NULL, "INSERT INTO schema_migrations (version, name) VALUES ($1::bigint, $2)", 2, LOCKS_NONE, false},
 
     /* $1 how many at most */
-    [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments"), 1, LOCKS_NONE, false},
-    [STMT_V1_RENEW] = {NULL, RENEW("v1_segments"), 1, LOCKS_NONE, false},
+    [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments", "false", AUD_REV_SEQ, "no", AUD_DOC("d"),
+                                    RENEWED("end_date", "updated_at", TS_JSON)), 1, LOCKS_NONE, false},
+    [STMT_V1_RENEW] = {NULL, RENEW("v1_segments", "true", V1_REV_SEQ, "seq", V1_DOC("d"),
+                                   RENEWED("endDate", "updatedAt", MS_JSON)), 1, LOCKS_NONE, false},
+    /* Up to $2 revisions older than $1 days (SEGMENTD_HISTORY_DAYS), found by the BRIN index
+     * on `at` and deleted by their row addresses. */
+    [STMT_HISTORY_PURGE] = {NULL,
+        "DELETE FROM segment_revisions WHERE ctid = ANY (ARRAY(SELECT ctid FROM segment_revisions "
+        "WHERE at < now() - make_interval(days => $1::int) LIMIT $2::int))", 2, LOCKS_NONE, false},
 
     /* Device imports. The receiver's: the import, its lock taken before the row is seen;
      * its valid lines by COPY (text format, store/imports.c writes it); its counts (absolute:
@@ -282,25 +394,25 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
 
+    /* $16 the actor, $17 the request id of its revision (pending on the row: PENDING) */
     [STMT_AUD_INSERT] = {"aud_insert",
         "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
-        "start_date, end_date, active, extend, extend_days) "
+        "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, coalesce($8::jsonb, '{}'), "
         "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now(), "
         TS_US("$11") ", segment_end_at(" TS_US("$12") ", $14::boolean, $15::int, now()), "
-        "$13::boolean, $14::boolean, $15::int) "
-        "RETURNING " AUD_JSON ", s.version", 15, LOCKS_NONE, false},
+        "$13::boolean, $14::boolean, $15::int, 'create', $16::text, $17::text) "
+        "RETURNING " AUD_JSON ", s.version", 17, LOCKS_NONE, false},
 
     [STMT_AUD_GET] = {"aud_get",
         "SELECT " AUD_JSON ", s.version FROM audience_segments s "
         "WHERE s.tenant = $1 AND s.id = $2::uuid", 2, LOCKS_NONE, false},
 
-    /* One round trip tells apart "no such row" (no result row) from "stale If-Match"
-     * (a row whose body is NULL). */
     /* One round trip tells apart "no such row" (no result row), "stale If-Match" (a row
      * whose body is NULL) and "the new dates break a rule" (a body NULL, the rule named in
-     * column 3): the rules are checked against the stored values the update keeps. */
+     * column 3): the rules are checked against the stored values the update keeps. $17 the
+     * actor, $18 the request id, $19 the operation (of the revision). */
     [STMT_AUD_UPDATE] = {"aud_update",
         "WITH arg AS (SELECT " TS_US("$12") " AS start_date, " TS_US("$13") " AS end_date, "
         "$14::boolean AS active, $15::boolean AS extend, $16::int AS extend_days), "
@@ -316,20 +428,27 @@ const stmt_def store_statements[STMT__COUNT] = {
         "properties = CASE WHEN ($3::int & 32) <> 0 THEN coalesce($10::jsonb, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN ($3::int & 64) <> 0 THEN coalesce($11::jsonb, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("$3::int", "arg")
-        "updated_at = now(), version = s.version + 1 FROM arg "
-        "WHERE s.tenant = $1 AND s.id = $2::uuid AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
+        "create_op = NULL, updated_at = now(), version = s.version + 1 FROM arg, "
+        LOCKED_OLD("audience_segments", AUD_DOC("o"), "no", "o.id = $2::uuid") " "
+        "WHERE s.tenant = $1 AND s.id = $2::uuid AND s.id = old.id "
+        "AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
-        "RETURNING " AUD_JSON " AS body, s.version AS new_version) "
+        "RETURNING " AUD_JSON " AS body, s.version AS new_version, " AUD_DOC("s") " AS doc, "
+        OLD_RETURNED ", s.id::text AS id), "
+        REVISED("false", AUD_REV_SEQ, "$17", "$18", "$19", "new_version")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
-        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 16, LOCKS_AUDIENCE_SEGMENTS, false},
+        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 19, LOCKS_AUDIENCE_SEGMENTS, false},
 
+    /* $4 the actor, $5 the request id (of the revision) */
     [STMT_AUD_DELETE] = {"aud_delete",
         "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
         "del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 AND s.id = $2::uuid "
-        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
-        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_AUDIENCE_SEGMENTS, false},
+        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id::text AS id, "
+        "s.version, " PENDING("s", "no") ", " PENDING_DOC("s", AUD_DOC("s")) "), "
+        DELETED_REV("false", AUD_REV_SEQ, "$4", "$5", "'delete'")
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_AUDIENCE_SEGMENTS, false},
 
     /* Lists return the representation's columns in its order, the timestamps as TS_HEX;
      * store/list_json.c writes each item as AUD_JSON / V1_JSON would. A page of 21 rows
@@ -356,16 +475,17 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND s.no < coalesce($2::bigint, 9223372036854775807) "
         "ORDER BY s.no DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
-    [STMT_V1_INSERT] = {"v1_insert",
+    [STMT_V1_INSERT] = {"v1_insert", /* $11, $12: as aud_insert's $16, $17 */
         "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
-        "start_date, end_date, active, extend, extend_days) "
+        "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "VALUES ($1, $2, $3, $4, $5::jsonb, " TS_US("$6") ", segment_end_at(" TS_US("$7") ", "
-        "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int) "
-        "RETURNING " V1_JSON ", s.version", 10, LOCKS_NONE, false},
+        "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int, 'create', $11::text, "
+        "$12::text) RETURNING " V1_JSON ", s.version", 12, LOCKS_NONE, false},
 
     [STMT_V1_GET] = {"v1_get",
         "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
 
+    /* $13 the actor, $14 the request id, $15 the operation */
     [STMT_V1_UPDATE] = {"v1_update",
         "WITH arg AS (SELECT " TS_US("$8") " AS start_date, " TS_US("$9") " AS end_date, "
         "$10::boolean AS active, $11::boolean AS extend, $12::int AS extend_days), "
@@ -377,20 +497,26 @@ const stmt_def store_statements[STMT__COUNT] = {
         SIZE_KEPT("CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN ($3::int & 4) <> 0 THEN $7::jsonb ELSE s.constraints END, "
         LC_SET("$3::int", "arg")
-        "updated_at = now(), version = s.version + 1 FROM arg "
-        "WHERE s.tenant = $1 AND s.id = $2 AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
+        "create_op = NULL, updated_at = now(), version = s.version + 1 FROM arg, "
+        LOCKED_OLD("v1_segments", V1_DOC("o"), "seq", "o.id = $2") " "
+        "WHERE s.tenant = $1 AND s.id = $2 AND s.id = old.id "
+        "AND ($4::bigint[] IS NULL OR s.version = ANY($4::bigint[])) "
         "AND " LC_PROBLEM("$3::int", "arg", "s") " IS NULL "
-        "RETURNING " V1_JSON " AS body, s.version AS new_version) "
+        "RETURNING " V1_JSON " AS body, s.version AS new_version, " V1_DOC("s") " AS doc, "
+        OLD_RETURNED ", s.id AS id), "
+        REVISED("true", V1_REV_SEQ, "$13", "$14", "$15", "new_version")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
-        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 12, LOCKS_V1_SEGMENTS, false},
+        "FROM cur CROSS JOIN arg LEFT JOIN upd ON true", 15, LOCKS_V1_SEGMENTS, false},
 
-    [STMT_V1_DELETE] = {"v1_delete",
+    [STMT_V1_DELETE] = {"v1_delete", /* $4, $5 as aud_delete's */
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
         "del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2 "
-        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.version) "
-        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_V1_SEGMENTS, false},
+        "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id, s.version, "
+        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
+        DELETED_REV("true", V1_REV_SEQ, "$4", "$5", "'delete'")
+        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_LIST] = {"v1_list",
         "SELECT " V1_COLUMNS " FROM v1_segments s WHERE s.tenant = $1 "
@@ -404,8 +530,8 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AND s.seq < coalesce($2::bigint, 9223372036854775807) "
         "ORDER BY s.seq DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
-    /* Bulk: one statement for the whole request (for creates: for each part of it). $2
-     * is a JSON array of records built by handlers/bulk.c, read as json, not jsonb: the
+    /* Bulk: one statement for the whole request (for creates: for each part of it), $3
+     * the actor and $4 the request id of its revisions. $2 is a JSON array of records built by handlers/bulk.c, read as json, not jsonb: the
      * text is read as it comes, with no jsonb value built first (1000 creates: 28.9 ->
      * 27.7 ms median in an interleaved A/B); column 0 is the id, column 1 the representation, except for
      * /audiences/segments creates, whose answer the handler writes from its records and
@@ -414,12 +540,12 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_AUD_BULK_INSERT] = {"aud_bulk_insert",
         "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
-        "start_date, end_date, active, extend, extend_days) "
+        "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "SELECT $1, x.id, x.management_type, x.name, x.owner_id, x.approximated_size, x.description, "
         "coalesce(x.properties, '{}'), coalesce(x.deprecated_properties, '{}'), "
         "coalesce(x.created_at, now()), now(), " TS_US("x.start_us") ", "
         "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), "
-        "x.active, x.extend, x.extend_days "
+        "x.active, x.extend, x.extend_days, 'bulk_create', $3::text, $4::text "
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id uuid, management_type text, name text, "
         "owner_id uuid, approximated_size bigint, description text, properties jsonb, "
         "deprecated_properties jsonb, created_at timestamptz, " LC_RECORD ")) WITH ORDINALITY "
@@ -428,7 +554,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "ORDER BY x.ord "
         "RETURNING s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
         US_OF("s.created_at") ", " US_OF("s.updated_at") ", " US_OF("s.start_date") ", "
-        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS, 2, LOCKS_NONE, true},
+        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS, 4, LOCKS_NONE, true},
 
     /* Updates answer (id, representation, NULL) for each row updated, and (id, NULL, rule)
      * for each whose new dates would break a lifecycle rule against its stored values. */
@@ -447,23 +573,28 @@ const stmt_def store_statements[STMT__COUNT] = {
         "properties = CASE WHEN (x.mask & 32) <> 0 THEN coalesce(x.properties, '{}') ELSE s.properties END, "
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("x.mask", "x")
-        BULK_UPDATE_END("audience_segments", "s.id::text", AUD_JSON), 2, LOCKS_NONE, true},
+        BULK_UPDATE_END("audience_segments", "false", AUD_REV_SEQ, "no", "s.id::text", AUD_JSON,
+                        AUD_DOC("s"), AUD_DOC("o")), 4,
+        LOCKS_NONE, true},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
-        "DELETE FROM audience_segments s WHERE s.tenant = $1 "
+        "WITH del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)::uuid) "
-        "RETURNING s.id::text, json_build_object('id', s.id)::text", 2, LOCKS_NONE, true},
+        "RETURNING s.id::text AS id, s.version, " PENDING("s", "no") ", "
+        PENDING_DOC("s", AUD_DOC("s")) "), "
+        DELETED_REV("false", AUD_REV_SEQ, "$3", "$4", "'bulk_delete'")
+        "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
         "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
-        "start_date, end_date, active, extend, extend_days) "
+        "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "SELECT $1, x.id, x.name, x.description, x.constraints, " TS_US("x.start_us") ", "
         "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), x.active, x.extend, "
-        "x.extend_days "
+        "x.extend_days, 'bulk_create', $3::text, $4::text "
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id text, name text, description text, "
         "constraints jsonb, " LC_RECORD ")) WITH ORDINALITY AS x(id, name, description, constraints, "
         "start_us, end_us, active, extend, extend_days, ord) "
-        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 2, LOCKS_NONE, true},
+        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
         "WITH x AS (SELECT r.*, " TS_US("r.start_us") " AS start_date, " TS_US("r.end_us") " AS end_date "
@@ -475,12 +606,15 @@ const stmt_def store_statements[STMT__COUNT] = {
         SIZE_KEPT("CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END", "s.constraints")
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
         LC_SET("x.mask", "x")
-        BULK_UPDATE_END("v1_segments", "s.id", V1_JSON), 2, LOCKS_NONE, true},
+        BULK_UPDATE_END("v1_segments", "true", V1_REV_SEQ, "seq", "s.id", V1_JSON, V1_DOC("s"),
+                        V1_DOC("o")), 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
-        "DELETE FROM v1_segments s WHERE s.tenant = $1 "
-        "AND s.id IN (SELECT json_array_elements_text($2::json)) "
-        "RETURNING s.id, json_build_object('id', s.id)::text", 2, LOCKS_NONE, true},
+        "WITH del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 "
+        "AND s.id IN (SELECT json_array_elements_text($2::json)) RETURNING s.id, s.version, "
+        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
+        DELETED_REV("true", V1_REV_SEQ, "$3", "$4", "'bulk_delete'")
+        "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     /* PUT: $23 If-Match versions (NULL: none), $24 create only (If-None-Match: *), $25
      * replace only (If-Match: *). With If-Match only an existing device (of those versions)
@@ -551,6 +685,18 @@ const stmt_def store_statements[STMT__COUNT] = {
         "SELECT " IMPORT_JSON " FROM device_imports i WHERE i.tenant = $1 AND i.id = $2", 2,
         LOCKS_NONE, false},
     /* Newest first, before the cursor ($2, a seq). */
+    /* A segment's history (store/history.c): $2 the segment's id as text, its revisions newest
+     * first before the cursor ($3, a seq), $4 at most ($5 the retention in days), as
+     * (item, seq, known); when none is
+     * left, one row (NULL, NULL, known): known tells a segment that exists or has revisions
+     * from one that never had either (404). */
+    [STMT_HISTORY_AUD] = {"history_aud",
+        HISTORY_PAGE("false", "audience_segments", "s.id = $2::text::uuid", "no",
+                     AUD_FIELDS("s", "s.end_date")),
+        5, LOCKS_NONE, false},
+    [STMT_HISTORY_V1] = {"history_v1",
+        HISTORY_PAGE("true", "v1_segments", "s.id = $2::text", "seq", V1_FIELDS("s", "s.end_date")),
+        5, LOCKS_NONE, false},
     [STMT_IMPORT_LIST] = {"import_list",
         "SELECT " IMPORT_JSON ", i.seq::text FROM device_imports i WHERE i.tenant = $1 "
         "AND ($2::bigint IS NULL OR i.seq < $2::bigint) ORDER BY i.seq DESC LIMIT $3::int", 3,

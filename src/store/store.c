@@ -111,6 +111,12 @@ store_conn *store_open(seg_arena *a, seg_error *err)
     return h;
 }
 
+void store_set_author(store_conn *c, const char *actor, const char *request_id)
+{
+    c->actor = actor && actor[0] ? actor : NULL;
+    c->request_id = request_id;
+}
+
 PGresult *store_run(store_conn *c, stmt_id id, const char *const *params, seg_error *err)
 {
     store_rows *rows = NULL;

@@ -1,6 +1,7 @@
 /* The lifecycle sweeper: a thread with a PostgreSQL session of its own that renews, every
  * SEGMENTD_LIFECYCLE_SWEEP_S seconds, the segments of both dialects whose extend is true
- * and whose end date has passed. It takes no connection of the pool, so requests never
+ * and whose end date has passed, then purges the revisions older than SEGMENTD_HISTORY_DAYS
+ * (with renewals off, it only purges, once an hour). It takes no connection of the pool, so requests never
  * wait for it, nor it for them; the statements' row locks (SKIP LOCKED, and the WHERE
  * checked again on the locked row) make each renewal happen once however many processes
  * sweep one database. */
@@ -14,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "store/history.h"
 #include "store/session.h"
 #include "store/worker.h"
 
@@ -21,10 +23,15 @@
  * segments holds no lock for long, and what it did before a failure stays done. */
 #define RENEW_BATCH "500"
 #define RENEW_BATCH_N 500
+/* Revisions purged by one statement: each batch its own short transaction. */
+#define PURGE_BATCH 5000
+/* Seconds between the passes that only purge history (renewals off). */
+#define PURGE_ONLY_EVERY_S 3600
 
 static struct {
     store_worker w;
-    atomic_ullong passes, failures, renewed[2];
+    bool renews;
+    atomic_ullong passes, failures, renewed[2], purged;
 } sw;
 
 static void sweeper_metrics(metrics_out *o)
@@ -41,6 +48,9 @@ static void sweeper_metrics(metrics_out *o)
                    atomic_load(&sw.renewed[0]));
     metrics_sample(o, "segmentd_lifecycle_extensions_total", "dialect=\"v1\"",
                    atomic_load(&sw.renewed[1]));
+    metrics_family(o, "segmentd_history_purged_total", "counter",
+                   "segment revisions older than SEGMENTD_HISTORY_DAYS purged by this process");
+    metrics_sample(o, "segmentd_history_purged_total", "", atomic_load(&sw.purged));
 }
 
 static bool stopping(void)
@@ -56,15 +66,9 @@ long long store_sweep_once(void *session, seg_error *err)
     long long total = 0;
     for (int d = 0; d < 2; d++) {
         for (;;) {
-            PGresult *r = session_run(pg, renew[d], params);
-            if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
-                err_set(err, 503, "unavailable", "the lifecycle sweep failed");
-                err_log(err, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
-                PQclear(r);
+            long long n = session_run_count(pg, renew[d], params, "lifecycle sweep", err);
+            if (n < 0)
                 return -1;
-            }
-            long long n = strtoll(PQcmdTuples(r), NULL, 10);
-            PQclear(r);
             atomic_fetch_add(&sw.renewed[d], (unsigned long long)n);
             total += n;
             if (n < RENEW_BATCH_N)
@@ -76,11 +80,36 @@ long long store_sweep_once(void *session, seg_error *err)
     return total;
 }
 
+/* Purges the revisions past their retention; after a failure the next pass starts on a new
+ * session. */
+static void purge(PGconn *pg)
+{
+    seg_error err;
+    err_clear(&err);
+    if (sw.w.cfg->history_days <= 0)
+        return;
+    long long n = store_history_purge(pg, sw.w.cfg->history_days, PURGE_BATCH, stopping, &err);
+    if (n < 0) {
+        if (!stopping()) {
+            log_msg(LOG_WARN, "history purge failed; retrying at the next pass", "detail",
+                    err.log_detail, NULL);
+            store_worker_drop(&sw.w); /* the next pass reconnects */
+        }
+        return;
+    }
+    atomic_fetch_add(&sw.purged, (unsigned long long)n);
+}
+
 static void pass(store_worker *w)
 {
     seg_error err;
     err_clear(&err);
     PGconn *pg = store_worker_session(w);
+    if (!sw.renews) {
+        if (pg)
+            purge(pg);
+        return;
+    }
     atomic_fetch_add(&sw.passes, 1);
     if (!pg) {
         atomic_fetch_add(&sw.failures, 1);
@@ -99,6 +128,8 @@ static void pass(store_worker *w)
         snprintf(count, sizeof count, "%lld", n);
         log_msg(LOG_INFO, "lifecycle sweeper: segments renewed", "count", count, NULL);
     }
+    if (n >= 0)
+        purge(pg);
 }
 
 int store_sweeper_start(const seg_config *cfg, seg_error *err)
@@ -107,10 +138,12 @@ int store_sweeper_start(const seg_config *cfg, seg_error *err)
     if (!provided) /* once per process; zeros when the sweeper is off */
         metrics_provide(sweeper_metrics);
     provided = true;
-    if (cfg->lifecycle_sweep_s <= 0)
+    sw.renews = cfg->lifecycle_sweep_s > 0;
+    if (!sw.renews && cfg->history_days <= 0)
         return 0;
     return store_worker_run(&sw.w, "lifecycle sweeper", cfg,
-                            cfg->lifecycle_sweep_s, cfg->statement_timeout_ms, pass, err);
+                            sw.renews ? cfg->lifecycle_sweep_s : PURGE_ONLY_EVERY_S,
+                            cfg->statement_timeout_ms, pass, err);
 }
 
 void store_sweeper_stop(void)

@@ -3,6 +3,7 @@
  * parameter added without its count, fails here rather than at the first request). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,6 +37,42 @@ static void test_every_statement(void **state)
     }
 }
 
+/* History (migrations/0006_history.sql): every statement that changes a segment writes its
+ * revision itself: a create leaves it pending on the row (create_op), every other write of a
+ * request (stmt_writes_segments), the sweeper's renewals and the member changes insert it,
+ * and a write that changes the row moves the pending create (clearing create_op). A new write
+ * path without its revision fails here. */
+static bool creates(stmt_id id)
+{
+    return id == STMT_AUD_INSERT || id == STMT_V1_INSERT || id == STMT_AUD_BULK_INSERT ||
+           id == STMT_V1_BULK_INSERT;
+}
+
+static void test_segment_writes_write_a_revision(void **state)
+{
+    (void)state;
+    static const stmt_id others[] = {STMT_AUD_RENEW, STMT_V1_RENEW, STMT_MEMBERS_AUD, STMT_MEMBERS_V1};
+    for (int i = 0; i < STMT__COUNT; i++) {
+        const char *sql = store_statements[i].sql, *name = store_statements[i].name;
+        bool writes = stmt_writes_segments((stmt_id)i);
+        for (size_t k = 0; k < sizeof others / sizeof others[0]; k++)
+            writes = writes || others[k] == (stmt_id)i;
+        bool revises = strstr(sql, "INSERT INTO segment_revisions") != NULL;
+        bool pends = strstr(sql, "create_op, create_actor, create_request_id)") != NULL;
+        if (creates((stmt_id)i) ? !pends || revises : writes != revises)
+            fail_msg("statement %d (%s) writes segments: %d, a revision: %d, a pending create: %d",
+                     i, name ? name : "unnamed", writes, revises, pends);
+        bool changes_row = strstr(sql, "UPDATE audience_segments") || strstr(sql, "UPDATE v1_segments") ||
+                           strstr(sql, "DELETE FROM audience_segments") || strstr(sql, "DELETE FROM v1_segments");
+        if (revises && changes_row && !strstr(sql, "WHERE del.create_op IS NOT NULL") &&
+            (!strstr(sql, "create_op = NULL") || !strstr(sql, ".create_op IS NOT NULL UNION ALL")))
+            fail_msg("statement %d (%s) changes a row without moving its pending create", i,
+                     name ? name : "unnamed");
+    }
+    /* counts (STMT_SIZE_*) move no field of the document: no revision */
+    assert_null(strstr(store_statements[STMT_SIZE_AUD].sql, "segment_revisions"));
+}
+
 static void test_names_unique(void **state)
 {
     (void)state;
@@ -50,6 +87,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_statement),
         cmocka_unit_test(test_names_unique),
+        cmocka_unit_test(test_segment_writes_write_a_revision),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

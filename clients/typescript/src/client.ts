@@ -14,6 +14,7 @@ export type DeviceImport = Schemas["DeviceImport"];
 export type SegmentCount = Schemas["SegmentCount"];
 export type SegmentPreview = Schemas["SegmentPreview"];
 export type SegmentMembership = Schemas["SegmentMembership"];
+export type SegmentRevision = Schemas["SegmentRevision"];
 export type BulkError = Schemas["BulkError"];
 
 /** `audiences` is `/audiences/segments`, `v1` is `/v1/segments`. */
@@ -487,6 +488,19 @@ export class Segmentd implements SegmentdClient {
     opts.onProgress?.(started);
     if (started.status === "done" || started.status === "failed") return started;
     return this.waitForImport(started.id, opts);
+  }
+
+  /**
+   * Every revision of a segment, newest first, page by page (`limit` per page): who changed it, when, and the RFC 6902
+   * patch. Answers after the segment was deleted, until its revisions are purged.
+   */
+  history(dialect: Dialect, id: string, opts: { limit?: number } = {}) {
+    return paginate<SegmentRevision>(async (cursor) => {
+      const params = { path: { id }, query: { ...opts, ...(cursor ? { cursor } : {}) } };
+      return (await ok(dialect === "v1"
+        ? this.api.GET("/v1/segments/{id}/history", { params })
+        : this.api.GET("/audiences/segments/{id}/history", { params }))).data;
+    });
   }
 
   // ---------------------------------------------------------------- evaluation

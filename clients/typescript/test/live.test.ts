@@ -449,6 +449,31 @@ test("evaluation on both dialects: count, estimate, members, export, check, prev
   assert.ok(of21.audiences.includes(audId) && !of21.v1.includes(v1id));
 });
 
+// ------------------------------------------------------------------ history
+
+test("history on both dialects: every change a revision, newest first, page by page, after a delete too", async () => {
+  const aud = (await client.createAudienceSegment({
+    management_type: "selfmanaged", name: `ts hist ${run}`, owner_id: OWNER,
+  })).value;
+  await client.modifyAudienceSegment(aud.id, () => ({ description: "changed" }));
+  await client.setEndDate("audiences", aud.id, { end_date: "2031-01-01T00:00:00.000000Z" });
+  const audHistory = await collect(client.history("audiences", aud.id, { limit: 1 }));
+  assert.deepEqual(audHistory.map((r) => r.operation), ["end_date", "merge_patch", "create"]);
+  assert.deepEqual(audHistory[1]!.patch.find((p) => p.path === "/description"),
+    { op: "replace", path: "/description", value: "changed" });
+  assert.ok(audHistory[0]!.revision > audHistory[1]!.revision);
+
+  const v1 = (await client.createV1Segment({
+    name: `ts hist ${run}`, constraints: [{ type: "AND", constraints: [{ field: "country", relation: "==", value: "PL" }] }],
+  })).value;
+  const { response } = await api.DELETE("/v1/segments/{id}", { params: { path: { id: v1.id } } });
+  assert.equal(response.status, 204);
+  const v1History = await collect(client.history("v1", v1.id));
+  assert.deepEqual(v1History.map((r) => [r.operation, r.version]), [["delete", 1], ["create", 1]]);
+  assert.deepEqual(v1History[0]!.patch, [{ op: "replace", path: "", value: {} }]);
+  await problem(() => client.history("audiences", randomUUID()).next(), 404, "not_found");
+});
+
 // ------------------------------------------------------------------ typed errors
 
 test("errors arrive typed as problem details", async () => {

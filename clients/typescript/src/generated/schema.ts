@@ -564,6 +564,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audiences/segments/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The segment's uuid (8-4-4-4-12 hex digits, either case). Anything else answers 400
+                 *     `invalid_path_parameter` before the token is checked.
+                 * @example 3c90c3cc-0d44-4b50-8888-8dd25736052a
+                 */
+                id: components["parameters"]["AudienceSegmentId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List the revisions of an audience segment
+         * @description Every change to the segment, newest first, a page at a time (see *History*): who made
+         *     it (`actor`, the token's `sub`; `segmentd` for the sweeper's renewals), when, the
+         *     request id, the `operation`, the segment's `version` after it, and what changed as an
+         *     RFC 6902 JSON Patch from the segment's document before the change to the one after
+         *     it. Applying the patches oldest first to `{}` gives the segment as `GET` answers it,
+         *     without `status` and `size`. Pages are cut on `revision` (keyset): revisions written
+         *     while a client pages are newer than its cursor, so none comes twice and none is
+         *     skipped.
+         *
+         *     It answers after the segment is deleted (its last revision is the delete), until its
+         *     revisions are older than `SEGMENTD_HISTORY_DAYS` (90 by default) and purged. A
+         *     segment that never had a revision, or another tenant's, answers 404. Unknown query
+         *     parameters, bad values and a cursor this list did not issue answer 400
+         *     `invalid_query_parameter` (pointer `/query/<name>`).
+         *
+         *     Needs the `segments:read` scope.
+         */
+        get: operations["getAudienceSegmentHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/segments": {
         parameters: {
             query?: never;
@@ -952,6 +994,48 @@ export interface paths {
          *     Needs the `segments:read` scope.
          */
         get: operations["getV1SegmentMember"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/segments/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The segment id: `seg_` and 13 letters or digits. Anything else answers 400
+                 *     `invalid_path_parameter` before the token is checked.
+                 * @example seg_jfeZ4NrGegjV9
+                 */
+                id: components["parameters"]["V1SegmentId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List the revisions of a /v1 segment
+         * @description Every change to the segment, newest first, a page at a time (see *History*): who made
+         *     it (`actor`, the token's `sub`; `segmentd` for the sweeper's renewals), when, the
+         *     request id, the `operation`, the segment's `version` after it, and what changed as an
+         *     RFC 6902 JSON Patch from the segment's document before the change to the one after
+         *     it. Applying the patches oldest first to `{}` gives the segment as `GET` answers it,
+         *     without `status` and `size`. Pages are cut on `revision` (keyset): revisions written
+         *     while a client pages are newer than its cursor, so none comes twice and none is
+         *     skipped.
+         *
+         *     It answers after the segment is deleted (its last revision is the delete), until its
+         *     revisions are older than `SEGMENTD_HISTORY_DAYS` (90 by default) and purged. A
+         *     segment that never had a revision, or another tenant's, answers 404. Unknown query
+         *     parameters, bad values and a cursor this list did not issue answer 400
+         *     `invalid_query_parameter` (pointer `/query/<name>`).
+         *
+         *     Needs the `segments:read` scope.
+         */
+        get: operations["getV1SegmentHistory"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2333,6 +2417,64 @@ export interface components {
             /** @description What is wrong there and what is expected, for people. */
             detail: string;
         };
+        /**
+         * @description A page of a segment's revisions, newest first, and the cursor of the next page (null
+         *     on the last one).
+         */
+        SegmentHistoryPage: {
+            items: components["schemas"]["SegmentRevision"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        /**
+         * @description One change to a segment (see *History*). The same on both dialects; the patch is in
+         *     the dialect's own words (`/endDate` in milliseconds on `/v1/segments`).
+         */
+        SegmentRevision: {
+            /**
+             * Format: int64
+             * @description Orders a segment's revisions: a later change has a greater number. Not
+             *     consecutive: the numbers come from the sequence that numbers the dialect's
+             *     segments, and a create's is the segment's own (`no` on `/audiences/segments`).
+             */
+            revision: number;
+            at: components["schemas"]["Timestamp"];
+            /** @description The `sub` of the token that made the change; `segmentd` for the sweeper's renewals; null for a token without `sub`. */
+            actor: string | null;
+            /** @description The request's `X-Request-Id`; null for the sweeper's renewals. */
+            request_id: string | null;
+            /**
+             * @description `create` (`POST`), `bulk_create`, `update` (the `PATCH` whose body names the
+             *     id), `merge_patch` (`PATCH /audiences/segments/{id}`), `end_date` (`POST
+             *     …/{id}/end-date`), `bulk_update`, `extend` (the sweeper's renewal), `members_add`
+             *     and `members_remove` (`PATCH …/{id}/members`), `delete`, `bulk_delete`.
+             * @enum {string}
+             */
+            operation: "create" | "bulk_create" | "update" | "merge_patch" | "end_date" | "bulk_update" | "extend" | "members_add" | "members_remove" | "delete" | "bulk_delete";
+            /**
+             * Format: int64
+             * @description The segment's version (its `ETag`) after the change; for a delete, the version
+             *     deleted; member changes leave it as it was.
+             */
+            version: number;
+            /** @description `members_add`, `members_remove`: the ids applied (see `applied` of `PATCH …/{id}/members`); else null. */
+            applied: number | null;
+            /**
+             * @description RFC 6902 JSON Patch from the segment's document before the change to the one after
+             *     it: a create adds the whole document at the root (path `""`), a delete replaces
+             *     the root with `{}`, other changes add, remove or replace top-level members, and
+             *     member changes are `[]`.
+             */
+            patch: components["schemas"]["JsonPatchOperation"][];
+        };
+        /** @description One RFC 6902 operation, as segmentd writes them. */
+        JsonPatchOperation: {
+            /** @enum {string} */
+            op: "add" | "remove" | "replace";
+            /** @description An RFC 6901 JSON Pointer; `""` is the whole document. */
+            path: string;
+            /** @description The new value (`add`, `replace`). */
+            value?: unknown;
+        };
         DeviceImportPage: {
             items: components["schemas"]["DeviceImport"][];
             next_cursor: components["schemas"]["NextCursor"];
@@ -3434,6 +3576,11 @@ export interface components {
          *     device list did not issue answers 400 `invalid_query_parameter`.
          */
         DeviceCursor: string;
+        /**
+         * @description The `next_cursor` of the previous page of a segment's history, passed back unchanged.
+         *     Opaque; a value no history page issued answers 400 `invalid_query_parameter`.
+         */
+        HistoryCursor: string;
         /**
          * @description `exact` (the default): count every member. `estimate`: count a sample of the
          *     tenant's devices (`TABLESAMPLE`) and answer `margin` too; when the sample would be
@@ -4742,6 +4889,61 @@ export interface operations {
             503: components["responses"]["ServiceUnavailable"];
         };
     };
+    getAudienceSegmentHistory: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_cursor` of the previous page of a segment's history, passed back unchanged.
+                 *     Opaque; a value no history page issued answers 400 `invalid_query_parameter`.
+                 */
+                cursor?: components["parameters"]["HistoryCursor"];
+            };
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /**
+                 * @description The segment's uuid (8-4-4-4-12 hex digits, either case). Anything else answers 400
+                 *     `invalid_path_parameter` before the token is checked.
+                 * @example 3c90c3cc-0d44-4b50-8888-8dd25736052a
+                 */
+                id: components["parameters"]["AudienceSegmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of revisions, newest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentHistoryPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     listV1Segments: {
         parameters: {
             query?: {
@@ -5565,6 +5767,61 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SegmentMembership"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getV1SegmentHistory: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_cursor` of the previous page of a segment's history, passed back unchanged.
+                 *     Opaque; a value no history page issued answers 400 `invalid_query_parameter`.
+                 */
+                cursor?: components["parameters"]["HistoryCursor"];
+            };
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /**
+                 * @description The segment id: `seg_` and 13 letters or digits. Anything else answers 400
+                 *     `invalid_path_parameter` before the token is checked.
+                 * @example seg_jfeZ4NrGegjV9
+                 */
+                id: components["parameters"]["V1SegmentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of revisions, newest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentHistoryPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
