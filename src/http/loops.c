@@ -160,6 +160,12 @@ static void *loop_main(void *arg)
          * only as a zero timeout, not as a readable epoll fd) */
         MHD_run(l->d);
     }
+    /* A fiber may still be finishing after its request's answer went out (its clean-up
+     * waiting on the database): give such fibers up to a second to end, so that the loop is
+     * freed; one still parked then keeps the loop (its memory) for the process's last
+     * moments. */
+    for (int i = 0; i < 100 && fiber_loop_live(); i++)
+        (void)fiber_loop_turn(10);
     if (!fiber_loop_live())
         fiber_loop_free();
     return NULL;
