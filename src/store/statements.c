@@ -243,51 +243,6 @@
     "AND ($5::int = 0 OR s.updated_at >= now() - make_interval(days => $5::int))) u "         \
     "ORDER BY u.seq DESC LIMIT $4::int) p ON true ORDER BY p.seq DESC"
 
-/* Devices (migrations/0003_devices.sql): the columns in the table's order, the parameters
- * $3 to $22 that give them (integers cast, tags from a JSON array), and the representation
- * in the order of the field table (src/validate/formats.c), id first. */
-#define DEVICE_COLS                                                                           \
-    "country, language, timezone, app_version, app_version_code, os_api, os_version, "       \
-    "custom_user_id, email, type, first_session, last_session, session_count, created_at, "  \
-    "push_token, un_registered_at, device_model, device_manufacturer, tags, attributes"
-#define DEVICE_VALS                                                                           \
-    "$3, $4, $5, $6, $7::integer, $8, $9, $10, $11, $12, $13::bigint, $14::bigint, "         \
-    "$15::integer, $16::bigint, $17, $18::bigint, $19, $20, "                               \
-    "ARRAY(SELECT json_array_elements_text($21::json)), $22::jsonb"
-#define DEVICE_NOW "date_trunc('milliseconds', now())"
-#define DEVICE_JSON                                                                           \
-    "json_build_object('id', d.id, 'country', d.country, 'language', d.language, "          \
-    "'timezone', d.timezone, 'appVersion', d.app_version, 'appVersionCode', d.app_version_code, " \
-    "'osApi', d.os_api, 'osVersion', d.os_version, 'customUserId', d.custom_user_id, "      \
-    "'email', d.email, 'type', d.type, 'firstSession', d.first_session, "                    \
-    "'lastSession', d.last_session, 'sessionCount', d.session_count, 'createdAt', d.created_at, " \
-    "'pushToken', d.push_token, 'unRegisteredAt', d.un_registered_at, "                      \
-    "'deviceModel', d.device_model, 'deviceManufacturer', d.device_manufacturer, "          \
-    "'tags', d.tags, 'attributes', d.attributes, 'updatedAt', " MS_JSON("d.updated_at") ")::text"
-
-/* A bulk record of a device (handlers/bulk_items.c) as json_to_recordset reads it: its
- * keys are the representation's names, its columns in the order of the table's (id, then
- * DEVICE_COLS), so that the rows insert by position. */
-#define DEVICE_RECORD                                                                         \
-    "id text, country text, language text, timezone text, \"appVersion\" text, "             \
-    "\"appVersionCode\" integer, \"osApi\" text, \"osVersion\" text, \"customUserId\" text, " \
-    "email text, type text, \"firstSession\" bigint, \"lastSession\" bigint, "               \
-    "\"sessionCount\" integer, \"createdAt\" bigint, \"pushToken\" text, "                   \
-    "\"unRegisteredAt\" bigint, \"deviceModel\" text, \"deviceManufacturer\" text, "          \
-    "tags text[], attributes jsonb"
-
-/* Device imports (migrations/0004_device_imports.sql). While a process receives an import
- * its session holds the advisory lock (IMPORT_LOCK, seq) and the merge worker holds it while
- * it merges one: an unfinished import whose lock anyone can take has lost its process. The
- * two-key form never meets the migrations' one-key lock. */
-#define IMPORT_LOCK(seq) "21, (" seq " % 2147483647)::int"
-#define IMPORT_JSON                                                                            \
-    "json_build_object('id', i.id, 'status', i.status, 'bytes', i.bytes, 'lines', "           \
-    "json_build_object('received', i.lines_received, 'upserted', i.lines_upserted, "          \
-    "'invalid', i.lines_invalid), 'errors', i.errors, 'failure', i.failure, "                 \
-    "'startedAt', " MS_JSON("i.started_at") ", 'receivedAt', " MS_JSON("i.received_at") ", " \
-    "'finishedAt', " MS_JSON("i.finished_at") ")::text"
-
 const stmt_def store_statements[STMT__COUNT] = {
     /* $1 statement_timeout (ms), $2 idle_in_transaction_session_timeout (ms) */
     [STMT_SESSION_SETUP] = {NULL,
@@ -321,75 +276,6 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_HISTORY_PURGE] = {NULL,
         "DELETE FROM segment_revisions WHERE ctid = ANY (ARRAY(SELECT ctid FROM segment_revisions "
         "WHERE at < now() - make_interval(days => $1::int) LIMIT $2::int))", 2, LOCKS_NONE, false},
-
-    /* Device imports. The receiver's: the import, its lock taken before the row is seen;
-     * its valid lines by COPY (text format, store/imports.c writes it); its counts (absolute:
-     * $2 bytes, $3 lines received, $4 invalid, $5 the errors kept) as it goes; then, the body
-     * complete, merging ($6 the number of the body's last line) or done at once when no line
-     * was valid; or failed ($2 the failure), its staged rows deleted. */
-    [STMT_IMPORT_CREATE] = {NULL,
-        "INSERT INTO device_imports AS i (tenant, id) VALUES ($1, $2) "
-        "RETURNING i.seq, pg_advisory_lock(" IMPORT_LOCK("i.seq") ")", 2, LOCKS_NONE, false},
-    [STMT_IMPORT_COPY] = {NULL,
-        "COPY device_import_rows (import, line, id, " DEVICE_COLS ") FROM STDIN", 0, LOCKS_NONE, false},
-    [STMT_IMPORT_PROGRESS] = {NULL,
-        "UPDATE device_imports SET bytes = $2::bigint, lines_received = $3::bigint, "
-        "lines_invalid = $4::bigint, errors = $5::json WHERE seq = $1::bigint AND status = 'receiving'", 5, LOCKS_NONE, false},
-    [STMT_IMPORT_RECEIVED] = {NULL,
-        "UPDATE device_imports AS i SET bytes = $2::bigint, lines_received = $3::bigint, lines_invalid = $4::bigint, "
-        "errors = $5::json, last_line = $6::bigint, received_at = now(), "
-        "status = CASE WHEN $3::bigint = $4::bigint THEN 'done' ELSE 'merging' END, "
-        "merged_through = CASE WHEN $3::bigint = $4::bigint THEN $6::bigint ELSE 0 END, "
-        "finished_at = CASE WHEN $3::bigint = $4::bigint THEN now() END "
-        "WHERE seq = $1 AND status = 'receiving' RETURNING " IMPORT_JSON, 6, LOCKS_NONE, false},
-    [STMT_IMPORT_FAIL] = {NULL,
-        "WITH gone AS (DELETE FROM device_import_rows WHERE import = $1) "
-        "UPDATE device_imports AS i SET status = 'failed', failure = $2::json, finished_at = now(), "
-        "bytes = coalesce($3::bigint, i.bytes), lines_received = coalesce($4::bigint, i.lines_received), "
-        "lines_invalid = coalesce($5::bigint, i.lines_invalid), errors = coalesce($6::json, i.errors) "
-        "WHERE seq = $1 AND status IN ('receiving', 'merging') RETURNING " IMPORT_JSON,
-        6, LOCKS_NONE, false},
-    [STMT_IMPORT_UNLOCK] = {NULL, "SELECT pg_advisory_unlock(" IMPORT_LOCK("$1::bigint") ")", 1,
-        LOCKS_NONE, false},
-
-    /* The merge worker's: the unfinished imports, oldest first; its lock on one (then the
-     * import's state again, read under the lock); and the merge of lines ($3, $4] of import
-     * $1 of tenant $2: the staged rows taken out, the last line of each id kept, upserted as
-     * the bulk upsert does (in id order), and the import's counts moved on, all in one
-     * statement. It does nothing unless the import is merging and merged through $3
-     * exactly, so that a chunk can never apply twice. */
-    [STMT_IMPORT_MERGE_SETUP] = {NULL, "SELECT set_config('work_mem', '64MB', false)", 0,
-        LOCKS_NONE, false}, /* a chunk's sort by id stays in memory */
-    [STMT_IMPORT_OPEN] = {NULL,
-        "SELECT seq FROM device_imports WHERE status IN ('receiving', 'merging') ORDER BY seq "
-        "LIMIT 100", 0, LOCKS_NONE, false},
-    [STMT_IMPORT_TRY_LOCK] = {NULL, "SELECT pg_try_advisory_lock(" IMPORT_LOCK("$1::bigint") ")", 1,
-        LOCKS_NONE, false},
-    [STMT_IMPORT_STATE] = {NULL,
-        "SELECT tenant, status, merged_through, last_line FROM device_imports WHERE seq = $1", 1,
-        LOCKS_NONE, false},
-    [STMT_IMPORT_MERGE] = {"device_import_merge",
-        "WITH batch AS (DELETE FROM device_import_rows r WHERE r.import = $1 "
-        "AND r.line > $3 AND r.line <= $4 AND EXISTS (SELECT 1 FROM device_imports i "
-        "WHERE i.seq = $1 AND i.status = 'merging' AND i.merged_through = $3) RETURNING r.*), "
-        "latest AS (SELECT DISTINCT ON (id) * FROM batch ORDER BY id, line DESC), "
-        "up AS (INSERT INTO devices AS d (tenant, id, " DEVICE_COLS ", updated_at) "
-        "SELECT $2, id, " DEVICE_COLS ", " DEVICE_NOW " FROM latest ORDER BY id "
-        "ON CONFLICT (tenant, id) DO UPDATE SET (" DEVICE_COLS ") = "
-        "(SELECT " DEVICE_COLS " FROM (SELECT EXCLUDED.*) AS e), "
-        "updated_at = " DEVICE_NOW ", version = d.version + 1) "
-        "UPDATE device_imports AS i SET lines_upserted = i.lines_upserted + (SELECT count(*) FROM batch), "
-        "merged_through = $4, status = CASE WHEN $4::bigint >= i.last_line THEN 'done' ELSE i.status END, "
-        "finished_at = CASE WHEN $4::bigint >= i.last_line THEN now() END "
-        "WHERE i.seq = $1 AND i.status = 'merging' AND i.merged_through = $3 "
-        "RETURNING i.status, (SELECT count(*) FROM batch)",
-        4, LOCKS_NONE, true},
-
-    /* Finished imports older than $1 days (SEGMENTD_IMPORT_RETENTION_DAYS): their staged rows
-     * went when they finished. */
-    [STMT_IMPORT_PURGE] = {NULL,
-        "DELETE FROM device_imports WHERE status IN ('done', 'failed') "
-        "AND finished_at < now() - make_interval(days => $1::int)", 1, LOCKS_NONE, false},
 
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
@@ -615,75 +501,6 @@ const stmt_def store_statements[STMT__COUNT] = {
         PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
         DELETED_REV("true", V1_REV_SEQ, "$3", "$4", "'bulk_delete'")
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
-
-    /* PUT: $23 If-Match versions (NULL: none), $24 create only (If-None-Match: *), $25
-     * replace only (If-Match: *). With If-Match only an existing device (of those versions)
-     * is replaced; else it is created or replaced, unless it exists and $24 says create
-     * only. No row: 412. Column 2 tells a create. updated_at is kept to the millisecond the
-     * representation shows, so that the list's (updated_at, id) order is the order a
-     * client sees. */
-    [STMT_DEVICE_PUT] = {"device_put",
-        "WITH upd AS (UPDATE devices AS d SET (" DEVICE_COLS ") = (" DEVICE_VALS "), "
-        "updated_at = " DEVICE_NOW ", version = d.version + 1 "
-        "WHERE d.tenant = $1 AND d.id = $2 AND ($23::bigint[] IS NOT NULL OR $25::boolean) "
-        "AND ($23::bigint[] IS NULL OR d.version = ANY($23::bigint[])) "
-        "RETURNING " DEVICE_JSON " AS body, d.version, false AS created), "
-        "ins AS (INSERT INTO devices AS d (tenant, id, " DEVICE_COLS ", updated_at) "
-        "SELECT $1, $2, " DEVICE_VALS ", " DEVICE_NOW " WHERE $23::bigint[] IS NULL AND NOT $25::boolean "
-        "ON CONFLICT (tenant, id) DO UPDATE SET (" DEVICE_COLS ") = (" DEVICE_VALS "), "
-        "updated_at = " DEVICE_NOW ", version = d.version + 1 WHERE NOT $24::boolean "
-        "RETURNING " DEVICE_JSON " AS body, d.version, d.xmax = 0 AS created) "
-        "SELECT * FROM upd UNION ALL SELECT * FROM ins", 25, LOCKS_DEVICES, false},
-
-    /* Bulk upsert: every record created or replaced whole, as PUT does. The ids are
-     * distinct (the handler keeps the last of each), and the rows are written in id order
-     * so that two requests naming the same devices lock them in the same order and never
-     * deadlock. The update's values come from EXCLUDED through a sub-select, so that the
-     * column list is DEVICE_COLS once more rather than a second list to keep in step. */
-    [STMT_DEVICE_BULK_UPSERT] = {"device_bulk_upsert",
-        "INSERT INTO devices AS d (tenant, id, " DEVICE_COLS ", updated_at) "
-        "SELECT $1, x.*, " DEVICE_NOW " FROM json_to_recordset($2::json) AS x(" DEVICE_RECORD ") "
-        "ORDER BY x.id "
-        "ON CONFLICT (tenant, id) DO UPDATE SET (" DEVICE_COLS ") = "
-        "(SELECT " DEVICE_COLS " FROM (SELECT EXCLUDED.*) AS e), "
-        "updated_at = " DEVICE_NOW ", version = d.version + 1 "
-        "RETURNING d.id, " DEVICE_JSON, 2, LOCKS_NONE, true},
-
-    /* $2 is a text[] (store_device_bulk), not the segments' JSON array: its elements are
-     * a constant of the plan, so whichever way PostgreSQL goes it stays linear. With
-     * IN (SELECT json_array_elements_text(...)) and a tenant whose rows ANALYZE has not
-     * seen yet (estimated at one row), it re-read the whole array for every row of the
-     * tenant: 10 000 ids over 10 000 fresh rows outran the 5 s statement timeout. The rows
-     * are locked first in id order (locked, counted once before the delete starts), as
-     * the upsert writes them, since the delete's own scan may follow another index: two
-     * requests on the same devices then wait on one another but never deadlock. */
-    [STMT_DEVICE_BULK_DELETE] = {"device_bulk_delete",
-        "WITH locked AS (SELECT d.id FROM devices d WHERE d.tenant = $1 AND d.id = ANY($2::text[]) "
-        "ORDER BY d.id FOR UPDATE) "
-        "DELETE FROM devices d WHERE d.tenant = $1 AND d.id = ANY($2::text[]) "
-        "AND (SELECT count(*) FROM locked) >= 0 "
-        "RETURNING d.id, json_build_object('id', d.id)::text", 2, LOCKS_NONE, true},
-
-    [STMT_DEVICE_GET] = {"device_get",
-        "SELECT " DEVICE_JSON ", d.version FROM devices d WHERE d.tenant = $1 AND d.id = $2",
-        2, LOCKS_NONE, false},
-
-    [STMT_DEVICE_DELETE] = {"device_delete",
-        "WITH cur AS (SELECT version FROM devices WHERE tenant = $1 AND id = $2), "
-        "del AS (DELETE FROM devices d WHERE d.tenant = $1 AND d.id = $2 "
-        "AND ($3::bigint[] IS NULL OR d.version = ANY($3::bigint[])) RETURNING d.version) "
-        "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 3, LOCKS_DEVICES, false},
-
-    /* Oldest change first, after the cursor ($2 µs, $3 id), updated since $4 µs. */
-    [STMT_DEVICE_LIST] = {"device_list",
-        "SELECT " DEVICE_JSON ", " US_OF("d.updated_at") " || ':' || d.id FROM devices d "
-        "WHERE d.tenant = $1 AND ($2::bigint IS NULL OR (d.updated_at, d.id) > (" TS_US("$2") ", $3::text)) "
-        "AND ($4::bigint IS NULL OR d.updated_at >= " TS_US("$4") ") "
-        "ORDER BY d.updated_at, d.id LIMIT $5::int", 5, LOCKS_NONE, false},
-
-    [STMT_IMPORT_GET] = {"import_get",
-        "SELECT " IMPORT_JSON " FROM device_imports i WHERE i.tenant = $1 AND i.id = $2", 2,
-        LOCKS_NONE, false},
     /* Newest first, before the cursor ($2, a seq). */
     /* A segment's history (store/history.c): $2 the segment's id as text, its revisions newest
      * first before the cursor ($3, a seq), $4 at most ($5 the retention in days), as
@@ -697,10 +514,7 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_HISTORY_V1] = {"history_v1",
         HISTORY_PAGE("true", "v1_segments", "s.id = $2::text", "seq", V1_FIELDS("s", "s.end_date")),
         5, LOCKS_NONE, false},
-    [STMT_IMPORT_LIST] = {"import_list",
-        "SELECT " IMPORT_JSON ", i.seq::text FROM device_imports i WHERE i.tenant = $1 "
-        "AND ($2::bigint IS NULL OR i.seq < $2::bigint) ORDER BY i.seq DESC LIMIT $3::int", 3,
-        LOCKS_NONE, false},
+#include "statements_devices.inc"
 #include "statements_eval.inc"
 };
 
