@@ -68,6 +68,9 @@ struct http_request {
     const char *body;             /* not NUL-terminated */
     size_t body_len;
     void *stream_cls;             /* a BODY_STREAM route's own state for this request */
+    const char *idempotency_key;  /* a POST's Idempotency-Key, checked at admission (NULL: none) */
+    void *txn;                    /* handlers/: the store handle whose transaction guards the
+                                   * key (h_store hands it to the handler), else NULL */
     auth_principal principal;
     char request_id[72];
     seg_error err;                /* handlers fill this to answer with a problem */

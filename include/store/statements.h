@@ -21,6 +21,7 @@ typedef enum stmt_id {
     STMT_AUD_RENEW,
     STMT_V1_RENEW,
     STMT_HISTORY_PURGE,
+    STMT_IDEM_PURGE,
     /* device imports (store/imports.c, store/import_merge.c), on sessions of their own */
     STMT_IMPORT_CREATE,
     STMT_IMPORT_COPY,
@@ -80,6 +81,9 @@ typedef enum stmt_id {
     STMT_SIZE_V1,
     STMT_HISTORY_AUD,
     STMT_HISTORY_V1,
+    STMT_IDEM_LOCK,
+    STMT_IDEM_FIND,
+    STMT_IDEM_SAVE,
     STMT__COUNT
 } stmt_id;
 
