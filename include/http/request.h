@@ -146,6 +146,10 @@ const char *http_query(http_request *rq, const char *name, bool *bad);
  * unknown name or NULL. */
 const char *http_unknown_query(http_request *rq, const char *const *allowed);
 
+/* The request's path and its query parameters as received ("/p?a=1&b"; decoded), in the
+ * request's arena; NULL when memory ran out. */
+const char *http_target(http_request *rq);
+
 /* Parses If-Match against the current version. Returns true when the request may go
  * on: no If-Match, "*", or a list containing the current strong tag. */
 bool http_if_match_ok(http_request *rq, long long current_version);

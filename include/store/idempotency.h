@@ -9,7 +9,8 @@
 
 #include "store/segments.h"
 
-/* A request as its key remembers it: method, path, the body's SHA-256 as 64 hex digits. */
+/* A request as its key remembers it: method, path with its query, the body's SHA-256 as 64
+ * hex digits. */
 typedef struct store_idem_request {
     const char *tenant, *key, *method, *path, *body_sha256;
 } store_idem_request;

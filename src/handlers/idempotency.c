@@ -86,7 +86,12 @@ void h_idempotent(http_request *rq, http_handler fn)
         err_set(&rq->err, 500, "internal", "the request's digest could not be computed");
         return;
     }
-    store_idem_request q = {rq->principal.tenant, rq->idempotency_key, rq->method, rq->path, digest};
+    const char *target = http_target(rq); /* a preview's ?precision= is part of the request */
+    if (!target) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+        return;
+    }
+    store_idem_request q = {rq->principal.tenant, rq->idempotency_key, rq->method, target, digest};
     int rc = store_begin(c, &rq->err) ? -1 : store_idem_claim(c, &q, &a, &rq->err);
     if (rc != STORE_IDEM_NEW) {
         store_rollback(c);
