@@ -1,6 +1,7 @@
-/* Idempotency-Key on the POST routes that change one segment or evaluate one (creates,
- * end-date, previews): the handler runs inside a transaction that first claims the key and
- * last keeps the answer, so that a change and the key that guards it commit together. */
+/* Idempotency-Key on the POST routes (creates, bulk, bulk-delete, end-date, previews): the
+ * handler runs inside a transaction that first claims the key and last keeps the answer, so
+ * that a change and the key that guards it commit together (a handler's own transaction,
+ * a bulk's, becomes a savepoint of this one). */
 #include "handlers/common.h"
 
 #include <openssl/evp.h>

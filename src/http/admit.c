@@ -72,9 +72,9 @@ static int admit_body(const seg_config *cfg, const http_route *route, http_heade
 }
 
 /* A POST's Idempotency-Key (other methods' is ignored: PUT, PATCH and DELETE are
- * idempotent by their If-Match), checked before the body is read. The bulk routes and device
- * imports run transactions of their own that the key cannot join yet: there it is refused
- * rather than ignored, so that a client never takes a retry there for safe. */
+ * idempotent by their If-Match), checked before the body is read. Device imports, received
+ * and merged on sessions of their own, cannot keep it with their change yet: there it is
+ * refused rather than ignored, so that a client never takes a retry there for safe. */
 static int admit_idempotency_key(const http_route *route, const char *method,
                                  http_header_fn header, void *cls, http_request *rq)
 {
@@ -92,7 +92,7 @@ static int admit_idempotency_key(const http_route *route, const char *method,
         rq->err.status = 400;
         return -1;
     }
-    if (route->body == BODY_BULK_JSON || route->body == BODY_STREAM) {
+    if (route->body == BODY_STREAM) {
         err_set(&rq->err, 400, "idempotency_key_unsupported",
                 "Idempotency-Key is not honoured on %s %s yet: send the request without it",
                 method, route->pattern);

@@ -271,6 +271,8 @@ void session_fail(store_conn *c, PGresult *r, seg_error *err)
 store_conn *session_borrow(seg_error *err)
 {
     store_conn *c = slots_take(err);
+    if (c)
+        c->tx_depth = 0; /* session_ensure ends what a last borrower left open */
     if (c && session_ensure(c, err)) {
         STAT_ADD(errors);
         slots_put(c);

@@ -297,6 +297,10 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_BEGIN] = {NULL, "BEGIN", 0, LOCKS_NONE, false},
     [STMT_COMMIT] = {NULL, "COMMIT", 0, LOCKS_NONE, false},
     [STMT_ROLLBACK] = {NULL, "ROLLBACK", 0, LOCKS_NONE, false},
+    /* a transaction begun inside another (store_begin, store_parts_begin): a savepoint */
+    [STMT_SAVEPOINT] = {NULL, "SAVEPOINT segmentd_nested", 0, LOCKS_NONE, false},
+    [STMT_RELEASE] = {NULL, "RELEASE SAVEPOINT segmentd_nested", 0, LOCKS_NONE, false},
+    [STMT_ROLLBACK_TO] = {NULL, "ROLLBACK TO SAVEPOINT segmentd_nested", 0, LOCKS_NONE, false},
 
     /* migrations (store/migrate.c), on a session of their own; the migrations' own SQL is
      * in migrations/NNNN_name.sql */

@@ -281,17 +281,73 @@ def test_a_key_of_255_printable_characters_is_taken(server):
     assert api.post(V1, v1_body("long key"), headers=keyed(key)).headers["Idempotent-Replayed"] == "true"
 
 
-@pytest.mark.parametrize("path", [V1 + "/bulk", V1 + "/bulk-delete", AUD + "/bulk", AUD + "/bulk-delete",
-                                  "/v1/devices/bulk", "/v1/devices/bulk-delete"])
-def test_routes_that_do_not_honour_the_key_refuse_it(server, path):
-    api = tenant_api(server, scope="segments:read segments:write devices:read devices:write")
-    r = api.post(path, {"data": []}, headers=keyed("bulk-" + RUN))
-    b = problem(r, 400, "idempotency_key_unsupported")
-    assert pointers(b) == ["/header/Idempotency-Key"]
+ALL_SCOPES = "segments:read segments:write devices:read devices:write"
+
+
+@pytest.mark.parametrize("path,body,table", DIALECTS)
+@pytest.mark.parametrize("atomic", ["", "?atomic=true"])
+def test_bulk_create_replays_and_creates_once(server, path, body, table, atomic):
+    """The parts of a bulk create run as a savepoint of the key's transaction."""
+    api = tenant_api(server)
+    key, name = "bulk-" + uuid.uuid4().hex, "bulk-" + RUN
+    items = {"data": [body(name) for _ in range(250)]}  # three parts of 100
+    first = api.post(path + "/bulk" + atomic, items, headers=keyed(key))
+    assert first.status_code == 200, first.text
+    again = api.post(path + "/bulk" + atomic, items, headers=keyed(key))
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert named(table, api.tenant, name) == 250
+    problem(api.post(path + "/bulk" + atomic, {"data": [body(name)]}, headers=keyed(key)), 422,
+            "idempotency_key_reused")
+
+
+def test_bulk_partly_refused_is_kept_and_refused_whole_is_not(server):
+    api = tenant_api(server)
+    key, name = "partial-" + uuid.uuid4().hex, "partial-" + RUN
+    items = {"data": [v1_body(name), {"name": name}]}  # the second has no constraints
+    first = api.post(V1 + "/bulk", items, headers=keyed(key))
+    assert first.status_code == 200 and len(first.json()["errors"]) == 1, first.text
+    again = api.post(V1 + "/bulk", items, headers=keyed(key))
+    assert again.headers["Idempotent-Replayed"] == "true" and again.content == first.content
+    assert named("v1_segments", api.tenant, name) == 1
+    whole = "whole-" + key
+    r = api.post(V1 + "/bulk?atomic=true", items, headers=keyed(whole))
+    assert r.status_code == 422
+    assert kept(api.tenant, whole) == []
+
+
+@pytest.mark.parametrize("atomic", ["", "?atomic=true"])
+def test_bulk_delete_replays(server, atomic):
+    api = tenant_api(server)
+    ids = [s["id"] for s in api.post(V1 + "/bulk", {"data": [v1_body("del")] * 3}).json()["data"]]
+    key = "bulk-delete-" + uuid.uuid4().hex
+    items = {"data": [{"id": i} for i in ids]}
+    first = api.post(V1 + "/bulk-delete" + atomic, items, headers=keyed(key))
+    assert first.status_code == 200 and len(first.json()["data"]) == 3, first.text
+    again = api.post(V1 + "/bulk-delete" + atomic, items, headers=keyed(key))
+    assert again.headers["Idempotent-Replayed"] == "true" and again.content == first.content
+    # without the key the same request is another delete: every item not found now
+    assert len(api.post(V1 + "/bulk-delete", items).json()["errors"]) == 3
+
+
+def test_device_bulk_replays(server):
+    api = tenant_api(server, scope=ALL_SCOPES)
+    key = "devices-" + uuid.uuid4().hex
+    items = {"data": [{"id": f"idem-dev-{i}", "country": "PL"} for i in range(3)]}
+    first = api.post("/v1/devices/bulk", items, headers=keyed(key))
+    assert first.status_code == 200, first.text
+    again = api.post("/v1/devices/bulk", items, headers=keyed(key))
+    assert again.headers["Idempotent-Replayed"] == "true" and again.content == first.content
+    dev = api.get("/v1/devices/idem-dev-0")
+    assert dev.headers["ETag"] == '"1"'  # written once
+    gone = api.post("/v1/devices/bulk-delete", {"data": [{"id": "idem-dev-0"}]}, headers=keyed("d" + key))
+    assert gone.status_code == 200, gone.text
+    assert api.post("/v1/devices/bulk-delete", {"data": [{"id": "idem-dev-0"}]},
+                    headers=keyed("d" + key)).headers["Idempotent-Replayed"] == "true"
 
 
 def test_device_imports_refuse_the_key(server):
-    api = tenant_api(server, scope="devices:read devices:write")
+    api = tenant_api(server, scope=ALL_SCOPES)
     r = api.request("POST", "/v1/devices/imports", data=b'{"id":"d1"}\n',
                     headers=keyed("import-" + RUN, **{"Content-Type": "application/x-ndjson"}))
     problem(r, 400, "idempotency_key_unsupported")

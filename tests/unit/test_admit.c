@@ -438,8 +438,8 @@ static void test_admitted(void **state)
     free(rq);
 }
 
-/* Idempotency-Key: kept on the POSTs that honour it, refused when malformed and on the bulk
- * and import routes (before their body), ignored on other methods. */
+/* Idempotency-Key: kept on the POSTs that honour it, refused when malformed and on device
+ * imports (before their body), ignored on other methods. */
 static void test_idempotency_key(void **state)
 {
     http_admission adm;
@@ -454,9 +454,17 @@ static void test_idempotency_key(void **state)
     rq = accepted("PATCH", "/v1/segments", &h, &adm);
     assert_null(rq->idempotency_key);
     free(rq);
-    rq = refused("POST", "/v1/segments/bulk", &h, 400, "idempotency_key_unsupported", &adm);
+    rq = accepted("POST", "/v1/segments/bulk", &h, &adm);
+    assert_string_equal(rq->idempotency_key, "order-42 retry");
+    free(rq);
+    char *devices = bearer("devices:write");
+    assert_non_null(devices);
+    headers im = {{{"Authorization", devices}, {"Content-Type", "application/x-ndjson"},
+                   {"Idempotency-Key", "import-1"}}};
+    rq = refused("POST", "/v1/devices/imports", &im, 400, "idempotency_key_unsupported", &adm);
     assert_string_equal(rq->err.items[0].pointer, "/header/Idempotency-Key");
     free(rq);
+    free(devices);
     h.kv[2][1] = "tab\there";
     rq = refused("POST", "/v1/segments", &h, 400, "invalid_idempotency_key", &adm);
     assert_string_equal(rq->err.items[0].pointer, "/header/Idempotency-Key");
