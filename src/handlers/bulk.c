@@ -166,7 +166,8 @@ done:
         (void)store_bulk_parts_end(c, statements[v1][BULK_CREATE], false, nparts, &rows, &db_err);
     if (rc)
         err_clear(&rq->err);
-    (void)arena_run_now(&rq->arena, c); /* its connection back now: run_whole may need it */
+    if (!rq->txn) /* its connection back now: run_whole may need it (not the key's transaction) */
+        (void)arena_run_now(&rq->arena, c);
     return rc;
 }
 
