@@ -43,6 +43,7 @@ typedef struct seg_config {
     int shutdown_grace_s;
     int lifecycle_sweep_s;       /* 0: no renewals (the sweeper only purges history) */
     int history_days;            /* revisions older than this are purged; 0: never */
+    int idempotency_hours;       /* an Idempotency-Key's answer is kept this long */
     /* per tenant, by class of request (http/rate_limit.h: read, write, evaluation):
      * requests a second (0: not limited) and the burst (0: as many as a second's) */
     int rate_limit[3];

@@ -68,6 +68,9 @@ struct http_request {
     const char *body;             /* not NUL-terminated */
     size_t body_len;
     void *stream_cls;             /* a BODY_STREAM route's own state for this request */
+    const char *idempotency_key;  /* a POST's Idempotency-Key, checked at admission (NULL: none) */
+    void *txn;                    /* handlers/: the store handle whose transaction guards the
+                                   * key (h_store hands it to the handler), else NULL */
     auth_principal principal;
     char request_id[72];
     seg_error err;                /* handlers fill this to answer with a problem */
@@ -142,6 +145,10 @@ const char *http_query(http_request *rq, const char *name, bool *bad);
 /* Names every query parameter not in allowed (NULL-terminated); returns the first
  * unknown name or NULL. */
 const char *http_unknown_query(http_request *rq, const char *const *allowed);
+
+/* The request's path and its query parameters as received ("/p?a=1&b"; decoded), in the
+ * request's arena; NULL when memory ran out. */
+const char *http_target(http_request *rq);
 
 /* Parses If-Match against the current version. Returns true when the request may go
  * on: no If-Match, "*", or a list containing the current strong tag. */

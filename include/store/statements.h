@@ -11,6 +11,9 @@ typedef enum stmt_id {
     STMT_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
+    STMT_SAVEPOINT,
+    STMT_RELEASE,
+    STMT_ROLLBACK_TO,
     STMT_MIG_SESSION,
     STMT_MIG_LOCK,
     STMT_MIG_UNLOCK,
@@ -21,6 +24,7 @@ typedef enum stmt_id {
     STMT_AUD_RENEW,
     STMT_V1_RENEW,
     STMT_HISTORY_PURGE,
+    STMT_IDEM_PURGE,
     /* device imports (store/imports.c, store/import_merge.c), on sessions of their own */
     STMT_IMPORT_CREATE,
     STMT_IMPORT_COPY,
@@ -80,6 +84,9 @@ typedef enum stmt_id {
     STMT_SIZE_V1,
     STMT_HISTORY_AUD,
     STMT_HISTORY_V1,
+    STMT_IDEM_LOCK,
+    STMT_IDEM_FIND,
+    STMT_IDEM_SAVE,
     STMT__COUNT
 } stmt_id;
 

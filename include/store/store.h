@@ -42,7 +42,8 @@ void store_set_author(store_conn *c, const char *actor, const char *request_id);
  * failure err carries a status mapped from the SQLSTATE (store/sqlstate.h). */
 
 /* Runs several statements in one transaction on c's own connection: store_begin …
- * store_commit. On any error call store_rollback. */
+ * store_commit. On any error call store_rollback. Begun inside another transaction of c
+ * (an Idempotency-Key's), it is a savepoint of that one, which then commits it or not. */
 int store_begin(store_conn *c, seg_error *err) MUSTCHECK;
 int store_commit(store_conn *c, seg_error *err) MUSTCHECK;
 void store_rollback(store_conn *c);

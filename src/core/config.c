@@ -78,6 +78,9 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_HISTORY_DAYS", CF_INT, "90", 0, 36500,
      "days a segment's revisions are kept (GET …/segments/{id}/history) before the sweeper "
      "purges them (0: kept for ever)"},
+    {"SEGMENTD_IDEMPOTENCY_HOURS", CF_INT, "24", 1, 8760,
+     "hours the answer to a POST sent with an Idempotency-Key is kept and replayed to a repeat "
+     "of it; the sweeper purges the keys after that"},
     {"SEGMENTD_RATE_LIMIT_READ", CF_INT, "0", 0, 1000000,
      "reads (GET, membership checks, lookups) a tenant may make a second in this process, a "
      "token bucket (0: no limit); past it 429 rate_limited with Retry-After"},
@@ -290,6 +293,8 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->lifecycle_sweep_s = (int)n;
     } else if (!strcmp(name, "HISTORY_DAYS")) {
         cfg->history_days = (int)n;
+    } else if (!strcmp(name, "IDEMPOTENCY_HOURS")) {
+        cfg->idempotency_hours = (int)n;
     } else if (!strncmp(name, "RATE_LIMIT_", 11)) {
         static const char *const cls[] = {"READ", "WRITE", "EVAL"};
         for (int c = 0; c < 3; c++) {

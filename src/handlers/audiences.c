@@ -42,7 +42,7 @@ static void answer_update(http_request *rq, int outcome, const store_doc *doc)
     h_reply_doc(rq, 200, doc);
 }
 
-void h_aud_create(http_request *rq)
+static void aud_create(http_request *rq)
 {
     aud_segment_in *in;
     store_conn *c;
@@ -60,6 +60,11 @@ void h_aud_create(http_request *rq)
     http_set_etag(rq, doc.version);
     http_set_location(rq, AUD_PATH, id);
     h_reply_doc(rq, 201, &doc);
+}
+
+void h_aud_create(http_request *rq)
+{
+    h_idempotent(rq, aud_create);
 }
 
 void h_aud_get(http_request *rq)
@@ -157,7 +162,7 @@ void h_aud_merge(http_request *rq)
     err_set(&rq->err, 409, "conflict", "the segment kept changing while the patch was applied; retry");
 }
 
-void h_aud_end_date(http_request *rq)
+static void aud_end_date(http_request *rq)
 {
     aud_segment_in in = {0};
     char id[37];
@@ -167,6 +172,11 @@ void h_aud_end_date(http_request *rq)
     in.set = in.lc.set; /* the end date, and extend when given: nothing else changes */
     h_canonical_uuid(rq->param, id);
     update(rq, id, &in, STORE_END_DATE);
+}
+
+void h_aud_end_date(http_request *rq)
+{
+    h_idempotent(rq, aud_end_date);
 }
 
 void h_aud_delete(http_request *rq)

@@ -166,7 +166,8 @@ done:
         (void)store_bulk_parts_end(c, statements[v1][BULK_CREATE], false, nparts, &rows, &db_err);
     if (rc)
         err_clear(&rq->err);
-    (void)arena_run_now(&rq->arena, c); /* its connection back now: run_whole may need it */
+    if (!rq->txn) /* its connection back now: run_whole may need it (not the key's transaction) */
+        (void)arena_run_now(&rq->arena, c);
     return rc;
 }
 
@@ -260,11 +261,20 @@ static void run_bulk(http_request *rq, bool v1, bool devices, bulk_op op)
     run_whole(rq, v1, devices, op, atomic);
 }
 
-void h_aud_bulk_create(http_request *rq) { run_bulk(rq, false, false, BULK_CREATE); }
+static void aud_bulk_create(http_request *rq) { run_bulk(rq, false, false, BULK_CREATE); }
+static void aud_bulk_delete(http_request *rq) { run_bulk(rq, false, false, BULK_DELETE); }
+static void v1_bulk_create(http_request *rq) { run_bulk(rq, true, false, BULK_CREATE); }
+static void v1_bulk_delete(http_request *rq) { run_bulk(rq, true, false, BULK_DELETE); }
+static void device_bulk_upsert(http_request *rq) { run_bulk(rq, false, true, BULK_UPSERT); }
+static void device_bulk_delete(http_request *rq) { run_bulk(rq, false, true, BULK_DELETE); }
+
+/* The POSTs under their Idempotency-Key: the bulk's own transaction (store_begin, or its parts)
+ * becomes a savepoint of the key's (store/store.h) */
+void h_aud_bulk_create(http_request *rq) { h_idempotent(rq, aud_bulk_create); }
 void h_aud_bulk_update(http_request *rq) { run_bulk(rq, false, false, BULK_UPDATE); }
-void h_aud_bulk_delete(http_request *rq) { run_bulk(rq, false, false, BULK_DELETE); }
-void h_v1_bulk_create(http_request *rq) { run_bulk(rq, true, false, BULK_CREATE); }
+void h_aud_bulk_delete(http_request *rq) { h_idempotent(rq, aud_bulk_delete); }
+void h_v1_bulk_create(http_request *rq) { h_idempotent(rq, v1_bulk_create); }
 void h_v1_bulk_update(http_request *rq) { run_bulk(rq, true, false, BULK_UPDATE); }
-void h_v1_bulk_delete(http_request *rq) { run_bulk(rq, true, false, BULK_DELETE); }
-void h_device_bulk_upsert(http_request *rq) { run_bulk(rq, false, true, BULK_UPSERT); }
-void h_device_bulk_delete(http_request *rq) { run_bulk(rq, false, true, BULK_DELETE); }
+void h_v1_bulk_delete(http_request *rq) { h_idempotent(rq, v1_bulk_delete); }
+void h_device_bulk_upsert(http_request *rq) { h_idempotent(rq, device_bulk_upsert); }
+void h_device_bulk_delete(http_request *rq) { h_idempotent(rq, device_bulk_delete); }

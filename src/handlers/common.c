@@ -64,6 +64,8 @@ bool h_update_refused(http_request *rq, int outcome, const store_doc *doc, bool 
 
 store_conn *h_store(http_request *rq)
 {
+    if (rq->txn) /* h_idempotent's transaction */
+        return rq->txn;
     store_conn *c = store_open(&rq->arena, &rq->err);
     if (c)
         store_set_author(c, rq->principal.subject, rq->request_id);

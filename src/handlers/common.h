@@ -29,8 +29,18 @@ bool h_update_refused(http_request *rq, int outcome, const store_doc *doc, bool 
 const char *h_rule_pointer(const char *rule, bool v1);
 const char *h_rule_detail(const char *rule);
 
-/* The request's handle on the store (released with the request). NULL with rq->err set. */
+/* The request's handle on the store (released with the request), or h_idempotent's, in its
+ * transaction. NULL with rq->err set. */
 store_conn *h_store(http_request *rq);
+
+/* Runs handler fn under the request's Idempotency-Key, when it has one: in one transaction
+ * the key is claimed (a repeat of the same request answered again, with Idempotent-Replayed;
+ * another request 422; the key's first request still running 409), fn runs with h_store
+ * handing it that transaction, and its 2xx answer is kept with the change. Without a key, fn
+ * runs as it is. */
+void h_idempotent(http_request *rq, http_handler fn);
+/* The SHA-256 of data as 64 lower-case hex digits. 0, or -1 when OpenSSL fails. Pure. */
+int h_sha256_hex(const char *data, size_t len, char out[65]) MUSTCHECK;
 
 /* The parsed JSON body (freed with the request). NULL with rq->err set (400). */
 json_t *h_body(http_request *rq);

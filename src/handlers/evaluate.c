@@ -268,7 +268,7 @@ static void v1_release(void *in)
     val_v1_segment_release(in);
 }
 
-void h_aud_preview(http_request *rq)
+static void aud_preview(http_request *rq)
 {
     json_t *root = h_body(rq);
     aud_segment_in *in = root ? h_keep(rq, sizeof *in, aud_release) : NULL;
@@ -277,11 +277,21 @@ void h_aud_preview(http_request *rq)
     preview(rq, false, in->properties ? in->properties : "{}", &in->lc);
 }
 
-void h_v1_preview(http_request *rq)
+void h_aud_preview(http_request *rq)
+{
+    h_idempotent(rq, aud_preview);
+}
+
+static void v1_preview(http_request *rq)
 {
     json_t *root = h_body(rq);
     v1_segment_in *in = root ? h_keep(rq, sizeof *in, v1_release) : NULL;
     if (!in || val_v1_segment(root, false, in, &rq->err))
         return;
     preview(rq, true, in->constraints_json, &in->lc);
+}
+
+void h_v1_preview(http_request *rq)
+{
+    h_idempotent(rq, v1_preview);
 }

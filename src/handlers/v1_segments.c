@@ -71,7 +71,7 @@ static void reply_with_warnings(http_request *rq, int status, const store_doc *d
     http_reply(rq, status, "application/json", o.p, o.len, NULL, NULL);
 }
 
-void h_v1_create(http_request *rq)
+static void v1_create(http_request *rq)
 {
     v1_segment_in *in;
     store_conn *c;
@@ -95,6 +95,11 @@ void h_v1_create(http_request *rq)
         http_reply(rq, 201, "text/plain; charset=utf-8", id, strlen(id), NULL, NULL);
     else
         reply_with_warnings(rq, 201, &doc, in->warnings);
+}
+
+void h_v1_create(http_request *rq)
+{
+    h_idempotent(rq, v1_create);
 }
 
 /* Writes the fields row sets onto segment id, under the request's If-Match, and answers
@@ -131,7 +136,7 @@ void h_v1_patch(http_request *rq)
     update(rq, in->id, &row, in->warnings, STORE_UPDATE);
 }
 
-void h_v1_end_date(http_request *rq)
+static void v1_end_date(http_request *rq)
 {
     lifecycle_in lc;
     json_t *root = h_body(rq);
@@ -139,6 +144,11 @@ void h_v1_end_date(http_request *rq)
         return;
     v1_segment_row row = {lc.set, NULL, NULL, NULL, &lc}; /* the end date, and extend when given */
     update(rq, rq->param, &row, NULL, STORE_END_DATE);
+}
+
+void h_v1_end_date(http_request *rq)
+{
+    h_idempotent(rq, v1_end_date);
 }
 
 void h_v1_get(http_request *rq)

@@ -71,6 +71,39 @@ static int admit_body(const seg_config *cfg, const http_route *route, http_heade
     return 0;
 }
 
+/* A POST's Idempotency-Key (other methods' is ignored: PUT, PATCH and DELETE are
+ * idempotent by their If-Match), checked before the body is read. Device imports, received
+ * and merged on sessions of their own, cannot keep it with their change yet: there it is
+ * refused rather than ignored, so that a client never takes a retry there for safe. */
+static int admit_idempotency_key(const http_route *route, const char *method,
+                                 http_header_fn header, void *cls, http_request *rq)
+{
+    if (method[0] != 'P' || strcmp(method, "POST") != 0)
+        return 0;
+    const char *key = header(cls, "Idempotency-Key");
+    if (!key)
+        return 0;
+    if (!http_idempotency_key_ok(key)) {
+        err_set(&rq->err, 400, "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to %d printable ASCII characters",
+                HTTP_IDEMPOTENCY_KEY_MAX);
+        err_add(&rq->err, "/header/Idempotency-Key", "1 to %d printable ASCII characters",
+                HTTP_IDEMPOTENCY_KEY_MAX);
+        rq->err.status = 400;
+        return -1;
+    }
+    if (route->body == BODY_STREAM) {
+        err_set(&rq->err, 400, "idempotency_key_unsupported",
+                "Idempotency-Key is not honoured on %s %s yet: send the request without it",
+                method, route->pattern);
+        err_add(&rq->err, "/header/Idempotency-Key", "not honoured on this route yet");
+        rq->err.status = 400;
+        return -1;
+    }
+    rq->idempotency_key = key;
+    return 0;
+}
+
 /* The tenant's rate limit for the route's class, when that class is limited: a token taken,
  * or -1 with 429. */
 static int admit_rate(const http_route *route, const char *method, http_request *rq)
@@ -141,7 +174,7 @@ int http_admit(const http_router *r, const seg_config *cfg, const char *method, 
             auth_require(&rq->principal, route->scope, &rq->err))
             return -1;
         out->authenticated = true;
-        if (admit_rate(route, method, rq))
+        if (admit_rate(route, method, rq) || admit_idempotency_key(route, method, header, cls, rq))
             return -1;
     }
     return route->body ? admit_body(cfg, route, header, cls, rq, out) : 0;

@@ -48,6 +48,49 @@ const char *http_unknown_query(http_request *rq, const char *const *allowed)
     return s.first;
 }
 
+/* The query's parameters as they came, k=v joined with '&' (counted first, then written). */
+typedef struct query_text {
+    char *p;
+    size_t len;
+} query_text;
+
+static void query_put(query_text *t, const char *s, size_t n)
+{
+    if (t->p)
+        memcpy(t->p + t->len, s, n);
+    t->len += n;
+}
+
+static enum MHD_Result join_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    query_text *t = cls;
+    query_put(t, t->len ? "&" : "?", 1);
+    query_put(t, key, strlen(key));
+    if (value) {
+        query_put(t, "=", 1);
+        query_put(t, value, strlen(value));
+    }
+    return MHD_YES;
+}
+
+const char *http_target(http_request *rq)
+{
+    size_t plen = strlen(rq->path);
+    query_text t = {NULL, plen};
+    MHD_get_connection_values(http_conn_of(rq), MHD_GET_ARGUMENT_KIND, join_query, &t);
+    if (t.len == plen)
+        return rq->path;
+    char *out = arena_alloc(&rq->arena, t.len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, rq->path, plen);
+    t = (query_text){out, plen};
+    MHD_get_connection_values(http_conn_of(rq), MHD_GET_ARGUMENT_KIND, join_query, &t);
+    out[t.len] = '\0';
+    return out;
+}
+
 bool http_if_match_ok(http_request *rq, long long current)
 {
     return http_if_match_allows(http_header(rq, "If-Match"), current);

@@ -150,6 +150,15 @@ bool http_content_type_is(const char *ct, const char *want)
     return n == strlen(want) && !strncasecmp(ct, want, n);
 }
 
+bool http_idempotency_key_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (s[n] < ' ' || s[n] > '~' || n >= HTTP_IDEMPOTENCY_KEY_MAX)
+            return false;
+    return n > 0;
+}
+
 bool http_request_id_ok(const char *s)
 {
     size_t n = strlen(s);

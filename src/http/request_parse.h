@@ -18,6 +18,9 @@ bool http_accept_allows(const char *accept, const char *media_type);
 bool http_content_type_is(const char *ct, const char *want);
 /* A client's X-Request-Id we echo: 1 to 64 of [A-Za-z0-9-_.:]. */
 bool http_request_id_ok(const char *s);
+/* An Idempotency-Key we keep: 1 to 255 printable ASCII characters (space to tilde). */
+#define HTTP_IDEMPOTENCY_KEY_MAX 255
+bool http_idempotency_key_ok(const char *s);
 /* Percent-decodes s in place, never producing a NUL byte ("%00" stays as it is). Returns
  * the new length. */
 size_t http_unescape(char *s);

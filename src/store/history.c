@@ -39,13 +39,5 @@ long long store_history_purge(void *session, int days, int batch, bool (*stop)(v
     snprintf(d, sizeof d, "%d", days);
     snprintf(b, sizeof b, "%d", batch);
     const char *params[2] = {d, b};
-    long long total = 0;
-    for (;;) {
-        long long n = session_run_count(pg, STMT_HISTORY_PURGE, params, "history purge", err);
-        if (n < 0)
-            return -1;
-        total += n;
-        if (n < batch || (stop && stop()))
-            return total;
-    }
+    return session_purge(pg, STMT_HISTORY_PURGE, params, batch, stop, "history purge", err);
 }

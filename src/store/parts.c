@@ -37,7 +37,9 @@ int store_parts_begin(store_conn *c, seg_error *err)
         session_fail(s, NULL, err);
         return -1;
     }
-    return parts_sent_one(s, session_send(s->pg, STMT_BEGIN, NULL), err);
+    /* inside a transaction of c (an Idempotency-Key's): a savepoint, ended by a release */
+    s->parts_nested = s->tx_depth > 0;
+    return parts_sent_one(s, session_send(s->pg, s->parts_nested ? STMT_SAVEPOINT : STMT_BEGIN, NULL), err);
 }
 
 int store_parts_send(store_conn *c, stmt_id id, const char *const *params, seg_error *err)
@@ -64,8 +66,9 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
     if (!s || !s->pg || PQpipelineStatus(s->pg) == PQ_PIPELINE_OFF)
         return -1; /* store_parts_begin failed: err tells why */
     PGconn *pg = s->pg;
-    bool lost = s->parts_lost || !session_send(pg, commit ? STMT_COMMIT : STMT_ROLLBACK, NULL) ||
-                !PQpipelineSync(pg);
+    bool nested = s->parts_nested;
+    stmt_id end = nested ? (commit ? STMT_RELEASE : STMT_ROLLBACK_TO) : (commit ? STMT_COMMIT : STMT_ROLLBACK);
+    bool lost = s->parts_lost || !session_send(pg, end, NULL) || !PQpipelineSync(pg);
     if (!lost)
         (void)session_flush_reading(pg); /* on failure still read what came back: the COMMIT's answer may */
     /* BEGIN, the parts, COMMIT or ROLLBACK: each a result and a NULL; then the Sync */
@@ -82,15 +85,21 @@ int store_parts_end(store_conn *c, bool commit, store_rows **rows, int nrows, se
         } else {
             /* COMMIT answered COMMIT (not ROLLBACK): the parts are durable, whatever
              * happens to the session from here on (a shutdown of PostgreSQL after the commit
-             * and before the Sync's answer is not a failure of this request) */
+             * and before the Sync's answer is not a failure of this request); nested, they
+             * are released into the outer transaction, whose commit decides */
             committed = commit && q == s->parts_sent && !fail && PQresultStatus(r) == PGRES_COMMAND_OK &&
-                        !strcmp(PQcmdStatus(r), "COMMIT");
+                        !strcmp(PQcmdStatus(r), nested ? "RELEASE" : "COMMIT");
             PQclear(r);
         }
     }
     lost = batch_pipeline_close(s, lost);
-    if (!lost && PQtransactionStatus(pg) != PQTRANS_IDLE)
-        PQclear(session_run(pg, STMT_ROLLBACK, NULL)); /* a failed part leaves the transaction aborted */
+    /* a failed part leaves the transaction aborted (nested: back to the savepoint, the outer
+     * one goes on) */
+    if (!lost && !nested && PQtransactionStatus(pg) != PQTRANS_IDLE)
+        PQclear(session_run(pg, STMT_ROLLBACK, NULL));
+    else if (!lost && nested && PQtransactionStatus(pg) == PQTRANS_INERROR)
+        PQclear(session_run(pg, STMT_ROLLBACK_TO, NULL));
+    s->parts_nested = false;
     s->parts_sent = 0;
     s->parts_lost = false;
     if (committed) {

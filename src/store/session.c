@@ -148,6 +148,20 @@ long long session_run_count(PGconn *pg, stmt_id id, const char *const *params, c
     return n;
 }
 
+long long session_purge(PGconn *pg, stmt_id id, const char *const *params, long long batch,
+                        bool (*stop)(void), const char *what, seg_error *err)
+{
+    long long total = 0;
+    for (;;) {
+        long long n = session_run_count(pg, id, params, what, err);
+        if (n < 0)
+            return -1;
+        total += n;
+        if (n < batch || (stop && stop()))
+            return total;
+    }
+}
+
 int session_flush_reading(PGconn *pg)
 {
     for (;;) {
@@ -257,6 +271,8 @@ void session_fail(store_conn *c, PGresult *r, seg_error *err)
 store_conn *session_borrow(seg_error *err)
 {
     store_conn *c = slots_take(err);
+    if (c)
+        c->tx_depth = 0; /* session_ensure ends what a last borrower left open */
     if (c && session_ensure(c, err)) {
         STAT_ADD(errors);
         slots_put(c);

@@ -31,6 +31,10 @@ PGresult *session_run(PGconn *pg, stmt_id id, const char *const *params);
  * ("the <what> failed", the server's message in the log detail). */
 long long session_run_count(PGconn *pg, stmt_id id, const char *const *params, const char *what,
                             seg_error *err);
+/* Runs a purge statement that deletes at most batch rows, each run its own transaction, until
+ * one deletes fewer or stop() says so. The rows deleted, or -1 with err (as session_run_count). */
+long long session_purge(PGconn *pg, stmt_id id, const char *const *params, long long batch,
+                        bool (*stop)(void), const char *what, seg_error *err);
 /* Flushes a non-blocking session, reading what the server answers meanwhile. 0 or -1. */
 int session_flush_reading(PGconn *pg);
 /* PQgetResult that waits by yielding on a fiber. */

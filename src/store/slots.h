@@ -21,7 +21,10 @@ struct store_conn {
     bool prepared;
     bool broken;
     int parts_sent;  /* store_parts_*: statements sent in the open pipeline, BEGIN included */
+    int tx_depth;    /* transactions begun on it and not ended (store_begin, store_parts_begin):
+                      * past the first, each is a savepoint of the first */
     bool parts_lost; /* store_parts_*: sending failed; the session is given up at the end */
+    bool parts_nested; /* store_parts_*: begun inside a transaction, as a savepoint */
     bool busy;       /* a batch runs on it */
     bool reserved;   /* a borrower waits for it to drain: no new jobs join its queue */
     int queued;

@@ -252,6 +252,10 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_BEGIN] = {NULL, "BEGIN", 0, LOCKS_NONE, false},
     [STMT_COMMIT] = {NULL, "COMMIT", 0, LOCKS_NONE, false},
     [STMT_ROLLBACK] = {NULL, "ROLLBACK", 0, LOCKS_NONE, false},
+    /* a transaction begun inside another (store_begin, store_parts_begin): a savepoint */
+    [STMT_SAVEPOINT] = {NULL, "SAVEPOINT segmentd_nested", 0, LOCKS_NONE, false},
+    [STMT_RELEASE] = {NULL, "RELEASE SAVEPOINT segmentd_nested", 0, LOCKS_NONE, false},
+    [STMT_ROLLBACK_TO] = {NULL, "ROLLBACK TO SAVEPOINT segmentd_nested", 0, LOCKS_NONE, false},
 
     /* migrations (store/migrate.c), on a session of their own; the migrations' own SQL is
      * in migrations/NNNN_name.sql */
@@ -276,6 +280,10 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_HISTORY_PURGE] = {NULL,
         "DELETE FROM segment_revisions WHERE ctid = ANY (ARRAY(SELECT ctid FROM segment_revisions "
         "WHERE at < now() - make_interval(days => $1::int) LIMIT $2::int))", 2, LOCKS_NONE, false},
+    /* Up to $1 idempotency keys past their expiry (migrations/0007_idempotency.sql). */
+    [STMT_IDEM_PURGE] = {NULL,
+        "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys "
+        "WHERE expires_at <= now() LIMIT $1::int))", 1, LOCKS_NONE, false},
 
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
@@ -514,6 +522,27 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_HISTORY_V1] = {"history_v1",
         HISTORY_PAGE("true", "v1_segments", "s.id = $2::text", "seq", V1_FIELDS("s", "s.end_date")),
         5, LOCKS_NONE, false},
+    /* Idempotency keys (store/idempotency.c), in the transaction of the request they guard:
+     * the key's lock ($1 tenant, $2 key; false: another transaction holds it), taken before
+     * the key is looked up so that the lookup sees what the holder committed; */
+    [STMT_IDEM_LOCK] = {"idem_lock",
+        "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || E'\\n' || $2, 0))", 2, LOCKS_NONE, false},
+    /* the key's live answer, and whether it answered the same request ($3 method, $4 path,
+     * $5 the body's SHA-256 in hex); */
+    [STMT_IDEM_FIND] = {"idem_find",
+        "SELECT (method = $3 AND path = $4 AND body_sha256 = $5), status, content_type, location, "
+        "etag, body FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND expires_at > now()",
+        5, LOCKS_NONE, false},
+    /* the answer ($6 status, $7 Content-Type, $8 Location, $9 ETag, $10 body), kept $11
+     * hours; over an expired row of the key, never over a live one (no row written then). */
+    [STMT_IDEM_SAVE] = {"idem_save",
+        "INSERT INTO idempotency_keys AS k (tenant, key, method, path, body_sha256, status, "
+        "content_type, location, etag, body, expires_at) VALUES ($1, $2, $3, $4, $5, $6::smallint, "
+        "$7, $8, $9, $10, now() + make_interval(hours => $11::int)) ON CONFLICT (tenant, key) DO "
+        "UPDATE SET method = EXCLUDED.method, path = EXCLUDED.path, body_sha256 = "
+        "EXCLUDED.body_sha256, status = EXCLUDED.status, content_type = EXCLUDED.content_type, "
+        "location = EXCLUDED.location, etag = EXCLUDED.etag, body = EXCLUDED.body, created_at = "
+        "now(), expires_at = EXCLUDED.expires_at WHERE k.expires_at <= now()", 11, LOCKS_NONE, false},
 #include "statements_devices.inc"
 #include "statements_eval.inc"
 };

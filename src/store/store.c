@@ -193,20 +193,35 @@ static int simple(store_conn *c, stmt_id id, seg_error *err)
 
 int store_begin(store_conn *c, seg_error *err)
 {
-    return simple(store_slot_for(c, err), STMT_BEGIN, err);
+    store_conn *s = store_slot_for(c, err);
+    if (!s || simple(s, s->tx_depth ? STMT_SAVEPOINT : STMT_BEGIN, err))
+        return -1;
+    s->tx_depth++;
+    return 0;
+}
+
+/* Ends the innermost transaction of slot s: true when it is nested (a savepoint). */
+static bool tx_end(store_conn *s)
+{
+    bool nested = s && s->tx_depth > 1;
+    if (s && s->tx_depth)
+        s->tx_depth--;
+    return nested;
 }
 
 int store_commit(store_conn *c, seg_error *err)
 {
-    return simple(c->handle ? c->own : c, STMT_COMMIT, err);
+    store_conn *s = c->handle ? c->own : c;
+    return simple(s, tx_end(s) ? STMT_RELEASE : STMT_COMMIT, err);
 }
 
 void store_rollback(store_conn *c)
 {
     if (c->handle)
         c = c->own;
+    bool nested = tx_end(c);
     if (c && c->pg && PQstatus(c->pg) == CONNECTION_OK)
-        PQclear(session_run(c->pg, STMT_ROLLBACK, NULL));
+        PQclear(session_run(c->pg, nested ? STMT_ROLLBACK_TO : STMT_ROLLBACK, NULL));
 }
 
 void store_rows_free(void *p)

@@ -1,7 +1,7 @@
 /* The lifecycle sweeper: a thread with a PostgreSQL session of its own that renews, every
  * SEGMENTD_LIFECYCLE_SWEEP_S seconds, the segments of both dialects whose extend is true
  * and whose end date has passed, then purges the revisions older than SEGMENTD_HISTORY_DAYS
- * (with renewals off, it only purges, once an hour). It takes no connection of the pool, so requests never
+ * and the expired idempotency keys (with renewals off, it only purges, once an hour). It takes no connection of the pool, so requests never
  * wait for it, nor it for them; the statements' row locks (SKIP LOCKED, and the WHERE
  * checked again on the locked row) make each renewal happen once however many processes
  * sweep one database. */
@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "store/history.h"
+#include "store/idempotency.h"
 #include "store/session.h"
 #include "store/worker.h"
 
@@ -31,7 +32,7 @@
 static struct {
     store_worker w;
     bool renews;
-    atomic_ullong passes, failures, renewed[2], purged;
+    atomic_ullong passes, failures, renewed[2], purged, keys_purged;
 } sw;
 
 static void sweeper_metrics(metrics_out *o)
@@ -51,6 +52,9 @@ static void sweeper_metrics(metrics_out *o)
     metrics_family(o, "segmentd_history_purged_total", "counter",
                    "segment revisions older than SEGMENTD_HISTORY_DAYS purged by this process");
     metrics_sample(o, "segmentd_history_purged_total", "", atomic_load(&sw.purged));
+    metrics_family(o, "segmentd_idempotency_keys_purged_total", "counter",
+                   "idempotency keys past SEGMENTD_IDEMPOTENCY_HOURS purged by this process");
+    metrics_sample(o, "segmentd_idempotency_keys_purged_total", "", atomic_load(&sw.keys_purged));
 }
 
 static bool stopping(void)
@@ -80,24 +84,32 @@ long long store_sweep_once(void *session, seg_error *err)
     return total;
 }
 
-/* Purges the revisions past their retention; after a failure the next pass starts on a new
- * session. */
+/* A purge's outcome: counted, or logged (what) and the session dropped, so that the next
+ * pass starts on a new one. False after a failure. */
+static bool purged(long long n, atomic_ullong *count, const char *what, const seg_error *err)
+{
+    if (n >= 0) {
+        atomic_fetch_add(count, (unsigned long long)n);
+        return true;
+    }
+    if (!stopping()) {
+        log_msg(LOG_WARN, what, "detail", err->log_detail, NULL);
+        store_worker_drop(&sw.w); /* the next pass reconnects */
+    }
+    return false;
+}
+
+/* Purges the revisions past their retention, then the expired idempotency keys. */
 static void purge(PGconn *pg)
 {
     seg_error err;
     err_clear(&err);
-    if (sw.w.cfg->history_days <= 0)
+    if (sw.w.cfg->history_days > 0 &&
+        !purged(store_history_purge(pg, sw.w.cfg->history_days, PURGE_BATCH, stopping, &err),
+                &sw.purged, "history purge failed; retrying at the next pass", &err))
         return;
-    long long n = store_history_purge(pg, sw.w.cfg->history_days, PURGE_BATCH, stopping, &err);
-    if (n < 0) {
-        if (!stopping()) {
-            log_msg(LOG_WARN, "history purge failed; retrying at the next pass", "detail",
-                    err.log_detail, NULL);
-            store_worker_drop(&sw.w); /* the next pass reconnects */
-        }
-        return;
-    }
-    atomic_fetch_add(&sw.purged, (unsigned long long)n);
+    (void)purged(store_idem_purge(pg, PURGE_BATCH, stopping, &err), &sw.keys_purged,
+                 "idempotency key purge failed; retrying at the next pass", &err);
 }
 
 static void pass(store_worker *w)
@@ -138,9 +150,7 @@ int store_sweeper_start(const seg_config *cfg, seg_error *err)
     if (!provided) /* once per process; zeros when the sweeper is off */
         metrics_provide(sweeper_metrics);
     provided = true;
-    sw.renews = cfg->lifecycle_sweep_s > 0;
-    if (!sw.renews && cfg->history_days <= 0)
-        return 0;
+    sw.renews = cfg->lifecycle_sweep_s > 0; /* off, it still purges (idempotency keys expire) */
     return store_worker_run(&sw.w, "lifecycle sweeper", cfg,
                             sw.renews ? cfg->lifecycle_sweep_s : PURGE_ONLY_EVERY_S,
                             cfg->statement_timeout_ms, pass, err);

@@ -1,6 +1,6 @@
 /* Admission (http/admit.h): a request decided from its line and headers with the server's
  * routing table: request id, Transfer-Encoding, 404/405/400, token and scope, media type,
- * Content-Length against the route's limit. */
+ * Content-Length against the route's limit, Idempotency-Key. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -438,6 +438,46 @@ static void test_admitted(void **state)
     free(rq);
 }
 
+/* Idempotency-Key: kept on the POSTs that honour it, refused when malformed and on device
+ * imports (before their body), ignored on other methods. */
+static void test_idempotency_key(void **state)
+{
+    http_admission adm;
+    headers h = {{{"Authorization", bearer_rw}, {"Content-Type", "application/json"},
+                  {"Idempotency-Key", "order-42 retry"}}};
+    http_request *rq = accepted("POST", "/v1/segments", &h, &adm);
+    assert_string_equal(rq->idempotency_key, "order-42 retry");
+    free(rq);
+    rq = accepted("POST", "/audiences/segments/" UUID "/end-date", &h, &adm);
+    assert_string_equal(rq->idempotency_key, "order-42 retry");
+    free(rq);
+    rq = accepted("PATCH", "/v1/segments", &h, &adm);
+    assert_null(rq->idempotency_key);
+    free(rq);
+    rq = accepted("POST", "/v1/segments/bulk", &h, &adm);
+    assert_string_equal(rq->idempotency_key, "order-42 retry");
+    free(rq);
+    char *devices = bearer("devices:write");
+    assert_non_null(devices);
+    headers im = {{{"Authorization", devices}, {"Content-Type", "application/x-ndjson"},
+                   {"Idempotency-Key", "import-1"}}};
+    rq = refused("POST", "/v1/devices/imports", &im, 400, "idempotency_key_unsupported", &adm);
+    assert_string_equal(rq->err.items[0].pointer, "/header/Idempotency-Key");
+    free(rq);
+    free(devices);
+    h.kv[2][1] = "tab\there";
+    rq = refused("POST", "/v1/segments", &h, 400, "invalid_idempotency_key", &adm);
+    assert_string_equal(rq->err.items[0].pointer, "/header/Idempotency-Key");
+    free(rq);
+    h.kv[2][1] = "";
+    free(refused("POST", "/audiences/segments", &h, 400, "invalid_idempotency_key", &adm));
+    h.kv[2][1] = NULL;
+    h.kv[2][0] = NULL;
+    rq = accepted("POST", "/v1/segments", &h, &adm);
+    assert_null(rq->idempotency_key);
+    free(rq);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_body_limits),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_admitted),
+        cmocka_unit_test(test_idempotency_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

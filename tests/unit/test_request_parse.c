@@ -1,5 +1,5 @@
 /* The pure request parsing (http/request_parse.h): If-Match lists, Accept, Content-Type,
- * X-Request-Id and the path's percent-decoding. */
+ * X-Request-Id, Idempotency-Key and the path's percent-decoding. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -194,6 +194,24 @@ static void test_content_type(void **state)
                      cases[i].header ? cases[i].header : "(none)", cases[i].type, cases[i].want);
 }
 
+/* Idempotency-Key: 1 to 255 printable ASCII characters, space included. */
+static void test_idempotency_key(void **state)
+{
+    char k[300];
+    assert_true(http_idempotency_key_ok("a"));
+    assert_true(http_idempotency_key_ok("order 42/retry ~!"));
+    assert_false(http_idempotency_key_ok(""));
+    assert_false(http_idempotency_key_ok("tab\there"));
+    assert_false(http_idempotency_key_ok("caf\xc3\xa9"));
+    assert_false(http_idempotency_key_ok("del\x7f"));
+    memset(k, 'k', 255);
+    k[255] = '\0';
+    assert_true(http_idempotency_key_ok(k));
+    k[255] = 'k';
+    k[256] = '\0';
+    assert_false(http_idempotency_key_ok(k));
+}
+
 static void test_request_id(void **state)
 {
     char id[80];
@@ -267,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_if_match_eighteen_digits),
         cmocka_unit_test(test_accept),
         cmocka_unit_test(test_content_type),
+        cmocka_unit_test(test_idempotency_key),
         cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_unescape),
     };

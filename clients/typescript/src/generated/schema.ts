@@ -1401,16 +1401,16 @@ export interface components {
          *
          *     | status | codes |
          *     | --- | --- |
-         *     | 400 | `malformed_json`, `invalid_path_parameter`, `invalid_query_parameter`, `invalid_if_match` |
+         *     | 400 | `malformed_json`, `invalid_path_parameter`, `invalid_query_parameter`, `invalid_if_match`, `invalid_idempotency_key`, `idempotency_key_unsupported` |
          *     | 401 | `unauthorized`, `invalid_token` |
          *     | 403 | `insufficient_scope` |
          *     | 404 | `not_found` |
          *     | 405 | `method_not_allowed` |
-         *     | 409 | `conflict` |
+         *     | 409 | `conflict`, `idempotency_key_in_use` |
          *     | 412 | `precondition_failed` |
          *     | 413 | `body_too_large` |
          *     | 415 | `unsupported_media_type` |
-         *     | 422 | `validation_failed`, `rejected_by_database`, `too_many_items` (bulk) |
+         *     | 422 | `validation_failed`, `rejected_by_database`, `too_many_items` (bulk), `idempotency_key_reused` |
          *     | 500 | `internal`, `internal_error` |
          *     | 503 | `database_unavailable`, `pool_exhausted`, `database_timeout`, `database_busy`, `migrations_pending`, `overloaded`, `imports_busy`, `evaluation_busy`, `evaluation_timeout`, `no_entropy` |
          */
@@ -1461,7 +1461,7 @@ export interface components {
             /** @constant */
             status?: 422;
             /** @enum {unknown} */
-            code?: "validation_failed" | "too_many_items" | "rejected_by_database";
+            code?: "validation_failed" | "too_many_items" | "rejected_by_database" | "idempotency_key_reused";
         };
         Health: {
             /** @constant */
@@ -2771,7 +2771,9 @@ export interface components {
          *     the `{deviceId}` (pointer `/path/deviceId`).
          *     `invalid_query_parameter`: an unknown or invalid query parameter (pointers
          *     `/query/<name>`). `invalid_if_match`: `If-Match` is malformed, or `If-None-Match`
-         *     is not `*`.
+         *     is not `*`. `invalid_idempotency_key`: `Idempotency-Key` is not 1 to 255 printable
+         *     ASCII characters; `idempotency_key_unsupported`: the route does not honour
+         *     `Idempotency-Key` yet (device imports) (pointer `/header/Idempotency-Key`).
          */
         BadRequest: {
             headers: {
@@ -2786,7 +2788,7 @@ export interface components {
                     /** @constant */
                     status?: 400;
                     /** @enum {unknown} */
-                    code?: "malformed_json" | "invalid_path_parameter" | "invalid_query_parameter" | "invalid_if_match";
+                    code?: "malformed_json" | "invalid_path_parameter" | "invalid_query_parameter" | "invalid_if_match" | "invalid_idempotency_key" | "idempotency_key_unsupported";
                 };
             };
         };
@@ -2863,6 +2865,8 @@ export interface components {
         /**
          * @description `conflict`: the new id collided with an existing segment (create; retry), or the
          *     segment or device kept changing while a merge patch was applied (retry).
+         *     `idempotency_key_in_use`: the first request with this `Idempotency-Key` is still
+         *     running (retry once it has answered; `Retry-After: 1`).
          */
         Conflict: {
             headers: {
@@ -2876,8 +2880,8 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"] & {
                     /** @constant */
                     status?: 409;
-                    /** @constant */
-                    code?: "conflict";
+                    /** @enum {unknown} */
+                    code?: "conflict" | "idempotency_key_in_use";
                 };
             };
         };
@@ -2951,7 +2955,8 @@ export interface components {
         /**
          * @description `validation_failed`: the body breaks the rules of its schema; `errors` lists every
          *     problem with a JSON Pointer into the body. `rejected_by_database`: the database
-         *     refused a value that passed validation.
+         *     refused a value that passed validation. `idempotency_key_reused`: the
+         *     `Idempotency-Key` answered another request (its method, path or body differ).
          */
         UnprocessableContent: {
             headers: {
@@ -2966,7 +2971,7 @@ export interface components {
                     /** @constant */
                     status?: 422;
                     /** @enum {unknown} */
-                    code?: "validation_failed" | "rejected_by_database";
+                    code?: "validation_failed" | "rejected_by_database" | "idempotency_key_reused";
                 };
             };
         };
@@ -3074,6 +3079,7 @@ export interface components {
         /** @description The items that were applied, the errors of the others. */
         AudienceBulkDone: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
@@ -3111,6 +3117,7 @@ export interface components {
         /** @description The ids that were deleted, the errors of the others. */
         AudienceBulkDeleted: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
@@ -3169,6 +3176,7 @@ export interface components {
         /** @description The items that were applied, the errors of the others, the warnings of the applied ones. */
         V1BulkDone: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
@@ -3206,6 +3214,7 @@ export interface components {
         /** @description The ids that were deleted, the errors of the others. */
         V1BulkDeleted: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
@@ -3264,6 +3273,7 @@ export interface components {
         /** @description The devices that were stored, the errors of the invalid items, the warnings of the superseded ones. */
         DeviceBulkDone: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
@@ -3414,6 +3424,7 @@ export interface components {
         /** @description The ids that were deleted, the errors of the others, the warnings of the superseded items. */
         DeviceBulkDeleted: {
             headers: {
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
@@ -3500,6 +3511,22 @@ export interface components {
          * @example 7f3c2a9e-checkout-42
          */
         RequestId: string;
+        /**
+         * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+         *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+         *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+         *     path with its query, and the body byte for byte) answers the first answer again (status,
+         *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+         *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+         *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+         *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+         *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+         *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+         *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+         *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+         * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+         */
+        IdempotencyKey: string;
         /**
          * @description `*` (any current version) or the strong entity tags of the versions the change may
          *     be based on, as sent in `ETag` (`"3"`), comma-separated. When the segment or device
@@ -3665,6 +3692,12 @@ export interface components {
          * @example "read";r=199;t=1
          */
         RateLimit: string;
+        /**
+         * @description `true` on an answer replayed for a repeat of an `Idempotency-Key` (the first answer
+         *     again: nothing was done this time); absent otherwise.
+         * @example true
+         */
+        "Idempotent-Replayed": "true";
     };
     pathItems: never;
 }
@@ -4108,6 +4141,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -4121,6 +4170,7 @@ export interface operations {
             /** @description Created. `Location` names the new segment; `ETag` is its version. */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -4225,6 +4275,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -4344,6 +4410,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -4367,6 +4449,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["AudienceBulkDeleteRefused"];
@@ -4546,6 +4629,22 @@ export interface operations {
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
                 /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
                  * @description `*` (any current version) or the strong entity tags of the versions the change may
                  *     be based on, as sent in `ETag` (`"3"`), comma-separated. When the segment or device
                  *     is at none of these versions the answer is 412 `precondition_failed`; weak (`W/"3"`)
@@ -4573,6 +4672,7 @@ export interface operations {
             /** @description Changed. `ETag` is the new version. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -4588,6 +4688,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -4618,6 +4719,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -4631,6 +4748,7 @@ export interface operations {
             /** @description What the segment would match now. `margin` only with `precision` `estimate`. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -4644,6 +4762,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
@@ -5057,6 +5176,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -5073,6 +5208,7 @@ export interface operations {
              */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -5179,6 +5315,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -5300,6 +5452,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -5323,6 +5491,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["V1BulkDeleteRefused"];
@@ -5436,6 +5605,22 @@ export interface operations {
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
                 /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
                  * @description `*` (any current version) or the strong entity tags of the versions the change may
                  *     be based on, as sent in `ETag` (`"3"`), comma-separated. When the segment or device
                  *     is at none of these versions the answer is 412 `precondition_failed`; weak (`W/"3"`)
@@ -5463,6 +5648,7 @@ export interface operations {
             /** @description Changed. `ETag` is the new version. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -5478,6 +5664,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -5508,6 +5695,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -5521,6 +5724,7 @@ export interface operations {
             /** @description What the segment would match now. `margin` only with `precision` `estimate`. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -5534,6 +5738,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableContent"];
@@ -5970,6 +6175,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -5984,6 +6205,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["DeviceBulkRefused"];
@@ -6011,6 +6233,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -6037,6 +6275,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["DeviceBulkDeleteRefused"];
