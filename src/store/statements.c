@@ -509,7 +509,6 @@ const stmt_def store_statements[STMT__COUNT] = {
         PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
         DELETED_REV("true", V1_REV_SEQ, "$3", "$4", "'bulk_delete'")
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
-    /* Newest first, before the cursor ($2, a seq). */
     /* A segment's history (store/history.c): $2 the segment's id as text, its revisions newest
      * first before the cursor ($3, a seq), $4 at most ($5 the retention in days), as
      * (item, seq, known); when none is

@@ -222,6 +222,29 @@ class Api:
         return self.request("DELETE", path, **kw)
 
 
+def walk_pages(fetch, limit, short_page_last=False, most=10000):
+    """Every item of a keyset list, page after page: fetch(**params) answers one page for
+    {"limit"} or {"limit", "cursor"}. Each page is {"items", "next_cursor"} with at most
+    limit items (with short_page_last, a short page must be the last one)."""
+    items, cursor = [], None
+    for _ in range(most):
+        p = {"limit": limit}
+        if cursor:
+            p["cursor"] = cursor
+        r = fetch(**p)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert set(page) == {"items", "next_cursor"}, page
+        assert len(page["items"]) <= limit
+        if short_page_last and len(page["items"]) < limit:
+            assert page["next_cursor"] is None, (limit, page)
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("the list never ended")
+
+
 def raw_http(port, payload: bytes, read_timeout=5.0):
     """Sends raw bytes; returns what came back (for framing tests)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)

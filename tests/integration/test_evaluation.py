@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from lifecycle_util import AUD, DIALECTS, OWNER, V1, fresh_database, now
-from segtest import Api, Server, pointers, problem
+from segtest import Api, Server, pointers, problem, walk_pages
 
 ALL = "segments:read segments:write devices:read devices:write"
 DV = "/v1/devices"
@@ -129,24 +129,7 @@ def members_r(api, d, sid, **params):
 
 def members(api, d, sid, limit=500):
     """Every member, following next_cursor; ids strictly ascending (byte order)."""
-    items, cursor = [], None
-    for _ in range(10000):
-        p = {"limit": limit}
-        if cursor:
-            p["cursor"] = cursor
-        r = members_r(api, d, sid, **p)
-        assert r.status_code == 200, r.text
-        b = r.json()
-        assert set(b) == {"items", "next_cursor"}, b
-        assert len(b["items"]) <= limit
-        if len(b["items"]) < limit:
-            assert b["next_cursor"] is None, (limit, b)
-        items += b["items"]
-        cursor = b["next_cursor"]
-        if cursor is None:
-            break
-    else:
-        raise AssertionError("the member list never ended")
+    items = walk_pages(lambda **p: members_r(api, d, sid, **p), limit, short_page_last=True)
     keys = [i.encode() for i in items]
     assert keys == sorted(set(keys)), f"not strictly ascending byte order: {items}"
     return items

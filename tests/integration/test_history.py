@@ -18,7 +18,7 @@ import pytest
 
 from lifecycle_util import (AUD, DAY, DIALECTS, V1, backdate, fresh_database, metric_sum, now, sql,
                             tenant_api, wait_until)
-from segtest import BIN, DB_URL, SECRET, Api, Server, make_token, problem, psql
+from segtest import BIN, DB_URL, SECRET, Api, Server, make_token, problem, psql, walk_pages
 from test_bulk import envelope
 
 ALL = "segments:read segments:write devices:read devices:write"
@@ -90,20 +90,7 @@ def history_r(api, d, seg_id, **params):
 
 def history(api, d, seg_id, limit=3):
     """Every revision, newest first, read in pages of limit."""
-    items, cursor = [], None
-    while True:
-        p = {"limit": limit}
-        if cursor:
-            p["cursor"] = cursor
-        r = history_r(api, d, seg_id, **p)
-        assert r.status_code == 200, r.text
-        page = r.json()
-        assert set(page) == {"items", "next_cursor"}
-        assert len(page["items"]) <= limit
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
+    return walk_pages(lambda **p: history_r(api, d, seg_id, **p), limit)
 
 
 def rebuilt(items):
