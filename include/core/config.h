@@ -15,6 +15,8 @@ typedef struct seg_config {
     char listen_host[64];
     int listen_port;
     char *database_url;          /* NULL: libpq defaults (PG* variables) */
+    char *read_url;              /* read replicas for evaluations; NULL: none */
+    int read_max_lag_ms;         /* a replica further behind is not read from */
     int loops;                   /* event loops, resolved: 1 to pool_size */
     int pool_size;               /* PostgreSQL connections, dealt out to the loops */
     int pool_wait_ms;            /* how long a request waits for a free connection */

@@ -89,6 +89,7 @@ struct http_request {
     void *out_cls;
     char etag[48];
     char location[320];           /* a device's: "/v1/devices/" and an id of 255 */
+    char replica_lag[16];         /* Replica-Lag (ms) of an answer read on a replica, or "" */
     rate_state rate;              /* a rate-limited route's: RateLimit-Policy and RateLimit */
     /* more headers of a successful answer: name, value, name, value, ..., NULL (static) */
     const char *const *extra_headers;
@@ -129,6 +130,9 @@ void http_wake(const http_waker *w);
 /* The ETag of the representation: a strong tag quoting the version. */
 void http_set_etag(http_request *rq, long long version);
 void http_set_location(http_request *rq, const char *prefix, const char *id);
+/* Replica-Lag: the answer was read on a read replica this far (ms) behind; lag_ms < 0: on the
+ * primary, no header. */
+void http_set_replica_lag(http_request *rq, int lag_ms);
 
 /* A stream's flow control (BODY_STREAM). pause: only from the stream's data callback,
  * stops reading the body; resume, from any thread, reads on. answered: from any thread,

@@ -31,6 +31,7 @@ typedef struct store_count {
     bool estimate;
     const char *computed_at;   /* RFC 3339, in c's arena */
     const char *sample;        /* JSON array text, in c's arena (preview), else NULL */
+    int replica_lag_ms;        /* counted on the read replica, this far behind; -1: the primary */
 } store_count;
 int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const char *segment,
                      bool estimate, store_count *out, seg_error *err) MUSTCHECK;
@@ -46,6 +47,7 @@ typedef struct store_ids {
     int n;
     const char **ids;
     bool more;
+    int replica_lag_ms;        /* read on the read replica, this far behind; -1: the primary */
 } store_ids;
 int store_eval_members(store_conn *c, const ev_rule *r, const char *tenant, const char *segment,
                        const char *after, int limit, store_ids *out, seg_error *err) MUSTCHECK;

@@ -23,6 +23,9 @@ int store_export_open(const ev_rule *r, const char *tenant, const char *segment,
 int store_export_fetch(store_export *x, int n, void (*row)(void *cls, const char *s, size_t len),
                        void *cls, seg_error *err);
 
+/* The read replica's lag (ms) when the export reads there, else -1 (the primary). */
+int store_export_lag(const store_export *x);
+
 /* Cancels a FETCH under way (from any thread; the next fetch fails). */
 void store_export_cancel(store_export *x);
 

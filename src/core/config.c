@@ -62,6 +62,13 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_EVAL_CONCURRENCY", CF_INT, "2", 1, 64,
      "evaluations run at once by this process, each on a pooled PostgreSQL session (more wait "
      "up to SEGMENTD_POOL_WAIT_MS, then 503 evaluation_busy), so that counts never starve CRUD"},
+    {"SEGMENTD_DATABASE_READ_URL", CF_STR, NULL, 0, 0,
+     "libpq conninfo or URI of read replicas (several hosts: the first reachable) for the heavy "
+     "reads: counts, previews, member pages and exports (also SEGMENTD_DATABASE_READ_URL_FILE; "
+     "unset: all on the primary)"},
+    {"SEGMENTD_READ_MAX_LAG_MS", CF_INT, "2000", 0, 3600000,
+     "a replica further behind its primary than this is not read from: the reads go to the "
+     "primary until it catches up"},
     {"SEGMENTD_LOG_LEVEL", CF_LEVEL, "info", 0, 0, "debug, info, warn or error"},
     {"SEGMENTD_AUTO_MIGRATE", CF_BOOL, "1", 0, 0, "apply pending migrations when serve starts"},
     {"SEGMENTD_MIGRATIONS_DIR", CF_STR, SEGMENTD_SOURCE_DIR "/migrations", 0, 0,
@@ -202,6 +209,11 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
     } else if (!strcmp(name, "DATABASE_URL")) {
         free(cfg->database_url);
         cfg->database_url = strdup(v);
+    } else if (!strcmp(name, "DATABASE_READ_URL")) {
+        free(cfg->read_url);
+        cfg->read_url = strdup(v);
+    } else if (!strcmp(name, "READ_MAX_LAG_MS")) {
+        cfg->read_max_lag_ms = (int)n;
     } else if (!strcmp(name, "LOOPS")) {
         cfg->loops = (int)n;
     } else if (!strcmp(name, "POOL_SIZE")) {
@@ -316,7 +328,8 @@ static int lookup_value(const cf_entry *e, config_lookup_fn lookup, void *cls, c
     const char *v;
     *owned = NULL;
     snprintf(file_name, sizeof file_name, "%s_FILE", e->name);
-    if (!strcmp(e->name, "SEGMENTD_DATABASE_URL") || !strcmp(e->name, "SEGMENTD_JWT_SECRET")) {
+    if (!strcmp(e->name, "SEGMENTD_DATABASE_URL") || !strcmp(e->name, "SEGMENTD_DATABASE_READ_URL") ||
+        !strcmp(e->name, "SEGMENTD_JWT_SECRET")) {
         const char *p = lookup(file_name, cls);
         if (p) {
             size_t len;
@@ -486,6 +499,7 @@ int config_load_from_string(seg_config *cfg, const char *text, seg_error *err)
 void config_free(seg_config *cfg)
 {
     free(cfg->database_url);
+    free(cfg->read_url);
     if (cfg->jwt_key)
         memset(cfg->jwt_key, 0, cfg->jwt_key_len);
     free(cfg->jwt_key);

@@ -73,6 +73,7 @@ static void reply_count(http_request *rq, const store_count *n, const char *stat
         json_text_raw(&o, n->sample);
     }
     JSON_TEXT_LIT(&o, "}");
+    http_set_replica_lag(rq, n->replica_lag_ms);
     h_reply_text(rq, 200, &o);
 }
 
@@ -170,6 +171,7 @@ static void members(http_request *rq, bool v1)
         JSON_TEXT_LIT(&o, "null");
     }
     JSON_TEXT_LIT(&o, "}");
+    http_set_replica_lag(rq, page.replica_lag_ms);
     h_reply_text(rq, 200, &o);
 }
 

@@ -245,6 +245,7 @@ int h_members_export(http_request *rq, const ev_rule *r, const char *segment, bo
         job_unref(j);
         return -1;
     }
+    http_set_replica_lag(rq, store_export_lag(j->x));
     http_reply_stream(rq, 200, "application/x-ndjson", out_read, out_done, j, &j->waker);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

@@ -251,6 +251,8 @@ static enum MHD_Result send_answer(rq_priv *p)
         MHD_add_response_header(resp, "Location", rq->location);
     for (const char *const *h = rq->extra_headers; h && *h && !rq->err.status; h += 2)
         MHD_add_response_header(resp, h[0], h[1]);
+    if (rq->replica_lag[0] && !rq->err.status)
+        MHD_add_response_header(resp, "Replica-Lag", rq->replica_lag);
     if (rq->route && rq->route->scope)
         MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (rq->rate.limited) {
@@ -453,6 +455,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, const ch
         p->rq.out_read = NULL;
         p->rq.etag[0] = '\0';
         p->rq.location[0] = '\0';
+        p->rq.replica_lag[0] = '\0';
         p->rq.extra_headers = NULL;
         p->rq.rate.limited = false;
         p->rq.priv = p;

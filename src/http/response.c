@@ -65,6 +65,14 @@ void http_set_location(http_request *rq, const char *prefix, const char *id)
     snprintf(rq->location, sizeof rq->location, "%s/%s", prefix, id);
 }
 
+void http_set_replica_lag(http_request *rq, int lag_ms)
+{
+    if (lag_ms >= 0)
+        snprintf(rq->replica_lag, sizeof rq->replica_lag, "%d", lag_ms);
+    else
+        rq->replica_lag[0] = '\0';
+}
+
 char *http_problem_render(const seg_error *e, const char *request_id, size_t *len)
 {
     json_text t = {0};

@@ -13,14 +13,24 @@
 
 #include "core/fiber.h"
 #include "core/metrics.h"
+#include "store/replica.h"
 #include "store/session.h"
 
 /* How often a request waiting for an evaluation session looks again. */
 #define EVAL_POLL_NS (5u * 1000000u)
 
-struct eval_session {
+/* An evaluation session: its session on the primary and, with SEGMENTD_DATABASE_READ_URL,
+ * one on the read replica; each borrower reads on one of them (at), the replica while
+ * store/replica.c says it may. */
+typedef struct eval_target {
     store_conn conn;
     PGconn *timed;   /* the session its statement_timeout was set on (a reconnect makes a new one) */
+} eval_target;
+
+struct eval_session {
+    eval_target primary, replica;
+    eval_target *at; /* where the borrower reads: &primary or &replica */
+    int lag_ms;      /* the replica's lag when at it, else -1 */
     bool busy;
     bool export;     /* held by a member export */
 };
@@ -63,14 +73,17 @@ int eval_pool_init(const seg_config *cfg)
     ep.n = cfg->eval_concurrency > 0 ? cfg->eval_concurrency : 1;
     ep.timeout_ms = cfg->eval_timeout_ms;
     ep.s = calloc((size_t)ep.n, sizeof *ep.s);
+    for (int i = 0; ep.s && i < ep.n; i++)
+        ep.s[i].replica.conn.url = cfg->read_url;
     return ep.s ? 0 : -1;
 }
 
 void eval_pool_close(void)
 {
-    for (int i = 0; ep.s && i < ep.n; i++)
-        if (ep.s[i].conn.pg)
-            PQfinish(ep.s[i].conn.pg);
+    for (int i = 0; ep.s && i < ep.n; i++) {
+        PQfinish(ep.s[i].primary.conn.pg);
+        PQfinish(ep.s[i].replica.conn.pg);
+    }
     free(ep.s);
     ep.s = NULL;
     ep.n = 0;
@@ -121,12 +134,12 @@ static void give_back(eval_session *s)
     pthread_mutex_unlock(&ep.mu);
 }
 
-/* The session connected, with the evaluation's statement_timeout. */
-static int ready(eval_session *s, seg_error *err)
+/* The target's session connected, with the evaluation's statement_timeout. */
+static int ready_at(eval_target *t, seg_error *err)
 {
-    if (session_ensure(&s->conn, err))
+    if (session_ensure(&t->conn, err))
         return -1;
-    if (s->timed == s->conn.pg)
+    if (t->timed == t->conn.pg)
         return 0;
     /* an export's transaction waits on its client between FETCHes: as long as the HTTP
      * connection may stay idle (SEGMENTD_IDLE_TIMEOUT, then it is closed and the export
@@ -138,15 +151,52 @@ static int ready(eval_session *s, seg_error *err)
              "SET statement_timeout = %d; SET idle_in_transaction_session_timeout = %d; "
              "SET work_mem = '64MB'",
              ep.timeout_ms, store_p.cfg->idle_timeout_s * 2000 + 10000);
-    PGresult *r = PQsendQuery(s->conn.pg, sql) ? session_await(s->conn.pg) : NULL;
+    PGresult *r = PQsendQuery(t->conn.pg, sql) ? session_await(t->conn.pg) : NULL;
     bool ok = session_result_ok(r);
     if (!ok)
-        session_fail(&s->conn, r, err);
+        session_fail(&t->conn, r, err);
     PQclear(r);
     if (!ok)
         return -1;
-    s->timed = s->conn.pg;
+    t->timed = t->conn.pg;
     return 0;
+}
+
+/* Picks where the borrower reads: the replica while it may be read and answers, else the
+ * primary. 0, or -1 with err (the primary cannot be reached). */
+static int ready(eval_session *s, seg_error *err)
+{
+    s->lag_ms = replica_lag_ms();
+    if (s->lag_ms >= 0) {
+        seg_error ignored = {0};
+        if (ready_at(&s->replica, &ignored) == 0) {
+            s->at = &s->replica;
+            replica_count_read(true);
+            return 0;
+        }
+        replica_failed();
+        s->lag_ms = -1;
+    }
+    s->at = &s->primary;
+    replica_count_read(false);
+    return ready_at(&s->primary, err);
+}
+
+/* After a failed read on the replica: whether to read the primary instead (the replica's
+ * session was lost, or recovery cancelled the query: SQLSTATE class 40 on a standby), and
+ * then the replica is marked down. A statement timeout is not retried. */
+static bool retry_on_primary(eval_session *s, const PGresult *r)
+{
+    if (s->at != &s->replica)
+        return false;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    bool lost = !r || PQstatus(s->replica.conn.pg) == CONNECTION_BAD;
+    if (!lost && !(state && (!strncmp(state, "40", 2) || !strncmp(state, "57P", 3) ||
+                            !strncmp(state, "08", 2))))
+        return false;
+    replica_failed();
+    s->replica.conn.broken = true;
+    return true;
 }
 
 void eval_pool_fail(eval_session *s, PGresult *r, seg_error *err)
@@ -162,7 +212,7 @@ void eval_pool_fail(eval_session *s, PGresult *r, seg_error *err)
         err_log(err, "%s", PQresultErrorMessage(r));
         err->retry_after = 5;
     } else {
-        session_fail(&s->conn, r, err);
+        session_fail(&s->at->conn, r, err);
     }
 }
 
@@ -178,7 +228,12 @@ eval_session *eval_pool_take(seg_error *err, bool export)
 
 PGconn *eval_pool_conn(eval_session *s)
 {
-    return s->conn.pg;
+    return s->at->conn.pg;
+}
+
+int eval_pool_lag(const eval_session *s)
+{
+    return s->lag_ms;
 }
 
 void eval_pool_give(eval_session *s)
@@ -186,19 +241,37 @@ void eval_pool_give(eval_session *s)
     give_back(s);
 }
 
-PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_error *err)
+static PGresult *send_await(eval_session *s, const char *sql, int n, const char *const *params)
+{
+    PGconn *pg = s->at->conn.pg;
+    return PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0) ? session_await(pg) : NULL;
+}
+
+PGresult *eval_pool_run(const char *sql, int n, const char *const *params, int *lag_ms,
+                        seg_error *err)
 {
     eval_session *s = eval_pool_take(err, false);
     if (!s)
         return NULL;
-    PGresult *r = PQsendQueryParams(s->conn.pg, sql, n, NULL, params, NULL, NULL, 0)
-                      ? session_await(s->conn.pg)
-                      : NULL;
+    PGresult *r = send_await(s, sql, n, params);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && retry_on_primary(s, r)) {
+        PQclear(r);
+        s->at = &s->primary;
+        s->lag_ms = -1;
+        replica_count_read(false);
+        if (ready_at(&s->primary, err)) {
+            give_back(s);
+            return NULL;
+        }
+        r = send_await(s, sql, n, params);
+    }
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         eval_pool_fail(s, r, err);
         PQclear(r);
         r = NULL;
     }
+    if (lag_ms && r && (*lag_ms < 0 || s->lag_ms > *lag_ms))
+        *lag_ms = s->lag_ms;
     give_back(s);
     return r;
 }

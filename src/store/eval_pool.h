@@ -14,8 +14,12 @@ void eval_pool_close(void);
 /* Runs one statement of evaluation (text sql with n text parameters) on an evaluation
  * session of its own, with statement_timeout SEGMENTD_EVAL_TIMEOUT_MS: waits for a free one
  * up to SEGMENTD_POOL_WAIT_MS (503 evaluation_busy), 503 evaluation_timeout when the
- * statement runs past its timeout. The result (PGRES_TUPLES_OK), or NULL with err set. */
-PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_error *err);
+ * statement runs past its timeout. It reads on the read replica while store/replica.c allows
+ * (then *lag_ms, when lag_ms is not NULL, is raised to the replica's lag; it is left alone
+ * after a read on the primary), and again on the primary when the replica fails it. The
+ * result (PGRES_TUPLES_OK), or NULL with err set. */
+PGresult *eval_pool_run(const char *sql, int n, const char *const *params, int *lag_ms,
+                        seg_error *err);
 
 /* An evaluation session borrowed whole (a member export: many statements, from its own
  * thread once taken, for as long as its client reads): waits as eval_pool_run does (on a
@@ -24,6 +28,8 @@ PGresult *eval_pool_run(const char *sql, int n, const char *const *params, seg_e
 typedef struct eval_session eval_session;
 eval_session *eval_pool_take(seg_error *err, bool export);
 PGconn *eval_pool_conn(eval_session *s);
+/* The read replica's lag (ms) when s reads there, else -1 (the primary). */
+int eval_pool_lag(const eval_session *s);
 /* Maps a failed result (NULL: the session broke) into err, as eval_pool_run does. */
 void eval_pool_fail(eval_session *s, PGresult *r, seg_error *err);
 void eval_pool_give(eval_session *s);

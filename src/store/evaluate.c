@@ -43,20 +43,20 @@ static int predicate(eval_sql *p, const ev_rule *r, const char *const *fixed, in
     return -1;
 }
 
-static PGresult *run(eval_sql *q, const eval_sql *p, seg_error *err)
+static PGresult *run(eval_sql *q, const eval_sql *p, int *lag_ms, seg_error *err)
 {
     if (q->failed) {
         err_set(err, 500, "internal", "out of memory");
         return NULL;
     }
-    return eval_pool_run(q->text, p->n, p->params, err);
+    return eval_pool_run(q->text, p->n, p->params, lag_ms, err);
 }
 
 /* The devices table's size as PostgreSQL last estimated it (-1: never analysed). */
-static double table_rows(seg_error *err)
+static double table_rows(int *lag_ms, seg_error *err)
 {
     PGresult *r = eval_pool_run("SELECT reltuples FROM pg_class WHERE oid = 'devices'::regclass", 0,
-                                NULL, err);
+                                NULL, lag_ms, err);
     double rows = r && PQntuples(r) == 1 ? atof(PQgetvalue(r, 0, 0)) : -2;
     PQclear(r);
     return rows;
@@ -140,10 +140,11 @@ int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const 
                      bool estimate, store_count *out, seg_error *err)
 {
     memset(out, 0, sizeof *out);
+    out->replica_lag_ms = -1;
     double fraction = 1;
     char pct[32];
     if (estimate) {
-        double rows = table_rows(err);
+        double rows = table_rows(&out->replica_lag_ms, err);
         if (rows < -1)
             return -1;
         if (rows >= ESTIMATE_MIN_ROWS)
@@ -159,7 +160,7 @@ int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const 
     for (int pass = fraction < 1 ? 0 : 1; pass < 2 && !res; pass++) {
         eval_sql q = {0};
         count_sql(&q, &p, segment, pass == 0);
-        res = run(&q, &p, err);
+        res = run(&q, &p, &out->replica_lag_ms, err);
         eval_sql_free(&q);
         if (!res)
             goto out;
@@ -195,6 +196,7 @@ int store_eval_members(store_conn *c, const ev_rule *r, const char *tenant, cons
     eval_sql p = {0}, q = {0};
     int rc = -1;
     memset(out, 0, sizeof *out);
+    out->replica_lag_ms = -1;
     if (predicate(&p, r, fixed, 4, err))
         goto out;
     eval_sql_put(&q, "SELECT id FROM ((SELECT d.id FROM devices d WHERE d.tenant = $1 AND d.id > $3 AND ");
@@ -204,7 +206,7 @@ int store_eval_members(store_conn *c, const ev_rule *r, const char *tenant, cons
                      "UNION (SELECT m.device FROM segment_members m WHERE m.tenant = $1 AND "
                      "m.segment = $2 AND m.added AND m.device > $3 ORDER BY m.device LIMIT $4::int)) u "
                      "ORDER BY id LIMIT $4::int");
-    PGresult *res = run(&q, &p, err);
+    PGresult *res = run(&q, &p, &out->replica_lag_ms, err);
     if (!res)
         goto out;
     int n = PQntuples(res);

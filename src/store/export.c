@@ -11,6 +11,7 @@
 
 #include "store/eval_pool.h"
 #include "store/eval_sql.h"
+#include "store/replica.h"
 #include "store/session.h"
 #include "store/statements.h"
 
@@ -72,12 +73,19 @@ int store_export_open(const ev_rule *r, const char *tenant, const char *segment,
         err_set(err, 500, "internal", "out of memory");
         goto out;
     }
-    if (!(x->s = eval_pool_take(err, true)))
-        goto out;
-    if (begin(x, q.text, &p, err)) {
+    for (int attempt = 0;; attempt++) {
+        if (!(x->s = eval_pool_take(err, true)))
+            goto out;
+        if (!begin(x, q.text, &p, err))
+            break;
+        bool on_replica = eval_pool_lag(x->s) >= 0;
         eval_pool_give(x->s);
         x->s = NULL;
-        goto out;
+        if (!on_replica || attempt > 0 ||
+            (err->code && !strcmp(err->code, "evaluation_timeout")))
+            goto out;
+        replica_failed(); /* the replica failed it: once more, on the primary */
+        err_clear(err);
     }
     x->cancel = PQgetCancel(eval_pool_conn(x->s));
     *out = x;
@@ -111,6 +119,11 @@ int store_export_fetch(store_export *x, int n, void (*row)(void *cls, const char
         row(cls, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
     PQclear(r);
     return rows;
+}
+
+int store_export_lag(const store_export *x)
+{
+    return eval_pool_lag(x->s);
 }
 
 void store_export_cancel(store_export *x)

@@ -11,30 +11,38 @@
 #include "store/sqlstate.h"
 #include "store/session.h"
 
-/* Opens a session with keepalives and timeouts; the user's URL comes last so that
- * anything it sets wins over these defaults (libpq: the last keyword processed wins). */
-static PGconn *connect_params(const seg_config *cfg, bool start)
+/* Opens a session with keepalives and timeouts; the user's URL (url, or NULL: the primary's,
+ * SEGMENTD_DATABASE_URL) comes last so that anything it sets wins over these defaults (libpq:
+ * the last keyword processed wins). */
+static PGconn *connect_params(const seg_config *cfg, const char *url, bool start)
 {
+    if (!url)
+        url = cfg->database_url;
     const char *keys[] = {"application_name", "connect_timeout", "keepalives", "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                           "dbname", NULL};
-    const char *vals[] = {"segmentd", "5", "1", "30", "10", "3", "30000",
-                          cfg->database_url ? cfg->database_url : "", NULL};
-    if (!cfg->database_url)
+    const char *vals[] = {"segmentd", "5", "1", "30", "10", "3", "30000", url ? url : "", NULL};
+    if (!url)
         keys[7] = NULL;
     return start ? PQconnectStartParams(keys, vals, 1) : PQconnectdbParams(keys, vals, 1);
 }
 
 PGconn *store_connect_raw(const seg_config *cfg)
 {
-    return connect_params(cfg, false);
+    return connect_params(cfg, NULL, false);
 }
 
 PGconn *session_open_own(const seg_config *cfg, int statement_timeout_ms, const char *who)
 {
+    return session_open_own_at(cfg, NULL, statement_timeout_ms, who);
+}
+
+PGconn *session_open_own_at(const seg_config *cfg, const char *url, int statement_timeout_ms,
+                            const char *who)
+{
     char timeout[16], idle[16];
     const char *params[2] = {timeout, idle};
-    PGconn *pg = store_connect_raw(cfg);
+    PGconn *pg = connect_params(cfg, url, false);
     snprintf(timeout, sizeof timeout, "%d", statement_timeout_ms);
     snprintf(idle, sizeof idle, "%d", statement_timeout_ms * 2);
     PGresult *r = pg && PQstatus(pg) == CONNECTION_OK ? session_run(pg, STMT_SESSION_SETUP, params) : NULL;
@@ -42,8 +50,9 @@ PGconn *session_open_own(const seg_config *cfg, int statement_timeout_ms, const 
         PQclear(r);
         return pg;
     }
-    log_msg(LOG_WARN, "no database session", "for", who, "detail",
-            pg ? PQerrorMessage(pg) : "out of memory", NULL);
+    if (who)
+        log_msg(LOG_WARN, "no database session", "for", who, "detail",
+                pg ? PQerrorMessage(pg) : "out of memory", NULL);
     PQclear(r);
     PQfinish(pg);
     return NULL;
@@ -63,9 +72,9 @@ static int connect_timeout_ms(PGconn *pg)
 
 /* Connects with PQconnectPoll, waiting on the socket (yielding on a fiber), bounded by
  * connect_timeout as PQconnectdb is; the session is left non-blocking. */
-static PGconn *connect_session(void)
+static PGconn *connect_session(const char *url)
 {
-    PGconn *pg = connect_params(store_p.cfg, true);
+    PGconn *pg = connect_params(store_p.cfg, url, true);
     if (!pg || PQstatus(pg) == CONNECTION_BAD)
         return pg;
     uint64_t deadline = fiber_now_ns() + (uint64_t)connect_timeout_ms(pg) * 1000000u;
@@ -240,7 +249,7 @@ int session_ensure(store_conn *c, seg_error *err)
     }
     c->broken = false;
     c->prepared = false;
-    c->pg = connect_session();
+    c->pg = connect_session(c->url);
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
         err_log(err, "connect: %s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
         if (c->pg)

@@ -16,6 +16,9 @@ PGconn *store_connect_raw(const seg_config *cfg);
  * set up (statement_timeout_ms, UTC); NULL when the database cannot be reached (logged as
  * a warning naming who). */
 PGconn *session_open_own(const seg_config *cfg, int statement_timeout_ms, const char *who);
+/* The same on the database of url (NULL: the primary's); who NULL: a failure is not logged. */
+PGconn *session_open_own_at(const seg_config *cfg, const char *url, int statement_timeout_ms,
+                            const char *who);
 /* Connects (without blocking the loop on a fiber) and prepares every statement when c
  * has no healthy session; rolls back a session left in a transaction. 0 or -1 (503). */
 int session_ensure(store_conn *c, seg_error *err) MUSTCHECK;

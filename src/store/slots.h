@@ -17,6 +17,7 @@ typedef struct job job;
  * loops), or a request's handle onto the pool (handle true: no session of its own). */
 struct store_conn {
     PGconn *pg;
+    const char *url; /* the database it connects to (NULL: SEGMENTD_DATABASE_URL, the primary) */
     bool in_use;     /* borrowed whole: a transaction, a statement that runs alone, parts */
     bool prepared;
     bool broken;

@@ -16,6 +16,7 @@
 #include "store/store_private.h"
 #include "store/batch.h"
 #include "store/eval_pool.h"
+#include "store/replica.h"
 #include "store/session.h"
 
 /* The pool's families of /metrics. */
@@ -68,6 +69,8 @@ int store_init(const seg_config *cfg, seg_error *err)
         err_startup(err, "store", "out of memory");
         return -1;
     }
+    if (replica_start(cfg, err))
+        return -1;
     store_p.stats.size = store_p.nslots;
     static bool provided;
     if (!provided) /* once per process, whatever the number of store_init calls */
@@ -78,6 +81,7 @@ int store_init(const seg_config *cfg, seg_error *err)
 
 void store_close(void)
 {
+    replica_stop();
     eval_pool_close();
     pthread_mutex_lock(&store_p.mu);
     for (int i = 0; i < store_p.nslots; i++)

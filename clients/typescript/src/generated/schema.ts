@@ -3648,6 +3648,16 @@ export interface components {
     requestBodies: never;
     headers: {
         /**
+         * @description Present when the answer was read on a read replica (`SEGMENTD_DATABASE_READ_URL`): how
+         *     far behind its primary the replica was, in milliseconds, at its last probe (every
+         *     200 ms). Absent when the answer was read on the primary — always so without a
+         *     replica, when the replica lags more than `SEGMENTD_READ_MAX_LAG_MS`, or when it is
+         *     down. Only evaluations (counts, previews, member pages and exports) are read there;
+         *     a replica's answer may miss the last writes made within that lag.
+         * @example 12
+         */
+        "Replica-Lag": number;
+        /**
          * @description The request's correlation id (echoed from the request or made by the server).
          * @example 5ac100eb60d52099
          */
@@ -4753,6 +4763,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4812,6 +4823,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4882,6 +4894,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5729,6 +5742,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5788,6 +5802,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5858,6 +5873,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
