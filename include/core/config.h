@@ -17,6 +17,7 @@ typedef struct seg_config {
     char *database_url;          /* NULL: libpq defaults (PG* variables) */
     char *read_url;              /* read replicas for evaluations; NULL: none */
     int read_max_lag_ms;         /* a replica further behind is not read from */
+    bool read_replica_lists;     /* lists read on the replica too */
     int loops;                   /* event loops, resolved: 1 to pool_size */
     int pool_size;               /* PostgreSQL connections, dealt out to the loops */
     int pool_wait_ms;            /* how long a request waits for a free connection */

@@ -35,6 +35,7 @@ typedef struct store_page {
     size_t items_len;
     bool more;
     char next_key[STORE_PAGE_KEY_MAX]; /* decimal text; for devices "µs:id" */
+    int replica_lag_ms;      /* read on the read replica, this far behind; -1: the primary */
 } store_page;
 
 #define STORE_PAGE_HEAD 16

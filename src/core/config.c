@@ -69,6 +69,9 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_READ_MAX_LAG_MS", CF_INT, "2000", 0, 3600000,
      "a replica further behind its primary than this is not read from: the reads go to the "
      "primary until it catches up"},
+    {"SEGMENTD_READ_REPLICA_LISTS", CF_BOOL, "0", 0, 0,
+     "1: the lists (GET /audiences/segments, /v1/segments, /v1/devices) read on the read "
+     "replica too, when an evaluation session is free there (else the primary)"},
     {"SEGMENTD_LOG_LEVEL", CF_LEVEL, "info", 0, 0, "debug, info, warn or error"},
     {"SEGMENTD_AUTO_MIGRATE", CF_BOOL, "1", 0, 0, "apply pending migrations when serve starts"},
     {"SEGMENTD_MIGRATIONS_DIR", CF_STR, SEGMENTD_SOURCE_DIR "/migrations", 0, 0,
@@ -212,6 +215,8 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
     } else if (!strcmp(name, "DATABASE_READ_URL")) {
         free(cfg->read_url);
         cfg->read_url = strdup(v);
+    } else if (!strcmp(name, "READ_REPLICA_LISTS")) {
+        cfg->read_replica_lists = b;
     } else if (!strcmp(name, "READ_MAX_LAG_MS")) {
         cfg->read_max_lag_ms = (int)n;
     } else if (!strcmp(name, "LOOPS")) {

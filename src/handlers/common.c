@@ -142,6 +142,7 @@ void h_reply_page(http_request *rq, const store_page *page, char kind)
     _Static_assert(sizeof head - 1 <= STORE_PAGE_HEAD, "the page's head fits before its items");
     _Static_assert(VAL_CURSOR_MAX + 32 <= STORE_PAGE_TAIL, "the page's tail fits after its items");
     _Static_assert(STORE_PAGE_KEY_MAX <= VAL_CURSOR_KEY_MAX, "a page's key fits its cursor");
+    http_set_replica_lag(rq, page->replica_lag_ms);
     if (page->more)
         val_cursor_encode(kind, page->next_key, cursor);
     /* around the items, in the room the store left: no copy of the page */

@@ -51,8 +51,11 @@ int store_device_list(store_conn *c, const char *tenant, const device_list_query
     char limit[16];
     snprintf(limit, sizeof limit, "%d", q->limit + 1);
     const char *p[5] = {tenant, q->after_us, q->after_id, q->updated_since_us, limit};
-    PGresult *res = store_run(c, STMT_DEVICE_LIST, p, err);
-    return res ? store_page_of(c, res, q->limit, out, err) : -1;
+    int lag;
+    PGresult *res = store_run_list(c, STMT_DEVICE_LIST, p, &lag, err);
+    int rc = res ? store_page_of(c, res, q->limit, out, err) : -1;
+    out->replica_lag_ms = lag;
+    return rc;
 }
 
 int store_device_bulk(store_conn *c, bool delete, const char *tenant, const char *records,

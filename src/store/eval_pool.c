@@ -247,6 +247,43 @@ static PGresult *send_await(eval_session *s, const char *sql, int n, const char 
     return PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0) ? session_await(pg) : NULL;
 }
 
+PGresult *eval_pool_try_replica(stmt_id id, const char *const *params, int *lag_ms)
+{
+    int lag = replica_lag_ms();
+    if (lag < 0)
+        return NULL;
+    eval_session *s = NULL;
+    pthread_mutex_lock(&ep.mu);
+    for (int i = 0; !s && i < ep.n; i++)
+        if (!ep.s[i].busy) {
+            s = &ep.s[i];
+            s->busy = true;
+        }
+    pthread_mutex_unlock(&ep.mu);
+    if (!s)
+        return NULL;
+    seg_error ignored = {0};
+    PGresult *r = NULL;
+    s->at = &s->replica;
+    s->lag_ms = lag;
+    if (ready_at(&s->replica, &ignored) == 0) {
+        r = session_run(s->replica.conn.pg, id, params);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            (void)retry_on_primary(s, r); /* marks the replica down when it failed us */
+            PQclear(r);
+            r = NULL;
+        }
+    } else {
+        replica_failed();
+    }
+    if (r) {
+        *lag_ms = lag;
+        replica_count_read(true);
+    }
+    give_back(s);
+    return r;
+}
+
 PGresult *eval_pool_run(const char *sql, int n, const char *const *params, int *lag_ms,
                         seg_error *err)
 {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "store/slots.h"
+#include "store/statements.h"
 
 /* Sets up SEGMENTD_EVAL_CONCURRENCY sessions (connected on first use) / closes them. */
 int eval_pool_init(const seg_config *cfg);
@@ -20,6 +21,12 @@ void eval_pool_close(void);
  * result (PGRES_TUPLES_OK), or NULL with err set. */
 PGresult *eval_pool_run(const char *sql, int n, const char *const *params, int *lag_ms,
                         seg_error *err);
+
+/* Runs a statement of the table on the read replica when one may be read and an evaluation
+ * session is free right now (no wait), for a list (SEGMENTD_READ_REPLICA_LISTS): its result
+ * (PGRES_TUPLES_OK) with *lag_ms set, or NULL (not configured, lagging, busy, or failed: the
+ * caller reads the primary; a lost session marks the replica down). */
+PGresult *eval_pool_try_replica(stmt_id id, const char *const *params, int *lag_ms);
 
 /* An evaluation session borrowed whole (a member export: many statements, from its own
  * thread once taken, for as long as its client reads): waits as eval_pool_run does (on a

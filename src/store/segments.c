@@ -71,7 +71,7 @@ static int page_of(store_conn *c, stmt_id id, const char *const *p, int limit, s
                    seg_error *err)
 {
     store_list_kind kind = id == STMT_AUD_LIST || id == STMT_AUD_PAGE ? STORE_LIST_AUD : STORE_LIST_V1;
-    PGresult *res = store_run(c, id, p, err);
+    PGresult *res = store_run_list(c, id, p, &out->replica_lag_ms, err);
     if (!res)
         return -1;
     const store_rows *rows = (const store_rows *)(const void *)res;

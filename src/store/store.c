@@ -133,6 +133,25 @@ PGresult *store_run(store_conn *c, stmt_id id, const char *const *params, seg_er
     return store_res(rows);
 }
 
+PGresult *store_run_list(store_conn *c, stmt_id id, const char *const *params, int *lag_ms,
+                         seg_error *err)
+{
+    *lag_ms = -1;
+    if (store_p.cfg->read_replica_lists && c->handle && !c->own) {
+        PGresult *r = eval_pool_try_replica(id, params, lag_ms);
+        if (r) {
+            if (arena_defer(c->arena, store_rows_free, r)) {
+                PQclear(r);
+                err_set(err, 500, "internal", "out of memory");
+                return NULL;
+            }
+            return r;
+        }
+        *lag_ms = -1;
+    }
+    return store_run(c, id, params, err);
+}
+
 void store_release(store_conn *c)
 {
     if (!c)
@@ -299,6 +318,7 @@ int store_page_of(store_conn *c, const PGresult *res, int limit, store_page *out
 {
     int n = PQntuples(res);
     size_t cap = 0;
+    out->replica_lag_ms = -1;
     out->more = n > limit;
     out->n = out->more ? limit : n;
     for (int i = 0; i < out->n; i++)

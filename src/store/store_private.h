@@ -20,6 +20,10 @@ store_conn *store_slot_for(store_conn *c, seg_error *err);
 /* Runs a statement through c; on success returns its result, which lives in c's arena
  * (store_open), or NULL with err set. */
 PGresult *store_run(store_conn *c, stmt_id id, const char *const *params, seg_error *err);
+/* store_run of a list: on the read replica when SEGMENTD_READ_REPLICA_LISTS allows and it
+ * can be read now (*lag_ms: its lag), else on the primary (*lag_ms = -1). */
+PGresult *store_run_list(store_conn *c, stmt_id id, const char *const *params, int *lag_ms,
+                         seg_error *err);
 
 /* Typed reads of the results of the segment and device statements (store/segments.h):
  * column col of row r as a document whose version is in column vcol; a single-row read or

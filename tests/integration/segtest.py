@@ -24,6 +24,10 @@ DB_URL = os.environ["SEGMENTD_DATABASE_URL"]
 SANITIZED = os.environ.get("SEGMENTD_TEST_SANITIZED") == "1"
 SECRET = base64.urlsafe_b64encode(os.urandom(36)).decode().rstrip("=")
 SCOPES = "segments:read segments:write"
+# SEGMENTD_TEST_REPLICAS=N (scripts/test-replication): every Server is N segmentd processes on
+# the one database, and its url names them in turn — a round-robin client, so that consecutive
+# requests of a test reach different processes
+REPLICAS = int(os.environ.get("SEGMENTD_TEST_REPLICAS", "1"))
 
 
 def b64url(data: bytes) -> str:
@@ -112,9 +116,13 @@ def check_against_spec(method, path, resp):
 # ---------------------------------------------------------------- server process
 
 class Server:
-    """One segmentd process. env overrides the defaults; logs are kept for asserts."""
+    """One segmentd process (or REPLICAS of them, each request's url naming the next). env
+    overrides the defaults; logs are kept for asserts (all the processes' in one list)."""
 
-    def __init__(self, env=None, secret=SECRET):
+    def __init__(self, env=None, secret=SECRET, replicas=None):
+        self.replicas = REPLICAS if replicas is None else replicas
+        self.siblings = []
+        self._turn = 0
         self.env = dict(os.environ)
         self.env.update({
             "SEGMENTD_LISTEN": "127.0.0.1:0",
@@ -156,11 +164,31 @@ class Server:
         if self.port is None:
             self.proc.kill()
             raise RuntimeError("segmentd did not start:\n" + "\n".join(self.lines[-30:]))
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        for _ in range(self.replicas - 1):
+            sib = Server(replicas=1)
+            sib.env, sib.lines = dict(self.env), self.lines
+            self.siblings.append(sib.start(timeout))
         return self
 
+    @property
+    def url(self):
+        """The base URL of the process whose turn it is (always the same with one)."""
+        if not self.siblings:
+            return self.base_url
+        urls = [self.base_url] + [s.base_url for s in self.siblings]
+        self._turn += 1
+        return urls[self._turn % len(urls)]
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Stops the process; returns its exit code. Sanitizer reports fail the test."""
+        """Stops the process(es); returns the exit code (the first non-zero one). Sanitizer
+        reports fail the test."""
+        rcs = [sib.stop(sig, timeout) for sib in self.siblings]
+        self.siblings = []
+        rc = self._stop_one(sig, timeout)
+        return next((x for x in [rc] + rcs if x), rc)
+
+    def _stop_one(self, sig, timeout):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:

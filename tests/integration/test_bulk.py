@@ -120,6 +120,7 @@ def test_limits_1000_and_1001(api):
     problem(api.post(A + "/bulk", {"data": [aud()], "extra": 1}), 422)
 
 
+@pytest.mark.single_process
 def test_creates_sent_in_parts(api):
     """Creates are stored in parts of 100 items while the rest of the body is still being
     read: the answer and the stored order follow the request, an item refused anywhere is

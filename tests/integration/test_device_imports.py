@@ -754,6 +754,7 @@ def import_when_free(api, body, timeout=5):
     return wait_finished(api, rep["id"])
 
 
+@pytest.mark.single_process
 def test_imports_busy_503_while_one_is_received():
     s = Server(env={"SEGMENTD_IMPORTS_MAX": "1"}).start()
     try:
@@ -789,6 +790,7 @@ def test_imports_busy_503_while_one_is_received():
 
 # ================================================================== metrics
 
+@pytest.mark.single_process
 def test_metrics_count_imports_and_lines():
     """On a database of its own, so that no other process's merge worker takes an import."""
     with fresh_database("imports") as url:

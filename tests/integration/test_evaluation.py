@@ -937,6 +937,7 @@ def test_deleting_a_device_deletes_its_memberships(t, d):
     assert check(t, d, sid, "m5")["reason"] == "no_match"
 
 
+@pytest.mark.single_process
 def test_deleting_a_segment_and_recreating(t, d):
     sid, rule = member_fixture(t, d)
     patched(t, d, sid, "add", ["m4"])
@@ -1017,6 +1018,7 @@ def lc_fields(spec):
     return out
 
 
+@pytest.mark.single_process
 def test_lifecycle_status_and_lookup_of_active_only(t, d):
     bulk(t, {"l1": {"country": "PL", "attributes": {"k": ["pl"]}}, "l2": {"country": "DE"}})
     rule = {"k": ["pl"]} if d.aud else one(("country", "==", "PL"))
@@ -1049,6 +1051,7 @@ def test_lifecycle_status_and_lookup_of_active_only(t, d):
     assert sids["active"] in lookup(t, "l1")[d.dialect_label]
 
 
+@pytest.mark.single_process
 def test_lookup_sees_segment_writes_at_once(t, d):
     """The lookup answers for the segments as they are now: right after a write (pause,
     resume, a rule change, a delete, a create) the next lookup reflects it."""
@@ -1075,6 +1078,35 @@ def test_lookup_sees_segment_writes_at_once(t, d):
     if lookup(t, "w1")[d.dialect_label] != [sid2]:
         stale.append("created but not listed")
     assert not stale, stale
+
+
+def test_lookup_sees_another_process_writes_within_the_watch_period(d):
+    """Two segmentd processes on one database: a segment written through one is in (or out
+    of) the other's lookup within its watch period (200 ms; the test allows 2 s for a
+    loaded host and records what it saw) — the lookup cache is dropped at once only in the
+    process that wrote."""
+    from hostile_util import record
+    a, b = Server(replicas=1).start(), Server(replicas=1).start()
+    try:
+        ta = tenant_api(a, prefix="evx")
+        tb = same_tenant(ta, ALL)
+        tb.server = b
+        bulk(ta, {"x1": {"country": "PL", "attributes": {"k": ["pl"]}}})
+        rule = {"k": ["pl"]} if d.aud else one(("country", "==", "PL"))
+        assert lookup(tb, "x1")[d.dialect_label] == []   # b caches the tenant's segments now
+        waits = []
+        sid = create(ta, d, rule)
+        for want, change in [([sid], None), ([], {"active": False}), ([sid], {"active": True})]:
+            if change is not None:
+                assert d.update(ta, sid, **change).status_code == 200
+            t0 = time.time()
+            while lookup(tb, "x1")[d.dialect_label] != want:
+                assert time.time() - t0 < 2.0, f"process b still answers the old lookup after 2 s ({want})"
+                time.sleep(0.01)
+            waits.append(round(time.time() - t0, 3))
+        record("lookup_across_processes", dialect=d.dialect_label, seconds=waits)
+    finally:
+        assert a.stop() == 0 and b.stop() == 0
 
 
 def test_lookup_follows_time(t, d):

@@ -339,6 +339,7 @@ def test_a_change_waiting_on_another_patches_from_what_that_one_left():
         assert s.stop() == 0
 
 
+@pytest.mark.single_process
 def test_revisions_past_retention_are_purged():
     with fresh_database("hist_purge") as url:
         s = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_LIFECYCLE_SWEEP_S": "1",

@@ -3,7 +3,8 @@ test; segmentd reads evaluations (counts, previews, member pages, exports) on th
 (SEGMENTD_DATABASE_READ_URL) and says how far behind it is in Replica-Lag; a replica further
 behind than SEGMENTD_READ_MAX_LAG_MS, or stopped, sends the reads back to the primary — with
 no failed request — and they return once it catches up or comes back. Reads that must see the
-caller's own writes (GET by id) never go there."""
+caller's own writes (GET by id) never go there. With SEGMENTD_READ_REPLICA_LISTS=1 the lists
+read there too."""
 import json
 import time
 
@@ -50,7 +51,8 @@ def test_evaluations_read_the_replica_and_fall_back_to_the_primary():
         rep.init_standby(a, "replica1").start()
         a.wait_streaming("replica1", sync="async")
         s = Server(env={"SEGMENTD_DATABASE_READ_URL": f"{rep.dsn} dbname=segmentd",
-                        "SEGMENTD_READ_MAX_LAG_MS": str(MAX_LAG_MS)}).start()
+                        "SEGMENTD_READ_MAX_LAG_MS": str(MAX_LAG_MS),
+                        "SEGMENTD_READ_REPLICA_LISTS": "1"}).start()
         api = Api(s, tenant="repl-read", scope="segments:read segments:write devices:read devices:write")
         devices(api, "pl", 30)
         devices(api, "de", 20, country="DE")
@@ -75,7 +77,12 @@ def test_evaluations_read_the_replica_and_fall_back_to_the_primary():
         r = api.get(path + "/members", params={"format": "ndjson"})
         assert r.status_code == 200 and lag_of(r) is not None
         assert len([json.loads(x) for x in r.text.splitlines() if x]) == 30
-        assert reads(s, "replica") >= on_replica + 4
+        # with SEGMENTD_READ_REPLICA_LISTS=1, lists too
+        for lpath in (V1, DV):
+            r = api.get(lpath, params={"limit": 100})
+            assert r.status_code == 200 and lag_of(r) is not None, (lpath, r.headers)
+        assert any(x["id"] == sid for x in api.get(V1, params={"limit": 100}).json()["items"])
+        assert reads(s, "replica") >= on_replica + 6
         # reads of one's own writes stay on the primary
         r = api.get(path)
         assert r.status_code == 200 and "Replica-Lag" not in r.headers

@@ -3652,8 +3652,9 @@ export interface components {
          *     far behind its primary the replica was, in milliseconds, at its last probe (every
          *     200 ms). Absent when the answer was read on the primary — always so without a
          *     replica, when the replica lags more than `SEGMENTD_READ_MAX_LAG_MS`, or when it is
-         *     down. Only evaluations (counts, previews, member pages and exports) are read there;
-         *     a replica's answer may miss the last writes made within that lag.
+         *     down. Only evaluations (counts, previews, member pages and exports) are read there,
+         *     and, with `SEGMENTD_READ_REPLICA_LISTS=1`, the lists of segments and devices; a
+         *     replica's answer may miss the last writes made within that lag.
          * @example 12
          */
         "Replica-Lag": number;
@@ -4093,6 +4094,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5130,6 +5132,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6092,6 +6095,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Replica-Lag": components["headers"]["Replica-Lag"];
                     [name: string]: unknown;
                 };
                 content: {
