@@ -266,7 +266,7 @@ static void *refresher(void *arg)
         js.kick = false;
         js.last_attempt = now;
         pthread_mutex_unlock(&js.mu);
-        char why[300] = "", failures[24];
+        char why[sizeof ((seg_error *)0)->detail] = "", failures[24];
         double next_s = 0;
         int rc = refresh(cfg, &next_s, why, sizeof why);
         snprintf(failures, sizeof failures, "%llu", (unsigned long long)atomic_load(&js.failures_in_row));
@@ -358,7 +358,7 @@ int auth_jwks_start(const seg_config *cfg, seg_error *err)
         err_startup(err, "jwks", "libcurl cannot start");
         return -1;
     }
-    char why[300] = "";
+    char why[sizeof ((seg_error *)0)->detail] = "";
     double next_s = 0;
     js.stop = false;
     js.last_attempt = mono_now();
