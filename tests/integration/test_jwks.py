@@ -236,7 +236,7 @@ def test_url_max_age_refreshes_in_the_background(keys):
         gaps = [b - a for a, b in zip(js.hits, js.hits[1:])]
         assert min(gaps) >= 0.9, gaps
         js.cache_control = "max-age=3600"
-        time.sleep(1.5)  # the fetch that reads max-age=3600
+        time.sleep(2.5)  # the fetch that reads max-age=3600
         n = len(js.hits)
         time.sleep(2)
         assert len(js.hits) == n
@@ -278,7 +278,7 @@ def test_url_down_later_serves_the_last_good_set(keys):
     """Failed, malformed, oversized and slow refreshes keep the last good set; requests
     never wait for a fetch; the set comes back when the URL does."""
     js = JwksServer(jwks(keys["rsa"]))
-    s = start(url_env(js, timeout_ms="800"))
+    s = start(url_env(js, timeout_ms="2000"))
     try:
         api = Api(s, token="unused")
         good = lambda: status(api, fresh(keys["rsa"], "RS256"))  # noqa: E731
@@ -300,7 +300,7 @@ def test_url_down_later_serves_the_last_good_set(keys):
             t0 = time.monotonic()
             assert status(api, unknown) == 401  # asks for a refresh, does not wait for it
             assert good() == 200
-            assert time.monotonic() - t0 < 0.5
+            assert time.monotonic() - t0 < 1.0  # a request waiting for the fetch: >= 2 s
             assert wait_for(lambda: metric(s, f'segmentd_jwks_refreshes_total{{result="{result}"}}')
                             > before), breakage
             assert good() == 200
