@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +22,8 @@
 #define DEFAULT_MAX_AGE_S 300   /* a document without Cache-Control max-age */
 #define MAX_AGE_CEILING_S 86400 /* a max-age above a day waits a day */
 
-enum { R_OK, R_FETCH, R_INVALID, N_RESULTS };
-static const char *const result_label[N_RESULTS] = {"result=\"ok\"", "result=\"fetch_failed\"",
+enum { REFRESH_OK, REFRESH_FETCH_FAILED, REFRESH_INVALID, N_REFRESH_RESULTS };
+static const char *const result_label[N_REFRESH_RESULTS] = {"result=\"ok\"", "result=\"fetch_failed\"",
                                                     "result=\"invalid\""};
 
 static struct {
@@ -34,7 +35,7 @@ static struct {
     bool thread_running, stop, kick;
     pthread_t thread;
     double last_attempt, next_due; /* CLOCK_MONOTONIC seconds */
-    atomic_ullong refreshes[N_RESULTS], unknown_kids, failures_in_row, keys, last_ok_unix;
+    atomic_ullong refreshes[N_REFRESH_RESULTS], unknown_kids, failures_in_row, keys, last_ok_unix;
 } js = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static double mono_now(void)
@@ -216,17 +217,29 @@ static int fetch(const seg_config *cfg, fetch_buf *b, char *why, size_t why_len)
     return 0;
 }
 
+/* The URL as logged: without the user:password@ it may carry. */
+static void url_for_log(const char *url, char *out, size_t n)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    const char *at = strchr(host, '@'), *path = host + strcspn(host, "/?#");
+    if (at && at < path)
+        snprintf(out, n, "%.*s%s", (int)(host - url), url, at + 1);
+    else
+        snprintf(out, n, "%s", url);
+}
+
 /* Fetches and installs. Returns 0 or -1 with why; *next_s is when the next refresh is due. */
 static int refresh(const seg_config *cfg, double *next_s, char *why, size_t why_len)
 {
     fetch_buf b = {.max_age = -1};
     seg_error err;
-    int result = R_FETCH, rc = -1;
+    int result = REFRESH_FETCH_FAILED, rc = -1;
     err_clear(&err);
     if (fetch(cfg, &b, why, why_len) == 0) {
-        result = R_INVALID;
+        result = REFRESH_INVALID;
         if (auth_jwks_install(b.p, b.len, false, &err) == 0) {
-            result = R_OK;
+            result = REFRESH_OK;
             rc = 0;
         } else {
             snprintf(why, why_len, "%s", err.detail);
@@ -270,9 +283,11 @@ static void *refresher(void *arg)
         double next_s = 0;
         int rc = refresh(cfg, &next_s, why, sizeof why);
         snprintf(failures, sizeof failures, "%llu", (unsigned long long)atomic_load(&js.failures_in_row));
+        char url[2100];
+        url_for_log(cfg->jwt_jwks_url, url, sizeof url);
         if (rc)
             log_msg(LOG_WARN, "jwks: refresh failed, the last good key set stays in use", "url",
-                    cfg->jwt_jwks_url, "reason", why, "failures_in_row", failures, NULL);
+                    url, "reason", why, "failures_in_row", failures, NULL);
         else
             log_msg(LOG_DEBUG, "jwks: refreshed", "trigger", kicked ? "unknown kid" : "max-age", NULL);
         pthread_mutex_lock(&js.mu);
@@ -288,7 +303,7 @@ static void jwks_metrics(metrics_out *o)
                    "fetches of SEGMENTD_JWT_JWKS_URL (at start and in the background) by result: "
                    "ok, fetch_failed (network, HTTP status, timeout, too large) or invalid (the "
                    "document refused); a failure keeps the last good set");
-    for (int r = 0; r < N_RESULTS; r++)
+    for (int r = 0; r < N_REFRESH_RESULTS; r++)
         metrics_sample(o, "segmentd_jwks_refreshes_total", result_label[r],
                        atomic_load(&js.refreshes[r]));
     metrics_family(o, "segmentd_jwks_refresh_failures", "gauge",
@@ -363,8 +378,10 @@ int auth_jwks_start(const seg_config *cfg, seg_error *err)
     js.stop = false;
     js.last_attempt = mono_now();
     if (refresh(cfg, &next_s, why, sizeof why)) {
+        char url[2100];
+        url_for_log(cfg->jwt_jwks_url, url, sizeof url);
         err_startup(err, "config", "SEGMENTD_JWT_JWKS_URL: cannot load the key set from %.200s: %s",
-                    cfg->jwt_jwks_url, why);
+                    url, why);
         curl_global_cleanup();
         return -1;
     }
@@ -374,7 +391,14 @@ int auth_jwks_start(const seg_config *cfg, seg_error *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&js.cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&js.thread, NULL, refresher, (void *)cfg)) {
+    /* the thread starts with every signal blocked: SIGTERM/SIGINT are main's (sigwait),
+     * and this thread starts before main blocks them */
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &before);
+    int rc = pthread_create(&js.thread, NULL, refresher, (void *)cfg);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    if (rc) {
         err_startup(err, "jwks", "cannot start the JWKS refresher thread");
         curl_global_cleanup();
         return -1;

@@ -255,7 +255,7 @@ def test_url_down_at_start(keys, case):
            "oversized": "larger than 1048576", "slow": "imed out",
            "no_usable_key": "only a JWKS file"}[case]
     if case == "refused":
-        env["SEGMENTD_JWT_JWKS_URL"] = js.url.replace(str(js.httpd.server_address[1]), "9")
+        env["SEGMENTD_JWT_JWKS_URL"] = "http://user:hunter2@127.0.0.1:9/jwks.json"
     elif case == "http500":
         js.status = 500
     elif case == "malformed":
@@ -270,6 +270,7 @@ def test_url_down_at_start(keys, case):
         rc, err = failed_start(env)
         assert rc != 0, err
         assert "SEGMENTD_JWT_JWKS_URL: cannot load the key set" in err and why in err, err
+        assert "hunter2" not in err  # credentials in the URL are not logged
     finally:
         js.close()
 
