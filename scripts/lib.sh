@@ -28,6 +28,8 @@ need_packages() {
 
 BUILD_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libpq-dev
                 uuid-dev libjwt-dev libcmocka-dev postgresql-15 postgresql-client-15 curl)
+BUILD_PACKAGES+=(libcurl4-openssl-dev)  # libcurl: fetches of the JWKS URL, webhook deliveries
+BUILD_PACKAGES+=(libjose-dev)           # JSON Web Keys read into OpenSSL keys (src/auth/jwk.c)
 
 # build DIR [cmake args…]
 build() {

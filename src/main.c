@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/jwks.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "handlers/handlers.h"
@@ -121,10 +122,16 @@ static int cmd_serve(seg_config *cfg)
     sigset_t sigs;
     int sig = 0;
     err_clear(&err);
-    if (cfg->auto_migrate && store_migrate(cfg, &err) < 0)
+    if (auth_jwks_start(cfg, &err)) /* keys first: a JWKS URL that cannot be read stops start-up */
         return fatal(&err);
-    if (store_init(cfg, &err))
+    if (cfg->auto_migrate && store_migrate(cfg, &err) < 0) {
+        auth_jwks_stop();
         return fatal(&err);
+    }
+    if (store_init(cfg, &err)) {
+        auth_jwks_stop();
+        return fatal(&err);
+    }
     handlers_init(cfg);
     /* Block the stop signals in every thread; this one waits for them. */
     sigemptyset(&sigs);
@@ -133,6 +140,7 @@ static int cmd_serve(seg_config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     if (http_server_start(cfg, handlers_routes, handlers_n_routes, &err)) {
         store_close();
+        auth_jwks_stop();
         return fatal(&err);
     }
     if (store_sweeper_start(cfg, &err) || store_import_merge_start(cfg, &err) ||
@@ -142,6 +150,7 @@ static int cmd_serve(seg_config *cfg)
         h_lookup_stop();
         store_import_merge_stop();
         store_close();
+        auth_jwks_stop();
         return fatal(&err);
     }
     char port[8], loops[8], pool[8];
@@ -160,6 +169,7 @@ static int cmd_serve(seg_config *cfg)
     store_import_merge_stop();
     h_lookup_stop();
     store_close();
+    auth_jwks_stop();
     log_msg(LOG_INFO, "shutdown complete", NULL);
     return 0;
 }

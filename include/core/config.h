@@ -25,6 +25,10 @@ typedef struct seg_config {
     char jwt_alg[8];             /* HS256 … ES384 */
     unsigned char *jwt_key;      /* HMAC secret or PEM public key bytes */
     size_t jwt_key_len;
+    char *jwt_jwks_file;         /* a JWK Set file, or NULL (then jwt_key is NULL) */
+    char *jwt_jwks_url;          /* a JWK Set URL, or NULL (then jwt_key is NULL) */
+    int jwt_jwks_min_refresh_s;  /* fetches of the URL at least this far apart */
+    int jwt_jwks_timeout_ms;     /* one fetch of the URL, whole */
     char *jwt_issuer;            /* NULL: not checked */
     char *jwt_audience;          /* NULL: not checked */
     int jwt_leeway_s;

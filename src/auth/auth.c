@@ -1,7 +1,14 @@
-/* JWT bearer authentication. libjwt 1.10 verifies only the signature, trusts the
- * token's own "alg" and reads mistyped claims as 0, so everything else happens here
- * (the alg check, the algorithm confusion, the key types). */
+/* JWT bearer authentication. With one configured key, libjwt 1.10 verifies the signature
+ * only; it trusts the token's own "alg" and reads mistyped claims as 0, so everything else
+ * happens here (the alg check, the algorithm confusion, the key types). With a JWK Set,
+ * the token's kid picks the key, the key decides which alg it verifies (auth/jwk.c), and
+ * the signature is checked with the key OpenSSL parsed once. The claims' checks are the
+ * same for both. */
 #include "auth/auth.h"
+
+#include "auth/jwk.h"
+#include "auth/jwks_private.h"
+#include "core/ids.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -15,6 +22,7 @@
 
 static const seg_config *acfg;
 static jwt_alg_t pinned_alg;
+static bool use_jwks; /* SEGMENTD_JWT_JWKS_FILE or _URL: keys from auth/jwks.c */
 
 static const char *const www_missing = "Bearer realm=\"segmentd\"";
 static const char *const www_invalid = "Bearer realm=\"segmentd\", error=\"invalid_token\"";
@@ -50,6 +58,7 @@ void auth_init(const seg_config *cfg)
 {
     acfg = cfg;
     pinned_alg = jwt_str_alg(cfg->jwt_alg);
+    use_jwks = cfg->jwt_jwks_file || cfg->jwt_jwks_url;
 }
 
 static int invalid(seg_error *err, const char *why)
@@ -141,6 +150,7 @@ typedef struct cached_token {
     size_t len;
     uint64_t hash;
     long long exp, nbf;
+    uint64_t generation; /* of the JWK Set that verified it: a newer set verifies again */
     auth_principal p;
 } cached_token;
 
@@ -218,10 +228,11 @@ int auth_verify(const char *authorization, long long now_s, auth_principal *p, s
     /* a cached token passed every check below when it was cached: an identical one
      * needs only its time claims checked again */
     token_cache *c = thread_cache();
-    uint64_t h = token_hash(token, len);
+    uint64_t h = token_hash(token, len), generation = use_jwks ? jwks_generation() : 0;
     for (int i = 0; c && i < CACHE_SLOTS; i++) {
         cached_token *e = &c->slot[i];
-        if (e->token && e->hash == h && e->len == len && !memcmp(e->token, token, len)) {
+        if (e->token && e->hash == h && e->len == len && !memcmp(e->token, token, len) &&
+            e->generation == generation) {
             if (e->exp <= now_s - leeway) /* not exp + leeway: exp may be near LLONG_MAX */
                 return invalid(err, "token expired");
             if (now_s + leeway < e->nbf)
@@ -240,30 +251,137 @@ int auth_verify(const char *authorization, long long now_s, auth_principal *p, s
         if (copy) {
             memcpy(copy, token, len + 1);
             free(e->token);
-            *e = (cached_token){copy, len, h, exp, nbf, *p};
+            *e = (cached_token){copy, len, h, exp, nbf, generation, *p};
         }
     }
     return 0;
 }
 
-static int verify_token(const char *token, long long now_s, auth_principal *p, long long *exp_out,
-                        long long *nbf_out, seg_error *err)
+/* The claims (parsed JSON, maybe not an object) of a token verified by libjwt with the one
+ * configured key, or NULL with err set. */
+static json_t *single_key_claims(const char *token, seg_error *err)
 {
     jwt_t *jwt = NULL;
     char *grants = NULL;
     json_t *claims = NULL;
     json_error_t je;
-    int rc = -1;
-    long long leeway = acfg->jwt_leeway_s;
 
-    if (jwt_decode(&jwt, token, acfg->jwt_key, (int)acfg->jwt_key_len) != 0 || !jwt)
-        return invalid(err, "signature or format check failed");
+    if (jwt_decode(&jwt, token, acfg->jwt_key, (int)acfg->jwt_key_len) != 0 || !jwt) {
+        invalid(err, "signature or format check failed");
+        return NULL;
+    }
     if (jwt_get_alg(jwt) != pinned_alg) {
         invalid(err, "token algorithm differs from the configured one");
         goto done;
     }
     grants = jwt_get_grants_json(jwt, NULL);
     claims = grants ? json_loads(grants, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (!claims)
+        invalid(err, "claims are not JSON");
+done:
+    free(grants);
+    jwt_free(jwt);
+    return claims;
+}
+
+/* One base64url part of a token (n bytes at s) decoded into out (cap bytes); its length,
+ * or -1. */
+static int b64_part(const char *s, size_t n, unsigned char *out, size_t cap)
+{
+    char part[AUTH_MAX_TOKEN + 1];
+    if (n > AUTH_MAX_TOKEN)
+        return -1;
+    memcpy(part, s, n);
+    part[n] = '\0';
+    return ids_b64url_decode(part, out, cap);
+}
+
+/* Whether a JOSE header's typ is one a JWT access token has (RFC 7519 5.1, RFC 9068 2.1;
+ * media types compare case-insensitively). */
+static bool typ_ok(json_t *typ)
+{
+    const char *t = json_string_value(typ);
+    return !typ || (t && (!strcasecmp(t, "JWT") || !strcasecmp(t, "at+jwt") ||
+                          !strcasecmp(t, "application/at+jwt")));
+}
+
+/* The claims (parsed JSON, maybe not an object) of a token whose kid names a key of the JWK Set that both allows the
+ * token's alg and verifies its signature; or NULL with err set. An unknown kid asks for a
+ * refresh of the set but does not wait for it. */
+static json_t *jwks_claims(const char *token, size_t len, seg_error *err)
+{
+    unsigned char buf[AUTH_MAX_TOKEN];
+    json_t *header = NULL, *claims = NULL;
+    const jwk_set *set = NULL;
+    json_error_t je;
+    const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    int n;
+
+    if (!dot2) {
+        invalid(err, "token is not three base64url parts");
+        return NULL;
+    }
+    n = b64_part(token, (size_t)(dot1 - token), buf, sizeof buf);
+    header = n < 0 ? NULL : json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(header)) {
+        invalid(err, "header is not a JSON object");
+        goto done;
+    }
+    json_t *alg_j = json_object_get(header, "alg"), *kid_j = json_object_get(header, "kid");
+    jwk_alg alg = jwk_alg_from_name(json_string_value(alg_j));
+    if (alg == JWK_ALG_UNKNOWN) {
+        invalid(err, "alg missing or not one segmentd verifies");
+        goto done;
+    }
+    if (json_object_get(header, "crit")) { /* RFC 7515 4.1.11: no extension is understood */
+        invalid(err, "crit header names extensions segmentd does not implement");
+        goto done;
+    }
+    if (!typ_ok(json_object_get(header, "typ"))) {
+        invalid(err, "typ is not JWT or at+jwt");
+        goto done;
+    }
+    if (kid_j && (!json_is_string(kid_j) || json_string_length(kid_j) > JWK_KID_MAX)) {
+        invalid(err, "kid is not a string of at most 128 bytes");
+        goto done;
+    }
+    const char *kid = json_string_value(kid_j);
+    set = jwks_acquire();
+    const jwk_key *key = set ? jwk_set_find(set, kid) : NULL;
+    if (!key) {
+        if (set && kid && *kid)
+            jwks_unknown_kid();
+        invalid(err, kid && *kid ? "kid not in the JWK Set" : "no kid, and the JWK Set has more than one key");
+        goto done;
+    }
+    if (!jwk_key_allows(key, alg)) {
+        invalid(err, "the key of this kid does not verify the token's alg (kty, crv or alg differ)");
+        goto done;
+    }
+    n = b64_part(dot2 + 1, len - (size_t)(dot2 + 1 - token), buf, sizeof buf);
+    if (n < 0 || !jwk_verify(key, alg, (const unsigned char *)token, (size_t)(dot2 - token), buf,
+                             (size_t)n)) {
+        invalid(err, "signature check failed");
+        goto done;
+    }
+    n = b64_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), buf, sizeof buf);
+    claims = n < 0 ? NULL : json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+    if (!claims)
+        invalid(err, "claims are not JSON (or repeat a name)");
+done:
+    jwks_release(set);
+    json_decref(header);
+    return claims;
+}
+
+static int verify_token(const char *token, long long now_s, auth_principal *p, long long *exp_out,
+                        long long *nbf_out, seg_error *err)
+{
+    int rc = -1;
+    long long leeway = acfg->jwt_leeway_s;
+    json_t *claims = use_jwks ? jwks_claims(token, strlen(token), err) : single_key_claims(token, err);
+    if (!claims)
+        return -1;
     if (!json_is_object(claims)) {
         invalid(err, "claims are not a JSON object");
         goto done;
@@ -320,8 +438,6 @@ static int verify_token(const char *token, long long now_s, auth_principal *p, l
     rc = 0;
 done:
     json_decref(claims);
-    free(grants);
-    jwt_free(jwt);
     return rc;
 }
 
@@ -346,8 +462,9 @@ char *auth_mint(const char *tenant, const char *subject, const char *scope, long
 {
     jwt_t *jwt = NULL;
     char *out = NULL;
-    if (acfg->jwt_alg[0] != 'H') {
-        err_startup(err, "config", "token minting needs an HMAC algorithm (SEGMENTD_JWT_ALG=HS*)");
+    if (use_jwks || acfg->jwt_alg[0] != 'H') {
+        err_startup(err, "config", use_jwks ? "token minting needs SEGMENTD_JWT_SECRET, not a JWK Set"
+                                            : "token minting needs an HMAC algorithm (SEGMENTD_JWT_ALG=HS*)");
         return NULL;
     }
     if (jwt_new(&jwt) || jwt_add_grant(jwt, "sub", subject) ||

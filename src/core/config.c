@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 typedef enum { CF_INT, CF_SIZE, CF_STR, CF_BOOL, CF_LISTEN, CF_LEVEL, CF_ALG } cf_type;
@@ -39,6 +40,17 @@ static const cf_entry cf_table[] = {
     {"SEGMENTD_JWT_SECRET", CF_STR, NULL, 0, 0,
      "HMAC secret for HS*, at least 32 bytes (also SEGMENTD_JWT_SECRET_FILE)"},
     {"SEGMENTD_JWT_PUBLIC_KEY_FILE", CF_STR, NULL, 0, 0, "PEM public key file for RS*/ES*"},
+    {"SEGMENTD_JWT_JWKS_FILE", CF_STR, NULL, 0, 0,
+     "JWK Set file (RFC 7517): the token's kid picks the key, the key's kty/alg/use the "
+     "algorithm; instead of SEGMENTD_JWT_SECRET / _PUBLIC_KEY_FILE and SEGMENTD_JWT_ALG"},
+    {"SEGMENTD_JWT_JWKS_URL", CF_STR, NULL, 0, 0,
+     "http(s) URL of a JWK Set, fetched at start-up (which fails without it) and refreshed in "
+     "the background; instead of SEGMENTD_JWT_SECRET / _PUBLIC_KEY_FILE and SEGMENTD_JWT_ALG"},
+    {"SEGMENTD_JWT_JWKS_MIN_REFRESH_S", CF_INT, "30", 1, 3600,
+     "seconds at least between two fetches of the JWKS URL (also the floor of its "
+     "Cache-Control max-age, and the retry delay after a failed fetch)"},
+    {"SEGMENTD_JWT_JWKS_TIMEOUT_MS", CF_INT, "5000", 100, 60000,
+     "a fetch of the JWKS URL gives up after this (connecting and reading included)"},
     {"SEGMENTD_JWT_ISSUER", CF_STR, NULL, 0, 0, "required `iss` claim (unset: not checked)"},
     {"SEGMENTD_JWT_AUDIENCE", CF_STR, NULL, 0, 0, "required `aud` entry (unset: not checked)"},
     {"SEGMENTD_JWT_LEEWAY", CF_INT, "30", 0, 600, "seconds of clock skew allowed on exp/nbf/iat"},
@@ -251,6 +263,24 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         free(cfg->jwt_key);
         cfg->jwt_key = (unsigned char *)pem;
         cfg->jwt_key_len = len;
+    } else if (!strcmp(name, "JWT_JWKS_FILE")) {
+        free(cfg->jwt_jwks_file);
+        cfg->jwt_jwks_file = strdup(v);
+    } else if (!strcmp(name, "JWT_JWKS_URL")) {
+        if (strncasecmp(v, "https://", 8) && strncasecmp(v, "http://", 7)) {
+            err_startup(err, "config", "%s: expected an http:// or https:// URL", e->name);
+            return -1;
+        }
+        if (strlen(v) > 2048) {
+            err_startup(err, "config", "%s: longer than 2048 characters", e->name);
+            return -1;
+        }
+        free(cfg->jwt_jwks_url);
+        cfg->jwt_jwks_url = strdup(v);
+    } else if (!strcmp(name, "JWT_JWKS_MIN_REFRESH_S")) {
+        cfg->jwt_jwks_min_refresh_s = (int)n;
+    } else if (!strcmp(name, "JWT_JWKS_TIMEOUT_MS")) {
+        cfg->jwt_jwks_timeout_ms = (int)n;
     } else if (!strcmp(name, "JWT_ISSUER")) {
         free(cfg->jwt_issuer);
         cfg->jwt_issuer = strdup(v);
@@ -364,6 +394,31 @@ static int lookup_value(const cf_entry *e, config_lookup_fn lookup, void *cls, c
     return 0;
 }
 
+/* One source of keys: a JWK Set (file or URL) replaces the single key and its algorithm,
+ * so none of those may be set beside it. */
+static int check_key_source(const seg_config *cfg, config_lookup_fn lookup, void *cls,
+                            seg_error *err)
+{
+    static const char *const single[] = {"SEGMENTD_JWT_SECRET", "SEGMENTD_JWT_SECRET_FILE",
+                                         "SEGMENTD_JWT_PUBLIC_KEY_FILE", "SEGMENTD_JWT_ALG"};
+    const char *jwks = cfg->jwt_jwks_file ? "SEGMENTD_JWT_JWKS_FILE" : "SEGMENTD_JWT_JWKS_URL";
+    if (cfg->jwt_jwks_file && cfg->jwt_jwks_url) {
+        err_startup(err, "config",
+                "SEGMENTD_JWT_JWKS_FILE and SEGMENTD_JWT_JWKS_URL are both set: set only one");
+        return -1;
+    }
+    if (!cfg->jwt_jwks_file && !cfg->jwt_jwks_url)
+        return 0;
+    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
+        if (lookup(single[i], cls)) {
+            err_startup(err, "config",
+                    "%s: must not be set with %s (the JWK Set's keys, each with its own "
+                    "algorithm, replace the single key and SEGMENTD_JWT_ALG)", single[i], jwks);
+            return -1;
+        }
+    return 0;
+}
+
 #define DEFAULT_LOOPS_MAX 8 /* and so 8 connections per process by default, as before */
 
 /* CPUs this process may run on: its affinity mask (a cpuset), lowered to the cgroup v2
@@ -426,7 +481,11 @@ int config_load(seg_config *cfg, config_lookup_fn lookup, void *cls, seg_error *
         cfg->pool_size = cfg->loops;
     if (cfg->loops > cfg->pool_size) /* every loop owns at least one connection */
         cfg->loops = cfg->pool_size;
-    if (cfg->jwt_alg[0] == 'H') {
+    if (check_key_source(cfg, lookup, cls, err))
+        goto fail;
+    if (cfg->jwt_jwks_file || cfg->jwt_jwks_url) {
+        /* the JWK Set is read by auth/jwks.c when serve starts */
+    } else if (cfg->jwt_alg[0] == 'H') {
         /* The key file replaces the secret in cfg->jwt_key: with HS* its PEM text would
          * become the HMAC key, and anyone holding the public key could sign tokens. */
         if (lookup("SEGMENTD_JWT_PUBLIC_KEY_FILE", cls)) {
@@ -510,6 +569,8 @@ void config_free(seg_config *cfg)
     free(cfg->jwt_key);
     free(cfg->jwt_issuer);
     free(cfg->jwt_audience);
+    free(cfg->jwt_jwks_file);
+    free(cfg->jwt_jwks_url);
     free(cfg->migrations_dir);
     memset(cfg, 0, sizeof *cfg);
 }

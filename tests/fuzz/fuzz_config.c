@@ -12,6 +12,7 @@
  * refused one must be released and must not quote the secret. */
 #include <errno.h>
 #include <stdbool.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,6 +132,13 @@ static void check_loaded(const seg_config *c, const char *text)
     FUZZ_CHECK(c->connection_limit >= 8 && c->connection_limit <= 100000, "connection_limit");
     FUZZ_CHECK(c->per_ip_limit >= 0 && c->per_ip_limit <= 100000, "per_ip_limit");
     FUZZ_CHECK(c->shutdown_grace_s >= 0 && c->shutdown_grace_s <= 600, "shutdown_grace_s");
+    if (c->jwt_jwks_file || c->jwt_jwks_url) {
+        /* the JWK Set is the only source of keys, with no algorithm of its own */
+        FUZZ_CHECK(!c->jwt_key && !(c->jwt_jwks_file && c->jwt_jwks_url), "JWKS beside another key");
+        FUZZ_CHECK(!line_value(text, "SEGMENTD_JWT_ALG", &len), "SEGMENTD_JWT_ALG with a JWKS");
+        FUZZ_CHECK(!c->jwt_jwks_url || !strncasecmp(c->jwt_jwks_url, "http", 4), "JWKS URL scheme");
+        return;
+    }
     FUZZ_CHECK(c->jwt_key && c->jwt_key_len > 0, "no JWT key");
     if (c->jwt_alg[0] == 'H') {
         FUZZ_CHECK(c->jwt_key_len >= 32, "HMAC secret of %zu bytes", c->jwt_key_len);
@@ -160,7 +168,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         config_free(&cfg);
     } else {
         FUZZ_CHECK(err.detail[0], "refused without a reason");
-        FUZZ_CHECK(!cfg.jwt_key && !cfg.database_url && !cfg.migrations_dir,
+        FUZZ_CHECK(!cfg.jwt_key && !cfg.database_url && !cfg.migrations_dir && !cfg.jwt_jwks_file &&
+                       !cfg.jwt_jwks_url,
                    "refused but not released");
         const char *secret = line_value(text, "SEGMENTD_JWT_SECRET", &len);
         /* values are quoted in messages: look for "secret", unless the same text is also

@@ -233,7 +233,8 @@ def test_help_lists_every_setting():
     for name in ["SEGMENTD_LISTEN", "SEGMENTD_DATABASE_URL", "SEGMENTD_LOOPS", "SEGMENTD_POOL_SIZE",
                  "SEGMENTD_JWT_ALG", "SEGMENTD_JWT_SECRET", "SEGMENTD_JWT_PUBLIC_KEY_FILE",
                  "SEGMENTD_JWT_ISSUER", "SEGMENTD_JWT_AUDIENCE", "SEGMENTD_JWT_LEEWAY",
-                 "SEGMENTD_TENANT_CLAIM", "SEGMENTD_MAX_BODY_BYTES", "SEGMENTD_LOG_LEVEL"]:
+                 "SEGMENTD_TENANT_CLAIM", "SEGMENTD_MAX_BODY_BYTES", "SEGMENTD_LOG_LEVEL",
+                 "SEGMENTD_JWT_JWKS_FILE", "SEGMENTD_JWT_JWKS_URL"]:
         assert name in p.stdout
     assert subprocess.run([BIN, "--version"], capture_output=True, text=True).stdout.startswith("segmentd ")
 

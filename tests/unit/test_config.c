@@ -88,6 +88,35 @@ static void test_errors(void **state)
                  "set only one");
 }
 
+/* A JWK Set is the one source of keys: no single key, no SEGMENTD_JWT_ALG beside it. */
+static void test_jwks_settings(void **state)
+{
+    seg_config c;
+    seg_error e;
+    err_clear(&e);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_JWKS_URL=https://idp.example/jwks\n", &e), 0);
+    assert_string_equal(c.jwt_jwks_url, "https://idp.example/jwks");
+    assert_null(c.jwt_key);
+    assert_int_equal(c.jwt_jwks_min_refresh_s, 30);
+    assert_int_equal(c.jwt_jwks_timeout_ms, 5000);
+    config_free(&c);
+    assert_int_equal(config_load_from_string(&c, "SEGMENTD_JWT_JWKS_FILE=/k.json\n", &e), 0);
+    assert_string_equal(c.jwt_jwks_file, "/k.json");
+    config_free(&c);
+    expect_error("SEGMENTD_JWT_JWKS_FILE=/k\nSEGMENTD_JWT_JWKS_URL=http://a/\n", "both set");
+    expect_error("SEGMENTD_JWT_JWKS_FILE=/k\nSEGMENTD_JWT_SECRET=" SECRET "\n",
+                 "SEGMENTD_JWT_SECRET: must not be set with SEGMENTD_JWT_JWKS_FILE");
+    expect_error("SEGMENTD_JWT_JWKS_URL=http://a/\nSEGMENTD_JWT_SECRET_FILE=/etc/hostname\n",
+                 "SEGMENTD_JWT_SECRET_FILE: must not be set with SEGMENTD_JWT_JWKS_URL");
+    expect_error("SEGMENTD_JWT_JWKS_URL=http://a/\nSEGMENTD_JWT_PUBLIC_KEY_FILE=/etc/hostname\n",
+                 "SEGMENTD_JWT_PUBLIC_KEY_FILE: must not be set");
+    expect_error("SEGMENTD_JWT_JWKS_URL=http://a/\nSEGMENTD_JWT_ALG=RS256\n",
+                 "SEGMENTD_JWT_ALG: must not be set");
+    expect_error("SEGMENTD_JWT_JWKS_URL=ftp://a/\n", "http:// or https://");
+    expect_error("SEGMENTD_JWT_JWKS_URL=http://a/\nSEGMENTD_JWT_JWKS_MIN_REFRESH_S=0\n",
+                 "SEGMENTD_JWT_JWKS_MIN_REFRESH_S");
+}
+
 static void test_secret_never_in_errors(void **state)
 {
     seg_config c;
@@ -173,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_values),
         cmocka_unit_test(test_loops_and_pool), cmocka_unit_test(test_retired_settings),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_secret_never_in_errors),
+        cmocka_unit_test(test_jwks_settings),
         cmocka_unit_test(test_secret_file), cmocka_unit_test(test_help_lists_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
