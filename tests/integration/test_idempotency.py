@@ -170,6 +170,22 @@ def test_a_4xx_answer_of_the_handler_is_kept_and_replayed(server):
     assert kept(api.tenant, "404-" + key) == [(404, None, None)]
 
 
+def test_a_412_is_kept_and_headers_are_not_part_of_the_request(server):
+    """A stale If-Match on end-date: 412, kept. The key's request is method, path and body:
+    the same body with a fresh If-Match is a repeat, replayed (a new attempt needs a new key)."""
+    api = tenant_api(server)
+    sid = api.post(V1, v1_body("stale")).json()["id"]
+    key = "412-" + uuid.uuid4().hex
+    first = api.post(f"{V1}/{sid}/end-date", END, headers=keyed(key, **{"If-Match": '"999"'}))
+    problem(first, 412)
+    fresh = api.get(f"{V1}/{sid}").headers["ETag"]
+    again = api.post(f"{V1}/{sid}/end-date", END, headers=keyed(key, **{"If-Match": fresh}))
+    assert again.status_code == 412 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    ok = api.post(f"{V1}/{sid}/end-date", END, headers=keyed("new-" + key, **{"If-Match": fresh}))
+    assert ok.status_code == 200 and ok.headers["ETag"] != fresh
+
+
 def test_answers_from_before_the_handler_are_not_kept(server):
     """A 403 (the token's scope) and a 422 of another request's key are not the handler's:
     the key stays free, or keeps its first answer."""

@@ -3542,7 +3542,9 @@ export interface components {
          *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
          *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
          *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-         *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+         *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+         *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+         *     is a repeat, and gets the 412 again). Not kept,
          *     so that a retry runs: a 5xx, and the answers given before the route runs (400
          *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
          *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -4176,7 +4178,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -4314,7 +4318,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -4453,7 +4459,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -4675,7 +4683,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -4770,7 +4780,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -5231,7 +5243,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -5374,7 +5388,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -5515,7 +5531,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -5671,7 +5689,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -5766,7 +5786,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -6250,7 +6272,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -6312,7 +6336,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
@@ -6472,7 +6498,9 @@ export interface operations {
                  *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
                  *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
                  *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
-                 *     rolled back, and replayed the same way: a corrected request needs a new key. Not kept,
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
                  *     so that a retry runs: a 5xx, and the answers given before the route runs (400
                  *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
                  *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
