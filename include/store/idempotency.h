@@ -40,6 +40,13 @@ int store_idem_claim(store_conn *c, const store_idem_request *q, store_idem_answ
 int store_idem_save(store_conn *c, const store_idem_request *q, const store_idem_answer *a,
                     seg_error *err) MUSTCHECK;
 
+/* Keeps a 4xx answer a for the key, outside any transaction (the request's rolled back): in
+ * one statement that takes the key's lock. STORE_IDEM_NEW when kept, STORE_IDEM_BUSY when
+ * another request of the key holds its lock or its live answer exists (nothing written), or
+ * -1 with err. */
+int store_idem_keep(store_conn *c, const store_idem_request *q, const store_idem_answer *a,
+                    seg_error *err) MUSTCHECK;
+
 /* Deletes expired keys on pg, the sweeper's session, batch at a time until none is left or
  * stop() says so. Returns how many, or -1 with err. */
 long long store_idem_purge(void *pg, int batch, bool (*stop)(void), seg_error *err);

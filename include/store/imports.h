@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/model.h"
+#include "store/idempotency.h"
 #include "store/segments.h"
 
 /* An import being received, on a PostgreSQL session of its own (not the pool's). Its
@@ -23,10 +24,20 @@ typedef struct store_import_counts {
 } store_import_counts;
 
 /* Creates import `id` of tenant (status receiving) on a new session, which holds the
- * import's lock until store_import_close. NULL with err (503 when the database cannot be
- * reached). */
-store_import *store_import_open(const seg_config *cfg, const char *tenant, const char *id,
-                                seg_error *err);
+ * import's lock until store_import_close: STORE_IDEM_NEW and *out. With q (the request's
+ * Idempotency-Key; its body_sha256 unused here) the session first takes the key's lock,
+ * held until store_import_key_release or the close, and looks the key up:
+ * STORE_IDEM_BUSY (another request holds it) and STORE_IDEM_OTHER (another method or path
+ * had it) leave nothing; STORE_IDEM_REPLAY gives *out a session holding the key's lock but
+ * no import, *kept the key's answer and *kept_sha256 the digest of the body it answered,
+ * to compare once the body is in (their texts live until the close); STORE_IDEM_NEW
+ * creates the import. -1 with err (503 when the database cannot be reached). */
+int store_import_open(const seg_config *cfg, const char *tenant, const char *id,
+                      const store_idem_request *q, store_import **out, store_idem_answer *kept,
+                      const char **kept_sha256, seg_error *err) MUSTCHECK;
+/* Gives the Idempotency-Key's lock back (before the answer, so that a repeat sent at once
+ * finds it free); nothing when none is held. */
+void store_import_key_release(store_import *im);
 /* COPY text of staged rows, built by any thread (a growable buffer; zeroed: empty). */
 typedef struct store_copy_text {
     char *p;
@@ -46,8 +57,12 @@ bool store_import_pending(const store_import *im);
 /* Ends the COPY under way (its rows committed) and records the counts. 0 or -1 (503). */
 int store_import_progress(store_import *im, const store_import_counts *n, seg_error *err) MUSTCHECK;
 /* The body is complete: the last rows committed, the import merging (or done when no line
- * was valid). *doc gets the representation (malloc'd). 0 or -1 with err. */
-int store_import_received(store_import *im, const store_import_counts *n, char **doc,
+ * was valid). *doc gets the representation (malloc'd). With q (the key claimed at the open,
+ * body_sha256 the body's), the answer (202, *doc, location) is kept for the key in the same
+ * transaction. 0, STORE_IDEM_BUSY (the key has a live answer: nothing done), or -1 with
+ * err. */
+int store_import_received(store_import *im, const store_import_counts *n,
+                          const store_idem_request *q, const char *location, char **doc,
                           seg_error *err) MUSTCHECK;
 /* The import failed (code, detail: why): its staged rows deleted, the counts n recorded when
  * not NULL. *doc (when doc is not NULL) gets the representation (malloc'd, NULL when the

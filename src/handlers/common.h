@@ -7,6 +7,7 @@
 
 #include "core/json_text.h"
 #include "http/request.h"
+#include "store/idempotency.h"
 #include "store/segments.h"
 
 /* n zeroed bytes of the request whose release(ptr) runs with the request (a validator's
@@ -36,11 +37,25 @@ store_conn *h_store(http_request *rq);
 /* Runs handler fn under the request's Idempotency-Key, when it has one: in one transaction
  * the key is claimed (a repeat of the same request answered again, with Idempotent-Replayed;
  * another request 422; the key's first request still running 409), fn runs with h_store
- * handing it that transaction, and its 2xx answer is kept with the change. Without a key, fn
+ * handing it that transaction, and its 2xx answer is kept with the change; a 4xx of fn is
+ * kept too, on its own after the rollback (a 5xx never: the retry runs). Without a key, fn
  * runs as it is. */
 void h_idempotent(http_request *rq, http_handler fn);
 /* The SHA-256 of data as 64 lower-case hex digits. 0, or -1 when OpenSSL fails. Pure. */
 int h_sha256_hex(const char *data, size_t len, char out[65]) MUSTCHECK;
+/* The same of a body that arrives in pieces: new (NULL when OpenSSL fails), add each piece
+ * (0 or -1), end (its hex digits; 0 or -1), free (NULL is a no-op). OpenSSL's EVP_MD_CTX. */
+typedef struct evp_md_ctx_st h_sha256;
+h_sha256 *h_sha256_new(void);
+int h_sha256_add(h_sha256 *x, const char *data, size_t len) MUSTCHECK;
+int h_sha256_end(h_sha256 *x, char out[65]) MUSTCHECK;
+void h_sha256_free(h_sha256 *x);
+/* Answers with answer a kept for the request's key, marked Idempotent-Replayed; its body
+ * borrowed as http_reply's (free_fn(cls) once sent). */
+void h_idem_replay(http_request *rq, const store_idem_answer *a, http_free_fn free_fn, void *cls);
+/* Why a request cannot run under its key: outcome STORE_IDEM_OTHER (422, another request
+ * had it) or STORE_IDEM_BUSY (409, its request still runs). */
+void h_idem_refuse(seg_error *err, int outcome);
 
 /* The parsed JSON body (freed with the request). NULL with rq->err set (400). */
 json_t *h_body(http_request *rq);

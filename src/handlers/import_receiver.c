@@ -26,6 +26,8 @@
 #define PROGRESS_LINES 50000     /* the counts are stored at least this often, */
 #define PROGRESS_NS 1000000000u  /* and a COPY stays open at most this long */
 #define IDLE_WAIT_NS 200000000u  /* waiting longer than this for the body, the COPY is ended */
+#define IMPORTS_PATH "/v1/devices/imports"
+#define KEY_MAX 255              /* an Idempotency-Key's characters at most (http/admit.c) */
 
 typedef struct piece {
     struct piece *next;
@@ -50,6 +52,13 @@ typedef struct receiver {
     /* the thread's own */
     char tenant[AUTH_TENANT_MAX + 1];
     char id[IDS_IMPORT_LEN + 1];
+    /* an Idempotency-Key (key[0] == '\0': none): the request as the key keeps it, the body's
+     * digest as it arrives, and on a repeat the answer kept (its texts in im's memory) */
+    char key[KEY_MAX + 1];
+    char *target;
+    h_sha256 *sha;
+    store_idem_answer kept;
+    const char *kept_sha256;
     char *line;
     size_t line_len, line_cap;
     bool line_over;                 /* the line passed the limit: the rest is skipped */
@@ -250,7 +259,7 @@ static void answer(receiver *r, int status, char *doc, const seg_error *e)
         if (e) {
             rq->err = *e;
         } else {
-            snprintf(rq->location, sizeof rq->location, "/v1/devices/imports/%s", r->id);
+            snprintf(rq->location, sizeof rq->location, IMPORTS_PATH "/%s", r->id);
             http_reply(rq, status, "application/json", doc, strlen(doc), free, doc);
             doc = NULL;
         }
@@ -258,6 +267,33 @@ static void answer(receiver *r, int status, char *doc, const seg_error *e)
     }
     pthread_mutex_unlock(&r->mu);
     free(doc);
+}
+
+/* Answers the request (when it still waits) with the answer its key kept, and lets it go. */
+static void answer_replayed(receiver *r)
+{
+    const store_idem_answer *k = &r->kept;
+    size_t type_len = k->content_type ? strlen(k->content_type) + 1 : 0;
+    char *copy = malloc(k->body_len + 1 + type_len); /* the body, then its Content-Type */
+    pthread_mutex_lock(&r->mu);
+    http_request *rq = r->rq;
+    r->rq = NULL;
+    if (rq && !copy) {
+        err_set(&rq->err, 500, "internal", "out of memory");
+    } else if (rq) {
+        store_idem_answer a = *k;
+        memcpy(copy, k->body, k->body_len);
+        copy[k->body_len] = '\0';
+        if (type_len)
+            a.content_type = memcpy(copy + k->body_len + 1, k->content_type, type_len);
+        a.body = copy;
+        h_idem_replay(rq, &a, free, copy);
+        copy = NULL;
+    }
+    if (rq)
+        http_stream_answered(rq);
+    pthread_mutex_unlock(&r->mu);
+    free(copy);
 }
 
 /* A failure of the thread: kept for the request side, which refuses the body with it; the
@@ -292,11 +328,46 @@ static void drop_pieces(receiver *r)
     r->queued = 0;
 }
 
+/* A repeat of a key that answered a body: this body is only digested, and when it is the
+ * same, the kept answer replayed; another body gets 422. Nothing is stored either way. */
+static void replay(receiver *r)
+{
+    seg_error err;
+    err_clear(&err);
+    bool unused = false, failed = false;
+    piece *pc;
+    while ((pc = next_piece(r, &err, &unused))) {
+        failed = failed || h_sha256_add(r->sha, pc->data, pc->len);
+        free(pc);
+    }
+    pthread_mutex_lock(&r->mu);
+    bool aborted = r->aborted;
+    pthread_mutex_unlock(&r->mu);
+    if (aborted)
+        return;
+    char digest[65];
+    if (failed || h_sha256_end(r->sha, digest)) {
+        err_set(&err, 500, "internal", "the body's digest could not be computed");
+        fail_thread(r, &err);
+    } else if (strcmp(digest, r->kept_sha256)) {
+        h_idem_refuse(&err, STORE_IDEM_OTHER);
+        fail_thread(r, &err);
+    } else {
+        store_import_key_release(r->im);
+        answer_replayed(r);
+    }
+}
+
 static void receive(receiver *r)
 {
     seg_error err;
     err_clear(&err);
-    store_import *im = store_import_open(reg.cfg, r->tenant, r->id, &err);
+    store_import *im = NULL;
+    store_idem_request q = {r->tenant, r->key, "POST", r->target, NULL};
+    int claim = store_import_open(reg.cfg, r->tenant, r->id, r->sha ? &q : NULL, &im, &r->kept,
+                                  &r->kept_sha256, &err);
+    if (claim == STORE_IDEM_BUSY || claim == STORE_IDEM_OTHER)
+        h_idem_refuse(&err, claim);
     if (!im) {
         fail_thread(r, &err);
         return;
@@ -304,6 +375,10 @@ static void receive(receiver *r)
     pthread_mutex_lock(&r->mu);
     r->im = im;
     pthread_mutex_unlock(&r->mu);
+    if (claim == STORE_IDEM_REPLAY) {
+        replay(r);
+        return;
+    }
     r->lines = import_lines_start(store_import_seq(im), reg.cfg->max_body_bytes);
     if (!r->lines) {
         err_set(&err, 503, "overloaded", "the server cannot take an import now");
@@ -320,7 +395,9 @@ static void receive(receiver *r)
         if (!pc)
             break;
         r->bytes += (long long)pc->len;
-        int rc = feed(r, pc->data, pc->len, &err);
+        int rc = r->sha && h_sha256_add(r->sha, pc->data, pc->len)
+                     ? (err_set(&err, 500, "internal", "the body's digest could not be computed"), -1)
+                     : feed(r, pc->data, pc->len, &err);
         free(pc);
         if (rc || progress(r, false, &err)) {
             store_failed = true;
@@ -333,20 +410,30 @@ static void receive(receiver *r)
     pthread_mutex_unlock(&r->mu);
     store_import_counts n;
     if (!store_failed && !aborted) { /* the body ended: its last line, then merging */
-        char *doc = NULL;
+        char *doc = NULL, digest[65], location[sizeof IMPORTS_PATH + IDS_IMPORT_LEN + 1];
         if ((r->line_len || r->line_over) && take_line(r, r->line, r->line_len, r->line_over, &err))
             store_failed = true;
         if (!store_failed && (import_lines_flush(r->lines) < 0 || drain(r, true, &err)))
             store_failed = true;
+        if (!store_failed && r->sha && h_sha256_end(r->sha, digest)) {
+            err_set(&err, 500, "internal", "the body's digest could not be computed");
+            store_failed = true;
+        }
         counts_of(r, &n, r->line_no);
-        if (!store_failed && store_import_received(im, &n, &doc, &err) == 0) {
+        q.body_sha256 = digest;
+        snprintf(location, sizeof location, IMPORTS_PATH "/%s", r->id);
+        int rc = store_failed ? -1 : store_import_received(im, &n, r->sha ? &q : NULL, location, &doc, &err);
+        if (rc == 0) {
             store_import_counted_invalid(n.invalid);
             if (n.received == n.invalid)
                 store_import_counted(true);
             r->merge_due = true;
+            store_import_key_release(im);
             answer(r, 202, doc, NULL);
             return;
         }
+        if (rc == STORE_IDEM_BUSY) /* the key's lock is held all along: not expected */
+            h_idem_refuse(&err, rc);
         store_failed = true;
     }
     counts_of(r, &n, r->staged_line);
@@ -377,6 +464,8 @@ static void receive(receiver *r)
 static void receiver_free(receiver *r)
 {
     import_lines_stop(r->lines);
+    h_sha256_free(r->sha);
+    free(r->target);
     drop_pieces(r);
     free(r->line);
     json_text_release(&r->errors);
@@ -426,6 +515,15 @@ static int import_open(http_request *rq)
     snprintf(r->tenant, sizeof r->tenant, "%s", rq->principal.tenant);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
+    if (rq->idempotency_key) { /* the request as h_idempotent's keys know it */
+        const char *target = http_target(rq);
+        snprintf(r->key, sizeof r->key, "%s", rq->idempotency_key);
+        if (!target || !(r->target = strdup(target)) || !(r->sha = h_sha256_new())) {
+            receiver_free(r);
+            err_set(&rq->err, 500, "internal", "cannot start the import");
+            return -1;
+        }
+    }
     r->rq = rq;
     pthread_mutex_lock(&reg.mu);
     if (reg.n >= reg.cfg->imports_max) {

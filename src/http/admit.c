@@ -72,10 +72,8 @@ static int admit_body(const seg_config *cfg, const http_route *route, http_heade
 }
 
 /* A POST's Idempotency-Key (other methods' is ignored: PUT, PATCH and DELETE are
- * idempotent by their If-Match), checked before the body is read. Device imports, received
- * and merged on sessions of their own, cannot keep it with their change yet: there it is
- * refused rather than ignored, so that a client never takes a retry there for safe. */
-static int admit_idempotency_key(const http_route *route, const char *method,
+ * idempotent by their If-Match), checked before the body is read. */
+static int admit_idempotency_key(const char *method,
                                  http_header_fn header, void *cls, http_request *rq)
 {
     if (method[0] != 'P' || strcmp(method, "POST") != 0)
@@ -89,14 +87,6 @@ static int admit_idempotency_key(const http_route *route, const char *method,
                 HTTP_IDEMPOTENCY_KEY_MAX);
         err_add(&rq->err, "/header/Idempotency-Key", "1 to %d printable ASCII characters",
                 HTTP_IDEMPOTENCY_KEY_MAX);
-        rq->err.status = 400;
-        return -1;
-    }
-    if (route->body == BODY_STREAM) {
-        err_set(&rq->err, 400, "idempotency_key_unsupported",
-                "Idempotency-Key is not honoured on %s %s yet: send the request without it",
-                method, route->pattern);
-        err_add(&rq->err, "/header/Idempotency-Key", "not honoured on this route yet");
         rq->err.status = 400;
         return -1;
     }
@@ -174,7 +164,7 @@ int http_admit(const http_router *r, const seg_config *cfg, const char *method, 
             auth_require(&rq->principal, route->scope, &rq->err))
             return -1;
         out->authenticated = true;
-        if (admit_rate(route, method, rq) || admit_idempotency_key(route, method, header, cls, rq))
+        if (admit_rate(route, method, rq) || admit_idempotency_key(method, header, cls, rq))
             return -1;
     }
     return route->body ? admit_body(cfg, route, header, cls, rq, out) : 0;

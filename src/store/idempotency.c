@@ -39,18 +39,42 @@ int store_idem_claim(store_conn *c, const store_idem_request *q, store_idem_answ
     return STORE_IDEM_REPLAY;
 }
 
-int store_idem_save(store_conn *c, const store_idem_request *q, const store_idem_answer *a,
-                    seg_error *err)
+/* The parameters of STMT_IDEM_SAVE and its kin: the request, the answer, the hours it is
+ * kept; t holds the numbers as text. */
+void store_idem_params(const store_idem_request *q, const store_idem_answer *a, char t[2][16],
+                       const char *p[11])
 {
-    char status[16], h[16];
-    snprintf(status, sizeof status, "%d", a->status);
-    snprintf(h, sizeof h, "%d", store_p.cfg->idempotency_hours);
-    const char *p[11] = {q->tenant, q->key, q->method, q->path, q->body_sha256, status,
-                         a->content_type, a->location, a->etag, a->body, h};
-    PGresult *res = store_run(c, STMT_IDEM_SAVE, p, err);
+    snprintf(t[0], 16, "%d", a->status);
+    snprintf(t[1], 16, "%d", store_p.cfg->idempotency_hours);
+    const char *v[11] = {q->tenant, q->key, q->method, q->path, q->body_sha256, t[0],
+                         a->content_type, a->location, a->etag, a->body, t[1]};
+    memcpy(p, v, sizeof v);
+}
+
+/* Runs statement id of the answer: STORE_IDEM_NEW when it wrote the key's row,
+ * STORE_IDEM_BUSY when not, -1 with err. */
+static int write_answer(store_conn *c, stmt_id id, const store_idem_request *q,
+                        const store_idem_answer *a, seg_error *err)
+{
+    char t[2][16];
+    const char *p[11];
+    store_idem_params(q, a, t, p);
+    PGresult *res = store_run(c, id, p, err);
     if (!res)
         return -1;
     return strcmp(PQcmdTuples(res), "1") == 0 ? STORE_IDEM_NEW : STORE_IDEM_BUSY;
+}
+
+int store_idem_save(store_conn *c, const store_idem_request *q, const store_idem_answer *a,
+                    seg_error *err)
+{
+    return write_answer(c, STMT_IDEM_SAVE, q, a, err);
+}
+
+int store_idem_keep(store_conn *c, const store_idem_request *q, const store_idem_answer *a,
+                    seg_error *err)
+{
+    return write_answer(c, STMT_IDEM_KEEP, q, a, err);
 }
 
 long long store_idem_purge(void *session, int batch, bool (*stop)(void), seg_error *err)

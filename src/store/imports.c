@@ -23,6 +23,9 @@ struct store_import {
     char seq[24];
     bool copying;            /* a COPY is open on pg */
     bool broken;             /* the session failed: nothing more is sent */
+    char *key_tenant, *key;  /* the Idempotency-Key whose lock pg holds (key_locked) */
+    bool key_locked;
+    PGresult *kept;          /* the key's live answer, when the open found one */
 };
 
 static int fail_db(store_import *im, seg_error *err, PGresult *r, const char *what)
@@ -35,13 +38,63 @@ static int fail_db(store_import *im, seg_error *err, PGresult *r, const char *wh
     return -1;
 }
 
-store_import *store_import_open(const seg_config *cfg, const char *tenant, const char *id,
-                                seg_error *err)
+/* A statement of the import's session that answers nothing: 0, or -1 with err (the
+ * session marked failed). */
+static int run_plain(store_import *im, stmt_id id, const char *const *p, const char *what,
+                     seg_error *err)
 {
+    PGresult *r = session_run(im->pg, id, p);
+    if (!session_result_ok(r))
+        return fail_db(im, err, r, what);
+    PQclear(r);
+    return 0;
+}
+
+/* Takes the lock of q's key on the session, and looks the key up: a store_idem_outcome (the
+ * lock held on STORE_IDEM_NEW and STORE_IDEM_REPLAY, im->kept the answer of the latter), or
+ * -1 with err. */
+static int claim_key(store_import *im, const store_idem_request *q, seg_error *err)
+{
+    const char *p[4] = {q->tenant, q->key, q->method, q->path};
+    im->key_tenant = strdup(q->tenant);
+    im->key = strdup(q->key);
+    if (!im->key_tenant || !im->key) {
+        err_set(err, 500, "internal", "out of memory");
+        return -1;
+    }
+    PGresult *r = session_run(im->pg, STMT_IMPORT_KEY_LOCK, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        return fail_db(im, err, r, "idempotency key lock");
+    im->key_locked = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!im->key_locked)
+        return STORE_IDEM_BUSY;
+    r = session_run(im->pg, STMT_IMPORT_KEY_FIND, p);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return fail_db(im, err, r, "idempotency key lookup");
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return STORE_IDEM_NEW;
+    }
+    im->kept = r;
+    return PQgetvalue(r, 0, 0)[0] == 't' ? STORE_IDEM_REPLAY : STORE_IDEM_OTHER;
+}
+
+/* A nullable column of im->kept. */
+static const char *kept_text(const store_import *im, int col)
+{
+    return PQgetisnull(im->kept, 0, col) ? NULL : PQgetvalue(im->kept, 0, col);
+}
+
+int store_import_open(const seg_config *cfg, const char *tenant, const char *id,
+                      const store_idem_request *q, store_import **out, store_idem_answer *kept,
+                      const char **kept_sha256, seg_error *err)
+{
+    *out = NULL;
     store_import *im = calloc(1, sizeof *im);
     if (!im) {
         err_set(err, 500, "internal", "out of memory");
-        return NULL;
+        return -1;
     }
     pthread_mutex_init(&im->mu, NULL);
     im->pg = session_open_own(cfg, IMPORT_STATEMENT_TIMEOUT_MS, "device import");
@@ -49,19 +102,40 @@ store_import *store_import_open(const seg_config *cfg, const char *tenant, const
         err_set(err, 503, "database_unavailable", "the database is not reachable; retry shortly");
         err->retry_after = 1;
         store_import_close(im);
-        return NULL;
+        return -1;
     }
-    const char *p[2] = {tenant, id};
-    PGresult *r = session_run(im->pg, STMT_IMPORT_CREATE, p);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        (void)fail_db(im, err, r, "create import");
+    int rc = q ? claim_key(im, q, err) : STORE_IDEM_NEW;
+    if (rc == STORE_IDEM_REPLAY) {
+        *kept = (store_idem_answer){atoi(PQgetvalue(im->kept, 0, 2)), kept_text(im, 3),
+                                    kept_text(im, 4), kept_text(im, 5), PQgetvalue(im->kept, 0, 6),
+                                    (size_t)PQgetlength(im->kept, 0, 6)};
+        *kept_sha256 = PQgetvalue(im->kept, 0, 1);
+    } else if (rc == STORE_IDEM_NEW) {
+        const char *p[2] = {tenant, id};
+        PGresult *r = session_run(im->pg, STMT_IMPORT_CREATE, p);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+            rc = fail_db(im, err, r, "create import");
+        } else {
+            snprintf(im->seq, sizeof im->seq, "%s", PQgetvalue(r, 0, 0));
+            PQclear(r);
+        }
+    }
+    if (rc != STORE_IDEM_NEW && rc != STORE_IDEM_REPLAY) {
         store_import_close(im);
-        return NULL;
+        return rc;
     }
-    snprintf(im->seq, sizeof im->seq, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
     im->cancel = PQgetCancel(im->pg);
-    return im;
+    *out = im;
+    return rc;
+}
+
+void store_import_key_release(store_import *im)
+{
+    if (!im->key_locked || PQstatus(im->pg) != CONNECTION_OK)
+        return;
+    const char *p[2] = {im->key_tenant, im->key};
+    PQclear(session_run(im->pg, STMT_IMPORT_KEY_UNLOCK, p));
+    im->key_locked = false;
 }
 
 /* Grows b to hold n more bytes. -1 when memory ran out. */
@@ -245,20 +319,53 @@ static char *doc_of(const PGresult *r)
                                                                       : NULL;
 }
 
-int store_import_received(store_import *im, const store_import_counts *n, char **doc,
+/* Keeps the import's answer (202, its representation doc) for q's key in the transaction
+ * open on the session, and commits it: 0, STORE_IDEM_BUSY (a live answer of the key
+ * exists: nothing written, rolled back), or -1 with err. */
+static int keep_answer(store_import *im, const store_idem_request *q, const char *location,
+                       const char *doc, seg_error *err)
+{
+    store_idem_answer a = {202, "application/json", location, NULL, doc, strlen(doc)};
+    char t[2][16];
+    const char *p[11];
+    store_idem_params(q, &a, t, p);
+    PGresult *r = session_run(im->pg, STMT_IMPORT_KEY_SAVE, p);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return fail_db(im, err, r, "idempotency key save");
+    bool saved = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    if (!saved) {
+        PQclear(session_run(im->pg, STMT_ROLLBACK, NULL));
+        return STORE_IDEM_BUSY;
+    }
+    return run_plain(im, STMT_COMMIT, NULL, "import received commit", err);
+}
+
+int store_import_received(store_import *im, const store_import_counts *n,
+                          const store_idem_request *q, const char *location, char **doc,
                           seg_error *err)
 {
     *doc = NULL;
+    /* with a key: the staged rows committed first, then the import and its key together */
+    if (q && (end_copy(im, err) || run_plain(im, STMT_BEGIN, NULL, "import received begin", err)))
+        return -1;
     PGresult *r = run_counts(im, STMT_IMPORT_RECEIVED, n, PGRES_TUPLES_OK, "import received", err);
-    if (!r)
-        return -1;
-    *doc = doc_of(r);
-    PQclear(r);
-    if (!*doc) {
-        err_set(err, 500, "internal", "out of memory");
-        return -1;
+    int rc = -1;
+    if (r) {
+        *doc = doc_of(r);
+        PQclear(r);
+        if (!*doc)
+            err_set(err, 500, "internal", "out of memory");
+        else
+            rc = q ? keep_answer(im, q, location, *doc, err) : 0;
     }
-    return 0;
+    if (rc != 0) {
+        if (q && PQstatus(im->pg) == CONNECTION_OK && PQtransactionStatus(im->pg) != PQTRANS_IDLE)
+            PQclear(session_run(im->pg, STMT_ROLLBACK, NULL));
+        free(*doc);
+        *doc = NULL;
+    }
+    return rc;
 }
 
 void store_import_fail(store_import *im, const char *code, const char *detail,
@@ -314,6 +421,11 @@ void store_import_close(store_import *im)
         const char *p[1] = {im->seq};
         PQclear(session_run(im->pg, STMT_IMPORT_UNLOCK, p));
     }
+    if (im->pg)
+        store_import_key_release(im);
+    PQclear(im->kept);
+    free(im->key_tenant);
+    free(im->key);
     pthread_mutex_lock(&im->mu);
     if (im->cancel)
         PQfreeCancel(im->cancel);

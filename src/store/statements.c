@@ -521,27 +521,7 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_HISTORY_V1] = {"history_v1",
         HISTORY_PAGE("true", "v1_segments", "s.id = $2::text", "seq", V1_FIELDS("s", "s.end_date")),
         5, LOCKS_NONE, false},
-    /* Idempotency keys (store/idempotency.c), in the transaction of the request they guard:
-     * the key's lock ($1 tenant, $2 key; false: another transaction holds it), taken before
-     * the key is looked up so that the lookup sees what the holder committed; */
-    [STMT_IDEM_LOCK] = {"idem_lock",
-        "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || E'\\n' || $2, 0))", 2, LOCKS_NONE, false},
-    /* the key's live answer, and whether it answered the same request ($3 method, $4 path,
-     * $5 the body's SHA-256 in hex); */
-    [STMT_IDEM_FIND] = {"idem_find",
-        "SELECT (method = $3 AND path = $4 AND body_sha256 = $5), status, content_type, location, "
-        "etag, body FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND expires_at > now()",
-        5, LOCKS_NONE, false},
-    /* the answer ($6 status, $7 Content-Type, $8 Location, $9 ETag, $10 body), kept $11
-     * hours; over an expired row of the key, never over a live one (no row written then). */
-    [STMT_IDEM_SAVE] = {"idem_save",
-        "INSERT INTO idempotency_keys AS k (tenant, key, method, path, body_sha256, status, "
-        "content_type, location, etag, body, expires_at) VALUES ($1, $2, $3, $4, $5, $6::smallint, "
-        "$7, $8, $9, $10, now() + make_interval(hours => $11::int)) ON CONFLICT (tenant, key) DO "
-        "UPDATE SET method = EXCLUDED.method, path = EXCLUDED.path, body_sha256 = "
-        "EXCLUDED.body_sha256, status = EXCLUDED.status, content_type = EXCLUDED.content_type, "
-        "location = EXCLUDED.location, etag = EXCLUDED.etag, body = EXCLUDED.body, created_at = "
-        "now(), expires_at = EXCLUDED.expires_at WHERE k.expires_at <= now()", 11, LOCKS_NONE, false},
+#include "statements_idempotency.inc"
 #include "statements_devices.inc"
 #include "statements_eval.inc"
 };

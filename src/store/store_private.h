@@ -2,6 +2,7 @@
 #ifndef SEGMENTD_STORE_PRIVATE_H
 #define SEGMENTD_STORE_PRIVATE_H
 
+#include "store/idempotency.h"
 #include "store/segments.h"
 #include "store/slots.h"
 
@@ -44,5 +45,10 @@ void store_page_done(store_page *out, char *items, size_t len, const char *last_
  * most limit of them (the statement asks one more, to know whether more follow), the key of
  * the last one shown from column 1. STORE_DONE or -1 with err. */
 int store_page_of(store_conn *c, const PGresult *res, int limit, store_page *out, seg_error *err);
+
+/* store/idempotency.c: the 11 parameters of answer a kept for request q's key (STMT_IDEM_SAVE
+ * and its kin); t holds the numbers as text. */
+void store_idem_params(const store_idem_request *q, const store_idem_answer *a, char t[2][16],
+                       const char *p[11]);
 
 #endif

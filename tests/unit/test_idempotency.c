@@ -1,5 +1,5 @@
 /* Idempotency keys' request digest (handlers/idempotency.c): the SHA-256 that tells a repeat
- * of a request from another request under the same key. */
+ * of a request from another request under the same key, whole or (imports) piece by piece. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,11 +33,35 @@ static void test_sha256_takes_every_byte(void **state)
     assert_string_equal(a, b);
 }
 
+/* An import's body digested piece by piece is the digest of the whole: however it is cut. */
+static void test_sha256_in_pieces(void **state)
+{
+    static const char body[] = "{\"id\":\"d1\"}\n{\"id\":\"d2\",\"country\":\"PL\"}\n";
+    size_t n = sizeof body - 1;
+    char whole[65], part[65];
+    assert_int_equal(h_sha256_hex(body, n, whole), 0);
+    for (size_t cut = 0; cut <= n; cut++) {
+        h_sha256 *x = h_sha256_new();
+        assert_non_null(x);
+        assert_int_equal(h_sha256_add(x, body, cut), 0);
+        assert_int_equal(h_sha256_add(x, body + cut, n - cut), 0);
+        assert_int_equal(h_sha256_end(x, part), 0);
+        h_sha256_free(x);
+        assert_string_equal(part, whole);
+    }
+    h_sha256 *x = h_sha256_new(); /* nothing added: the empty body's */
+    assert_int_equal(h_sha256_end(x, part), 0);
+    h_sha256_free(x);
+    assert_string_equal(part, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    h_sha256_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_known_values),
         cmocka_unit_test(test_sha256_takes_every_byte),
+        cmocka_unit_test(test_sha256_in_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1220,6 +1220,17 @@ export interface paths {
          *     segmentd process on the same database) and reaches `done`: none is left `merging`
          *     for ever.
          *
+         *     **Idempotency-Key.** With a key, the key's lock is taken when the upload opens, so a
+         *     second upload (or any request) with the same key while the first is still streaming
+         *     answers 409 `idempotency_key_in_use` at once. The body's SHA-256 is computed as it
+         *     arrives, and the key is written with the 202 answer in the transaction that makes the
+         *     import `merging` (or `done`): a restart of the database keeps both or neither. A repeat
+         *     with the same body answers the first 202 again (the same import, `Location` and body,
+         *     as they were then) with `Idempotent-Replayed: true`, stores nothing and starts no
+         *     import; with another body (or after the key served another route), 422
+         *     `idempotency_key_reused`. An upload cut before its end, or failed, keeps no key: its
+         *     retry runs.
+         *
          *     Needs the `devices:write` scope.
          */
         post: operations["importDevices"];
@@ -1401,7 +1412,7 @@ export interface components {
          *
          *     | status | codes |
          *     | --- | --- |
-         *     | 400 | `malformed_json`, `invalid_path_parameter`, `invalid_query_parameter`, `invalid_if_match`, `invalid_idempotency_key`, `idempotency_key_unsupported` |
+         *     | 400 | `malformed_json`, `invalid_path_parameter`, `invalid_query_parameter`, `invalid_if_match`, `invalid_idempotency_key` |
          *     | 401 | `unauthorized`, `invalid_token` |
          *     | 403 | `insufficient_scope` |
          *     | 404 | `not_found` |
@@ -2772,8 +2783,7 @@ export interface components {
          *     `invalid_query_parameter`: an unknown or invalid query parameter (pointers
          *     `/query/<name>`). `invalid_if_match`: `If-Match` is malformed, or `If-None-Match`
          *     is not `*`. `invalid_idempotency_key`: `Idempotency-Key` is not 1 to 255 printable
-         *     ASCII characters; `idempotency_key_unsupported`: the route does not honour
-         *     `Idempotency-Key` yet (device imports) (pointer `/header/Idempotency-Key`).
+         *     ASCII characters (pointer `/header/Idempotency-Key`).
          */
         BadRequest: {
             headers: {
@@ -2781,6 +2791,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -2788,7 +2799,7 @@ export interface components {
                     /** @constant */
                     status?: 400;
                     /** @enum {unknown} */
-                    code?: "malformed_json" | "invalid_path_parameter" | "invalid_query_parameter" | "invalid_if_match" | "invalid_idempotency_key" | "idempotency_key_unsupported";
+                    code?: "malformed_json" | "invalid_path_parameter" | "invalid_query_parameter" | "invalid_if_match" | "invalid_idempotency_key";
                 };
             };
         };
@@ -2851,6 +2862,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control-Optional"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -2874,6 +2886,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -2896,6 +2909,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -2964,6 +2978,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -3103,6 +3118,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -3162,6 +3178,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -3200,6 +3217,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -3259,6 +3277,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -3377,6 +3396,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -3469,6 +3489,7 @@ export interface components {
                 "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 RateLimit: components["headers"]["RateLimit"];
                 "Cache-Control": components["headers"]["Cache-Control"];
+                "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -3518,12 +3539,18 @@ export interface components {
          *     path with its query, and the body byte for byte) answers the first answer again (status,
          *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
          *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-         *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-         *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-         *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-         *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-         *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-         *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+         *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+         *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+         *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+         *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+         *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+         *     is a repeat, and gets the 412 again). Not kept,
+         *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+         *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+         *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+         *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+         *     gets the same answer. Device imports take the key too (see `POST
+         *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
          * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
          */
         IdempotencyKey: string;
@@ -3705,7 +3732,7 @@ export interface components {
         RateLimit: string;
         /**
          * @description `true` on an answer replayed for a repeat of an `Idempotency-Key` (the first answer
-         *     again: nothing was done this time); absent otherwise.
+         *     again, a 2xx or a 4xx of the route: nothing was done this time); absent otherwise.
          * @example true
          */
         "Idempotent-Replayed": "true";
@@ -4160,12 +4187,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -4294,12 +4327,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -4429,12 +4468,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -4647,12 +4692,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -4738,12 +4789,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5199,12 +5256,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5338,12 +5401,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5475,12 +5544,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5627,12 +5702,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -5718,12 +5799,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6202,12 +6289,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6260,12 +6353,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -6409,6 +6508,28 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -6438,6 +6559,7 @@ export interface operations {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
                     "Cache-Control": components["headers"]["Cache-Control"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     /**
                      * @description The path of the import, `/v1/devices/imports/{id}`.
                      * @example /v1/devices/imports/imp_3kTMd92jFh0aQ
@@ -6452,8 +6574,10 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["ContentTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
