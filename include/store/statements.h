@@ -87,6 +87,19 @@ typedef enum stmt_id {
     STMT_IDEM_LOCK,
     STMT_IDEM_FIND,
     STMT_IDEM_SAVE,
+    /* webhook subscriptions and their delivery log (store/webhooks.c); the delivery worker's,
+     * on its own session (store/webhook_queue.c): statements_webhooks_api.inc */
+    STMT_WEBHOOK_CREATE,
+    STMT_WEBHOOK_GET,
+    STMT_WEBHOOK_LIST,
+    STMT_WEBHOOK_DELETE,
+    STMT_WEBHOOK_ROTATE,
+    STMT_WEBHOOK_DELIVERIES,
+    STMT_WEBHOOK_RETRY,
+    STMT_WEBHOOK_CLAIM,
+    STMT_WEBHOOK_RECORD,
+    STMT_WEBHOOK_RELEASE,
+    STMT_WEBHOOK_PENDING,
     STMT__COUNT
 } stmt_id;
 

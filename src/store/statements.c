@@ -544,6 +544,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "now(), expires_at = EXCLUDED.expires_at WHERE k.expires_at <= now()", 11, LOCKS_NONE, false},
 #include "statements_devices.inc"
 #include "statements_eval.inc"
+#include "statements_webhooks_api.inc"
 };
 
 const char store_device_json_sql[] = DEVICE_JSON;

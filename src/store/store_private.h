@@ -40,5 +40,7 @@ void store_page_done(store_page *out, char *items, size_t len, const char *last_
  * most limit of them (the statement asks one more, to know whether more follow), the key of
  * the last one shown from column 1. STORE_DONE or -1 with err. */
 int store_page_of(store_conn *c, const PGresult *res, int limit, store_page *out, seg_error *err);
+/* An empty last page. STORE_DONE or -1 with err. */
+int store_page_empty(store_conn *c, store_page *out, seg_error *err);
 
 #endif
