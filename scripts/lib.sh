@@ -27,7 +27,8 @@ need_packages() {
 }
 
 BUILD_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libpq-dev
-                uuid-dev libjwt-dev libcurl4-openssl-dev libcmocka-dev postgresql-15 postgresql-client-15 curl)
+                uuid-dev libjwt-dev libcmocka-dev postgresql-15 postgresql-client-15 curl)
+BUILD_PACKAGES+=(libcurl4-openssl-dev)  # libcurl: fetches of the JWKS URL, webhook deliveries
 
 # build DIR [cmake args…]
 build() {
