@@ -35,7 +35,7 @@
 #define EXCERPT_MAX 200
 /* A claim's lease past the attempt's own timeout: long enough that a live process always
  * records its outcome first, short enough that a dead one's claims come back soon. */
-#define LEASE_MARGIN_MS 5000
+#define LEASE_MARGIN_MS 2000
 /* The worker's session: statements are small; a stuck one must not hold the loop long. */
 #define SESSION_TIMEOUT_MS 5000
 /* How often the pending gauge is read. */

@@ -191,13 +191,11 @@ def emit(url, tenant, webhooks, type_="segment.created", data=None):
     Returns (event id, [delivery ids])."""
     eid = rid("evt_")
     data = data if data is not None else {"dialect": "v1", "segment": {"id": rid("seg_"), "name": "n"}}
-    sql(url, "INSERT INTO webhook_events (tenant, id, type, data) VALUES (%s, %s, %s, %s)",
-        tenant, eid, type_, json.dumps(data))
-    dids = []
-    for w in webhooks:
-        dids.append(rid("dlv_"))
-        sql(url, "INSERT INTO webhook_deliveries (tenant, id, webhook, event) VALUES (%s, %s, %s, %s)",
-            tenant, dids[-1], w, eid)
+    dids = [rid("dlv_") for _ in webhooks]
+    sql(url, "WITH e AS (INSERT INTO webhook_events (tenant, id, type, data) VALUES (%s, %s, %s, %s) "
+             "RETURNING tenant, id) INSERT INTO webhook_deliveries (tenant, id, webhook, event) "
+             "SELECT e.tenant, d.id, d.w, e.id FROM e, unnest(%s::text[], %s::text[]) AS d(id, w)",
+        tenant, eid, type_, json.dumps(data), dids, list(webhooks))
     return eid, dids
 
 
