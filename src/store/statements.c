@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "store/eval_sql.h"
+#include "store/statements_webhooks.h"
 
 /* The advisory lock that serialises migrations across processes: "segmentd" in ASCII as a
  * 64-bit key. */
@@ -288,16 +289,19 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
 
-    /* $16 the actor, $17 the request id of its revision (pending on the row: PENDING) */
+    /* $16 the actor, $17 the request id of its revision (pending on the row: PENDING); its
+     * event segment.created */
     [STMT_AUD_INSERT] = {"aud_insert",
-        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "WITH ins AS (INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
         "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, coalesce($8::jsonb, '{}'), "
         "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now(), "
         TS_US("$11") ", segment_end_at(" TS_US("$12") ", $14::boolean, $15::int, now()), "
         "$13::boolean, $14::boolean, $15::int, 'create', $16::text, $17::text) "
-        "RETURNING " AUD_JSON ", s.version", 17, LOCKS_NONE, false},
+        "RETURNING " AUD_JSON " AS body, s.version) "
+        EVENTS("$1", EV_CREATED, SEGMENT_DATA("audiences", "ins.body"), "ins", "")
+        "SELECT body, version FROM ins", 17, LOCKS_NONE, false},
 
     [STMT_AUD_GET] = {"aud_get",
         "SELECT " AUD_JSON ", s.version FROM audience_segments s "
@@ -370,11 +374,13 @@ const stmt_def store_statements[STMT__COUNT] = {
         "ORDER BY s.no DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
     [STMT_V1_INSERT] = {"v1_insert", /* $11, $12: as aud_insert's $16, $17 */
-        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "WITH ins AS (INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
         "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "VALUES ($1, $2, $3, $4, $5::jsonb, " TS_US("$6") ", segment_end_at(" TS_US("$7") ", "
         "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int, 'create', $11::text, "
-        "$12::text) RETURNING " V1_JSON ", s.version", 12, LOCKS_NONE, false},
+        "$12::text) RETURNING " V1_JSON " AS body, s.version) "
+        EVENTS("$1", EV_CREATED, SEGMENT_DATA("v1", "ins.body"), "ins", "")
+        "SELECT body, version FROM ins", 12, LOCKS_NONE, false},
 
     [STMT_V1_GET] = {"v1_get",
         "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
@@ -432,7 +438,7 @@ const stmt_def store_statements[STMT__COUNT] = {
      * what PostgreSQL made (no, the two documents as jsonb text, the timestamps): the
      * statement costs ~7 ms less for 1000 rows without json_build_object and to_char. */
     [STMT_AUD_BULK_INSERT] = {"aud_bulk_insert",
-        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "WITH ins AS (INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
         "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "SELECT $1, x.id, x.management_type, x.name, x.owner_id, x.approximated_size, x.description, "
@@ -446,9 +452,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
         "deprecated_properties, created_at, start_us, end_us, active, extend, extend_days, ord) "
         "ORDER BY x.ord "
-        "RETURNING s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
-        US_OF("s.created_at") ", " US_OF("s.updated_at") ", " US_OF("s.start_date") ", "
-        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS, 4, LOCKS_NONE, true},
+        "RETURNING s.id::text AS id, s.no, s.properties::text AS properties, "
+        "s.deprecated_properties::text AS deprecated_properties, " US_OF("s.created_at") " AS created_us, "
+        US_OF("s.updated_at") " AS updated_us, " US_OF("s.start_date") " AS start_us, "
+        US_OF(END_AT) " AS end_us, s.active, s.extend, s.extend_days, " STATUS " AS status, "
+        IF_HOOKED("$1", EV_CREATED, AUD_JSON) " AS body) "
+        EVENTS("$1", EV_CREATED, SEGMENT_DATA("audiences", "ins.body"), "ins", "ORDER BY ins.no")
+        "SELECT id, no, properties, deprecated_properties, created_us, updated_us, start_us, "
+        "end_us, active, extend, extend_days, status FROM ins", 4, LOCKS_NONE, true},
 
     /* Updates answer (id, representation, NULL) for each row updated, and (id, NULL, rule)
      * for each whose new dates would break a lifecycle rule against its stored values. */
@@ -480,7 +491,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
-        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "WITH ins AS (INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
         "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "SELECT $1, x.id, x.name, x.description, x.constraints, " TS_US("x.start_us") ", "
         "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), x.active, x.extend, "
@@ -488,7 +499,9 @@ const stmt_def store_statements[STMT__COUNT] = {
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id text, name text, description text, "
         "constraints jsonb, " LC_RECORD ")) WITH ORDINALITY AS x(id, name, description, constraints, "
         "start_us, end_us, active, extend, extend_days, ord) "
-        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 4, LOCKS_NONE, true},
+        "ORDER BY x.ord RETURNING s.id, " V1_JSON " AS body, s.seq) "
+        EVENTS("$1", EV_CREATED, SEGMENT_DATA("v1", "ins.body"), "ins", "ORDER BY ins.seq")
+        "SELECT id, body FROM ins", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
         "WITH x AS (SELECT r.*, " TS_US("r.start_us") " AS start_date, " TS_US("r.end_us") " AS end_date "
