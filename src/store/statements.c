@@ -178,10 +178,11 @@
 #define LC_RECORD "start_us bigint, end_us bigint, active boolean, extend boolean, extend_days int"
 
 /* The end of a bulk update of table (x: the records, upd: the UPDATE begun before with its
- * SET list; doc the document of its row s, old_doc that of row o): the revisions of the rows
- * it updated, which it answers as (id, representation json, NULL), then the rows left as they
+ * SET list; doc the document of its row s, old_doc that of row o; dialect and id_of, a record
+ * a's id as the rows have it, for their events): the revisions and events of the rows it
+ * updated, which it answers as (id, representation json, NULL), then the rows left as they
  * were because their new dates would break a rule as (id, NULL, rule). */
-#define BULK_UPDATE_END(table, v1, seq, number, id, json, doc, old_doc)                      \
+#define BULK_UPDATE_END(table, v1, seq, number, id, json, doc, old_doc, dialect, id_of)    \
     "create_op = NULL, updated_at = now(), version = s.version + 1 FROM x, "                 \
     LOCKED_OLD(table, old_doc, number, "o.id IN (SELECT x.id FROM x)") " "                  \
     "WHERE s.tenant = $1 AND s.id = x.id AND old.id = x.id "                                 \
@@ -189,6 +190,8 @@
     "RETURNING " id " AS id, " json " AS body, s.version AS version, " doc " AS doc, "       \
     OLD_RETURNED "), "                                                                       \
     REVISED(v1, seq, "$3", "$4", "'bulk_update'", "version")                                 \
+    EVENTS("$1", EV_UPDATED, SEGMENT_DATA(dialect, "upd.body"),                                \
+           IN_ITEM_ORDER("upd", "json_array_elements", id_of), "ORDER BY o.ord")              \
     "SELECT id, body, NULL::text FROM upd UNION ALL "                                       \
     "SELECT " id ", NULL, " LC_PROBLEM("x.mask", "x", "s") " FROM " table " s "                \
     "JOIN x ON s.id = x.id WHERE s.tenant = $1 AND " LC_PROBLEM("x.mask", "x", "s") " IS NOT NULL " \
@@ -334,6 +337,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "RETURNING " AUD_JSON " AS body, s.version AS new_version, " AUD_DOC("s") " AS doc, "
         OLD_RETURNED ", s.id::text AS id), "
         REVISED("false", AUD_REV_SEQ, "$17", "$18", "$19", "new_version")
+        EVENTS("$1", EV_UPDATED, SEGMENT_DATA("audiences", "upd.body"), "upd", "")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
@@ -344,8 +348,10 @@ const stmt_def store_statements[STMT__COUNT] = {
         "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
         "del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 AND s.id = $2::uuid "
         "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id::text AS id, "
-        "s.version, " PENDING("s", "no") ", " PENDING_DOC("s", AUD_DOC("s")) "), "
+        "s.version, " PENDING("s", "no") ", " PENDING_DOC("s", AUD_DOC("s")) ", "
+        IF_HOOKED("$1", EV_DELETED, AUD_JSON) " AS body), "
         DELETED_REV("false", AUD_REV_SEQ, "$4", "$5", "'delete'")
+        EVENTS("$1", EV_DELETED, SEGMENT_DATA("audiences", "del.body"), "del", "")
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_AUDIENCE_SEGMENTS, false},
 
     /* Lists return the representation's columns in its order, the timestamps as TS_HEX;
@@ -405,6 +411,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "RETURNING " V1_JSON " AS body, s.version AS new_version, " V1_DOC("s") " AS doc, "
         OLD_RETURNED ", s.id AS id), "
         REVISED("true", V1_REV_SEQ, "$13", "$14", "$15", "new_version")
+        EVENTS("$1", EV_UPDATED, SEGMENT_DATA("v1", "upd.body"), "upd", "")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
@@ -414,8 +421,10 @@ const stmt_def store_statements[STMT__COUNT] = {
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
         "del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2 "
         "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id, s.version, "
-        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
+        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) ", "
+        IF_HOOKED("$1", EV_DELETED, V1_JSON) " AS body), "
         DELETED_REV("true", V1_REV_SEQ, "$4", "$5", "'delete'")
+        EVENTS("$1", EV_DELETED, SEGMENT_DATA("v1", "del.body"), "del", "")
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_LIST] = {"v1_list",
@@ -479,15 +488,17 @@ const stmt_def store_statements[STMT__COUNT] = {
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("x.mask", "x")
         BULK_UPDATE_END("audience_segments", "false", AUD_REV_SEQ, "no", "s.id::text", AUD_JSON,
-                        AUD_DOC("s"), AUD_DOC("o")), 4,
+                        AUD_DOC("s"), AUD_DOC("o"), "audiences", "(a.v->>'id')::uuid::text"), 4,
         LOCKS_NONE, true},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
         "WITH del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)::uuid) "
         "RETURNING s.id::text AS id, s.version, " PENDING("s", "no") ", "
-        PENDING_DOC("s", AUD_DOC("s")) "), "
+        PENDING_DOC("s", AUD_DOC("s")) ", " IF_HOOKED("$1", EV_DELETED, AUD_JSON) " AS body), "
         DELETED_REV("false", AUD_REV_SEQ, "$3", "$4", "'bulk_delete'")
+        EVENTS("$1", EV_DELETED, SEGMENT_DATA("audiences", "del.body"),
+               IN_ITEM_ORDER("del", "json_array_elements_text", "a.v::uuid::text"), "ORDER BY o.ord")
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
@@ -514,13 +525,16 @@ const stmt_def store_statements[STMT__COUNT] = {
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
         LC_SET("x.mask", "x")
         BULK_UPDATE_END("v1_segments", "true", V1_REV_SEQ, "seq", "s.id", V1_JSON, V1_DOC("s"),
-                        V1_DOC("o")), 4, LOCKS_NONE, true},
+                        V1_DOC("o"), "v1", "a.v->>'id'"), 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
         "WITH del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)) RETURNING s.id, s.version, "
-        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
+        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) ", "
+        IF_HOOKED("$1", EV_DELETED, V1_JSON) " AS body), "
         DELETED_REV("true", V1_REV_SEQ, "$3", "$4", "'bulk_delete'")
+        EVENTS("$1", EV_DELETED, SEGMENT_DATA("v1", "del.body"),
+               IN_ITEM_ORDER("del", "json_array_elements_text", "a.v"), "ORDER BY o.ord")
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
     /* A segment's history (store/history.c): $2 the segment's id as text, its revisions newest
      * first before the cursor ($3, a seq), $4 at most ($5 the retention in days), as

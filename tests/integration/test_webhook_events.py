@@ -88,3 +88,108 @@ def test_tenant_without_subscriptions_writes_nothing(server, d):
     assert api.delete(d.one(api, s["id"])).status_code == 204
     assert events(api.tenant) == [] and deliveries(api.tenant) == []
     assert events(other.tenant) == []
+
+
+# ---------------------------------------------------------------- updates and deletes
+
+@pytest.mark.parametrize("d", DIALECTS, ids=repr)
+def test_updates_and_delete_in_order(server, d):
+    """Every form of change, its event in order, each one's data the representation GET answers
+    right after it (a delete's: the last one)."""
+    api = tenant_api(server, "whu")
+    hooks = [subscribe(api.tenant)]
+    s = d.create(api, end_date=now() + DAY)
+    want = [("segment.created", seg_data(d, s))]
+    # the partial update whose body names the id (PATCH /audiences/segments, PATCH /v1/segments)
+    assert d.update(api, s["id"], name="renamed").status_code == 200
+    want.append(("segment.updated", seg_data(d, d.get(api, s["id"]))))
+    if d is AUD:  # and the merge patch of /audiences/segments/{id}
+        r = api.patch(d.one(api, s["id"]), {"description": "merged"},
+                      headers={"Content-Type": "application/merge-patch+json"})
+        assert r.status_code == 200, r.text
+        want.append(("segment.updated", seg_data(d, d.get(api, s["id"]))))
+    # the end date; extend changing is an update too
+    assert d.set_end(api, s["id"], end_date=now() + 2 * DAY).status_code == 200
+    want.append(("segment.updated", seg_data(d, d.get(api, s["id"]))))
+    assert d.update(api, s["id"], extend=True, extend_days=3).status_code == 200
+    want.append(("segment.updated", seg_data(d, d.get(api, s["id"]))))
+    # a refused change (a stale If-Match) writes nothing
+    assert d.update(api, s["id"], headers={"If-Match": '"1"'}, name="stale").status_code == 412
+    last = d.get(api, s["id"])
+    assert api.delete(d.one(api, s["id"])).status_code == 204
+    want.append(("segment.deleted", seg_data(d, last)))
+    evs = events(api.tenant)
+    assert [(t, data) for t, data, _ in evs] == want
+    check_ids(evs, deliveries(api.tenant), hooks)
+
+
+@pytest.mark.parametrize("d", DIALECTS, ids=repr)
+def test_member_changes_write_no_event(server, d):
+    """Explicit members are not fields of the representation: adding or removing them changes
+    neither it nor the version, and tells no event."""
+    api = tenant_api(server, "whm", scope="segments:read segments:write devices:read devices:write")
+    subscribe(api.tenant)
+    s = d.create(api)
+    dev = "dev-" + uuid.uuid4().hex[:8]
+    assert api.request("PUT", "/v1/devices/" + dev, {"country": "PL"}).status_code in (200, 201)
+    for op in ("add", "remove"):
+        r = api.patch(f"{d.path}/{s['id']}/members", {"operation": op, "ids": [dev]})
+        assert r.status_code == 200, r.text
+    assert [t for t, _, _ in events(api.tenant)] == ["segment.created"]
+
+
+# ---------------------------------------------------------------- bulk
+
+def bulk_ids(b):
+    return [x["id"] for x in b["data"]]
+
+
+@pytest.mark.parametrize("d", DIALECTS, ids=repr)
+def test_bulk_changes_in_item_order(server, d):
+    api = tenant_api(server, "whb")
+    hooks = [subscribe(api.tenant), subscribe(api.tenant, ["segment.updated", "segment.deleted"])]
+    items = [d.bulk_item(f"b{i}") for i in range(5)]
+    made = envelope(api.post(d.path + "/bulk", {"data": items}))["data"]
+    ids = bulk_ids({"data": made})
+    want = [("segment.created", seg_data(d, m)) for m in made]
+    assert want[0][1]["segment"] == d.get(api, ids[0])
+    # updates in another order than the creates, one unknown id (not atomic: the rest applies)
+    order = [ids[3], ids[0], ids[4]]
+    unknown = str(uuid.uuid4()) if d is AUD else "seg_" + "Z" * 13
+    upd = envelope(api.patch(d.path + "/bulk", {"data": [d.bulk_update_item(i, f"u-{i}") for i in order]
+                                                + [d.bulk_update_item(unknown, "u-x")]}))
+    assert bulk_ids(upd) == order and len(upd["errors"]) == 1
+    want += [("segment.updated", seg_data(d, d.get(api, i))) for i in order]
+    # deletes, again in another order
+    gone = [ids[2], ids[1]]
+    last = [d.get(api, i) for i in gone]
+    dl = envelope(api.post(d.path + "/bulk-delete", {"data": [{"id": i} for i in gone]}))
+    assert bulk_ids(dl) == gone
+    want += [("segment.deleted", seg_data(d, x)) for x in last]
+    evs = events(api.tenant)
+    assert [(t, data) for t, data, _ in evs] == want
+    got = deliveries(api.tenant)
+    assert got == [(w, e[2], "pending") for e in evs for w in sorted(hooks)
+                   if w == hooks[0] or e[0] != "segment.created"]
+
+
+@pytest.mark.parametrize("d", DIALECTS, ids=repr)
+def test_rolled_back_bulk_writes_nothing(server, d):
+    """An atomic bulk with one bad item changes nothing, and tells nothing."""
+    api = tenant_api(server, "whr")
+    subscribe(api.tenant)
+    made = envelope(api.post(d.path + "/bulk", {"data": [d.bulk_item("r0"), d.bulk_item("r1")]}))["data"]
+    before = events(api.tenant)
+    assert len(before) == 2
+    unknown = str(uuid.uuid4()) if d is AUD else "seg_" + "Z" * 13
+    ids = bulk_ids({"data": made})
+    r = api.patch(d.path + "/bulk?atomic=true", {"data": [d.bulk_update_item(ids[0], "changed"),
+                                                          d.bulk_update_item(unknown, "x")]})
+    envelope(r, 422)
+    r = api.post(d.path + "/bulk-delete?atomic=true", {"data": [{"id": ids[1]}, {"id": unknown}]})
+    envelope(r, 422)
+    r = api.post(d.path + "/bulk?atomic=true", {"data": [d.bulk_item("ok"), {"name": ""}]})
+    assert r.status_code == 422
+    assert d.get(api, ids[0])["name"] == "r0"
+    assert events(api.tenant) == before
+    assert len(deliveries(api.tenant)) == 2
