@@ -205,8 +205,9 @@
 
 /* The sweeper's renewal of up to $1 segments whose end passed (SKIP LOCKED: what another
  * process renews meanwhile is left to it; the WHERE is checked again on the row it locks,
- * so each renewal happens once), with their revisions; it answers how many it renewed. */
-#define RENEW(table, v1, seq, number, doc, patch)                                          \
+ * so each renewal happens once), with their revisions and their segment.extended events
+ * (json: the representation of row s, in dialect's words); it answers how many it renewed. */
+#define RENEW(table, v1, seq, number, doc, patch, dialect, json)                           \
     "WITH due AS (SELECT d.tenant, d.id, " PENDING("d", number) ", " PENDING_DOC("d", doc) " " \
     "FROM " table " d WHERE d.extend AND d.end_date <= now() "                              \
     "ORDER BY d.end_date LIMIT $1::int FOR UPDATE SKIP LOCKED), "                           \
@@ -214,9 +215,11 @@
     "updated_at = now(), version = s.version + 1 FROM due WHERE s.tenant = due.tenant "    \
     "AND s.id = due.id AND s.extend AND s.end_date <= now() RETURNING s.tenant, "         \
     "s.id::text AS id, s.version, s.end_date, s.updated_at, due.old_doc, due.create_op, "   \
-    "due.create_actor, due.create_request_id, due.created_at, due.created_seq), "          \
+    "due.create_actor, due.create_request_id, due.created_at, due.created_seq, "           \
+    IF_ANY_HOOKED(EV_EXTENDED, json) " AS body), "                                          \
     "rev AS (" REV_INSERT MOVED_CREATE("r.tenant", v1, "r") "SELECT " seq ", r.tenant, " v1 ", " \
     "r.id, now(), 'segmentd', NULL, 'extend', r.version, NULL, " patch " FROM r) "           \
+    EVENTS("r.tenant", EV_EXTENDED, SEGMENT_DATA(dialect, "r.body"), "r", "ORDER BY r.created_seq") \
     "SELECT count(*) FROM r"
 
 /* A revision r as GET …/history answers it, the same on both dialects (snake_case keys, the
@@ -276,9 +279,12 @@ const stmt_def store_statements[STMT__COUNT] = {
 
     /* $1 how many at most */
     [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments", "false", AUD_REV_SEQ, "no", AUD_DOC("d"),
-                                    RENEWED("end_date", "updated_at", TS_JSON)), 1, LOCKS_NONE, false},
+                                    RENEWED("end_date", "updated_at", TS_JSON), "audiences", AUD_JSON),
+                        1, LOCKS_NONE, false},
     [STMT_V1_RENEW] = {NULL, RENEW("v1_segments", "true", V1_REV_SEQ, "seq", V1_DOC("d"),
-                                   RENEWED("endDate", "updatedAt", MS_JSON)), 1, LOCKS_NONE, false},
+                                   RENEWED("endDate", "updatedAt", MS_JSON), "v1", V1_JSON),
+                       1, LOCKS_NONE, false},
+#include "statements_webhooks.inc"
     /* Up to $2 revisions older than $1 days (SEGMENTD_HISTORY_DAYS), found by the BRIN index
      * on `at` and deleted by their row addresses. */
     [STMT_HISTORY_PURGE] = {NULL,

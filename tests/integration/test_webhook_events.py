@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from lifecycle_util import (AUD, DAY, DIALECTS, V1, backdate, fresh_database, now, sql, tenant_api,
-                            wait_until)
+from lifecycle_util import (AUD, DAY, DIALECTS, V1, backdate, fresh_database, metric_sum, now, sql,
+                            tenant_api, wait_until)
 from segtest import DB_URL, Server, psql
 from test_bulk import envelope
 
@@ -193,3 +193,71 @@ def test_rolled_back_bulk_writes_nothing(server, d):
     assert d.get(api, ids[0])["name"] == "r0"
     assert events(api.tenant) == before
     assert len(deliveries(api.tenant)) == 2
+
+
+# ---------------------------------------------------------------- the sweeper's events
+
+def test_sweeper_extends_and_expires_once():
+    """The sweeper's renewal tells segment.extended (data: the renewed representation); a
+    segment whose end passes without renewal tells segment.expired once, again only when its
+    end date moves and passes again; a paused one when it is resumed. Both dialects, in a
+    database of its own (no other test's sweeper)."""
+    with fresh_database("whsweep") as url:
+        maker = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_LIFECYCLE_SWEEP_S": "0"}).start()
+        sweeper = None
+        try:
+            api = tenant_api(maker, "whs")
+            quiet = tenant_api(maker, "whs")  # no subscription: the sweeper writes it no event
+            subscribe(api.tenant, url=url)
+            t = now()
+            made = {}
+            for d in DIALECTS:
+                renew = d.create(api, end_date=t + H, extend=True, extend_days=1)
+                backdate(url, d, api.tenant, {renew["id"]: d.trunc(t - H)})  # its end passed unswept
+                gone = d.create(api, end_date=t + H)
+                backdate(url, d, api.tenant, {gone["id"]: d.trunc(t - H)})
+                paused = d.create(api, end_date=t + H, active=False)
+                backdate(url, d, api.tenant, {paused["id"]: d.trunc(t - H)})
+                later = d.create(api, end_date=t + 3 * DAY)
+                d.create(quiet, end_date=t - H)
+                made[d.name] = (renew, gone, paused, later)
+            sweeper = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_LIFECYCLE_SWEEP_S": "1"}).start()
+
+            def told():
+                return [(t_, data["segment"]["id"]) for t_, data, _ in events(api.tenant, url)
+                        if t_ != "segment.created"]
+
+            want = []
+            for d in DIALECTS:
+                renew, gone, paused, later = made[d.name]
+                want += [("segment.extended", renew["id"]), ("segment.expired", gone["id"])]
+            wait_until(lambda: sorted(told()) == sorted(want), 10, what="extended and expired told")
+            time.sleep(2.2)  # more passes: nothing more
+            assert sorted(told()) == sorted(want)
+            for t_, data, _ in events(api.tenant, url):
+                if t_ != "segment.created":
+                    d = AUD if data["dialect"] == "audiences" else V1
+                    assert data == seg_data(d, d.get(api, data["segment"]["id"]))
+                    assert data["segment"]["status"] == ("active" if t_ == "segment.extended" else "expired")
+            assert events(quiet.tenant, url) == []
+            assert metric_sum(sweeper, "segmentd_lifecycle_expiries_total") == 4  # the quiet tenant's too
+            assert metric_sum(sweeper, "segmentd_lifecycle_expiries_total", dialect="v1") == 2
+
+            # the paused one resumed: updated, then expired; the expired one's end moved and passed
+            # again: expired once more; a write that leaves the end date: nothing more
+            for d in DIALECTS:
+                renew, gone, paused, later = made[d.name]
+                assert d.update(api, paused["id"], active=True).status_code == 200
+                assert d.update(api, gone["id"], end_date=now() + 2 * DAY).status_code == 200
+                backdate(url, d, api.tenant, {gone["id"]: d.trunc(now() - 2 * H)})
+                assert d.update(api, later["id"], name="still later").status_code == 200
+                want += [("segment.updated", paused["id"]), ("segment.expired", paused["id"]),
+                         ("segment.updated", gone["id"]), ("segment.expired", gone["id"]),
+                         ("segment.updated", later["id"])]
+            wait_until(lambda: sorted(told()) == sorted(want), 10, what="the second expiries told")
+            time.sleep(2.2)
+            assert sorted(told()) == sorted(want)
+        finally:
+            assert maker.stop() == 0
+            if sweeper:
+                assert sweeper.stop() == 0
