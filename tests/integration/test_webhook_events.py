@@ -261,3 +261,88 @@ def test_sweeper_extends_and_expires_once():
             assert maker.stop() == 0
             if sweeper:
                 assert sweeper.stop() == 0
+
+
+# ---------------------------------------------------------------- device imports
+
+def test_import_finished(server):
+    """An import tells device.import.finished when it is done (merged, or done at once when no
+    line was valid) or failed (a cut upload); data: the import as GET …/imports/{id} answers."""
+    from test_device_imports import cut_upload, get_import, ndjson, run_import, start_import
+    api = tenant_api(server, "whi", scope="devices:read devices:write")
+    hooks = [subscribe(api.tenant, ["device.import.finished"])]
+    merged = run_import(api, ndjson([{"id": f"d{i}", "country": "PL"} for i in range(30)]))
+    invalid = start_import(api, ndjson([{"id": "x", "country": 7}]))
+    assert invalid["status"] == "done"
+    cut = cut_upload(server, api, ndjson([{"id": "c1"}]))
+    assert cut["status"] == "failed"
+    evs = events(api.tenant)
+    assert [(t, data) for t, data, _ in evs] == \
+        [("device.import.finished", get_import(api, i["id"])) for i in (merged, invalid, cut)]
+    check_ids(evs, deliveries(api.tenant), hooks)
+
+
+# ---------------------------------------------------------------- sizes
+
+@pytest.mark.parametrize("d", DIALECTS, ids=repr)
+def test_size_changed_when_count_moves_over_1_percent(server, d):
+    """A stored size (a count, or the refresher's) tells segment.size.changed when it moves
+    by more than 1 % from the size stored before it, or when there was none."""
+    api = tenant_api(server, "whz", scope="segments:read segments:write devices:read devices:write")
+    subscribe(api.tenant, ["segment.size.changed"])
+    rule = {} if d is AUD else [{"type": "AND", "constraints": [
+        {"field": "country", "relation": "==", "value": "DE"}]}]
+    body = d.body("sized")
+    body["properties" if d is AUD else "constraints"] = rule
+    r = api.post(d.path, body)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    devs = [f"z{i:03d}" for i in range(111)]
+    envelope(api.post("/v1/devices/bulk", {"data": [{"id": x, "country": "PL"} for x in devs]}))
+
+    def members_then_count(ids):
+        r = api.patch(f"{d.path}/{sid}/members", {"operation": "add", "ids": ids})
+        assert r.status_code == 200, r.text
+        r = api.get(f"{d.path}/{sid}/count")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = members_then_count(devs[:100])
+    assert first["count"] == 100
+    members_then_count(devs[100:101])   # 101: 1 %, not more
+    third = members_then_count(devs[101:])  # 111
+    assert third["count"] == 111
+    evs = events(api.tenant)
+    assert [t for t, _, _ in evs] == ["segment.size.changed"] * 2
+    at = "computed_at" if d is AUD else "computedAt"
+    a, b = evs[0][1], evs[1][1]
+    assert a == {"dialect": d.dialect_label, "id": sid, "previous": None,
+                 "size": {"count": 100, "precision": "exact", at: a["size"][at]}}
+    assert b["previous"]["count"] == 101 and b["size"]["count"] == 111
+    assert b["size"] == d.get(api, sid)["size"]
+
+
+def test_size_refresher_tells_size_changed():
+    """The size refresher's counts go through the same statement: the first count, then a move
+    of more than 1 %, each told once (a database of its own: the refresher counts every
+    segment of its database)."""
+    with fresh_database("whsize") as url:
+        s = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_SIZE_REFRESH_S": "1"}).start()
+        try:
+            api = tenant_api(s, "whf", scope="segments:read segments:write devices:read devices:write")
+            subscribe(api.tenant, ["segment.size.changed"], url=url)
+            envelope(api.post("/v1/devices/bulk", {"data": [{"id": f"p{i}", "country": "PL"} for i in range(50)]}))
+            seg = V1.create(api)  # GROUPS: country == PL
+
+            def sizes():  # (previous count, count) of each event
+                return [((data["previous"] or {}).get("count"), data["size"]["count"])
+                        for _, data, _ in events(api.tenant, url)]
+
+            wait_until(lambda: sizes() == [(None, 50)], 10, what="the first count told")
+            envelope(api.post("/v1/devices/bulk", {"data": [{"id": f"q{i}", "country": "PL"} for i in range(5)]}))
+            wait_until(lambda: sizes() == [(None, 50), (50, 55)], 10, what="the move told")
+            time.sleep(2.2)  # more counts of 55: nothing more
+            assert sizes() == [(None, 50), (50, 55)]
+            assert V1.get(api, seg["id"])["size"]["count"] == 55
+        finally:
+            assert s.stop() == 0
