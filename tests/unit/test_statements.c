@@ -48,15 +48,22 @@ static bool creates(stmt_id id)
            id == STMT_V1_BULK_INSERT;
 }
 
+/* Whether id is a request's write of segments or one of others[0..n). */
+static bool writes_or_listed(stmt_id id, const stmt_id *others, size_t n)
+{
+    bool yes = stmt_writes_segments(id);
+    for (size_t k = 0; k < n; k++)
+        yes = yes || others[k] == id;
+    return yes;
+}
+
 static void test_segment_writes_write_a_revision(void **state)
 {
     (void)state;
     static const stmt_id others[] = {STMT_AUD_RENEW, STMT_V1_RENEW, STMT_MEMBERS_AUD, STMT_MEMBERS_V1};
     for (int i = 0; i < STMT__COUNT; i++) {
         const char *sql = store_statements[i].sql, *name = store_statements[i].name;
-        bool writes = stmt_writes_segments((stmt_id)i);
-        for (size_t k = 0; k < sizeof others / sizeof others[0]; k++)
-            writes = writes || others[k] == (stmt_id)i;
+        bool writes = writes_or_listed((stmt_id)i, others, sizeof others / sizeof others[0]);
         bool revises = strstr(sql, "INSERT INTO segment_revisions") != NULL;
         bool pends = strstr(sql, "create_op, create_actor, create_request_id)") != NULL;
         if (creates((stmt_id)i) ? !pends || revises : writes != revises)
@@ -85,9 +92,7 @@ static void test_changes_write_their_events(void **state)
                                      STMT_IMPORT_FAIL, STMT_IMPORT_MERGE};
     for (int i = 0; i < STMT__COUNT; i++) {
         const char *sql = store_statements[i].sql, *name = store_statements[i].name;
-        bool tells = stmt_writes_segments((stmt_id)i);
-        for (size_t k = 0; k < sizeof others / sizeof others[0]; k++)
-            tells = tells || others[k] == (stmt_id)i;
+        bool tells = writes_or_listed((stmt_id)i, others, sizeof others / sizeof others[0]);
         bool writes = strstr(sql, "INSERT INTO webhook_events") != NULL;
         bool delivers = strstr(sql, "INSERT INTO webhook_deliveries") != NULL;
         if (tells != writes || writes != delivers)
