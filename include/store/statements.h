@@ -23,6 +23,8 @@ typedef enum stmt_id {
     /* the lifecycle sweeper's (store/sweeper.c), on its own session */
     STMT_AUD_RENEW,
     STMT_V1_RENEW,
+    STMT_AUD_EXPIRE,
+    STMT_V1_EXPIRE,
     STMT_HISTORY_PURGE,
     STMT_IDEM_PURGE,
     /* device imports (store/imports.c, store/import_merge.c), on sessions of their own */
