@@ -543,3 +543,39 @@ def test_redirects_are_not_followed(receiver):
             assert [p for p, _, _ in receiver.got] == ["/in"]
         finally:
             assert srv.stop() == 0
+
+
+def test_real_changes_are_delivered_in_order(receiver):
+    """With the outbox of the write statements: a create, a patch and a delete of each dialect
+    reach the receiver, in order, each with the representation GET answered."""
+    with fresh_database("whreal") as url:
+        srv = deliverer(url)
+        try:
+            api = tenant_api(srv, prefix="wh", scope="segments:read segments:write " + SCOPE)
+            w = create(api, receiver.url("/real"), ["segment.created", "segment.updated", "segment.deleted"])
+            receiver.secrets["/real"] = w["secret"]
+            v1 = api.post("/v1/segments", {"name": "Poles", "constraints": [
+                {"type": "AND", "constraints": [{"field": "country", "relation": "==", "value": "PL"}]}]})
+            assert v1.status_code == 201, v1.text
+            sid = v1.json()["id"]
+            assert api.request("PATCH", "/v1/segments", json_body={"id": sid, "name": "Poland"}).status_code == 200
+            after_patch = api.get(f"/v1/segments/{sid}").json()
+            assert api.delete(f"/v1/segments/{sid}").status_code == 204
+            aud = api.post("/audiences/segments", {"name": "A", "management_type": "selfmanaged",
+                                                   "owner_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+                                                   "properties": {"interest": ["cars"]}})
+            assert aud.status_code == 201, aud.text
+            wait_until(lambda: all_delivered(url, api.tenant, 4), WAIT, what="four deliveries")
+            assert receiver.bad == []
+            sent = {h["webhook-id"]: json.loads(b) for _, h, b in receiver.got}
+            by_seq = [r[0] for r in sql(url, "SELECT id FROM webhook_events WHERE tenant = %s ORDER BY seq", api.tenant)]
+            assert sorted(sent) == sorted(by_seq) and len(receiver.got) == 4
+            got = [sent[e] for e in by_seq]
+            assert [(g["type"], g["data"]["dialect"]) for g in got] == [
+                ("segment.created", "v1"), ("segment.updated", "v1"), ("segment.deleted", "v1"),
+                ("segment.created", "audiences")]
+            assert got[0]["data"]["segment"]["id"] == sid and got[1]["data"]["segment"] == after_patch
+            assert got[2]["data"]["segment"] == after_patch  # deleted: the last representation
+            assert got[3]["data"]["segment"] == aud.json()
+        finally:
+            assert srv.stop() == 0
