@@ -40,6 +40,8 @@
 #define SESSION_TIMEOUT_MS 5000
 /* How often the pending gauge is read. */
 #define PENDING_EVERY_MS 5000
+/* The wait before claiming again after the database failed. */
+#define RECONNECT_MS 5000
 /* The longest the loop sleeps between looks at its flags (stop, wake) when nothing happens. */
 #define MAX_SLEEP_MS 1000
 
@@ -123,8 +125,9 @@ static void delivery_metrics(metrics_out *o)
                    "deliveries this process marked failed: retried until SEGMENTD_WEBHOOK_RETRY_WINDOW_S");
     metrics_sample(o, "segmentd_webhook_deliveries_failed_total", "", atomic_load(&wd.gave_up));
     metrics_family(o, "segmentd_webhook_outcomes_lost_total", "counter",
-                   "attempts whose outcome could not be recorded (the database failed, or the "
-                   "claim's lease ran out); each such delivery is attempted again");
+                   "attempts whose outcome was not recorded: the database failed (the delivery is "
+                   "attempted again after its lease), the lease ran out first (another attempt "
+                   "owns it), or the subscription was deleted meanwhile");
     metrics_sample(o, "segmentd_webhook_outcomes_lost_total", "", atomic_load(&wd.lost));
     metrics_family(o, "segmentd_webhook_deliveries_pending", "gauge",
                    "deliveries pending in the database (all processes), read every few seconds");
@@ -455,8 +458,10 @@ static void *worker_main(void *arg)
         if (!quiesce && wd.in_flight < cfg->webhook_concurrency && now >= next_claim) {
             int want = cfg->webhook_concurrency - wd.in_flight;
             int got = claim(want);
-            /* a full claim may have left more due: look again as soon as a slot frees */
-            next_claim = got == want ? now : now + cfg->webhook_poll_ms;
+            /* a full claim may have left more due: look again as soon as a slot frees; a
+             * database that failed is tried again less often than the poll (each failure logs) */
+            next_claim = got == want ? now : now + (got < 0 && cfg->webhook_poll_ms < RECONNECT_MS
+                                                        ? RECONNECT_MS : cfg->webhook_poll_ms);
         }
         if (!quiesce && now >= next_pending) {
             seg_error err;
