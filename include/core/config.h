@@ -57,7 +57,6 @@ typedef struct seg_config {
     int webhook_retry_base_ms;
     int webhook_retry_window_s;
     int webhook_poll_ms;
-    int webhook_retention_days;  /* settled deliveries (and their events) are purged after this */
     char retired_set[96];        /* retired settings found set, space-separated: warned about */
 } seg_config;
 

@@ -52,11 +52,6 @@ int store_whq_record(store_whq *q, const store_wh_claim *c, const store_wh_outco
 /* Gives a claim back unattempted: due again now. 0 or -1. */
 int store_whq_release(store_whq *q, const store_wh_claim *c, seg_error *err) MUSTCHECK;
 
-/* One batch of the retention purge: at most batch settled deliveries older than days, then
- * (when fewer were left) at most batch events that old without deliveries. The rows deleted
- * (fewer than batch: nothing more is due), or -1 with err. */
-long long store_whq_purge(store_whq *q, int days, int batch, seg_error *err);
-
 /* The deliveries pending in the whole database, or -1 with err. */
 long long store_whq_pending(store_whq *q, seg_error *err);
 

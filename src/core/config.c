@@ -111,9 +111,6 @@ static const cf_entry cf_table[] = {
      "with jitter"},
     {"SEGMENTD_WEBHOOK_RETRY_WINDOW_S", CF_INT, "86400", 1, 2592000,
      "seconds after its event a delivery is retried; past them it is marked failed"},
-    {"SEGMENTD_WEBHOOK_RETENTION_DAYS", CF_INT, "30", 1, 3650,
-     "days a delivered or failed webhook delivery stays in the log (and its event) before the "
-     "delivery worker purges it"},
     {"SEGMENTD_WEBHOOK_POLL_MS", CF_INT, "1000", 10, 60000,
      "how often the delivery worker looks for due deliveries (others' events included)"},
 };
@@ -330,8 +327,6 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->webhook_retry_base_ms = (int)n;
     } else if (!strcmp(name, "WEBHOOK_RETRY_WINDOW_S")) {
         cfg->webhook_retry_window_s = (int)n;
-    } else if (!strcmp(name, "WEBHOOK_RETENTION_DAYS")) {
-        cfg->webhook_retention_days = (int)n;
     } else if (!strcmp(name, "WEBHOOK_POLL_MS")) {
         cfg->webhook_poll_ms = (int)n;
     } else if (!strncmp(name, "RATE_LIMIT_", 11)) {

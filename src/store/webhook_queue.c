@@ -131,19 +131,6 @@ int store_whq_release(store_whq *q, const store_wh_claim *c, seg_error *err)
     return session_run_count(q->pg, STMT_WEBHOOK_RELEASE, p, "webhook release", err) < 0 ? -1 : 0;
 }
 
-long long store_whq_purge(store_whq *q, int days, int batch, seg_error *err)
-{
-    char d[16], b[16];
-    snprintf(d, sizeof d, "%d", days);
-    snprintf(b, sizeof b, "%d", batch);
-    const char *p[2] = {d, b};
-    long long n = session_run_count(q->pg, STMT_WEBHOOK_PURGE_DELIVERIES, p, "webhook purge", err);
-    if (n < 0 || n >= batch)
-        return n;
-    long long e = session_run_count(q->pg, STMT_WEBHOOK_PURGE_EVENTS, p, "webhook purge", err);
-    return e < 0 ? -1 : n + e;
-}
-
 long long store_whq_pending(store_whq *q, seg_error *err)
 {
     return session_run_count(q->pg, STMT_WEBHOOK_PENDING, NULL, "webhook pending count", err);

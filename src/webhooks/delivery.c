@@ -40,10 +40,6 @@
 #define SESSION_TIMEOUT_MS 5000
 /* How often the pending gauge is read. */
 #define PENDING_EVERY_MS 5000
-/* The retention purge: a batch per turn of the loop (each a short transaction, so that the
- * transfers in flight are serviced between them), a pass an hour. */
-#define PURGE_BATCH 2000
-#define PURGE_EVERY_MS 3600000LL
 /* The wait before claiming again after the database failed. */
 #define RECONNECT_MS 5000
 /* The longest the loop sleeps between looks at its flags (stop, wake) when nothing happens. */
@@ -82,7 +78,7 @@ static struct {
     int in_flight;
     store_whq *q;
     unsigned long long rng;
-    atomic_ullong attempts[N_RESULTS], gave_up, lost, purged;
+    atomic_ullong attempts[N_RESULTS], gave_up, lost;
     atomic_llong pending, flying_gauge;
 } wd = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -133,10 +129,6 @@ static void delivery_metrics(metrics_out *o)
                    "attempted again after its lease), the lease ran out first (another attempt "
                    "owns it), or the subscription was deleted meanwhile");
     metrics_sample(o, "segmentd_webhook_outcomes_lost_total", "", atomic_load(&wd.lost));
-    metrics_family(o, "segmentd_webhook_purged_total", "counter",
-                   "settled deliveries and their events past SEGMENTD_WEBHOOK_RETENTION_DAYS purged "
-                   "by this process");
-    metrics_sample(o, "segmentd_webhook_purged_total", "", atomic_load(&wd.purged));
     metrics_family(o, "segmentd_webhook_deliveries_pending", "gauge",
                    "deliveries pending in the database (all processes), read every few seconds");
     long long p = atomic_load(&wd.pending);
@@ -448,27 +440,11 @@ static void abandon_all(void)
     atomic_store(&wd.flying_gauge, 0);
 }
 
-/* One batch of the retention purge when one is due; *next_purge moves an hour on once a
- * pass is done. */
-static void purge_some(long long now, long long *next_purge)
-{
-    seg_error err;
-    err_clear(&err);
-    store_whq *q = session();
-    long long n = q ? store_whq_purge(q, wd.cfg->webhook_retention_days, PURGE_BATCH, &err) : -1;
-    if (n > 0)
-        atomic_fetch_add(&wd.purged, (unsigned long long)n);
-    if (n < 0 && q)
-        session_failed("webhook delivery: the retention purge failed; retrying in an hour", &err);
-    if (n < PURGE_BATCH)
-        *next_purge = now + PURGE_EVERY_MS;
-}
-
 static void *worker_main(void *arg)
 {
     (void)arg;
     const seg_config *cfg = wd.cfg;
-    long long next_claim = 0, next_pending = 0, next_purge = 0;
+    long long next_claim = 0, next_pending = 0;
     for (;;) {
         long long now = mono_ms();
         pthread_mutex_lock(&wd.mu);
@@ -498,8 +474,6 @@ static void *worker_main(void *arg)
                 session_failed("webhook delivery: the pending count failed", &err);
             next_pending = now + PENDING_EVERY_MS;
         }
-        if (!quiesce && now >= next_purge)
-            purge_some(now, &next_purge);
         int running = 0;
         curl_multi_perform(wd.multi, &running);
         reap();

@@ -579,29 +579,3 @@ def test_real_changes_are_delivered_in_order(receiver):
             assert got[3]["data"]["segment"] == aud.json()
         finally:
             assert srv.stop() == 0
-
-
-def test_settled_deliveries_and_their_events_are_purged_after_the_retention(receiver):
-    with fresh_database("whpurge") as url:
-        srv = deliverer(url, SEGMENTD_WEBHOOK_CONCURRENCY="0")  # migrations only
-        api = hooks_api(srv)
-        w = create(api, receiver.url())
-        assert srv.stop() == 0
-        old = [emit(url, api.tenant, [w["id"]]) for _ in range(3)]
-        orphan, _ = emit(url, api.tenant, [])  # no delivery (its subscription was deleted)
-        recent, (recent_d,) = emit(url, api.tenant, [w["id"]])
-        sql(url, "UPDATE webhook_events SET at = now() - interval '40 days' WHERE id <> %s", recent)
-        sql(url, "UPDATE webhook_deliveries SET created_at = now() - interval '40 days', status = "
-                 "CASE WHEN id = %s THEN 'pending' ELSE 'delivered' END, next_at = now() + interval '1 day' "
-                 "WHERE event <> %s", old[0][1][0], recent)
-        sql(url, "UPDATE webhook_deliveries SET status = 'failed' WHERE id = %s", old[1][1][0])
-        sql(url, "UPDATE webhook_deliveries SET status = 'delivered' WHERE id = %s", recent_d)
-        srv = deliverer(url, SEGMENTD_WEBHOOK_RETENTION_DAYS="30")
-        try:
-            wait_until(lambda: metric_sum(srv, "segmentd_webhook_purged_total") == 5, WAIT, what="purged")
-            left = sql(url, "SELECT id FROM webhook_deliveries ORDER BY id")
-            assert sorted(r[0] for r in left) == sorted([old[0][1][0], recent_d])  # pending, recent
-            events = sorted(r[0] for r in sql(url, "SELECT id FROM webhook_events"))
-            assert events == sorted([old[0][0], recent])
-        finally:
-            assert srv.stop() == 0
