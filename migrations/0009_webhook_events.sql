@@ -32,3 +32,7 @@ CREATE INDEX audience_segments_expire_idx ON audience_segments (end_date)
     WHERE NOT extend AND end_date IS NOT NULL AND expired_end IS DISTINCT FROM end_date;
 CREATE INDEX v1_segments_expire_idx ON v1_segments (end_date)
     WHERE NOT extend AND end_date IS NOT NULL AND expired_end IS DISTINCT FROM end_date;
+
+-- The retention purge (the lifecycle sweeper's) looks for the oldest events: they are appended
+-- in time order, so a BRIN index of a few pages finds them and costs a write almost nothing.
+CREATE INDEX webhook_events_at_idx ON webhook_events USING brin (at);

@@ -27,6 +27,7 @@ typedef enum stmt_id {
     STMT_V1_EXPIRE,
     STMT_HISTORY_PURGE,
     STMT_IDEM_PURGE,
+    STMT_WEBHOOK_PURGE,
     /* device imports (store/imports.c, store/import_merge.c), on sessions of their own */
     STMT_IMPORT_CREATE,
     STMT_IMPORT_COPY,

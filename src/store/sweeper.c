@@ -1,11 +1,12 @@
 /* The lifecycle sweeper: a thread with a PostgreSQL session of its own that renews, every
  * SEGMENTD_LIFECYCLE_SWEEP_S seconds, the segments of both dialects whose extend is true
  * and whose end date has passed (segment.extended), finds those that expired since
- * (segment.expired: an expiry has no write of its own to tell it), then purges the revisions older than SEGMENTD_HISTORY_DAYS
- * and the expired idempotency keys (with renewals off, it only purges, once an hour). It takes no connection of the pool, so requests never
- * wait for it, nor it for them; the statements' row locks (SKIP LOCKED, and the WHERE
- * checked again on the locked row) make each renewal happen once however many processes
- * sweep one database. */
+ * (segment.expired: an expiry has no write of its own to tell it), then purges the revisions
+ * older than SEGMENTD_HISTORY_DAYS, the expired idempotency keys and the webhook events past
+ * their retention (with renewals off, it only purges, once an hour). It takes no connection of
+ * the pool, so requests never wait for it, nor it for them; the statements' row locks (SKIP
+ * LOCKED, and the WHERE checked again on the locked row) make each renewal and each expiry
+ * happen once however many processes sweep one database. */
 #include "store/sweeper.h"
 
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include "store/history.h"
 #include "store/idempotency.h"
 #include "store/session.h"
+#include "store/webhook_events.h"
 #include "store/worker.h"
 
 /* Segments renewed by one statement, each its own transaction: a pass over many due
@@ -33,7 +35,7 @@
 static struct {
     store_worker w;
     bool renews;
-    atomic_ullong passes, failures, renewed[2], expired[2], purged, keys_purged;
+    atomic_ullong passes, failures, renewed[2], expired[2], purged, keys_purged, events_purged;
 } sw;
 
 static void sweeper_metrics(metrics_out *o)
@@ -63,6 +65,9 @@ static void sweeper_metrics(metrics_out *o)
     metrics_family(o, "segmentd_idempotency_keys_purged_total", "counter",
                    "idempotency keys past SEGMENTD_IDEMPOTENCY_HOURS purged by this process");
     metrics_sample(o, "segmentd_idempotency_keys_purged_total", "", atomic_load(&sw.keys_purged));
+    metrics_family(o, "segmentd_webhook_events_purged_total", "counter",
+                   "webhook events (with their deliveries) past their retention purged by this process");
+    metrics_sample(o, "segmentd_webhook_events_purged_total", "", atomic_load(&sw.events_purged));
 }
 
 static bool stopping(void)
@@ -124,7 +129,8 @@ static bool purged(long long n, atomic_ullong *count, const char *what, const se
     return false;
 }
 
-/* Purges the revisions past their retention, then the expired idempotency keys. */
+/* Purges the revisions past their retention, then the expired idempotency keys, then the
+ * webhook events past theirs. */
 static void purge(PGconn *pg)
 {
     seg_error err;
@@ -133,8 +139,11 @@ static void purge(PGconn *pg)
         !purged(store_history_purge(pg, sw.w.cfg->history_days, PURGE_BATCH, stopping, &err),
                 &sw.purged, "history purge failed; retrying at the next pass", &err))
         return;
-    (void)purged(store_idem_purge(pg, PURGE_BATCH, stopping, &err), &sw.keys_purged,
-                 "idempotency key purge failed; retrying at the next pass", &err);
+    if (!purged(store_idem_purge(pg, PURGE_BATCH, stopping, &err), &sw.keys_purged,
+                "idempotency key purge failed; retrying at the next pass", &err))
+        return;
+    (void)purged(store_webhook_events_purge(pg, WEBHOOK_EVENT_DAYS, PURGE_BATCH, stopping, &err),
+                 &sw.events_purged, "webhook event purge failed; retrying at the next pass", &err);
 }
 
 static void pass(store_worker *w)

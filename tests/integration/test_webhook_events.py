@@ -201,7 +201,8 @@ def test_sweeper_extends_and_expires_once():
     """The sweeper's renewal tells segment.extended (data: the renewed representation); a
     segment whose end passes without renewal tells segment.expired once, again only when its
     end date moves and passes again; a paused one when it is resumed. Both dialects, in a
-    database of its own (no other test's sweeper)."""
+    database of its own (no other test's sweeper). Its purge drops the events past their
+    retention that have no pending delivery."""
     with fresh_database("whsweep") as url:
         maker = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_LIFECYCLE_SWEEP_S": "0"}).start()
         sweeper = None
@@ -221,6 +222,15 @@ def test_sweeper_extends_and_expires_once():
                 later = d.create(api, end_date=t + 3 * DAY)
                 d.create(quiet, end_date=t - H)
                 made[d.name] = (renew, gone, paused, later)
+            # the retention: events older than 30 days go with their deliveries, unless one is pending
+            old_t = tenant_api(maker, "whs").tenant
+            wid = subscribe(old_t, url=url)
+            for eid, age, status in (("evt_old0delivered", 31, "delivered"), ("evt_old000pending", 31, "pending"),
+                                     ("evt_new0delivered", 29, "delivered")):
+                sql(url, "INSERT INTO webhook_events (tenant, id, type, at, data) VALUES "
+                         "(%s, %s, 'segment.created', now() - make_interval(days => %s), '{}')", old_t, eid, age)
+                sql(url, "INSERT INTO webhook_deliveries (tenant, id, webhook, event, status) VALUES "
+                         "(%s, %s, %s, %s, %s)", old_t, "dlv_" + eid[4:], wid, eid, status)
             sweeper = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_LIFECYCLE_SWEEP_S": "1"}).start()
 
             def told():
@@ -240,6 +250,9 @@ def test_sweeper_extends_and_expires_once():
                     assert data == seg_data(d, d.get(api, data["segment"]["id"]))
                     assert data["segment"]["status"] == ("active" if t_ == "segment.extended" else "expired")
             assert events(quiet.tenant, url) == []
+            assert sorted(e[2] for e in events(old_t, url)) == ["evt_new0delivered", "evt_old000pending"]
+            assert sorted(d[1] for d in deliveries(old_t, url)) == ["evt_new0delivered", "evt_old000pending"]
+            assert metric_sum(sweeper, "segmentd_webhook_events_purged_total") == 1
             assert metric_sum(sweeper, "segmentd_lifecycle_expiries_total") == 4  # the quiet tenant's too
             assert metric_sum(sweeper, "segmentd_lifecycle_expiries_total", dialect="v1") == 2
 
