@@ -234,7 +234,8 @@ def test_the_delivery_log_and_its_retry(server):
 
 class Receiver:
     """An HTTP server on 127.0.0.1 that records what it is sent and answers as mode says:
-    ok (204), fail (500), slow (sleeps past segmentd's timeout, then 204), redirect (302)."""
+    ok (204), fail (500), slow (sleeps 1.5 s, past the tests' timeout of 1 s, then 204), hang
+    (the same for 4 s), redirect (302)."""
 
     def __init__(self):
         self.mode = "ok"
@@ -258,8 +259,8 @@ class Receiver:
                     mode = rec.mode
                 if secret:
                     rec.verify(secret, self.headers, body)
-                if mode == "slow":
-                    time.sleep(2.5)
+                if mode in ("slow", "hang"):
+                    time.sleep(1.5 if mode == "slow" else 4)
                 if mode == "redirect":
                     self.send_response(302)
                     self.send_header("Location", "/elsewhere")
@@ -468,7 +469,7 @@ def test_sigterm_gives_attempts_in_flight_back(receiver):
         a = deliverer(url, SEGMENTD_SHUTDOWN_GRACE="1", SEGMENTD_WEBHOOK_TIMEOUT_MS="5000")
         api = hooks_api(a)
         w = create(api, receiver.url())
-        receiver.mode = "slow"
+        receiver.mode = "hang"
         emit(url, api.tenant, [w["id"]])
         wait_until(lambda: len(receiver.got) >= 1, WAIT, what="an attempt in flight")
         t0 = time.time()
