@@ -400,9 +400,10 @@ static void finish(transfer *t, CURLcode rc)
     transfer_free(t);
 }
 
-/* The transfers libcurl says are done: their outcomes recorded. */
-static void reap(void)
+/* The transfers libcurl says are done: their outcomes recorded. How many. */
+static int reap(void)
 {
+    int done = 0;
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(wd.multi, &left))) {
@@ -419,7 +420,9 @@ static void reap(void)
         wd.in_flight--;
         atomic_store(&wd.flying_gauge, wd.in_flight);
         finish(t, rc); /* m is not used after this: the handle is removed there */
+        done++;
     }
+    return done;
 }
 
 /* At stop, past the deadline: each attempt still in flight is abandoned and its claim given
@@ -476,7 +479,8 @@ static void *worker_main(void *arg)
         }
         int running = 0;
         curl_multi_perform(wd.multi, &running);
-        reap();
+        if (reap() > 0) /* slots, and their subscriptions' turns, are free: claim at once */
+            next_claim = mono_ms();
         now = mono_ms();
         long long wait = MAX_SLEEP_MS;
         if (!quiesce && wd.in_flight < cfg->webhook_concurrency && next_claim - now < wait)
