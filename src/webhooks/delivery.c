@@ -40,6 +40,9 @@
 #define SESSION_TIMEOUT_MS 5000
 /* How often the pending gauge is read. */
 #define PENDING_EVERY_MS 5000
+/* Deliveries one claim takes at most: the window of the claim's statement
+ * (statements_webhooks_api.inc). */
+#define WH_CLAIM_MAX 256
 /* The wait before claiming again after the database failed. */
 #define RECONNECT_MS 5000
 /* The longest the loop sleeps between looks at its flags (stop, wake) when nothing happens. */
@@ -460,6 +463,8 @@ static void *worker_main(void *arg)
             next_claim = now;
         if (!quiesce && wd.in_flight < cfg->webhook_concurrency && now >= next_claim) {
             int want = cfg->webhook_concurrency - wd.in_flight;
+            if (want > WH_CLAIM_MAX)
+                want = WH_CLAIM_MAX;
             int got = claim(want);
             /* a full claim may have left more due: look again as soon as a slot frees; a
              * database that failed is tried again less often than the poll (each failure logs) */
