@@ -162,8 +162,10 @@ static curl_socket_t open_socket(void *cls, curlsocktype purpose, struct curl_so
     transfer *t = cls;
     const char *why = purpose == CURLSOCKTYPE_IPCXN ? netaddr_refused(&a->addr) : "not a connection";
     if (why) {
-        const void *bytes = a->family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)(void *)&a->addr)->sin6_addr
-                                                  : (const void *)&((struct sockaddr_in *)(void *)&a->addr)->sin_addr;
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)&a->addr;
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)&a->addr;
+        const void *bytes = a->family == AF_INET6 ? (const void *)&in6->sin6_addr
+                                                  : (const void *)&in4->sin_addr;
         if (!inet_ntop(a->family, bytes, t->refused_addr, sizeof t->refused_addr))
             snprintf(t->refused_addr, sizeof t->refused_addr, "?");
         t->refused = why;
