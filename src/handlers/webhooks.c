@@ -55,7 +55,7 @@ static int new_secret(http_request *rq, char out[SECRET_TEXT])
     return 0;
 }
 
-void h_webhook_create(http_request *rq)
+static void webhook_create(http_request *rq)
 {
     webhook_in in;
     store_conn *c;
@@ -82,6 +82,13 @@ void h_webhook_create(http_request *rq)
     }
     http_set_location(rq, WEBHOOKS_PATH, id);
     h_reply_doc(rq, 201, &doc);
+}
+
+/* The POSTs honour Idempotency-Key as the segment routes do: a retry of a create with its key
+ * answers the first subscription (and its secret) again rather than making a second. */
+void h_webhook_create(http_request *rq)
+{
+    h_idempotent(rq, webhook_create);
 }
 
 void h_webhook_get(http_request *rq)
@@ -117,7 +124,7 @@ void h_webhook_delete(http_request *rq)
     http_reply_empty(rq, 204);
 }
 
-void h_webhook_rotate(http_request *rq)
+static void webhook_rotate(http_request *rq)
 {
     store_doc doc;
     store_conn *c;
@@ -129,6 +136,11 @@ void h_webhook_rotate(http_request *rq)
     if (h_missed_as(rq, rc, "webhook subscription"))
         return;
     h_reply_doc(rq, 200, &doc);
+}
+
+void h_webhook_rotate(http_request *rq)
+{
+    h_idempotent(rq, webhook_rotate);
 }
 
 /* The delivery log's cursor: "l:<seq>", the last delivery shown. */
@@ -151,7 +163,7 @@ void h_webhook_deliveries(http_request *rq)
     h_reply_page(rq, &page, DELIVERY_CURSOR);
 }
 
-void h_webhook_retry(http_request *rq)
+static void webhook_retry(http_request *rq)
 {
     store_doc doc;
     store_conn *c = h_store(rq);
@@ -167,4 +179,9 @@ void h_webhook_retry(http_request *rq)
         return;
     wh_delivery_wake(); /* due now: the worker need not wait for its next look */
     h_reply_doc(rq, 200, &doc);
+}
+
+void h_webhook_retry(http_request *rq)
+{
+    h_idempotent(rq, webhook_retry);
 }

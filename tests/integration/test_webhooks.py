@@ -76,6 +76,24 @@ def sql_secret(wid):
     return psql("SELECT secret FROM webhooks WHERE id = %s", wid)[0][0]
 
 
+def test_a_create_retried_with_its_idempotency_key_makes_one(server):
+    api = hooks_api(server)
+    body = {"url": "https://hooks.example.com/once", "events": ["segment.created"]}
+    first = api.post("/v1/webhooks", body, headers={"Idempotency-Key": "hook-1"})
+    again = api.post("/v1/webhooks", body, headers={"Idempotency-Key": "hook-1"})
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json() and again.headers["Location"] == first.headers["Location"]
+    assert [w["id"] for w in api.get("/v1/webhooks").json()["items"]] == [first.json()["id"]]
+    other = dict(body, url="https://hooks.example.com/twice")
+    assert problem(api.post("/v1/webhooks", other, headers={"Idempotency-Key": "hook-1"}), 422,
+                   "idempotency_key_reused")
+    rot = api.post(f"/v1/webhooks/{first.json()['id']}/rotate-secret", headers={"Idempotency-Key": "rot-1"})
+    rot2 = api.post(f"/v1/webhooks/{first.json()['id']}/rotate-secret", headers={"Idempotency-Key": "rot-1"})
+    assert rot.status_code == rot2.status_code == 200 and rot2.json()["secret"] == rot.json()["secret"]
+    assert rot2.headers.get("Idempotent-Replayed") == "true"
+
+
 BAD = [
     ({"events": ["segment.created"]}, ["/url"]),
     ({"url": "https://a.example/"}, ["/events"]),

@@ -1419,6 +1419,9 @@ export interface paths {
          *     address it resolves to. `events`: 1 to 7 distinct types of the list in the *Webhooks*
          *     section. A tenant has at most 50 subscriptions (422 `too_many_webhooks`).
          *
+         *     With an `Idempotency-Key`, a retry of the request answers the first subscription, its
+         *     secret included, again (`Idempotent-Replayed: true`) instead of making another.
+         *
          *     Needs the `webhooks:write` scope.
          */
         post: operations["createWebhook"];
@@ -7155,6 +7158,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
             cookie?: never;
@@ -7178,6 +7197,7 @@ export interface operations {
             /** @description Created. `Location` names the subscription; `secret` is shown this once. */
             201: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -7328,6 +7348,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
                 /**
@@ -7345,6 +7381,7 @@ export interface operations {
             /** @description The subscription with its new secret. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -7373,6 +7410,8 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
@@ -7477,6 +7516,22 @@ export interface operations {
                  * @example 7f3c2a9e-checkout-42
                  */
                 "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
                 /**
@@ -7501,6 +7556,7 @@ export interface operations {
             /** @description The delivery, due now. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -7530,6 +7586,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
