@@ -21,6 +21,7 @@
 #include "store/imports.h"
 #include "store/size_refresher.h"
 #include "store/sweeper.h"
+#include "webhooks/delivery.h"
 
 static const char *env_lookup(const char *name, void *cls)
 {
@@ -144,8 +145,10 @@ static int cmd_serve(seg_config *cfg)
         return fatal(&err);
     }
     if (store_sweeper_start(cfg, &err) || store_import_merge_start(cfg, &err) ||
-        h_lookup_start(cfg, &err) || store_size_refresher_start(cfg, &err)) {
+        h_lookup_start(cfg, &err) || store_size_refresher_start(cfg, &err) ||
+        wh_delivery_start(cfg, &err)) {
         http_server_stop(0);
+        wh_delivery_stop(0);
         store_sweeper_stop();
         h_lookup_stop();
         store_import_merge_stop();
@@ -161,9 +164,14 @@ static int cmd_serve(seg_config *cfg)
             "pool_size", pool, "version", SEGMENTD_VERSION, NULL);
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "shutdown: draining requests in flight", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    long long stop_at = (long long)time(NULL);
+    wh_delivery_quiesce(); /* no new attempt; those in flight go on while requests drain */
     store_sweeper_stop();
     store_size_refresher_stop();
     http_server_stop(cfg->shutdown_grace_s);
+    /* what is left of the grace for the attempts in flight (at least a second) */
+    long long left_s = cfg->shutdown_grace_s - ((long long)time(NULL) - stop_at);
+    wh_delivery_stop((int)(left_s > 1 ? left_s : 1) * 1000);
     h_imports_stop(5);
     h_exports_stop(5);
     store_import_merge_stop();

@@ -12,8 +12,9 @@
 #define AUTH_SCOPE_WRITE 2u          /* segments:write */
 #define AUTH_SCOPE_DEVICES_READ 4u   /* devices:read */
 #define AUTH_SCOPE_DEVICES_WRITE 8u  /* devices:write: ingest needs no right on segments */
+#define AUTH_SCOPE_WEBHOOKS 16u      /* webhooks:write: a tenant's subscriptions and their deliveries */
 /* What `segmentd token` and the development token grant by default. */
-#define AUTH_DEFAULT_SCOPES "segments:read segments:write devices:read devices:write"
+#define AUTH_DEFAULT_SCOPES "segments:read segments:write devices:read devices:write webhooks:write"
 #define AUTH_MAX_TOKEN 4096     /* bytes; longer tokens are refused before decoding */
 #define AUTH_TENANT_MAX 128
 

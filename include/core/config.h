@@ -55,6 +55,15 @@ typedef struct seg_config {
      * requests a second (0: not limited) and the burst (0: as many as a second's) */
     int rate_limit[3];
     int rate_burst[3];
+    /* webhook delivery (webhooks/delivery.h) */
+    bool webhook_allow_private;  /* SSRF checks off: private and loopback receivers allowed */
+    int webhook_concurrency;     /* deliveries in flight in this process; 0: none */
+    int webhook_per_subscription;
+    int webhook_connect_timeout_ms;
+    int webhook_timeout_ms;
+    int webhook_retry_base_ms;
+    int webhook_retry_window_s;
+    int webhook_poll_ms;
     char retired_set[96];        /* retired settings found set, space-separated: warned about */
 } seg_config;
 

@@ -89,10 +89,23 @@ void h_lookup_stop(void);
  * wait_s for their threads (they hold evaluation sessions). */
 void h_exports_stop(int wait_s);
 
+/* Webhook subscriptions and their delivery log (handlers/webhooks.c); init keeps the SSRF
+ * setting that the create's check of a literal address needs. */
+void h_webhooks_init(const seg_config *cfg);
+void h_webhook_create(http_request *rq);      /* POST /v1/webhooks */
+void h_webhook_list(http_request *rq);        /* GET /v1/webhooks, newest first */
+void h_webhook_get(http_request *rq);
+void h_webhook_delete(http_request *rq);
+void h_webhook_rotate(http_request *rq);      /* POST /v1/webhooks/{id}/rotate-secret */
+void h_webhook_deliveries(http_request *rq);  /* GET /v1/webhooks/{id}/deliveries, newest first */
+void h_webhook_retry(http_request *rq);       /* POST …/deliveries/{delivery}/retry */
+
 /* Path parameter checks for the router. */
 bool h_check_uuid(const char *value, const char **why);
 bool h_check_seg_id(const char *value, const char **why);
 bool h_check_device_id(const char *value, const char **why);
 bool h_check_import_id(const char *value, const char **why);
+bool h_check_webhook_id(const char *value, const char **why);
+bool h_check_delivery_id(const char *value, const char **why);
 
 #endif

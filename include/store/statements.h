@@ -23,8 +23,11 @@ typedef enum stmt_id {
     /* the lifecycle sweeper's (store/sweeper.c), on its own session */
     STMT_AUD_RENEW,
     STMT_V1_RENEW,
+    STMT_AUD_EXPIRE,
+    STMT_V1_EXPIRE,
     STMT_HISTORY_PURGE,
     STMT_IDEM_PURGE,
+    STMT_WEBHOOK_PURGE,
     /* device imports (store/imports.c, store/import_merge.c), on sessions of their own */
     STMT_IMPORT_CREATE,
     STMT_IMPORT_COPY,
@@ -92,6 +95,19 @@ typedef enum stmt_id {
     STMT_IMPORT_KEY_SAVE,
     STMT_IMPORT_KEY_UNLOCK,
     STMT_IDEM_SAVE,
+    /* webhook subscriptions and their delivery log (store/webhooks.c); the delivery worker's,
+     * on its own session (store/webhook_queue.c): statements_webhooks_api.inc */
+    STMT_WEBHOOK_CREATE,
+    STMT_WEBHOOK_GET,
+    STMT_WEBHOOK_LIST,
+    STMT_WEBHOOK_DELETE,
+    STMT_WEBHOOK_ROTATE,
+    STMT_WEBHOOK_DELIVERIES,
+    STMT_WEBHOOK_RETRY,
+    STMT_WEBHOOK_CLAIM,
+    STMT_WEBHOOK_RECORD,
+    STMT_WEBHOOK_RELEASE,
+    STMT_WEBHOOK_PENDING,
     STMT__COUNT
 } stmt_id;
 

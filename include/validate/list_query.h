@@ -26,6 +26,9 @@ void val_query_fail(seg_error *err, const char *name, const char *fmt, ...) PRIN
  * already in err, so a caller may read the rest of the query before looking. */
 int val_list_paging(val_query_fn q, void *cls, char kind, int *limit, char before[24],
                     seg_error *err);
+/* ?limit= (l, NULL when absent; bad: unusable): 1 to VAL_PAGE_MAX, default VAL_PAGE_DEFAULT; a
+ * bad one is recorded in err (400) and the default returned. */
+int val_page_limit(const char *l, bool bad, seg_error *err);
 /* The cursor a page gives for the rows after key (decimal text) in a list of this kind. */
 void val_cursor_encode(char kind, const char *key, char out[VAL_CURSOR_MAX]);
 

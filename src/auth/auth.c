@@ -41,6 +41,8 @@ static const struct scope_def {
      "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"devices:read\""},
     {"devices:write", AUTH_SCOPE_DEVICES_WRITE,
      "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"devices:write\""},
+    {"webhooks:write", AUTH_SCOPE_WEBHOOKS,
+     "Bearer realm=\"segmentd\", error=\"insufficient_scope\", scope=\"webhooks:write\""},
 };
 #define N_SCOPES (sizeof scope_defs / sizeof scope_defs[0])
 

@@ -117,6 +117,24 @@ static const cf_entry cf_table[] = {
      "this process (0: no limit)"},
     {"SEGMENTD_RATE_LIMIT_EVAL_BURST", CF_INT, "0", 0, 10000000,
      "requests a tenant's evaluation bucket holds (0: SEGMENTD_RATE_LIMIT_EVAL)"},
+    {"SEGMENTD_WEBHOOK_ALLOW_PRIVATE", CF_BOOL, "0", 0, 0,
+     "deliver webhooks to loopback, private, link-local, unique-local, multicast and "
+     "unspecified addresses too (refused by default: SSRF); for tests and closed networks"},
+    {"SEGMENTD_WEBHOOK_CONCURRENCY", CF_INT, "16", 0, 1024,
+     "webhook deliveries in flight at once in this process (0: this process delivers none)"},
+    {"SEGMENTD_WEBHOOK_PER_SUBSCRIPTION", CF_INT, "2", 1, 64,
+     "deliveries of one subscription in flight at once in this process, oldest event first"},
+    {"SEGMENTD_WEBHOOK_CONNECT_TIMEOUT_MS", CF_INT, "5000", 100, 60000,
+     "time a webhook delivery may take to connect"},
+    {"SEGMENTD_WEBHOOK_TIMEOUT_MS", CF_INT, "10000", 100, 300000,
+     "time a webhook delivery may take in all, connecting included (past it: a failed attempt)"},
+    {"SEGMENTD_WEBHOOK_RETRY_BASE_MS", CF_INT, "5000", 10, 3600000,
+     "wait before a failed delivery's first retry; each retry doubles it (at most an hour), "
+     "with jitter"},
+    {"SEGMENTD_WEBHOOK_RETRY_WINDOW_S", CF_INT, "86400", 1, 2592000,
+     "seconds after its event a delivery is retried; past them it is marked failed"},
+    {"SEGMENTD_WEBHOOK_POLL_MS", CF_INT, "1000", 10, 60000,
+     "how often the delivery worker looks for due deliveries (others' events included)"},
 };
 
 #define CF_COUNT (sizeof cf_table / sizeof cf_table[0])
@@ -342,6 +360,22 @@ static int apply(seg_config *cfg, const cf_entry *e, const char *v, seg_error *e
         cfg->history_days = (int)n;
     } else if (!strcmp(name, "IDEMPOTENCY_HOURS")) {
         cfg->idempotency_hours = (int)n;
+    } else if (!strcmp(name, "WEBHOOK_ALLOW_PRIVATE")) {
+        cfg->webhook_allow_private = b;
+    } else if (!strcmp(name, "WEBHOOK_CONCURRENCY")) {
+        cfg->webhook_concurrency = (int)n;
+    } else if (!strcmp(name, "WEBHOOK_PER_SUBSCRIPTION")) {
+        cfg->webhook_per_subscription = (int)n;
+    } else if (!strcmp(name, "WEBHOOK_CONNECT_TIMEOUT_MS")) {
+        cfg->webhook_connect_timeout_ms = (int)n;
+    } else if (!strcmp(name, "WEBHOOK_TIMEOUT_MS")) {
+        cfg->webhook_timeout_ms = (int)n;
+    } else if (!strcmp(name, "WEBHOOK_RETRY_BASE_MS")) {
+        cfg->webhook_retry_base_ms = (int)n;
+    } else if (!strcmp(name, "WEBHOOK_RETRY_WINDOW_S")) {
+        cfg->webhook_retry_window_s = (int)n;
+    } else if (!strcmp(name, "WEBHOOK_POLL_MS")) {
+        cfg->webhook_poll_ms = (int)n;
     } else if (!strncmp(name, "RATE_LIMIT_", 11)) {
         static const char *const cls[] = {"READ", "WRITE", "EVAL"};
         for (int c = 0; c < 3; c++) {

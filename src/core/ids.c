@@ -84,12 +84,41 @@ int ids_import_id(char out[IDS_IMPORT_LEN + 1])
 
 bool ids_is_import_id(const char *s)
 {
-    if (strncmp(s, "imp_", 4) != 0)
+    return ids_is_prefixed(s, "imp_");
+}
+
+int ids_random(unsigned char *out, size_t n)
+{
+    return getrandom_all(out, n);
+}
+
+int ids_webhook_id(char out[IDS_WEBHOOK_LEN + 1])
+{
+    static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    struct timespec ts;
+    char tail[IDS_SEG_LEN + 1];
+    if (clock_gettime(CLOCK_REALTIME, &ts) || prefixed_id("xxx_", tail))
+        return -1;
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)(ts.tv_nsec / 1000000);
+    memcpy(out, "wh_", 3);
+    for (int i = 6; i >= 0; i--) { /* 62^7 ms: until the year 2081 */
+        out[3 + i] = b62[ms % 62];
+        ms /= 62;
+    }
+    memcpy(out + 10, tail + 4, 6);
+    out[IDS_WEBHOOK_LEN] = '\0';
+    return 0;
+}
+
+bool ids_is_prefixed(const char *s, const char *prefix)
+{
+    size_t p = strlen(prefix);
+    if (strncmp(s, prefix, p) != 0)
         return false;
-    for (int i = 4; i < IDS_IMPORT_LEN; i++)
+    for (size_t i = p; i < p + 13; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z')))
             return false;
-    return s[IDS_IMPORT_LEN] == '\0';
+    return s[p + 13] == '\0';
 }
 
 static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -16,6 +16,7 @@ void handlers_init(const seg_config *cfg)
 {
     expected_migration = store_migrations_expected(cfg);
     h_imports_init(cfg);
+    h_webhooks_init(cfg);
 }
 
 void h_healthz(http_request *rq)

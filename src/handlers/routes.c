@@ -6,6 +6,7 @@
 #define W AUTH_SCOPE_WRITE
 #define DR AUTH_SCOPE_DEVICES_READ
 #define DW AUTH_SCOPE_DEVICES_WRITE
+#define WH AUTH_SCOPE_WEBHOOKS
 /* the last column, true: rate-limited as an evaluation (SEGMENTD_RATE_LIMIT_EVAL) */
 
 const http_route handlers_routes[] = {
@@ -62,6 +63,15 @@ const http_route handlers_routes[] = {
     {"PATCH", "/v1/devices/{id}", h_device_patch, DW, BODY_MERGE_PATCH, h_check_device_id, "device id", NULL, NULL, NULL, NULL, false},
     {"DELETE", "/v1/devices/{id}", h_device_delete, DW, BODY_NONE, h_check_device_id, "device id", NULL, NULL, NULL, NULL, false},
     {"GET", "/v1/devices/{id}/segments", h_device_segments, R, BODY_NONE, h_check_device_id, "device id", NULL, NULL, NULL, NULL, false},
+
+    {"POST", "/v1/webhooks", h_webhook_create, WH, BODY_JSON, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"GET", "/v1/webhooks", h_webhook_list, WH, BODY_NONE, NULL, NULL, NULL, NULL, NULL, NULL, false},
+    {"GET", "/v1/webhooks/{id}", h_webhook_get, WH, BODY_NONE, h_check_webhook_id, "webhook id", NULL, NULL, NULL, NULL, false},
+    {"DELETE", "/v1/webhooks/{id}", h_webhook_delete, WH, BODY_NONE, h_check_webhook_id, "webhook id", NULL, NULL, NULL, NULL, false},
+    {"POST", "/v1/webhooks/{id}/rotate-secret", h_webhook_rotate, WH, BODY_NONE, h_check_webhook_id, "webhook id", NULL, NULL, NULL, NULL, false},
+    {"GET", "/v1/webhooks/{id}/deliveries", h_webhook_deliveries, WH, BODY_NONE, h_check_webhook_id, "webhook id", NULL, NULL, NULL, NULL, false},
+    {"POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", h_webhook_retry, WH, BODY_NONE, h_check_webhook_id,
+     "webhook id", NULL, h_check_delivery_id, "delivery id", "/path/delivery", false},
 };
 
 const size_t handlers_n_routes = sizeof handlers_routes / sizeof handlers_routes[0];

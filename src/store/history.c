@@ -21,13 +21,7 @@ int store_history_page(store_conn *c, bool v1, const char *tenant, const char *i
     if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) { /* one row: no revision left */
         if (PQntuples(res) == 0 || PQgetvalue(res, 0, 2)[0] != 't')
             return STORE_MISSING;
-        char *buf = store_page_room(c, 0, err);
-        if (!buf)
-            return -1;
-        out->n = 0;
-        out->more = false;
-        store_page_done(out, buf, 0, NULL);
-        return STORE_DONE;
+        return store_page_empty(c, out, err);
     }
     return store_page_of(c, res, limit, out, err);
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "store/eval_sql.h"
+#include "store/statements_webhooks.h"
 
 /* The advisory lock that serialises migrations across processes: "segmentd" in ASCII as a
  * 64-bit key. */
@@ -177,10 +178,11 @@
 #define LC_RECORD "start_us bigint, end_us bigint, active boolean, extend boolean, extend_days int"
 
 /* The end of a bulk update of table (x: the records, upd: the UPDATE begun before with its
- * SET list; doc the document of its row s, old_doc that of row o): the revisions of the rows
- * it updated, which it answers as (id, representation json, NULL), then the rows left as they
+ * SET list; doc the document of its row s, old_doc that of row o; dialect and id_of, a record
+ * a's id as the rows have it, for their events): the revisions and events of the rows it
+ * updated, which it answers as (id, representation json, NULL), then the rows left as they
  * were because their new dates would break a rule as (id, NULL, rule). */
-#define BULK_UPDATE_END(table, v1, seq, number, id, json, doc, old_doc)                      \
+#define BULK_UPDATE_END(table, v1, seq, number, id, json, doc, old_doc, dialect, id_of)    \
     "create_op = NULL, updated_at = now(), version = s.version + 1 FROM x, "                 \
     LOCKED_OLD(table, old_doc, number, "o.id IN (SELECT x.id FROM x)") " "                  \
     "WHERE s.tenant = $1 AND s.id = x.id AND old.id = x.id "                                 \
@@ -188,6 +190,8 @@
     "RETURNING " id " AS id, " json " AS body, s.version AS version, " doc " AS doc, "       \
     OLD_RETURNED "), "                                                                       \
     REVISED(v1, seq, "$3", "$4", "'bulk_update'", "version")                                 \
+    EVENTS("$1", EV_UPDATED, SEGMENT_DATA(dialect, "upd.body"),                                \
+           IN_ITEM_ORDER("upd", "json_array_elements", id_of), "ORDER BY o.ord")              \
     "SELECT id, body, NULL::text FROM upd UNION ALL "                                       \
     "SELECT " id ", NULL, " LC_PROBLEM("x.mask", "x", "s") " FROM " table " s "                \
     "JOIN x ON s.id = x.id WHERE s.tenant = $1 AND " LC_PROBLEM("x.mask", "x", "s") " IS NOT NULL " \
@@ -201,8 +205,9 @@
 
 /* The sweeper's renewal of up to $1 segments whose end passed (SKIP LOCKED: what another
  * process renews meanwhile is left to it; the WHERE is checked again on the row it locks,
- * so each renewal happens once), with their revisions; it answers how many it renewed. */
-#define RENEW(table, v1, seq, number, doc, patch)                                          \
+ * so each renewal happens once), with their revisions and their segment.extended events
+ * (json: the representation of row s, in dialect's words); it answers how many it renewed. */
+#define RENEW(table, v1, seq, number, doc, patch, dialect, json)                           \
     "WITH due AS (SELECT d.tenant, d.id, " PENDING("d", number) ", " PENDING_DOC("d", doc) " " \
     "FROM " table " d WHERE d.extend AND d.end_date <= now() "                              \
     "ORDER BY d.end_date LIMIT $1::int FOR UPDATE SKIP LOCKED), "                           \
@@ -210,9 +215,11 @@
     "updated_at = now(), version = s.version + 1 FROM due WHERE s.tenant = due.tenant "    \
     "AND s.id = due.id AND s.extend AND s.end_date <= now() RETURNING s.tenant, "         \
     "s.id::text AS id, s.version, s.end_date, s.updated_at, due.old_doc, due.create_op, "   \
-    "due.create_actor, due.create_request_id, due.created_at, due.created_seq), "          \
+    "due.create_actor, due.create_request_id, due.created_at, due.created_seq, "           \
+    IF_ANY_HOOKED(EV_EXTENDED, json) " AS body), "                                          \
     "rev AS (" REV_INSERT MOVED_CREATE("r.tenant", v1, "r") "SELECT " seq ", r.tenant, " v1 ", " \
     "r.id, now(), 'segmentd', NULL, 'extend', r.version, NULL, " patch " FROM r) "           \
+    EVENTS("r.tenant", EV_EXTENDED, SEGMENT_DATA(dialect, "r.body"), "r", "ORDER BY r.created_seq") \
     "SELECT count(*) FROM r"
 
 /* A revision r as GET …/history answers it, the same on both dialects (snake_case keys, the
@@ -272,9 +279,12 @@ const stmt_def store_statements[STMT__COUNT] = {
 
     /* $1 how many at most */
     [STMT_AUD_RENEW] = {NULL, RENEW("audience_segments", "false", AUD_REV_SEQ, "no", AUD_DOC("d"),
-                                    RENEWED("end_date", "updated_at", TS_JSON)), 1, LOCKS_NONE, false},
+                                    RENEWED("end_date", "updated_at", TS_JSON), "audiences", AUD_JSON),
+                        1, LOCKS_NONE, false},
     [STMT_V1_RENEW] = {NULL, RENEW("v1_segments", "true", V1_REV_SEQ, "seq", V1_DOC("d"),
-                                   RENEWED("endDate", "updatedAt", MS_JSON)), 1, LOCKS_NONE, false},
+                                   RENEWED("endDate", "updatedAt", MS_JSON), "v1", V1_JSON),
+                       1, LOCKS_NONE, false},
+#include "statements_webhooks.inc"
     /* Up to $2 revisions older than $1 days (SEGMENTD_HISTORY_DAYS), found by the BRIN index
      * on `at` and deleted by their row addresses. */
     [STMT_HISTORY_PURGE] = {NULL,
@@ -288,16 +298,19 @@ const stmt_def store_statements[STMT__COUNT] = {
     [STMT_MIGRATION_VERSION] = {"migration_version",
         "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, LOCKS_NONE, false},
 
-    /* $16 the actor, $17 the request id of its revision (pending on the row: PENDING) */
+    /* $16 the actor, $17 the request id of its revision (pending on the row: PENDING); its
+     * event segment.created */
     [STMT_AUD_INSERT] = {"aud_insert",
-        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "WITH ins AS (INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
         "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "VALUES ($1, $2::uuid, $3, $4, $5::uuid, $6::bigint, $7, coalesce($8::jsonb, '{}'), "
         "coalesce($9::jsonb, '{}'), coalesce($10::timestamptz, now()), now(), "
         TS_US("$11") ", segment_end_at(" TS_US("$12") ", $14::boolean, $15::int, now()), "
         "$13::boolean, $14::boolean, $15::int, 'create', $16::text, $17::text) "
-        "RETURNING " AUD_JSON ", s.version", 17, LOCKS_NONE, false},
+        "RETURNING " AUD_JSON " AS body, s.version) "
+        EVENTS("$1", EV_CREATED, SEGMENT_DATA("audiences", "ins.body"), "ins", "")
+        "SELECT body, version FROM ins", 17, LOCKS_NONE, false},
 
     [STMT_AUD_GET] = {"aud_get",
         "SELECT " AUD_JSON ", s.version FROM audience_segments s "
@@ -330,6 +343,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "RETURNING " AUD_JSON " AS body, s.version AS new_version, " AUD_DOC("s") " AS doc, "
         OLD_RETURNED ", s.id::text AS id), "
         REVISED("false", AUD_REV_SEQ, "$17", "$18", "$19", "new_version")
+        EVENTS("$1", EV_UPDATED, SEGMENT_DATA("audiences", "upd.body"), "upd", "")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
@@ -340,8 +354,10 @@ const stmt_def store_statements[STMT__COUNT] = {
         "WITH cur AS (SELECT version FROM audience_segments WHERE tenant = $1 AND id = $2::uuid), "
         "del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 AND s.id = $2::uuid "
         "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id::text AS id, "
-        "s.version, " PENDING("s", "no") ", " PENDING_DOC("s", AUD_DOC("s")) "), "
+        "s.version, " PENDING("s", "no") ", " PENDING_DOC("s", AUD_DOC("s")) ", "
+        IF_HOOKED("$1", EV_DELETED, AUD_JSON) " AS body), "
         DELETED_REV("false", AUD_REV_SEQ, "$4", "$5", "'delete'")
+        EVENTS("$1", EV_DELETED, SEGMENT_DATA("audiences", "del.body"), "del", "")
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_AUDIENCE_SEGMENTS, false},
 
     /* Lists return the representation's columns in its order, the timestamps as TS_HEX;
@@ -370,11 +386,13 @@ const stmt_def store_statements[STMT__COUNT] = {
         "ORDER BY s.no DESC LIMIT (SELECT $3::int)", 3, LOCKS_NONE, false},
 
     [STMT_V1_INSERT] = {"v1_insert", /* $11, $12: as aud_insert's $16, $17 */
-        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "WITH ins AS (INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
         "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "VALUES ($1, $2, $3, $4, $5::jsonb, " TS_US("$6") ", segment_end_at(" TS_US("$7") ", "
         "$9::boolean, $10::int, now()), $8::boolean, $9::boolean, $10::int, 'create', $11::text, "
-        "$12::text) RETURNING " V1_JSON ", s.version", 12, LOCKS_NONE, false},
+        "$12::text) RETURNING " V1_JSON " AS body, s.version) "
+        EVENTS("$1", EV_CREATED, SEGMENT_DATA("v1", "ins.body"), "ins", "")
+        "SELECT body, version FROM ins", 12, LOCKS_NONE, false},
 
     [STMT_V1_GET] = {"v1_get",
         "SELECT " V1_JSON ", s.version FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2", 2, LOCKS_NONE, false},
@@ -399,6 +417,7 @@ const stmt_def store_statements[STMT__COUNT] = {
         "RETURNING " V1_JSON " AS body, s.version AS new_version, " V1_DOC("s") " AS doc, "
         OLD_RETURNED ", s.id AS id), "
         REVISED("true", V1_REV_SEQ, "$13", "$14", "$15", "new_version")
+        EVENTS("$1", EV_UPDATED, SEGMENT_DATA("v1", "upd.body"), "upd", "")
         "SELECT cur.version, upd.body, upd.new_version, CASE WHEN upd.body IS NULL "
         "AND ($4::bigint[] IS NULL OR cur.version = ANY($4::bigint[])) THEN "
         LC_PROBLEM("$3::int", "arg", "cur") " END "
@@ -408,8 +427,10 @@ const stmt_def store_statements[STMT__COUNT] = {
         "WITH cur AS (SELECT version FROM v1_segments WHERE tenant = $1 AND id = $2), "
         "del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 AND s.id = $2 "
         "AND ($3::bigint[] IS NULL OR s.version = ANY($3::bigint[])) RETURNING s.id, s.version, "
-        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
+        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) ", "
+        IF_HOOKED("$1", EV_DELETED, V1_JSON) " AS body), "
         DELETED_REV("true", V1_REV_SEQ, "$4", "$5", "'delete'")
+        EVENTS("$1", EV_DELETED, SEGMENT_DATA("v1", "del.body"), "del", "")
         "SELECT cur.version, del.version FROM cur LEFT JOIN del ON true", 5, LOCKS_V1_SEGMENTS, false},
 
     [STMT_V1_LIST] = {"v1_list",
@@ -432,7 +453,7 @@ const stmt_def store_statements[STMT__COUNT] = {
      * what PostgreSQL made (no, the two documents as jsonb text, the timestamps): the
      * statement costs ~7 ms less for 1000 rows without json_build_object and to_char. */
     [STMT_AUD_BULK_INSERT] = {"aud_bulk_insert",
-        "INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
+        "WITH ins AS (INSERT INTO audience_segments AS s (tenant, id, management_type, name, owner_id, "
         "approximated_size, description, properties, deprecated_properties, created_at, updated_at, "
         "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "SELECT $1, x.id, x.management_type, x.name, x.owner_id, x.approximated_size, x.description, "
@@ -446,9 +467,14 @@ const stmt_def store_statements[STMT__COUNT] = {
         "AS x(id, management_type, name, owner_id, approximated_size, description, properties, "
         "deprecated_properties, created_at, start_us, end_us, active, extend, extend_days, ord) "
         "ORDER BY x.ord "
-        "RETURNING s.id::text, s.no, s.properties::text, s.deprecated_properties::text, "
-        US_OF("s.created_at") ", " US_OF("s.updated_at") ", " US_OF("s.start_date") ", "
-        US_OF(END_AT) ", s.active, s.extend, s.extend_days, " STATUS, 4, LOCKS_NONE, true},
+        "RETURNING s.id::text AS id, s.no, s.properties::text AS properties, "
+        "s.deprecated_properties::text AS deprecated_properties, " US_OF("s.created_at") " AS created_us, "
+        US_OF("s.updated_at") " AS updated_us, " US_OF("s.start_date") " AS start_us, "
+        US_OF(END_AT) " AS end_us, s.active, s.extend, s.extend_days, " STATUS " AS status, "
+        IF_HOOKED("$1", EV_CREATED, AUD_JSON) " AS body) "
+        EVENTS("$1", EV_CREATED, SEGMENT_DATA("audiences", "ins.body"), "ins", "ORDER BY ins.no")
+        "SELECT id, no, properties, deprecated_properties, created_us, updated_us, start_us, "
+        "end_us, active, extend, extend_days, status FROM ins", 4, LOCKS_NONE, true},
 
     /* Updates answer (id, representation, NULL) for each row updated, and (id, NULL, rule)
      * for each whose new dates would break a lifecycle rule against its stored values. */
@@ -468,19 +494,21 @@ const stmt_def store_statements[STMT__COUNT] = {
         "deprecated_properties = CASE WHEN (x.mask & 64) <> 0 THEN coalesce(x.deprecated_properties, '{}') "
         "ELSE s.deprecated_properties END, " LC_SET("x.mask", "x")
         BULK_UPDATE_END("audience_segments", "false", AUD_REV_SEQ, "no", "s.id::text", AUD_JSON,
-                        AUD_DOC("s"), AUD_DOC("o")), 4,
+                        AUD_DOC("s"), AUD_DOC("o"), "audiences", "(a.v->>'id')::uuid::text"), 4,
         LOCKS_NONE, true},
 
     [STMT_AUD_BULK_DELETE] = {"aud_bulk_delete",
         "WITH del AS (DELETE FROM audience_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)::uuid) "
         "RETURNING s.id::text AS id, s.version, " PENDING("s", "no") ", "
-        PENDING_DOC("s", AUD_DOC("s")) "), "
+        PENDING_DOC("s", AUD_DOC("s")) ", " IF_HOOKED("$1", EV_DELETED, AUD_JSON) " AS body), "
         DELETED_REV("false", AUD_REV_SEQ, "$3", "$4", "'bulk_delete'")
+        EVENTS("$1", EV_DELETED, SEGMENT_DATA("audiences", "del.body"),
+               IN_ITEM_ORDER("del", "json_array_elements_text", "a.v::uuid::text"), "ORDER BY o.ord")
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_INSERT] = {"v1_bulk_insert",
-        "INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
+        "WITH ins AS (INSERT INTO v1_segments AS s (tenant, id, name, description, constraints, "
         "start_date, end_date, active, extend, extend_days, create_op, create_actor, create_request_id) "
         "SELECT $1, x.id, x.name, x.description, x.constraints, " TS_US("x.start_us") ", "
         "segment_end_at(" TS_US("x.end_us") ", x.extend, x.extend_days, now()), x.active, x.extend, "
@@ -488,7 +516,9 @@ const stmt_def store_statements[STMT__COUNT] = {
         "FROM ROWS FROM (json_to_recordset($2::json) AS (id text, name text, description text, "
         "constraints jsonb, " LC_RECORD ")) WITH ORDINALITY AS x(id, name, description, constraints, "
         "start_us, end_us, active, extend, extend_days, ord) "
-        "ORDER BY x.ord RETURNING s.id, " V1_JSON, 4, LOCKS_NONE, true},
+        "ORDER BY x.ord RETURNING s.id, " V1_JSON " AS body, s.seq) "
+        EVENTS("$1", EV_CREATED, SEGMENT_DATA("v1", "ins.body"), "ins", "ORDER BY ins.seq")
+        "SELECT id, body FROM ins", 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_UPDATE] = {"v1_bulk_update",
         "WITH x AS (SELECT r.*, " TS_US("r.start_us") " AS start_date, " TS_US("r.end_us") " AS end_date "
@@ -501,13 +531,16 @@ const stmt_def store_statements[STMT__COUNT] = {
         "constraints = CASE WHEN (x.mask & 4) <> 0 THEN x.constraints ELSE s.constraints END, "
         LC_SET("x.mask", "x")
         BULK_UPDATE_END("v1_segments", "true", V1_REV_SEQ, "seq", "s.id", V1_JSON, V1_DOC("s"),
-                        V1_DOC("o")), 4, LOCKS_NONE, true},
+                        V1_DOC("o"), "v1", "a.v->>'id'"), 4, LOCKS_NONE, true},
 
     [STMT_V1_BULK_DELETE] = {"v1_bulk_delete",
         "WITH del AS (DELETE FROM v1_segments s WHERE s.tenant = $1 "
         "AND s.id IN (SELECT json_array_elements_text($2::json)) RETURNING s.id, s.version, "
-        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) "), "
+        PENDING("s", "seq") ", " PENDING_DOC("s", V1_DOC("s")) ", "
+        IF_HOOKED("$1", EV_DELETED, V1_JSON) " AS body), "
         DELETED_REV("true", V1_REV_SEQ, "$3", "$4", "'bulk_delete'")
+        EVENTS("$1", EV_DELETED, SEGMENT_DATA("v1", "del.body"),
+               IN_ITEM_ORDER("del", "json_array_elements_text", "a.v"), "ORDER BY o.ord")
         "SELECT del.id, json_build_object('id', del.id)::text FROM del", 4, LOCKS_NONE, true},
     /* A segment's history (store/history.c): $2 the segment's id as text, its revisions newest
      * first before the cursor ($3, a seq), $4 at most ($5 the retention in days), as
@@ -524,6 +557,7 @@ const stmt_def store_statements[STMT__COUNT] = {
 #include "statements_idempotency.inc"
 #include "statements_devices.inc"
 #include "statements_eval.inc"
+#include "statements_webhooks_api.inc"
 };
 
 const char store_device_json_sql[] = DEVICE_JSON;

@@ -314,6 +314,17 @@ void store_page_done(store_page *out, char *items, size_t len, const char *last_
         snprintf(out->next_key, sizeof out->next_key, "%s", last_key);
 }
 
+int store_page_empty(store_conn *c, store_page *out, seg_error *err)
+{
+    char *buf = store_page_room(c, 0, err);
+    if (!buf)
+        return -1;
+    out->n = 0;
+    out->more = false;
+    store_page_done(out, buf, 0, NULL);
+    return STORE_DONE;
+}
+
 int store_page_of(store_conn *c, const PGresult *res, int limit, store_page *out, seg_error *err)
 {
     int n = PQntuples(res);

@@ -45,6 +45,8 @@ void store_page_done(store_page *out, char *items, size_t len, const char *last_
  * most limit of them (the statement asks one more, to know whether more follow), the key of
  * the last one shown from column 1. STORE_DONE or -1 with err. */
 int store_page_of(store_conn *c, const PGresult *res, int limit, store_page *out, seg_error *err);
+/* An empty last page. STORE_DONE or -1 with err. */
+int store_page_empty(store_conn *c, store_page *out, seg_error *err);
 
 /* store/idempotency.c: the 11 parameters of answer a kept for request q's key (STMT_IDEM_SAVE
  * and its kin); t holds the numbers as text. */

@@ -38,8 +38,7 @@ void val_cursor_encode(char kind, const char *key, char out[VAL_CURSOR_MAX])
     ids_b64url_encode((const unsigned char *)raw, (size_t)n, out);
 }
 
-/* ?limit= (l, NULL when absent): 1 to VAL_PAGE_MAX, default VAL_PAGE_DEFAULT. */
-static int page_limit(const char *l, bool bad, seg_error *err)
+int val_page_limit(const char *l, bool bad, seg_error *err)
 {
     if (!l)
         return VAL_PAGE_DEFAULT;
@@ -57,7 +56,7 @@ int val_list_paging(val_query_fn q, void *cls, char kind, int *limit, char befor
     bool lbad = false, cbad = false;
     const char *l = q(cls, "limit", &lbad);
     const char *c = q(cls, "cursor", &cbad);
-    *limit = page_limit(l, lbad, err);
+    *limit = val_page_limit(l, lbad, err);
     before[0] = '\0';
     if (c) {
         unsigned char raw[40];
@@ -311,7 +310,7 @@ int val_device_list_query(val_query_fn q, void *cls, seg_arena *a, device_list_q
     bool lbad = false, cbad = false, ubad = false;
     const char *l = q(cls, "limit", &lbad), *c = q(cls, "cursor", &cbad), *u;
     memset(out, 0, sizeof *out);
-    out->limit = page_limit(l, lbad, err);
+    out->limit = val_page_limit(l, lbad, err);
     if (c)
         device_cursor(c, cbad, a, out, err);
     if ((u = q(cls, "updated_since", &ubad))) {
@@ -350,7 +349,7 @@ int val_members_query(val_query_fn q, void *cls, seg_arena *a, int *limit, const
 {
     bool lbad = false, cbad = false;
     const char *l = q(cls, "limit", &lbad), *c = q(cls, "cursor", &cbad);
-    *limit = page_limit(l, lbad, err);
+    *limit = val_page_limit(l, lbad, err);
     *after = "";
     if (c) {
         unsigned char raw[VAL_CURSOR_KEY_MAX + 2];

@@ -17,7 +17,7 @@ from segtest import ROOT, Server, make_token  # noqa: E402
 
 CLIENT = os.path.join(ROOT, "clients", "typescript")
 PRISM = os.path.join(ROOT, "tests", "prism", "node_modules", ".bin", "prism")
-ALL_SCOPES = "segments:read segments:write devices:read devices:write"
+ALL_SCOPES = "segments:read segments:write devices:read devices:write webhooks:write"
 
 
 def free_port():

@@ -136,6 +136,9 @@ class Server:
             # nor a size refresher: it would count every segment the suite ever made (tens of
             # thousands) in the background of every test
             "SEGMENTD_SIZE_REFRESH_S": "0",
+            # nor webhook delivery: another test's server would claim (and, without
+            # SEGMENTD_WEBHOOK_ALLOW_PRIVATE, refuse) the deliveries of a test's receiver
+            "SEGMENTD_WEBHOOK_CONCURRENCY": "0",
         })
         for k, v in (env or {}).items():
             if v is None:

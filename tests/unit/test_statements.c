@@ -48,15 +48,22 @@ static bool creates(stmt_id id)
            id == STMT_V1_BULK_INSERT;
 }
 
+/* Whether id is a request's write of segments or one of others[0..n). */
+static bool writes_or_listed(stmt_id id, const stmt_id *others, size_t n)
+{
+    bool yes = stmt_writes_segments(id);
+    for (size_t k = 0; k < n; k++)
+        yes = yes || others[k] == id;
+    return yes;
+}
+
 static void test_segment_writes_write_a_revision(void **state)
 {
     (void)state;
     static const stmt_id others[] = {STMT_AUD_RENEW, STMT_V1_RENEW, STMT_MEMBERS_AUD, STMT_MEMBERS_V1};
     for (int i = 0; i < STMT__COUNT; i++) {
         const char *sql = store_statements[i].sql, *name = store_statements[i].name;
-        bool writes = stmt_writes_segments((stmt_id)i);
-        for (size_t k = 0; k < sizeof others / sizeof others[0]; k++)
-            writes = writes || others[k] == (stmt_id)i;
+        bool writes = writes_or_listed((stmt_id)i, others, sizeof others / sizeof others[0]);
         bool revises = strstr(sql, "INSERT INTO segment_revisions") != NULL;
         bool pends = strstr(sql, "create_op, create_actor, create_request_id)") != NULL;
         if (creates((stmt_id)i) ? !pends || revises : writes != revises)
@@ -71,6 +78,27 @@ static void test_segment_writes_write_a_revision(void **state)
     }
     /* counts (STMT_SIZE_*) move no field of the document: no revision */
     assert_null(strstr(store_statements[STMT_SIZE_AUD].sql, "segment_revisions"));
+}
+
+/* Webhooks (migrations/0008_webhooks.sql): every statement that changes a segment, finishes an
+ * import or stores a size writes its events itself (the outbox CTEs of statements_webhooks.h),
+ * and none other does: member changes tell nothing (no field of the representation moves). A
+ * new write path without its events fails here. */
+static void test_changes_write_their_events(void **state)
+{
+    (void)state;
+    static const stmt_id others[] = {STMT_AUD_RENEW, STMT_V1_RENEW, STMT_AUD_EXPIRE, STMT_V1_EXPIRE,
+                                     STMT_SIZE_AUD, STMT_SIZE_V1, STMT_IMPORT_RECEIVED,
+                                     STMT_IMPORT_FAIL, STMT_IMPORT_MERGE};
+    for (int i = 0; i < STMT__COUNT; i++) {
+        const char *sql = store_statements[i].sql, *name = store_statements[i].name;
+        bool tells = writes_or_listed((stmt_id)i, others, sizeof others / sizeof others[0]);
+        bool writes = strstr(sql, "INSERT INTO webhook_events") != NULL;
+        bool delivers = strstr(sql, "INSERT INTO webhook_deliveries") != NULL;
+        if (tells != writes || writes != delivers)
+            fail_msg("statement %d (%s) changes: %d, writes events: %d, deliveries: %d", i,
+                     name ? name : "unnamed", tells, writes, delivers);
+    }
 }
 
 static void test_names_unique(void **state)
@@ -88,6 +116,7 @@ int main(void)
         cmocka_unit_test(test_every_statement),
         cmocka_unit_test(test_names_unique),
         cmocka_unit_test(test_segment_writes_write_a_revision),
+        cmocka_unit_test(test_changes_write_their_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -474,6 +474,46 @@ test("history on both dialects: every change a revision, newest first, page by p
   await problem(() => client.history("audiences", randomUUID()).next(), 404, "not_found");
 });
 
+// ------------------------------------------------------------------ webhooks
+
+test("webhooks: subscribe (secret once), list, read, rotate, the delivery log and its retry, delete", async () => {
+  const created = await api.POST("/v1/webhooks", {
+    body: { url: `https://hooks.example.com/ts-${run}`, events: ["segment.created", "segment.deleted"] },
+  });
+  assert.equal(created.response.status, 201);
+  const hook = created.data!;
+  assert.match(hook.secret, /^whsec_/);
+  assert.equal(created.response.headers.get("Location"), `/v1/webhooks/${hook.id}`);
+  const path = { params: { path: { id: hook.id } } };
+  const read = await api.GET("/v1/webhooks/{id}", path);
+  assert.equal(read.data?.id, hook.id);
+  assert.ok(!("secret" in (read.data ?? {})));
+  const listed = await api.GET("/v1/webhooks", { params: { query: { limit: 50 } } });
+  assert.ok(listed.data?.items.some((w) => w.id === hook.id));
+  const rotated = await api.POST("/v1/webhooks/{id}/rotate-secret", path);
+  assert.notEqual(rotated.data?.secret, hook.secret);
+  // a segment created now is an event for the subscription: one pending delivery
+  await client.createV1Segment({
+    name: `ts hook ${run}`, constraints: [{ type: "AND", constraints: [{ field: "country", relation: "==", value: "PL" }] }],
+  });
+  const log = await api.GET("/v1/webhooks/{id}/deliveries", { params: { path: { id: hook.id }, query: { limit: 10 } } });
+  assert.equal(log.data?.items.length, 1);
+  const delivery = log.data!.items[0]!;
+  assert.equal(delivery.type, "segment.created");
+  const retried = await api.POST("/v1/webhooks/{id}/deliveries/{delivery}/retry", {
+    params: { path: { id: hook.id, delivery: delivery.id } },
+  });
+  assert.equal(retried.data?.status, "pending");
+  const bad = await api.POST("/v1/webhooks", { body: { url: "http://127.0.0.1/x", events: ["segment.created"] } });
+  assert.equal(bad.response.status, 422);
+  const gone = await api.DELETE("/v1/webhooks/{id}", path);
+  assert.equal(gone.response.status, 204);
+  await problem(() => client.api.GET("/v1/webhooks/{id}", path).then((r) => {
+    if (r.error) throw responseError(r.response, r.error);
+    return r;
+  }), 404, "not_found");
+});
+
 // ------------------------------------------------------------------ typed errors
 
 test("errors arrive typed as problem details", async () => {

@@ -1402,6 +1402,181 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the subscriptions
+         * @description The tenant's subscriptions, newest first (`limit`, `cursor`), without their secrets.
+         *     Needs the `webhooks:write` scope.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Subscribe to events
+         * @description Creates a subscription: segmentd sends every event of the listed types of the
+         *     token's tenant to `url`, signed with the subscription's secret. The answer is the
+         *     only one that shows the secret (`whsec_…`): keep it; `rotate-secret` makes a new one.
+         *
+         *     `url`: an absolute `http` or `https` URL of at most 2048 printable ASCII characters
+         *     (percent-encode the rest; a host name in punycode), without a user or password. An IP
+         *     address that is not public (loopback, private, link-local, unique-local, multicast,
+         *     unspecified, and their IPv4-mapped forms) is refused here unless the server sets
+         *     `SEGMENTD_WEBHOOK_ALLOW_PRIVATE=1`; a host name is checked at every delivery, on the
+         *     address it resolves to. `events`: 1 to 7 distinct types of the list in the *Webhooks*
+         *     section. A tenant has at most 50 subscriptions (422 `too_many_webhooks`).
+         *
+         *     With an `Idempotency-Key`, a retry of the request answers the first subscription, its
+         *     secret included, again (`Idempotent-Replayed: true`) instead of making another.
+         *
+         *     Needs the `webhooks:write` scope.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a subscription
+         * @description The subscription, without its secret. Needs the `webhooks:write` scope.
+         */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a subscription
+         * @description Deletes the subscription and its delivery log: no attempt of it starts after the
+         *     answer (one in flight may still arrive). Needs the `webhooks:write` scope.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace a subscription's secret
+         * @description Makes a new secret, shown in this answer only; every attempt from now on is signed
+         *     with it (one already in flight keeps the old signature). No body. Needs the
+         *     `webhooks:write` scope.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The delivery log
+         * @description The subscription's deliveries, newest first (`limit`, `cursor`): one per event sent
+         *     to it, with its status (`pending`, `delivered`, `failed`), the attempts made, when
+         *     the next is due (`next_at`, pending only), and the last attempt's time, HTTP status
+         *     (null when no answer came) and error (`HTTP 503: <the start of the answer>`,
+         *     `timeout: …`, `refused: 10.0.0.7 is a private address …`, …). Needs the
+         *     `webhooks:write` scope.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{id}/deliveries/{delivery}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+                /**
+                 * @description The delivery id, `dlv_` and 13 letters or digits, as the delivery log shows it; a
+                 *     delivery of another subscription is a 404. Anything else answers 400
+                 *     `invalid_path_parameter` (pointer `/path/delivery`).
+                 * @example dlv_4Rk2PzQ9xWm0L
+                 */
+                delivery: components["parameters"]["DeliveryId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a delivery now
+         * @description Makes a pending or failed delivery due now: a failed one is pending again and gets
+         *     one more attempt (and its retries, while within `SEGMENTD_WEBHOOK_RETRY_WINDOW_S` of
+         *     its event). A delivered one answers 409 `delivery_delivered`. Delivery is at least
+         *     once: retrying a delivery whose attempt is in flight may send it twice (receivers
+         *     de-duplicate by `webhook-id`). No body. Needs the `webhooks:write` scope.
+         */
+        post: operations["retryWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2490,6 +2665,74 @@ export interface components {
             items: components["schemas"]["DeviceImport"][];
             next_cursor: components["schemas"]["NextCursor"];
         };
+        /** @enum {string} */
+        WebhookEventType: "segment.created" | "segment.updated" | "segment.deleted" | "segment.extended" | "segment.expired" | "segment.size.changed" | "device.import.finished";
+        WebhookCreate: {
+            /** @description Where the events are sent (POST), an absolute http or https URL without user or password. */
+            url: string;
+            events: components["schemas"]["WebhookEventType"][];
+        };
+        Webhook: {
+            id: string;
+            url: string;
+            events: components["schemas"]["WebhookEventType"][];
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description The time of the last secret rotation, or of the creation.
+             */
+            updated_at: string;
+        };
+        /** @description A subscription as `Webhook`, with its secret. */
+        WebhookWithSecret: {
+            id: string;
+            url: string;
+            events: components["schemas"]["WebhookEventType"][];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * @description `whsec_` and the base64 of the 32-byte HMAC key that signs the deliveries
+             *     (Standard Webhooks): shown by the create and by `rotate-secret` only.
+             */
+            secret: string;
+        };
+        WebhookPage: {
+            items: components["schemas"]["Webhook"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
+        WebhookDelivery: {
+            id: string;
+            /** @description The event's id, sent as the `webhook-id` header of every attempt. */
+            event: string;
+            type: components["schemas"]["WebhookEventType"];
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+            /** @description Attempts started (one in flight included). */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due (pending only).
+             */
+            next_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the last attempt began; null before the first.
+             */
+            last_at: string | null;
+            /** @description The last attempt's HTTP status; null when no answer came. */
+            last_status: number | null;
+            /** @description Why the last attempt failed; null when it succeeded or none was made. */
+            last_error: string | null;
+            /** Format: date-time */
+            created_at: string;
+        };
+        WebhookDeliveryPage: {
+            items: components["schemas"]["WebhookDelivery"][];
+            next_cursor: components["schemas"]["NextCursor"];
+        };
         /**
          * @description One problem of one refused item (the error object of the Criteo Marketing Solutions
          *     API). `code`: `validation_failed` (the item breaks a rule; `title` is
@@ -2878,7 +3121,8 @@ export interface components {
          * @description `conflict`: the new id collided with an existing segment (create; retry), or the
          *     segment or device kept changing while a merge patch was applied (retry).
          *     `idempotency_key_in_use`: the first request with this `Idempotency-Key` is still
-         *     running (retry once it has answered; `Retry-After: 1`).
+         *     running (retry once it has answered; `Retry-After: 1`). `delivery_delivered`: a
+         *     webhook delivery asked to be retried was delivered already.
          */
         Conflict: {
             headers: {
@@ -2894,7 +3138,7 @@ export interface components {
                     /** @constant */
                     status?: 409;
                     /** @enum {unknown} */
-                    code?: "conflict" | "idempotency_key_in_use";
+                    code?: "conflict" | "idempotency_key_in_use" | "delivery_delivered";
                 };
             };
         };
@@ -2971,6 +3215,7 @@ export interface components {
          *     problem with a JSON Pointer into the body. `rejected_by_database`: the database
          *     refused a value that passed validation. `idempotency_key_reused`: the
          *     `Idempotency-Key` answered another request (its method, path or body differ).
+         *     `too_many_webhooks`: the tenant has 50 webhook subscriptions already.
          */
         UnprocessableContent: {
             headers: {
@@ -2986,7 +3231,7 @@ export interface components {
                     /** @constant */
                     status?: 422;
                     /** @enum {unknown} */
-                    code?: "validation_failed" | "rejected_by_database" | "idempotency_key_reused";
+                    code?: "validation_failed" | "rejected_by_database" | "idempotency_key_reused" | "too_many_webhooks";
                 };
             };
         };
@@ -3619,6 +3864,20 @@ export interface components {
          * @example dev-7f3c2a9e41d0b6c5
          */
         DeviceId: components["schemas"]["DeviceIdValue"];
+        /**
+         * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+         *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+         *     checked.
+         * @example wh_VdGq41kS0mT2x
+         */
+        WebhookId: string;
+        /**
+         * @description The delivery id, `dlv_` and 13 letters or digits, as the delivery log shows it; a
+         *     delivery of another subscription is a 404. Anything else answers 400
+         *     `invalid_path_parameter` (pointer `/path/delivery`).
+         * @example dlv_4Rk2PzQ9xWm0L
+         */
+        DeliveryId: string;
         /**
          * @description The import id, `imp_` and 13 letters or digits, as `Location` named it. Anything else
          *     answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is checked.
@@ -6961,6 +7220,517 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_cursor` of the previous page, passed back unchanged. Opaque; a value this
+                 *     list did not issue answers 400 `invalid_query_parameter`.
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of subscriptions. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "wh_VdGq41kS0mT2x",
+                     *           "url": "https://hooks.example.com/segmentd",
+                     *           "events": [
+                     *             "segment.created",
+                     *             "segment.updated",
+                     *             "segment.deleted"
+                     *           ],
+                     *           "created_at": "2026-12-06T21:44:04.258500Z",
+                     *           "updated_at": "2026-12-06T21:50:12.004211Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/segmentd",
+                 *       "events": [
+                 *         "segment.created",
+                 *         "segment.updated",
+                 *         "segment.deleted"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. `Location` names the subscription; `secret` is shown this once. */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    /**
+                     * @description The subscription's path, `/v1/webhooks/{id}`.
+                     * @example /v1/webhooks/wh_VdGq41kS0mT2x
+                     */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "wh_VdGq41kS0mT2x",
+                     *       "url": "https://hooks.example.com/segmentd",
+                     *       "events": [
+                     *         "segment.created",
+                     *         "segment.updated",
+                     *         "segment.deleted"
+                     *       ],
+                     *       "created_at": "2026-12-06T21:44:04.258500Z",
+                     *       "updated_at": "2026-12-06T21:44:04.258500Z",
+                     *       "secret": "whsec_tXSQo3B4GfmN/CZGuqL5fPtwYpH3Gay/IuXcF/OeCYs="
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["ContentTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "wh_VdGq41kS0mT2x",
+                     *       "url": "https://hooks.example.com/segmentd",
+                     *       "events": [
+                     *         "segment.created",
+                     *         "segment.updated",
+                     *         "segment.deleted"
+                     *       ],
+                     *       "created_at": "2026-12-06T21:44:04.258500Z",
+                     *       "updated_at": "2026-12-06T21:44:04.258500Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["Deleted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription with its new secret. */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "wh_VdGq41kS0mT2x",
+                     *       "url": "https://hooks.example.com/segmentd",
+                     *       "events": [
+                     *         "segment.created",
+                     *         "segment.updated",
+                     *         "segment.deleted"
+                     *       ],
+                     *       "created_at": "2026-12-06T21:44:04.258500Z",
+                     *       "updated_at": "2026-12-06T21:50:12.004211Z",
+                     *       "secret": "whsec_x/KDKOqzTjT7D+d7QUXsER58Pbd8bFfFQZ/6T/F4UNw="
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["UnprocessableContent"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Items per page. */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_cursor` of the previous page, passed back unchanged. Opaque; a value this
+                 *     list did not issue answers 400 `invalid_query_parameter`.
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "dlv_4Rk2PzQ9xWm0L",
+                     *           "event": "evt_8HcN1sVb3TqZe",
+                     *           "type": "segment.updated",
+                     *           "status": "pending",
+                     *           "attempts": 2,
+                     *           "next_at": "2026-12-06T22:01:15.480000Z",
+                     *           "last_at": "2026-12-06T22:01:05.311200Z",
+                     *           "last_status": 503,
+                     *           "last_error": "HTTP 503: {\"error\":\"maintenance\"}",
+                     *           "created_at": "2026-12-06T22:00:55.102300Z"
+                     *         },
+                     *         {
+                     *           "id": "dlv_0bX7mT5yQe2Jr",
+                     *           "event": "evt_2LdP6wKc9VnHs",
+                     *           "type": "segment.created",
+                     *           "status": "delivered",
+                     *           "attempts": 1,
+                     *           "next_at": null,
+                     *           "last_at": "2026-12-06T21:58:40.020100Z",
+                     *           "last_status": 204,
+                     *           "last_error": null,
+                     *           "created_at": "2026-12-06T21:58:39.870000Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            501: components["responses"]["NotImplemented"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    retryWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description A correlation id to echo in the `X-Request-Id` response header, the problem's
+                 *     `request_id` and the access log. A value that is not 1 to 64 of
+                 *     `A-Z a-z 0-9 - _ . :` is ignored (the server makes its own id); it is never refused.
+                 * @example 7f3c2a9e-checkout-42
+                 */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /**
+                 * @description A key the client makes for one request (a uuid, say), 1 to 255 printable ASCII
+                 *     characters, so that a retry cannot act twice. Keys are per tenant and kept
+                 *     `SEGMENTD_IDEMPOTENCY_HOURS` (24 h). A repeat of the key with the same request (method,
+                 *     path with its query, and the body byte for byte) answers the first answer again (status,
+                 *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
+                 *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
+                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
+                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
+                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
+                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
+                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
+                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /**
+                 * @description The subscription id, `wh_` and 13 letters or digits, as `Location` named it. Anything
+                 *     else answers 400 `invalid_path_parameter` (pointer `/path/id`) before the token is
+                 *     checked.
+                 * @example wh_VdGq41kS0mT2x
+                 */
+                id: components["parameters"]["WebhookId"];
+                /**
+                 * @description The delivery id, `dlv_` and 13 letters or digits, as the delivery log shows it; a
+                 *     delivery of another subscription is a 404. Anything else answers 400
+                 *     `invalid_path_parameter` (pointer `/path/delivery`).
+                 * @example dlv_4Rk2PzQ9xWm0L
+                 */
+                delivery: components["parameters"]["DeliveryId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery, due now. */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "dlv_4Rk2PzQ9xWm0L",
+                     *       "event": "evt_8HcN1sVb3TqZe",
+                     *       "type": "segment.updated",
+                     *       "status": "pending",
+                     *       "attempts": 31,
+                     *       "next_at": "2026-12-07T23:10:00.000000Z",
+                     *       "last_at": "2026-12-07T22:01:05.311200Z",
+                     *       "last_status": null,
+                     *       "last_error": "timeout: Operation timed out after 10001 milliseconds with 0 bytes received",
+                     *       "created_at": "2026-12-06T22:00:55.102300Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["UnprocessableContent"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
