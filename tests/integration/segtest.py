@@ -24,7 +24,7 @@ DB_URL = os.environ["SEGMENTD_DATABASE_URL"]
 SANITIZED = os.environ.get("SEGMENTD_TEST_SANITIZED") == "1"
 SECRET = base64.urlsafe_b64encode(os.urandom(36)).decode().rstrip("=")
 SCOPES = "segments:read segments:write"
-# SEGMENTD_TEST_REPLICAS=N (scripts/test-replication): every Server is N segmentd processes on
+# SEGMENTD_TEST_REPLICAS=N (scripts/test runs the contract files so): every Server is N segmentd processes on
 # the one database, and its url names them in turn — a round-robin client, so that consecutive
 # requests of a test reach different processes
 REPLICAS = int(os.environ.get("SEGMENTD_TEST_REPLICAS", "1"))
