@@ -7309,12 +7309,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7499,12 +7505,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -7667,12 +7679,18 @@ export interface operations {
                  *     path with its query, and the body byte for byte) answers the first answer again (status,
                  *     body, `Location`, `ETag`) with `Idempotent-Replayed: true`, and changes nothing; with
                  *     another request, 422 `idempotency_key_reused`; while the first is still running, 409
-                 *     `idempotency_key_in_use`. Only a 2xx answer is kept, in the transaction of the change
-                 *     it answers: after a 4xx or 5xx the key is free and a retry runs again. A malformed key
-                 *     answers 400 `invalid_idempotency_key`. On the bulk routes a bulk answered 200 is kept
-                 *     (with the items it refused: the retry of a partly refused bulk gets the same answer);
-                 *     a bulk refused whole (422) is not. Device imports refuse the header for now (400
-                 *     `idempotency_key_unsupported`); `PUT`, `PATCH` and `DELETE` ignore it.
+                 *     `idempotency_key_in_use`. A 2xx answer is kept in the transaction of the change it
+                 *     answers. A 4xx answer of the route itself (404, 409 `conflict`, 412, 422
+                 *     `validation_failed`, a bulk refused whole, …) is kept too, once its transaction has
+                 *     rolled back, and replayed the same way: a corrected request needs a new key (headers
+                 *     such as `If-Match` are not part of the request: a retry of a 412 with a fresh `If-Match`
+                 *     is a repeat, and gets the 412 again). Not kept,
+                 *     so that a retry runs: a 5xx, and the answers given before the route runs (400
+                 *     `invalid_idempotency_key` for a malformed key, 401, 403, 429, 409
+                 *     `idempotency_key_in_use`, 422 `idempotency_key_reused`). On the bulk routes a bulk
+                 *     answered 200 is kept with the items it refused: the retry of a partly refused bulk
+                 *     gets the same answer. Device imports take the key too (see `POST
+                 *     /v1/devices/imports`); `PUT`, `PATCH` and `DELETE` ignore it.
                  * @example 0b6f3c1e-2a9d-4e57-8c41-create-gamers
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
