@@ -816,6 +816,7 @@ def test_metrics_count_imports_and_lines():
             assert s.stop() == 0
 
 
+@pytest.mark.single_process
 def test_finished_imports_purged_after_their_retention():
     """SEGMENTD_IMPORT_RETENTION_DAYS: the merge worker drops finished imports older than it
     (at its first pass, then hourly); recent ones and unfinished ones stay."""

@@ -1585,6 +1585,7 @@ def test_size_sent_back_is_ignored(t, d):
     assert size_of(t, d, sid)["count"] == 0
 
 
+@pytest.mark.single_process
 def test_size_refresher():
     """SEGMENTD_SIZE_REFRESH_S=1: active segments get their size without a count; paused and
     scheduled ones do not; the refresher counts explicit members too."""
