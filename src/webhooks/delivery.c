@@ -261,8 +261,8 @@ static void start(store_wh_claim *c)
         return;
     }
     struct curl_slist *h = NULL;
-    const char *fixed[] = {"Content-Type: application/json", "User-Agent: segmentd/" SEGMENTD_VERSION,
-                           "Expect:"};
+    static const char user_agent[] = "User-Agent: segmentd/" SEGMENTD_VERSION;
+    const char *fixed[] = {"Content-Type: application/json", user_agent, "Expect:"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         h = curl_slist_append(h, fixed[i]);
     snprintf(line, sizeof line, "webhook-id: %s", c->event_id);
