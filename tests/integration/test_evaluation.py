@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from lifecycle_util import AUD, DIALECTS, OWNER, V1, fresh_database, now
+from lifecycle_util import AUD, DIALECTS, OWNER, V1, fresh_database, now, sql
 from segtest import Api, Server, pointers, problem, walk_pages
 
 ALL = "segments:read segments:write devices:read devices:write"
@@ -1430,6 +1430,79 @@ def test_count_past_the_timeout_is_503_and_the_server_goes_on(tmp_path):
         assert api.get("/healthz", token=None).status_code == 200
     finally:
         assert s.stop() == 0
+
+
+def gauge(api, family, state):
+    m = re.search(r'^%s\{state="%s"\} (\d+)$' % (family, state), api.get("/metrics", token=None).text, re.M)
+    assert m, (family, state)
+    return int(m.group(1))
+
+
+@pytest.mark.single_process
+def test_evaluations_wait_first_come_first_served():
+    """Evaluations waiting for a session are served in the order they came: the session given
+    back goes to the first waiter (nobody overtakes, nobody starves until evaluation_busy).
+    One session; a count holds it, blocked inside PostgreSQL by a table lock, while eight
+    member pages arrive 50 ms apart; then the lock goes. The pages scan 20 000 devices each
+    (the rule matches none), so each holds the session for milliseconds."""
+    import psycopg2
+    with fresh_database("fifo") as url:
+        s = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_EVAL_CONCURRENCY": "1",
+                        "SEGMENTD_POOL_WAIT_MS": "20000", "SEGMENTD_SIZE_REFRESH_S": "0"}).start()
+        locker = None
+        try:
+            api = tenant_api(s)
+            bulk(api, [{"id": f"q{i:05d}", "country": "PL"} for i in range(20000)])
+            sid = create(api, V1, one(("country", "==", "FR")))
+            assert count(api, V1, sid) == 0  # the evaluation session connected
+            # and every request session: a session's set-up reads devices, which the lock blocks
+            deadline = time.time() + 15
+            while time.time() < deadline and gauge(api, "segmentd_db_pool_connections", "open") < \
+                    gauge(api, "segmentd_db_pool_connections", "size"):
+                burst = [threading.Thread(target=lambda: V1.get(same_tenant(api, ALL), sid)) for _ in range(8)]
+                for th in burst:
+                    th.start()
+                for th in burst:
+                    th.join()
+            assert gauge(api, "segmentd_db_pool_connections", "open") == \
+                gauge(api, "segmentd_db_pool_connections", "size")
+            locker = psycopg2.connect(url)
+            locker.cursor().execute("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE")
+            done, mu = [], threading.Lock()
+
+            def run(tag, fetch):
+                r = fetch(same_tenant(api, ALL))
+                with mu:
+                    done.append((tag, r.status_code))
+
+            threads = [threading.Thread(target=run, args=("count", lambda a: count_r(a, V1, sid)))]
+            threads[0].start()
+            deadline = time.time() + 20
+            while time.time() < deadline and not sql(url, "SELECT 1 FROM pg_stat_activity WHERE "
+                                                          "wait_event_type = 'Lock' AND strpos(query, 'count(*)') > 0"):
+                time.sleep(0.02)
+            for i in range(8):
+                th = threading.Thread(target=run, args=(i, lambda a: members_r(a, V1, sid, limit=100)))
+                th.start()
+                threads.append(th)
+                time.sleep(0.05)
+            waiting = None
+            while time.time() < deadline:
+                waiting = gauge(api, "segmentd_evaluation_sessions", "waiting")
+                if waiting == 8:
+                    break
+                time.sleep(0.02)
+            assert waiting == 8, waiting
+            locker.rollback()
+            for th in threads:
+                th.join(30)
+            assert ("count", 200) in done, done  # its answer may follow the first page's:
+            # it stores the size it counted on the way out
+            assert [x for x in done if x[0] != "count"] == [(i, 200) for i in range(8)], done
+        finally:
+            if locker is not None:
+                locker.close()
+            assert s.stop() == 0
 
 
 # ================================================================== member export (NDJSON)
