@@ -1,4 +1,5 @@
-/* Every setting of segmentd is declared here, once: name, type, default, bounds, help. */
+/* segmentd's settings loaded from the environment (or a string, for tests and fuzzing), checked
+ * and printed for --help; each is declared once, in config_settings.inc. */
 #include "core/config.h"
 
 #include <errno.h>
@@ -20,122 +21,7 @@ typedef struct cf_entry {
     const char *help;
 } cf_entry;
 
-#define MIB (1024LL * 1024LL)
-
-static const cf_entry cf_table[] = {
-    {"SEGMENTD_LISTEN", CF_LISTEN, "127.0.0.1:8080", 0, 0, "host:port to listen on"},
-    {"SEGMENTD_DATABASE_URL", CF_STR, NULL, 0, 0,
-     "libpq conninfo or postgresql:// URI (also SEGMENTD_DATABASE_URL_FILE)"},
-    {"SEGMENTD_LOOPS", CF_INT, "0", 0, 256,
-     "event loops (0: one per usable CPU, at most 8 and SEGMENTD_POOL_SIZE)"},
-    {"SEGMENTD_POOL_SIZE", CF_INT, NULL, 1, 256,
-     "PostgreSQL connections, dealt out to the loops (default: one per loop; each carries "
-     "its loop's requests in libpq pipelines)"},
-    {"SEGMENTD_POOL_WAIT_MS", CF_INT, "2000", 1, 60000,
-     "how long a request waits for a free connection before 503"},
-    {"SEGMENTD_STATEMENT_TIMEOUT_MS", CF_INT, "5000", 100, 600000,
-     "PostgreSQL statement_timeout for every statement"},
-    {"SEGMENTD_JWT_ALG", CF_ALG, "HS256", 0, 0,
-     "the only accepted JWT algorithm: HS256/384/512, RS256/384/512, ES256/384"},
-    {"SEGMENTD_JWT_SECRET", CF_STR, NULL, 0, 0,
-     "HMAC secret for HS*, at least 32 bytes (also SEGMENTD_JWT_SECRET_FILE)"},
-    {"SEGMENTD_JWT_PUBLIC_KEY_FILE", CF_STR, NULL, 0, 0, "PEM public key file for RS*/ES*"},
-    {"SEGMENTD_JWT_JWKS_FILE", CF_STR, NULL, 0, 0,
-     "JWK Set file (RFC 7517): the token's kid picks the key, the key's kty/alg/use the "
-     "algorithm; instead of SEGMENTD_JWT_SECRET / _PUBLIC_KEY_FILE and SEGMENTD_JWT_ALG"},
-    {"SEGMENTD_JWT_JWKS_URL", CF_STR, NULL, 0, 0,
-     "http(s) URL of a JWK Set, fetched at start-up (which fails without it) and refreshed in "
-     "the background; instead of SEGMENTD_JWT_SECRET / _PUBLIC_KEY_FILE and SEGMENTD_JWT_ALG"},
-    {"SEGMENTD_JWT_JWKS_MIN_REFRESH_S", CF_INT, "30", 1, 3600,
-     "seconds at least between two fetches of the JWKS URL (also the floor of its "
-     "Cache-Control max-age, and the retry delay after a failed fetch)"},
-    {"SEGMENTD_JWT_JWKS_TIMEOUT_MS", CF_INT, "5000", 100, 60000,
-     "a fetch of the JWKS URL gives up after this (connecting and reading included)"},
-    {"SEGMENTD_JWT_ISSUER", CF_STR, NULL, 0, 0, "required `iss` claim (unset: not checked)"},
-    {"SEGMENTD_JWT_AUDIENCE", CF_STR, NULL, 0, 0, "required `aud` entry (unset: not checked)"},
-    {"SEGMENTD_JWT_LEEWAY", CF_INT, "30", 0, 600, "seconds of clock skew allowed on exp/nbf/iat"},
-    {"SEGMENTD_TENANT_CLAIM", CF_STR, "tenant", 0, 0, "claim that carries the tenant"},
-    {"SEGMENTD_MAX_BODY_BYTES", CF_SIZE, "1048576", 1024, 64 * MIB, "largest request body"},
-    {"SEGMENTD_MAX_BULK_BODY_BYTES", CF_SIZE, "8388608", 1024, 256 * MIB,
-     "largest body of a bulk request (up to 1000 items)"},
-    {"SEGMENTD_MAX_IMPORT_BYTES", CF_SIZE, "2147483648", 1024, 1024 * 1024 * MIB,
-     "largest NDJSON body of a device import (streamed, never held in memory)"},
-    {"SEGMENTD_IMPORTS_MAX", CF_INT, "2", 1, 64,
-     "device imports received at once by this process, each on a PostgreSQL session of its "
-     "own (past it: 503 imports_busy)"},
-    {"SEGMENTD_IMPORT_RETENTION_DAYS", CF_INT, "30", 1, 3650,
-     "days a finished device import (done or failed) stays listed before it is purged"},
-    {"SEGMENTD_EVAL_TIMEOUT_MS", CF_INT, "30000", 10, 3600000,
-     "statement_timeout of an evaluation (counts, member pages, previews); past it 503 "
-     "evaluation_timeout"},
-    {"SEGMENTD_SIZE_REFRESH_S", CF_INT, "300", 0, 86400,
-     "seconds between passes of the size refresher, which counts the active segments whose "
-     "size is older than that (0: off; counts still refresh the size they compute)"},
-    {"SEGMENTD_EVAL_CONCURRENCY", CF_INT, "2", 1, 64,
-     "evaluations run at once by this process, each on a pooled PostgreSQL session (more wait "
-     "up to SEGMENTD_POOL_WAIT_MS, then 503 evaluation_busy), so that counts never starve CRUD"},
-    {"SEGMENTD_DATABASE_READ_URL", CF_STR, NULL, 0, 0,
-     "libpq conninfo or URI of read replicas (several hosts: the first reachable) for the heavy "
-     "reads: counts, previews, member pages and exports (also SEGMENTD_DATABASE_READ_URL_FILE; "
-     "unset: all on the primary)"},
-    {"SEGMENTD_READ_MAX_LAG_MS", CF_INT, "2000", 0, 3600000,
-     "a replica further behind its primary than this is not read from: the reads go to the "
-     "primary until it catches up"},
-    {"SEGMENTD_READ_REPLICA_LISTS", CF_BOOL, "0", 0, 0,
-     "1: the lists (GET /audiences/segments, /v1/segments, /v1/devices) read on the read "
-     "replica too, when an evaluation session is free there (else the primary)"},
-    {"SEGMENTD_LOG_LEVEL", CF_LEVEL, "info", 0, 0, "debug, info, warn or error"},
-    {"SEGMENTD_AUTO_MIGRATE", CF_BOOL, "1", 0, 0, "apply pending migrations when serve starts"},
-    {"SEGMENTD_MIGRATIONS_DIR", CF_STR, SEGMENTD_SOURCE_DIR "/migrations", 0, 0,
-     "folder of NNNN_name.sql migrations"},
-    {"SEGMENTD_IDLE_TIMEOUT", CF_INT, "30", 1, 3600, "seconds before an idle connection is closed"},
-    {"SEGMENTD_CONNECTION_LIMIT", CF_INT, "1000", 8, 100000, "open HTTP connections at most"},
-    {"SEGMENTD_PER_IP_LIMIT", CF_INT, "0", 0, 100000,
-     "open HTTP connections per client address (0: unlimited; keep 0 behind a proxy)"},
-    {"SEGMENTD_SHUTDOWN_GRACE", CF_INT, "10", 0, 600,
-     "seconds SIGTERM waits for requests in flight"},
-    {"SEGMENTD_LIFECYCLE_SWEEP_S", CF_INT, "60", 0, 86400,
-     "seconds between passes of the sweeper that renews segments with extend (0: off; reads "
-     "show renewed end dates either way)"},
-    {"SEGMENTD_HISTORY_DAYS", CF_INT, "90", 0, 36500,
-     "days a segment's revisions are kept (GET …/segments/{id}/history) before the sweeper "
-     "purges them (0: kept for ever)"},
-    {"SEGMENTD_IDEMPOTENCY_HOURS", CF_INT, "24", 1, 8760,
-     "hours the answer to a POST sent with an Idempotency-Key is kept and replayed to a repeat "
-     "of it; the sweeper purges the keys after that"},
-    {"SEGMENTD_RATE_LIMIT_READ", CF_INT, "0", 0, 1000000,
-     "reads (GET, membership checks, lookups) a tenant may make a second in this process, a "
-     "token bucket (0: no limit); past it 429 rate_limited with Retry-After"},
-    {"SEGMENTD_RATE_LIMIT_READ_BURST", CF_INT, "0", 0, 10000000,
-     "requests a tenant's read bucket holds (0: SEGMENTD_RATE_LIMIT_READ)"},
-    {"SEGMENTD_RATE_LIMIT_WRITE", CF_INT, "0", 0, 1000000,
-     "writes (POST, PUT, PATCH, DELETE) a tenant may make a second in this process (0: no limit)"},
-    {"SEGMENTD_RATE_LIMIT_WRITE_BURST", CF_INT, "0", 0, 10000000,
-     "requests a tenant's write bucket holds (0: SEGMENTD_RATE_LIMIT_WRITE)"},
-    {"SEGMENTD_RATE_LIMIT_EVAL", CF_INT, "0", 0, 1000000,
-     "evaluations (counts, previews, member pages and exports) a tenant may start a second in "
-     "this process (0: no limit)"},
-    {"SEGMENTD_RATE_LIMIT_EVAL_BURST", CF_INT, "0", 0, 10000000,
-     "requests a tenant's evaluation bucket holds (0: SEGMENTD_RATE_LIMIT_EVAL)"},
-    {"SEGMENTD_WEBHOOK_ALLOW_PRIVATE", CF_BOOL, "0", 0, 0,
-     "deliver webhooks to loopback, private, link-local, unique-local, multicast and "
-     "unspecified addresses too (refused by default: SSRF); for tests and closed networks"},
-    {"SEGMENTD_WEBHOOK_CONCURRENCY", CF_INT, "16", 0, 1024,
-     "webhook deliveries in flight at once in this process (0: this process delivers none)"},
-    {"SEGMENTD_WEBHOOK_PER_SUBSCRIPTION", CF_INT, "2", 1, 64,
-     "deliveries of one subscription in flight at once in this process, oldest event first"},
-    {"SEGMENTD_WEBHOOK_CONNECT_TIMEOUT_MS", CF_INT, "5000", 100, 60000,
-     "time a webhook delivery may take to connect"},
-    {"SEGMENTD_WEBHOOK_TIMEOUT_MS", CF_INT, "10000", 100, 300000,
-     "time a webhook delivery may take in all, connecting included (past it: a failed attempt)"},
-    {"SEGMENTD_WEBHOOK_RETRY_BASE_MS", CF_INT, "5000", 10, 3600000,
-     "wait before a failed delivery's first retry; each retry doubles it (at most an hour), "
-     "with jitter"},
-    {"SEGMENTD_WEBHOOK_RETRY_WINDOW_S", CF_INT, "86400", 1, 2592000,
-     "seconds after its event a delivery is retried; past them it is marked failed"},
-    {"SEGMENTD_WEBHOOK_POLL_MS", CF_INT, "1000", 10, 60000,
-     "how often the delivery worker looks for due deliveries (others' events included)"},
-};
+#include "config_settings.inc"
 
 #define CF_COUNT (sizeof cf_table / sizeof cf_table[0])
 

@@ -2,7 +2,7 @@
  * handler runs inside a transaction that first claims the key and last keeps the answer, so
  * that a change and the key that guards it commit together (a handler's own transaction,
  * a bulk's, becomes a savepoint of this one); a 4xx of the handler is kept on its own, after
- * the rollback. Device imports keep theirs on the import's session (import_receiver.c). */
+ * the rollback. Device imports keep theirs on the import's session (import_idempotency.c). */
 #include "handlers/common.h"
 
 #include <openssl/evp.h>

@@ -3,7 +3,7 @@
  * own splits lines, validates each as a device and stages the valid ones through the
  * store, on a PostgreSQL session of its own. Once the whole body is stored the import is
  * merging and the answer is 202; a body that never ends fails the import, and nothing of
- * it reaches devices. */
+ * it reaches devices. An Idempotency-Key is import_idempotency.c's. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
+#include "handlers/import_idempotency.h"
 #include "handlers/import_lines.h"
 #include "store/imports.h"
 #include "validate/device.h"
@@ -27,7 +28,6 @@
 #define PROGRESS_NS 1000000000u  /* and a COPY stays open at most this long */
 #define IDLE_WAIT_NS 200000000u  /* waiting longer than this for the body, the COPY is ended */
 #define IMPORTS_PATH "/v1/devices/imports"
-#define KEY_MAX 255              /* an Idempotency-Key's characters at most (http/admit.c) */
 
 typedef struct piece {
     struct piece *next;
@@ -52,13 +52,7 @@ typedef struct receiver {
     /* the thread's own */
     char tenant[AUTH_TENANT_MAX + 1];
     char id[IDS_IMPORT_LEN + 1];
-    /* an Idempotency-Key (key[0] == '\0': none): the request as the key keeps it, the body's
-     * digest as it arrives, and on a repeat the answer kept (its texts in im's memory) */
-    char key[KEY_MAX + 1];
-    char *target;
-    h_sha256 *sha;
-    store_idem_answer kept;
-    const char *kept_sha256;
+    import_idem idem;               /* its Idempotency-Key, if any */
     char *line;
     size_t line_len, line_cap;
     bool line_over;                 /* the line passed the limit: the rest is skipped */
@@ -272,28 +266,14 @@ static void answer(receiver *r, int status, char *doc, const seg_error *e)
 /* Answers the request (when it still waits) with the answer its key kept, and lets it go. */
 static void answer_replayed(receiver *r)
 {
-    const store_idem_answer *k = &r->kept;
-    size_t type_len = k->content_type ? strlen(k->content_type) + 1 : 0;
-    char *copy = malloc(k->body_len + 1 + type_len); /* the body, then its Content-Type */
     pthread_mutex_lock(&r->mu);
     http_request *rq = r->rq;
     r->rq = NULL;
-    if (rq && !copy) {
-        err_set(&rq->err, 500, "internal", "out of memory");
-    } else if (rq) {
-        store_idem_answer a = *k;
-        memcpy(copy, k->body, k->body_len);
-        copy[k->body_len] = '\0';
-        if (type_len)
-            a.content_type = memcpy(copy + k->body_len + 1, k->content_type, type_len);
-        a.body = copy;
-        h_idem_replay(rq, &a, free, copy);
-        copy = NULL;
-    }
-    if (rq)
+    if (rq) {
+        import_idem_replay(&r->idem, rq);
         http_stream_answered(rq);
+    }
     pthread_mutex_unlock(&r->mu);
-    free(copy);
 }
 
 /* A failure of the thread: kept for the request side, which refuses the body with it; the
@@ -337,7 +317,7 @@ static void replay(receiver *r)
     bool unused = false, failed = false;
     piece *pc;
     while ((pc = next_piece(r, &err, &unused))) {
-        failed = failed || h_sha256_add(r->sha, pc->data, pc->len);
+        failed = failed || import_idem_digest(&r->idem, pc->data, pc->len, &err);
         free(pc);
     }
     pthread_mutex_lock(&r->mu);
@@ -345,12 +325,7 @@ static void replay(receiver *r)
     pthread_mutex_unlock(&r->mu);
     if (aborted)
         return;
-    char digest[65];
-    if (failed || h_sha256_end(r->sha, digest)) {
-        err_set(&err, 500, "internal", "the body's digest could not be computed");
-        fail_thread(r, &err);
-    } else if (strcmp(digest, r->kept_sha256)) {
-        h_idem_refuse(&err, STORE_IDEM_OTHER);
+    if (import_idem_repeat_check(&r->idem, failed, &err)) {
         fail_thread(r, &err);
     } else {
         store_import_key_release(r->im);
@@ -363,11 +338,7 @@ static void receive(receiver *r)
     seg_error err;
     err_clear(&err);
     store_import *im = NULL;
-    store_idem_request q = {r->tenant, r->key, "POST", r->target, NULL};
-    int claim = store_import_open(reg.cfg, r->tenant, r->id, r->sha ? &q : NULL, &im, &r->kept,
-                                  &r->kept_sha256, &err);
-    if (claim == STORE_IDEM_BUSY || claim == STORE_IDEM_OTHER)
-        h_idem_refuse(&err, claim);
+    int claim = import_idem_open(&r->idem, reg.cfg, r->tenant, r->id, &im, &err);
     if (!im) {
         fail_thread(r, &err);
         return;
@@ -395,9 +366,9 @@ static void receive(receiver *r)
         if (!pc)
             break;
         r->bytes += (long long)pc->len;
-        int rc = r->sha && h_sha256_add(r->sha, pc->data, pc->len)
-                     ? (err_set(&err, 500, "internal", "the body's digest could not be computed"), -1)
-                     : feed(r, pc->data, pc->len, &err);
+        int rc = import_idem_digest(&r->idem, pc->data, pc->len, &err);
+        if (!rc)
+            rc = feed(r, pc->data, pc->len, &err);
         free(pc);
         if (rc || progress(r, false, &err)) {
             store_failed = true;
@@ -410,20 +381,14 @@ static void receive(receiver *r)
     pthread_mutex_unlock(&r->mu);
     store_import_counts n;
     if (!store_failed && !aborted) { /* the body ended: its last line, then merging */
-        char *doc = NULL, digest[65], location[sizeof IMPORTS_PATH + IDS_IMPORT_LEN + 1];
+        char *doc = NULL, location[sizeof IMPORTS_PATH + IDS_IMPORT_LEN + 1];
         if ((r->line_len || r->line_over) && take_line(r, r->line, r->line_len, r->line_over, &err))
             store_failed = true;
         if (!store_failed && (import_lines_flush(r->lines) < 0 || drain(r, true, &err)))
             store_failed = true;
-        if (!store_failed && r->sha && h_sha256_end(r->sha, digest)) {
-            err_set(&err, 500, "internal", "the body's digest could not be computed");
-            store_failed = true;
-        }
         counts_of(r, &n, r->line_no);
-        q.body_sha256 = digest;
         snprintf(location, sizeof location, IMPORTS_PATH "/%s", r->id);
-        int rc = store_failed ? -1 : store_import_received(im, &n, r->sha ? &q : NULL, location, &doc, &err);
-        if (rc == 0) {
+        if (!store_failed && import_idem_received(&r->idem, im, &n, location, &doc, &err) == 0) {
             store_import_counted_invalid(n.invalid);
             if (n.received == n.invalid)
                 store_import_counted(true);
@@ -432,8 +397,6 @@ static void receive(receiver *r)
             answer(r, 202, doc, NULL);
             return;
         }
-        if (rc == STORE_IDEM_BUSY) /* the key's lock is held all along: not expected */
-            h_idem_refuse(&err, rc);
         store_failed = true;
     }
     counts_of(r, &n, r->staged_line);
@@ -464,8 +427,7 @@ static void receive(receiver *r)
 static void receiver_free(receiver *r)
 {
     import_lines_stop(r->lines);
-    h_sha256_free(r->sha);
-    free(r->target);
+    import_idem_free(&r->idem);
     drop_pieces(r);
     free(r->line);
     json_text_release(&r->errors);
@@ -515,14 +477,10 @@ static int import_open(http_request *rq)
     snprintf(r->tenant, sizeof r->tenant, "%s", rq->principal.tenant);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    if (rq->idempotency_key) { /* the request as h_idempotent's keys know it */
-        const char *target = http_target(rq);
-        snprintf(r->key, sizeof r->key, "%s", rq->idempotency_key);
-        if (!target || !(r->target = strdup(target)) || !(r->sha = h_sha256_new())) {
-            receiver_free(r);
-            err_set(&rq->err, 500, "internal", "cannot start the import");
-            return -1;
-        }
+    if (import_idem_init(&r->idem, rq, r->tenant)) {
+        receiver_free(r);
+        err_set(&rq->err, 500, "internal", "cannot start the import");
+        return -1;
     }
     r->rq = rq;
     pthread_mutex_lock(&reg.mu);
