@@ -248,14 +248,12 @@ static int ready_at(eval_target *t, seg_error *err)
      * connection may stay idle (SEGMENTD_IDLE_TIMEOUT, then it is closed and the export
      * ends), and some */
     char sql[224];
-    /* work_mem: an estimate's per-page aggregate sorts and spilled to disk at 4 MB (a hash
-     * aggregate in 64 MB took 103 ms instead); a few sessions only take it.
-     * jit: a count's scan costs past jit_above_cost, and PostgreSQL then compiles every
+    /* jit: a count's scan costs past jit_above_cost, and PostgreSQL then compiles every
      * subplan of the statement (the rule's three): 1.7–2.3 s of a 2.8–6.6 s count at
      * 10 million devices, while the same counts without JIT were the fastest in every case */
     snprintf(sql, sizeof sql,
              "SET statement_timeout = %d; SET idle_in_transaction_session_timeout = %d; "
-             "SET work_mem = '64MB'; SET jit = off",
+             "SET jit = off",
              ep.timeout_ms, store_p.cfg->idle_timeout_s * 2000 + 10000);
     PGresult *r = PQsendQuery(t->conn.pg, sql) ? session_await(t->conn.pg) : NULL;
     bool ok = session_result_ok(r);
@@ -387,13 +385,45 @@ PGresult *eval_pool_try_replica(stmt_id id, const char *const *params, int *lag_
     return r;
 }
 
+/* Raises work_mem on s's session for one statement (on), or puts it back (off); a session
+ * where that fails is dropped (reconnected on its next use). 0, or -1. */
+static int wide_memory(eval_session *s, bool on)
+{
+    PGconn *pg = s->at->conn.pg;
+    PGresult *r = PQsendQueryParams(pg, on ? "SET work_mem = '64MB'" : "RESET work_mem", 0, NULL,
+                                    NULL, NULL, NULL, 0) ? session_await(pg) : NULL;
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        s->at->conn.broken = true;
+    return ok ? 0 : -1;
+}
+
+/* The statement on s, with work_mem raised for it when wide (and put back, whatever came). */
+static PGresult *send_await_wide(eval_session *s, const char *sql, int n,
+                                 const char *const *params, bool wide)
+{
+    if (wide && wide_memory(s, true))
+        return NULL;
+    PGresult *r = send_await(s, sql, n, params);
+    if (wide)
+        (void)wide_memory(s, false); /* failing, it drops the session; the answer stands */
+    return r;
+}
+
 PGresult *eval_pool_run(const char *sql, int n, const char *const *params, int *lag_ms,
                         seg_error *err)
+{
+    return eval_pool_run_wide(sql, n, params, false, lag_ms, err);
+}
+
+PGresult *eval_pool_run_wide(const char *sql, int n, const char *const *params, bool wide,
+                             int *lag_ms, seg_error *err)
 {
     eval_session *s = eval_pool_take(err, false);
     if (!s)
         return NULL;
-    PGresult *r = send_await(s, sql, n, params);
+    PGresult *r = send_await_wide(s, sql, n, params, wide);
     if (PQresultStatus(r) != PGRES_TUPLES_OK && retry_on_primary(s, r)) {
         PQclear(r);
         s->at = &s->primary;
@@ -403,7 +433,7 @@ PGresult *eval_pool_run(const char *sql, int n, const char *const *params, int *
             give_back(s);
             return NULL;
         }
-        r = send_await(s, sql, n, params);
+        r = send_await_wide(s, sql, n, params, wide);
     }
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         eval_pool_fail(s, r, err);

@@ -43,13 +43,15 @@ static int predicate(eval_sql *p, const ev_rule *r, const char *const *fixed, in
     return -1;
 }
 
-static PGresult *run(eval_sql *q, const eval_sql *p, int *lag_ms, seg_error *err)
+/* q with p's parameters on an evaluation session (wide: with the memory an estimate's
+ * per-page aggregate wants). */
+static PGresult *run(eval_sql *q, const eval_sql *p, bool wide, int *lag_ms, seg_error *err)
 {
     if (q->failed) {
         err_set(err, 500, "internal", "out of memory");
         return NULL;
     }
-    return eval_pool_run(q->text, p->n, p->params, lag_ms, err);
+    return eval_pool_run_wide(q->text, p->n, p->params, wide, lag_ms, err);
 }
 
 /* The devices table's size as PostgreSQL last estimated it (-1: never analysed). */
@@ -160,7 +162,7 @@ int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const 
     for (int pass = fraction < 1 ? 0 : 1; pass < 2 && !res; pass++) {
         eval_sql q = {0};
         count_sql(&q, &p, segment, pass == 0);
-        res = run(&q, &p, &out->replica_lag_ms, err);
+        res = run(&q, &p, pass == 0, &out->replica_lag_ms, err);
         eval_sql_free(&q);
         if (!res)
             goto out;
@@ -206,7 +208,7 @@ int store_eval_members(store_conn *c, const ev_rule *r, const char *tenant, cons
                      "UNION (SELECT m.device FROM segment_members m WHERE m.tenant = $1 AND "
                      "m.segment = $2 AND m.added AND m.device > $3 ORDER BY m.device LIMIT $4::int)) u "
                      "ORDER BY id LIMIT $4::int");
-    PGresult *res = run(&q, &p, &out->replica_lag_ms, err);
+    PGresult *res = run(&q, &p, false, &out->replica_lag_ms, err);
     if (!res)
         goto out;
     int n = PQntuples(res);
