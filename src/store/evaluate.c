@@ -187,18 +187,18 @@ int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const 
     }
     snprintf(pct, sizeof pct, "%.6f", fraction * 100);
     const char *fixed[3] = {tenant, segment ? segment : "", pct}; /* pct: changed in place */
-    eval_sql p = {0};
+    eval_sql p = {0}, q[2] = {{0}, {0}}; /* q[1]: the sampled statement, q[0]: the exact one */
     int rc = -1;
     if (predicate(&p, r, fixed, 3, err))
         goto out;
-    /* samples: the first, and at most one larger; then (or at once) the exact count */
+    /* samples: the first, and at most one larger (the same statement: only pct changes);
+     * then (or at once) the exact count */
     PGresult *res = NULL;
     for (int pass = fraction < 1 ? 0 : 2; pass < 3 && !res; pass++) {
         bool sampled = pass < 2;
-        eval_sql q = {0};
-        count_sql(&q, &p, segment, sampled);
-        res = run(&q, &p, sampled, &out->replica_lag_ms, err);
-        eval_sql_free(&q);
+        if (!q[sampled].text)
+            count_sql(&q[sampled], &p, segment, sampled);
+        res = run(&q[sampled], &p, sampled, &out->replica_lag_ms, err);
         if (!res)
             goto out;
         out->estimate = sampled;
@@ -229,6 +229,8 @@ int store_eval_count(store_conn *c, const ev_rule *r, const char *tenant, const 
     PQclear(res);
     rc = out->computed_at && (segment || out->sample) ? 0 : -1;
 out:
+    eval_sql_free(&q[0]);
+    eval_sql_free(&q[1]);
     eval_sql_free(&p);
     return rc;
 }
