@@ -391,6 +391,21 @@ def test_openapi_examples_are_the_answers(dv):
 
 # ---------------------------------------------------------------- concurrency
 
+def post_as_a_client(api, path, items, tries=10):
+    """What a client does: a 503 pool_exhausted (its statement never ran: no connection
+    took it within SEGMENTD_POOL_WAIT_MS) is sent again after its Retry-After, as the
+    problem says. These tests are about locks, not timing: on a shared machine a disk stall
+    can hold a batch past the 2 s wait, and that 503 is the server's documented answer to
+    it (tests/integration/test_foundation.py). Any other answer is returned as it came."""
+    for _ in range(tries):
+        r = api.request("POST", path, data=json.dumps({"data": items}),
+                        headers={"Content-Type": "application/json"}, check=False)
+        if r.status_code != 503 or r.json().get("code") != "pool_exhausted":
+            return r
+        time.sleep(int(r.headers["Retry-After"]))
+    return r
+
+
 def test_concurrent_overlapping_upserts(dv):
     """Requests naming the same devices in different orders at once: the rows are written
     in id order, so they wait on one another but never deadlock; every write counts."""
@@ -404,8 +419,7 @@ def test_concurrent_overlapping_upserts(dv):
             order.reverse()
         try:
             for _ in range(rounds):
-                r = dv.request("POST", BULK, data=json.dumps({"data": [{"id": i, "sessionCount": seed} for i in order]}),
-                               headers={"Content-Type": "application/json"}, check=False)
+                r = post_as_a_client(dv, BULK, [{"id": i, "sessionCount": seed} for i in order])
                 statuses.append((r.status_code, r.text[:200] if r.status_code != 200 else ""))
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
@@ -423,7 +437,7 @@ def test_concurrent_overlapping_upserts(dv):
 
 def test_concurrent_upserts_and_deletes(dv):
     """Deletes and upserts of the same devices at once lock them in the same (id) order:
-    never a deadlock (a 503), whatever order each request names them in."""
+    never a deadlock (a 503 database_busy), whatever order each request names them in."""
     ids = ["cd-%04d" % i for i in range(1500)]
     statuses = []
 
@@ -432,8 +446,7 @@ def test_concurrent_upserts_and_deletes(dv):
         for _ in range(4):
             path, items = (BULK_DELETE, [{"id": i} for i in order]) if k % 3 == 2 else \
                 (BULK, [{"id": i, "sessionCount": k} for i in order])
-            r = dv.request("POST", path, data=json.dumps({"data": items}),
-                           headers={"Content-Type": "application/json"}, check=False)
+            r = post_as_a_client(dv, path, items)
             statuses.append((r.status_code, r.text[:200] if r.status_code != 200 else ""))
 
     envelope(post_bulk(dv, [{"id": i} for i in ids]))
