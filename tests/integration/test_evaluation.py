@@ -1494,8 +1494,10 @@ def test_evaluations_wait_first_come_first_served():
     """Evaluations waiting for a session are served in the order they came: the session given
     back goes to the first waiter (nobody overtakes, nobody starves until evaluation_busy).
     One session; a count holds it, blocked inside PostgreSQL by a table lock, while eight
-    member pages arrive 50 ms apart; then the lock goes. The pages scan 20 000 devices each
-    (the rule matches none), so each holds the session for milliseconds."""
+    member pages arrive one after another (each only once the one before is seen waiting);
+    then the lock goes. The pages scan 500 000 devices each (the rule matches none), so each
+    holds the session for tens of milliseconds: far longer than a client thread takes to note
+    its answer, so the order the answers are noted in is the order they were served."""
     import psycopg2
     with fresh_database("fifo") as url:
         s = Server(env={"SEGMENTD_DATABASE_URL": url, "SEGMENTD_EVAL_CONCURRENCY": "1",
@@ -1503,7 +1505,11 @@ def test_evaluations_wait_first_come_first_served():
         locker = None
         try:
             api = tenant_api(s)
-            bulk(api, [{"id": f"q{i:05d}", "country": "PL"} for i in range(20000)])
+            # written by SQL, as in the estimate test above (its id CHECK dropped for speed)
+            sql(url, "ALTER TABLE devices DROP CONSTRAINT devices_id_check")
+            sql(url, "INSERT INTO devices (tenant, id, country) SELECT %s, 'q' || g, 'PL' "
+                     "FROM generate_series(1, 500000) g", api.tenant)
+            sql(url, "ANALYZE devices")
             sid = create(api, V1, one(("country", "==", "FR")))
             assert count(api, V1, sid) == 0  # the evaluation session connected
             # and every request session: a session's set-up reads devices, which the lock blocks
@@ -1532,18 +1538,17 @@ def test_evaluations_wait_first_come_first_served():
             while time.time() < deadline and not sql(url, "SELECT 1 FROM pg_stat_activity WHERE "
                                                           "wait_event_type = 'Lock' AND strpos(query, 'count(*)') > 0"):
                 time.sleep(0.02)
+            waiting = None
             for i in range(8):
                 th = threading.Thread(target=run, args=(i, lambda a: members_r(a, V1, sid, limit=100)))
                 th.start()
                 threads.append(th)
-                time.sleep(0.05)
-            waiting = None
-            while time.time() < deadline:
-                waiting = gauge(api, "segmentd_evaluation_sessions", "waiting")
-                if waiting == 8:
-                    break
-                time.sleep(0.02)
-            assert waiting == 8, waiting
+                while time.time() < deadline:  # page i queued before page i + 1 is sent
+                    waiting = gauge(api, "segmentd_evaluation_sessions", "waiting")
+                    if waiting == i + 1:
+                        break
+                    time.sleep(0.01)
+                assert waiting == i + 1, (i, waiting)
             locker.rollback()
             for th in threads:
                 th.join(30)
