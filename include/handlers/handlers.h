@@ -46,7 +46,7 @@ void h_device_delete(http_request *rq);
 void h_device_list(http_request *rq);     /* GET /v1/devices, oldest change first */
 
 /* Device imports: POST /v1/devices/imports takes its body as a stream
- * (handlers/import_receiver.c); the GETs read what the store keeps (handlers/imports.c). */
+ * (handlers/import_stream.c, its thread in import_receiver.c); the GETs read what the store keeps (handlers/imports.c). */
 extern const http_stream_ops h_import_stream;
 void h_import_get(http_request *rq);
 void h_import_list(http_request *rq);     /* newest first */

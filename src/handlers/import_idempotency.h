@@ -1,6 +1,6 @@
 /* Private to handlers/: a device import's Idempotency-Key, kept on the import's own session
- * (the other POSTs' keys are handlers/idempotency.c's). The receiver (import_receiver.c)
- * calls it; it knows nothing of the receiver. */
+ * (the other POSTs' keys are handlers/idempotency.c's). The receiver calls it
+ * (import_stream.c, import_receiver.c); it knows nothing of the receiver. */
 #ifndef SEGMENTD_HANDLERS_IMPORT_IDEMPOTENCY_H
 #define SEGMENTD_HANDLERS_IMPORT_IDEMPOTENCY_H
 

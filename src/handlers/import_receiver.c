@@ -1,85 +1,23 @@
-/* POST /v1/devices/imports: an NDJSON body received as it arrives. The loop thread hands
- * each piece to a queue (reading pauses while a megabyte waits); a thread of the import's
- * own splits lines, validates each as a device and stages the valid ones through the
- * store, on a PostgreSQL session of its own. Once the whole body is stored the import is
- * merging and the answer is 202; a body that never ends fails the import, and nothing of
- * it reaches devices. An Idempotency-Key is import_idempotency.c's. */
-#include <pthread.h>
+/* A device import's own thread: it takes the pieces of the NDJSON body that the request
+ * side (import_stream.c) queues, splits lines, has the workers (import_lines.c) validate
+ * each as a device and stages the valid ones through the store, on a PostgreSQL session of
+ * its own. Once the whole body is stored the import is merging and the answer is 202; a
+ * body that never ends fails the import, and nothing of it reaches devices. An
+ * Idempotency-Key is import_idempotency.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/fiber.h"
-#include "core/ids.h"
-#include "core/json_text.h"
 #include "core/log.h"
-#include "handlers/common.h"
-#include "handlers/handlers.h"
-#include "handlers/import_idempotency.h"
-#include "handlers/import_lines.h"
-#include "store/imports.h"
-#include "validate/device.h"
+#include "handlers/import_receiver.h"
 
-#define QUEUE_HIGH (1024 * 1024) /* bytes waiting that pause reading */
-#define QUEUE_LOW (256 * 1024)   /* ... and resume it */
 #define MAX_IN_FLIGHT 4          /* batches of lines out with the workers at once */
 #define PROGRESS_LINES 50000     /* the counts are stored at least this often, */
 #define PROGRESS_NS 1000000000u  /* and a COPY stays open at most this long */
 #define IDLE_WAIT_NS 200000000u  /* waiting longer than this for the body, the COPY is ended */
 #define IMPORTS_PATH "/v1/devices/imports"
-
-typedef struct piece {
-    struct piece *next;
-    size_t len;
-    char data[];
-} piece;
-
-typedef struct receiver {
-    struct receiver *next;          /* in the list of receivers (under reg.mu) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    /* under mu: what the request side and the thread share */
-    http_request *rq;               /* NULL once the request side let go */
-    piece *head, *tail;
-    size_t queued;
-    unsigned long long arrived;     /* bytes handed over */
-    bool paused, ended, aborted;
-    const char *abort_code;         /* why an abort ended the body */
-    bool failed;                    /* the thread failed: fail_err says why */
-    seg_error fail_err;
-    store_import *im;               /* set once open (for a cancel at shutdown) */
-    /* the thread's own */
-    char tenant[AUTH_TENANT_MAX + 1];
-    char id[IDS_IMPORT_LEN + 1];
-    import_idem idem;               /* its Idempotency-Key, if any */
-    char *line;
-    size_t line_len, line_cap;
-    bool line_over;                 /* the line passed the limit: the rest is skipped */
-    long long line_no, received, invalid, bytes;
-    int n_errors;
-    json_text errors;               /* "[...]" of the first IMPORT_ERRORS_KEPT invalid lines */
-    import_lines *lines;            /* the workers validating its lines */
-    long long staged_line;          /* lines up to this one are staged (or invalid) */
-    long long lines_at_progress;
-    bool merge_due;                 /* received whole: the merge worker is woken at the end */
-    uint64_t progress_ns;
-} receiver;
-
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;              /* a receiver left */
-    receiver *list;
-    int n;
-    const seg_config *cfg;
-} reg = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-
-void h_imports_init(const seg_config *cfg)
-{
-    reg.cfg = cfg;
-}
-
-/* ---- the thread ---- */
 
 static void counts_of(receiver *r, store_import_counts *n, long long last_line)
 {
@@ -146,7 +84,7 @@ static int take_line(receiver *r, const char *s, size_t n, bool over, seg_error 
 /* Splits a piece of the body into lines. */
 static int feed(receiver *r, const char *s, size_t n, seg_error *err)
 {
-    size_t max = reg.cfg->max_body_bytes;
+    size_t max = r->cfg->max_body_bytes;
     while (n) {
         const char *nl = memchr(s, '\n', n);
         size_t k = nl ? (size_t)(nl - s) : n;
@@ -243,8 +181,7 @@ static piece *next_piece(receiver *r, seg_error *err, bool *store_failed)
     return pc;
 }
 
-/* Answers the request (when it still waits) and lets it go. */
-static void answer(receiver *r, int status, char *doc, const seg_error *e)
+void import_answer(receiver *r, int status, char *doc, const seg_error *e)
 {
     pthread_mutex_lock(&r->mu);
     http_request *rq = r->rq;
@@ -289,7 +226,7 @@ static void fail_thread(receiver *r, const seg_error *e)
     }
     if (r->ended) { /* the request waits for its answer */
         pthread_mutex_unlock(&r->mu);
-        answer(r, 0, NULL, e);
+        import_answer(r, 0, NULL, e);
         return;
     }
     while (r->rq)
@@ -297,7 +234,7 @@ static void fail_thread(receiver *r, const seg_error *e)
     pthread_mutex_unlock(&r->mu);
 }
 
-static void drop_pieces(receiver *r)
+void import_drop_pieces(receiver *r)
 {
     while (r->head) {
         piece *pc = r->head;
@@ -333,12 +270,12 @@ static void replay(receiver *r)
     }
 }
 
-static void receive(receiver *r)
+void import_receive(receiver *r)
 {
     seg_error err;
     err_clear(&err);
     store_import *im = NULL;
-    int claim = import_idem_open(&r->idem, reg.cfg, r->tenant, r->id, &im, &err);
+    int claim = import_idem_open(&r->idem, r->cfg, r->tenant, r->id, &im, &err);
     if (!im) {
         fail_thread(r, &err);
         return;
@@ -350,7 +287,7 @@ static void receive(receiver *r)
         replay(r);
         return;
     }
-    r->lines = import_lines_start(store_import_seq(im), reg.cfg->max_body_bytes);
+    r->lines = import_lines_start(store_import_seq(im), r->cfg->max_body_bytes);
     if (!r->lines) {
         err_set(&err, 503, "overloaded", "the server cannot take an import now");
         err.retry_after = 5;
@@ -394,7 +331,7 @@ static void receive(receiver *r)
                 store_import_counted(true);
             r->merge_due = true;
             store_import_key_release(im);
-            answer(r, 202, doc, NULL);
+            import_answer(r, 202, doc, NULL);
             return;
         }
         store_failed = true;
@@ -424,181 +361,14 @@ static void receive(receiver *r)
     store_import_counted(false);
 }
 
-static void receiver_free(receiver *r)
+void import_receiver_free(receiver *r)
 {
     import_lines_stop(r->lines);
     import_idem_free(&r->idem);
-    drop_pieces(r);
+    import_drop_pieces(r);
     free(r->line);
     json_text_release(&r->errors);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);
-}
-
-static void *receiver_main(void *arg)
-{
-    receiver *r = arg;
-    receive(r);
-    pthread_mutex_lock(&r->mu);
-    store_import *im = r->im;
-    r->im = NULL;
-    while (r->rq) /* an abort or an answer came; wait for the request side to let go */
-        pthread_cond_wait(&r->cv, &r->mu);
-    pthread_mutex_unlock(&r->mu);
-    store_import_close(im);
-    if (r->merge_due) /* now that its lock is free */
-        store_import_merge_wake();
-    pthread_mutex_lock(&reg.mu);
-    receiver **pp = &reg.list;
-    while (*pp != r)
-        pp = &(*pp)->next;
-    *pp = r->next;
-    reg.n--;
-    pthread_cond_broadcast(&reg.cv);
-    pthread_mutex_unlock(&reg.mu);
-    receiver_free(r);
-    return NULL;
-}
-
-/* ---- the request side (the loop thread) ---- */
-
-static int import_open(http_request *rq)
-{
-    static const char *const no_query[] = {NULL};
-    if (h_only_query(rq, no_query))
-        return -1;
-    receiver *r = calloc(1, sizeof *r);
-    if (!r || ids_import_id(r->id)) {
-        free(r);
-        err_set(&rq->err, 500, "internal", "cannot start the import");
-        return -1;
-    }
-    snprintf(r->tenant, sizeof r->tenant, "%s", rq->principal.tenant);
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    if (import_idem_init(&r->idem, rq, r->tenant)) {
-        receiver_free(r);
-        err_set(&rq->err, 500, "internal", "cannot start the import");
-        return -1;
-    }
-    r->rq = rq;
-    pthread_mutex_lock(&reg.mu);
-    if (reg.n >= reg.cfg->imports_max) {
-        pthread_mutex_unlock(&reg.mu);
-        receiver_free(r);
-        err_set(&rq->err, 503, "imports_busy",
-                "%d imports are being received (SEGMENTD_IMPORTS_MAX); retry shortly", reg.cfg->imports_max);
-        rq->err.retry_after = 5;
-        return -1;
-    }
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, receiver_main, r);
-    pthread_attr_destroy(&attr);
-    if (rc) {
-        pthread_mutex_unlock(&reg.mu);
-        receiver_free(r);
-        err_set(&rq->err, 503, "overloaded", "the server cannot take an import now");
-        rq->err.retry_after = 5;
-        return -1;
-    }
-    r->next = reg.list;
-    reg.list = r;
-    reg.n++;
-    pthread_mutex_unlock(&reg.mu);
-    rq->stream_cls = r;
-    return 0;
-}
-
-static int import_data(http_request *rq, const char *data, size_t n)
-{
-    receiver *r = rq->stream_cls;
-    pthread_mutex_lock(&r->mu);
-    if (r->failed) {
-        rq->err = r->fail_err;
-    } else if (r->arrived + n > reg.cfg->max_import_bytes) {
-        err_set(&rq->err, 413, "body_too_large", "the body is larger than %zu bytes",
-                reg.cfg->max_import_bytes);
-        r->aborted = true;
-        r->abort_code = "body_too_large";
-    } else {
-        piece *pc = malloc(sizeof *pc + n);
-        if (pc) {
-            pc->next = NULL;
-            pc->len = n;
-            memcpy(pc->data, data, n);
-            if (r->tail)
-                r->tail->next = pc;
-            else
-                r->head = pc;
-            r->tail = pc;
-            r->queued += n;
-            r->arrived += n;
-            if (r->queued > QUEUE_HIGH) {
-                r->paused = true;
-                http_stream_pause(rq);
-            }
-            pthread_cond_broadcast(&r->cv);
-            pthread_mutex_unlock(&r->mu);
-            return 0;
-        }
-        err_set(&rq->err, 500, "internal", "out of memory");
-        r->aborted = true;
-    }
-    r->rq = NULL; /* refused: the request side lets go */
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    return -1;
-}
-
-static void import_end(http_request *rq)
-{
-    receiver *r = rq->stream_cls;
-    pthread_mutex_lock(&r->mu);
-    r->ended = true;
-    bool failed = r->failed;
-    seg_error e = r->fail_err;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    if (failed) /* the thread failed before the end: it waits to be let go */
-        answer(r, 0, NULL, &e);
-}
-
-static void import_abort(http_request *rq)
-{
-    receiver *r = rq->stream_cls;
-    pthread_mutex_lock(&r->mu);
-    r->aborted = true;
-    if (!r->abort_code)
-        r->abort_code = "body_incomplete";
-    r->rq = NULL;
-    drop_pieces(r);
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-}
-
-const http_stream_ops h_import_stream = {import_open, import_data, import_end, import_abort};
-
-void h_imports_stop(int wait_s)
-{
-    pthread_mutex_lock(&reg.mu);
-    for (receiver *r = reg.list; r; r = r->next) {
-        pthread_mutex_lock(&r->mu);
-        r->aborted = true;
-        r->abort_code = "interrupted";
-        r->rq = NULL; /* the loops are stopped: no request will be answered */
-        if (r->im)
-            store_import_cancel(r->im);
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-    }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_s;
-    while (reg.n > 0 && pthread_cond_timedwait(&reg.cv, &reg.mu, &until) == 0)
-        ;
-    pthread_mutex_unlock(&reg.mu);
 }

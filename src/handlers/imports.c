@@ -1,5 +1,5 @@
 /* GET /v1/devices/imports and /v1/devices/imports/{id}: the imports of a tenant as the store
- * keeps them (receiving them is handlers/import_receiver.c's). */
+ * keeps them (receiving them is handlers/import_stream.c's and import_receiver.c's). */
 #include "core/ids.h"
 #include "handlers/common.h"
 #include "handlers/handlers.h"
